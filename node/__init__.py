@@ -1,0 +1,1 @@
+"""virtsync's node components: libvirt domain building, identity, disks, networks."""

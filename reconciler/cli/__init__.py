@@ -1,0 +1,72 @@
+"""`virtsync` command line. Each subcommand lives in its own module exposing
+
+    NAME: str                      # the subcommand word
+    HELP: str                      # one line for `virtsync --help`
+    def add_arguments(p: argparse.ArgumentParser) -> None
+    def run(args: argparse.Namespace) -> int   # the exit code
+
+and is listed in SUBCOMMANDS below (imported lazily so `virtsync validate` never pays
+for libvirt). Exit codes: 0 ok, 1 findings/changes, 2 usage or internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from reconciler import __version__
+from reconciler.model import VirtsyncError
+
+# subcommand word → module under reconciler.cli
+SUBCOMMANDS: dict[str, str] = {
+    "validate": "reconciler.cli.validate_cmd",
+}
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(SUBCOMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="virtsync",
+        description="GitOps for virtual machines: validate, plan and reconcile VM specs from git.",
+    )
+    parser.add_argument("--version", action="version", version=f"virtsync {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for word in SUBCOMMANDS:
+        mod = _module(word)
+        p = sub.add_parser(word, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return int(args._run(args))
+    except VirtsyncError as exc:
+        print(f"virtsync: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("virtsync: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

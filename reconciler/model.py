@@ -1,0 +1,175 @@
+"""Core value types shared by every layer: object keys, loaded manifests, findings.
+
+Everything here is immutable and free of I/O. Higher layers (loader, schema, plan,
+backends, node) import this module; it imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+# Plain JSON-like data as produced by the loader: dict/list/str/int/float/bool/None only.
+JSON: TypeAlias = Any
+# A path into a document: mapping keys (str) and list indexes (int).
+JSONPath: TypeAlias = tuple[str | int, ...]
+
+DEFAULT_NAMESPACE = "default"
+
+# apiVersion group → kinds virtsync understands.
+KUBEVIRT_GROUP = "kubevirt.io"
+INSTANCETYPE_GROUP = "instancetype.kubevirt.io"
+CDI_GROUP = "cdi.kubevirt.io"
+VIRTSYNC_GROUP = "virtsync.io"
+
+KNOWN_KINDS: Mapping[str, frozenset[str]] = {
+    KUBEVIRT_GROUP: frozenset({"VirtualMachine"}),
+    INSTANCETYPE_GROUP: frozenset(
+        {
+            "VirtualMachineInstancetype",
+            "VirtualMachineClusterInstancetype",
+            "VirtualMachinePreference",
+            "VirtualMachineClusterPreference",
+        }
+    ),
+    CDI_GROUP: frozenset({"DataVolume"}),
+    VIRTSYNC_GROUP: frozenset({"Cluster"}),
+}
+
+# Kinds that have no namespace (cluster-scoped).
+CLUSTER_SCOPED_KINDS = frozenset(
+    {"VirtualMachineClusterInstancetype", "VirtualMachineClusterPreference", "Cluster"}
+)
+
+
+def api_group(api_version: str) -> str:
+    """'kubevirt.io/v1' → 'kubevirt.io'; a core 'v1' → ''."""
+    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    """Render a JSON path the way kubectl explains fields: spec.template.disks[0].name.
+
+    Keys that are not plain identifiers are quoted: metadata.labels["app.kubernetes.io/name"].
+    """
+    out: list[str] = []
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif part and all(c.isalnum() or c in "_-" for c in part):
+            out.append(("." if out else "") + part)
+        else:
+            escaped = part.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'["{escaped}"]')
+    return "".join(out) or "."
+
+
+@dataclass(frozen=True, order=True)
+class ObjectKey:
+    """Identity of a declared object: (kind, namespace, name). Cluster-scoped kinds use ''."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        if self.namespace:
+            return f"{self.kind}/{self.namespace}/{self.name}"
+        return f"{self.kind}/{self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class SourceRef:
+    """Where an object came from: file path (as given, relative to the cwd when possible)
+    and the 0-based index of the YAML document inside that file."""
+
+    file: str
+    doc: int = 0
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One loaded object: plain data plus where it came from."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    body: Mapping[str, JSON]
+    source: SourceRef
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.kind, self.namespace, self.name)
+
+    @property
+    def group(self) -> str:
+        return api_group(self.api_version)
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One validation problem, located at file:line:col (1-based) and a JSON path.
+
+    `rule` is a stable identifier (e.g. 'yaml.duplicate-key', 'schema.unknown-field',
+    'semantic.disk-volume-missing') that tests and tooling can match on. `message` must
+    never contain the value of a sensitive field.
+    """
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+    rule: str
+    severity: str = field(default="error", compare=False)
+
+    def as_text(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.path}: {self.message}"
+
+
+class VirtsyncError(Exception):
+    """An expected, user-facing failure (bad input, unreachable host, refused action).
+
+    The CLI prints it without a traceback and exits non-zero. Messages never carry
+    secret values.
+    """
+
+
+@dataclass(frozen=True, order=True)
+class Issue:
+    """A problem found in one document, before it is located in the file.
+
+    Schema and semantic checks return Issues (pure, path-based); the validate pipeline
+    turns them into Findings by mapping `path` to line and column. `path` points at the
+    offending node itself; for a missing or unknown key it is the key's own path
+    (e.g. ('spec', 'runStrategy')), so the error lands on the right line.
+    """
+
+    path: JSONPath
+    message: str
+    rule: str
+
+
+@dataclass(frozen=True, order=True)
+class UniqueClaim:
+    """A value that must be unique across the whole tree, claimed by one document.
+
+    `what` names the identity kind: 'object', 'firmware uuid', 'firmware serial',
+    'MAC address', 'disk serial'. `value` is normalized (lower-case MAC/UUID).
+    """
+
+    what: str
+    value: str
+    path: JSONPath
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    """The small, cacheable summary of one valid-enough document that cross-file checks
+    need: its key, where it is, and the unique values it claims."""
+
+    key: ObjectKey
+    source: SourceRef
+    claims: tuple[UniqueClaim, ...] = ()
