@@ -126,6 +126,8 @@ class Finding:
     severity: str = field(default="error", compare=False)
 
     def as_text(self) -> str:
+        if self.line <= 0:  # tree-level finding: no position inside a file
+            return f"{self.file}: {self.severity}: {self.message}"
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.path}: {self.message}"
 
 

@@ -1,0 +1,93 @@
+"""Map a JSON path inside a document back to its line and column in the file.
+
+Only failing files pay for this: the fast loader keeps no positions, so the file is
+re-read once in ruamel.yaml's round-trip mode (which records the line/column of every
+key and item) and the path is walked there. Results are 1-based.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+
+@lru_cache(maxsize=64)
+def _documents(text: str) -> tuple[Any, ...]:
+    yaml = YAML(typ="rt")
+    # Same reading of scalars as the fast loader (YAML 1.1, like kubectl).
+    yaml.version = (1, 1)
+    yaml.allow_duplicate_keys = True
+    try:
+        return tuple(yaml.load_all(io.StringIO(text)))
+    except (YAMLError, ValueError, RecursionError):
+        return ()
+
+
+def _start(node: Any) -> tuple[int, int] | None:
+    lc = getattr(node, "lc", None)
+    if lc is None or lc.line is None:
+        return None
+    return (lc.line + 1, lc.col + 1)
+
+
+def locate(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, int]:
+    """Line and column of the node at `path` in document `doc` of `text`.
+
+    A final mapping key resolves to the key's own position (where an operator looks for a
+    field); a list index to the item's position. When the path cannot be followed to the
+    end, the deepest node reached is returned, and (1, 1) when nothing is known.
+    """
+    docs = _documents(text)
+    if doc >= len(docs):
+        return _doc_start(text, doc)
+    node: Any = docs[doc]
+    best = _start(node) or _doc_start(text, doc)
+    for part in path:
+        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
+            line, col = node.lc.key(part)
+            best = (line + 1, col + 1)
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line, col = node.lc.item(part)
+            best = (line + 1, col + 1)
+            node = node[part]
+        else:
+            break
+    return best
+
+
+def locate_value(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, int]:
+    """Like `locate`, but a final mapping key resolves to its value's position."""
+    docs = _documents(text)
+    if not path or doc >= len(docs):
+        return locate(text, doc, path)
+    parent: Any = docs[doc]
+    for part in path[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return locate(text, doc, path)
+    last = path[-1]
+    if isinstance(parent, CommentedMap) and isinstance(last, str) and last in parent:
+        line, col = parent.lc.value(last)
+        return (line + 1, col + 1)
+    return locate(text, doc, path)
+
+
+def _doc_start(text: str, doc: int) -> tuple[int, int]:
+    """Best effort start line of document `doc` when it could not be parsed."""
+    if doc == 0:
+        return (1, 1)
+    seen = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("---"):
+            if seen == doc:
+                return (number, 1)
+            seen += 1
+    return (1, 1)

@@ -1,0 +1,250 @@
+"""The validation pipeline: load → kind check → JSON Schema → semantic checks → tree checks.
+
+Per-file work (`check_bytes`) depends only on the file's bytes, so it is cached by
+content hash and spread over worker processes on a cold run. Cross-file checks (unique
+names, UUIDs, MACs, serials) run on the small per-file facts every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+
+from reconciler import __version__, schema, semantic
+from reconciler.cache import CachedFacts, CachedFile, ValidationCache
+from reconciler.loader import (
+    LoadedFile,
+    SourceFile,
+    find_yaml_files,
+    load_bytes,
+    read_source,
+)
+from reconciler.model import (
+    KNOWN_KINDS,
+    Finding,
+    Issue,
+    Manifest,
+    ManifestFacts,
+    ObjectKey,
+    SourceRef,
+    format_path,
+)
+from reconciler.positions import locate
+from reconciler.statedir import state_dir
+
+# Below this many files to parse, worker start-up costs more than it saves.
+PARALLEL_THRESHOLD = 96
+
+
+@dataclass(frozen=True)
+class FileReport:
+    path: str
+    sha256: str
+    result: CachedFile
+    manifests: tuple[Manifest, ...] = ()
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    files: tuple[FileReport, ...]
+    findings: tuple[Finding, ...]
+    objects: tuple[tuple[SourceRef, ObjectKey], ...]
+    manifests: tuple[Manifest, ...] = field(default=())
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+def kind_issue(m: Manifest) -> Issue | None:
+    """None when virtsync knows (apiVersion, kind); else the reason it does not."""
+    kinds = KNOWN_KINDS.get(m.group)
+    if kinds is None or m.kind not in kinds:
+        known = ", ".join(sorted(k for ks in KNOWN_KINDS.values() for k in ks))
+        return Issue(("kind",), f'unknown kind "{m.kind}" (apiVersion "{m.api_version}"); '
+                     f"virtsync handles: {known}", "kind.unknown")
+    if not schema.has_schema(m.api_version, m.kind):
+        return Issue(("apiVersion",), f'unsupported apiVersion "{m.api_version}" for kind '
+                     f"{m.kind}", "kind.unknown-version")
+    return None
+
+
+def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> CachedFile:
+    """Every per-file check on one parsed file. Pure."""
+    findings = list(loaded.findings)
+    objects: list[tuple[int, ObjectKey]] = []
+    facts: list[CachedFacts] = []
+    for m in loaded.manifests:
+        unknown = kind_issue(m)
+        if unknown is not None:
+            if not ignore_unknown or unknown.rule != "kind.unknown":
+                findings.append(_locate(loaded.path, text, m.source.doc, unknown))
+            continue
+        objects.append((m.source.doc, m.key))
+        issues = schema.check_schema(m)
+        if not issues:
+            issues = semantic.check_manifest(m)
+            f = semantic.facts(m)
+            facts.append(CachedFacts(m.source.doc, f.key, f.claims))
+        findings.extend(_locate(loaded.path, text, m.source.doc, i) for i in issues)
+    return CachedFile(tuple(objects), tuple(sorted(findings)), tuple(facts), loaded.documents)
+
+
+def _locate(display: str, text: str, doc: int, issue: Issue) -> Finding:
+    line, col = locate(text, doc, issue.path)
+    return Finding(display, line, col, format_path(issue.path), issue.message, issue.rule)
+
+
+def check_bytes(content: bytes, display: str, *, ignore_unknown: bool = False,
+                keep_manifests: bool = False) -> FileReport:
+    loaded = load_bytes(content, display)
+    text = content.decode("utf-8", errors="replace").lstrip("\ufeff")
+    result = check_loaded(loaded, text, ignore_unknown=ignore_unknown)
+    return FileReport(display, loaded.sha256, result,
+                      loaded.manifests if keep_manifests else ())
+
+
+def _check_source(job: tuple[SourceFile, bool, bool]) -> FileReport:
+    src, ignore_unknown, keep = job
+    return check_bytes(read_source(src), src.display, ignore_unknown=ignore_unknown,
+                       keep_manifests=keep)
+
+
+@lru_cache(maxsize=4)
+def cache_namespace(ignore_unknown: bool) -> str:
+    """Digest of everything a cached result depends on besides the file's bytes."""
+    h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
+    here = Path(__file__).parent
+    code = ["yamlsafe.py", "loader.py", "positions.py", "schema.py", "semantic.py",
+            "validate.py", "model.py", "sensitive.py", "cache.py"]
+    for name in code:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    for schema_file in sorted((here.parent / "schemas").glob("*.json")):
+        h.update(schema_file.name.encode())
+        h.update(schema_file.read_bytes())
+    return h.hexdigest()
+
+
+def validate_paths(
+    paths: Sequence[str],
+    *,
+    ignore_unknown: bool = False,
+    use_cache: bool = True,
+    keep_manifests: bool = False,
+    workers: int | None = None,
+) -> ValidationReport:
+    """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path."""
+    sources, path_findings = find_yaml_files(paths)
+    cache = (ValidationCache(state_dir() / "cache" / "validate.json",
+                             cache_namespace(ignore_unknown))
+             if use_cache and not keep_manifests else None)
+
+    reports: dict[str, FileReport] = {}
+    todo: list[SourceFile] = []
+    contents: dict[str, bytes] = {}
+    for src in sources:
+        if cache is None:
+            todo.append(src)
+            continue
+        data = read_source(src)
+        digest = hashlib.sha256(data).hexdigest()
+        hit = cache.get(digest)
+        if hit is not None:
+            reports[src.display] = FileReport(src.display, digest, hit)
+        else:
+            todo.append(src)
+            contents[src.display] = data
+
+    for report in _run_checks(todo, contents, ignore_unknown, keep_manifests, workers):
+        reports[report.path] = report
+        if cache is not None:
+            cache.put(report.sha256, report.result)
+
+    ordered = [reports[s.display] for s in sources]
+    if cache is not None:
+        try:
+            cache.save(r.sha256 for r in ordered)
+        except OSError:
+            pass  # a read-only state dir must not fail validation; the next run is cold
+
+    return _assemble(paths, ordered, path_findings, {s.display: s for s in sources})
+
+
+def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
+                keep: bool, workers: int | None) -> Iterator[FileReport]:
+    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if n_workers > 1 and len(todo) >= PARALLEL_THRESHOLD:
+        jobs = [(s, ignore_unknown, keep) for s in todo]
+        # fork: workers inherit compiled schemas; no re-import per worker.
+        with ProcessPoolExecutor(n_workers, mp_context=get_context("fork")) as pool:
+            yield from pool.map(_check_source, jobs, chunksize=64)
+        return
+    for src in todo:
+        data = contents.get(src.display)
+        if data is None:
+            data = read_source(src)
+        yield check_bytes(data, src.display, ignore_unknown=ignore_unknown, keep_manifests=keep)
+
+
+def _assemble(paths: Sequence[str], reports: Sequence[FileReport],
+              path_findings: Sequence[Finding],
+              sources: Mapping[str, SourceFile]) -> ValidationReport:
+    findings: list[Finding] = list(path_findings)
+    objects: list[tuple[SourceRef, ObjectKey]] = []
+    all_facts: list[ManifestFacts] = []
+    manifests: list[Manifest] = []
+    for r in reports:
+        findings.extend(r.result.findings_for(r.path))
+        objects.extend((SourceRef(r.path, d), k) for d, k in r.result.objects)
+        all_facts.extend(ManifestFacts(c.key, SourceRef(r.path, c.doc), c.claims)
+                         for c in r.result.facts)
+        manifests.extend(r.manifests)
+    findings.extend(tree_findings(all_facts, sources))
+    if not objects and not any(f.severity == "error" for f in findings):
+        findings.append(Finding(", ".join(paths), 0, 0, ".",
+                                "no objects found: the tree holds no VirtualMachine or other "
+                                "virtsync object; refusing to treat it as valid",
+                                "tree.no-objects"))
+    return ValidationReport(tuple(reports), tuple(sorted(set(findings))), tuple(objects),
+                            tuple(manifests))
+
+
+def tree_findings(facts: Sequence[ManifestFacts],
+                  sources: Mapping[str, SourceFile]) -> list[Finding]:
+    """Cross-file uniqueness; reads a file again only to locate a (rare) duplicate."""
+    out: list[Finding] = []
+    for ref, issue in semantic.check_unique(facts):
+        src = sources.get(ref.file)
+        text = (read_source(src).decode("utf-8", errors="replace").lstrip("\ufeff")
+                if src is not None else "")
+        out.append(_locate(ref.file, text, ref.doc, issue))
+    return out
+
+
+def validate_loaded(files: Sequence[LoadedFile], contents: Mapping[str, bytes], *,
+                    ignore_unknown: bool = False) -> tuple[Finding, ...]:
+    """Validate already-loaded files (e.g. read from a git revision). Pure."""
+    findings: list[Finding] = []
+    all_facts: list[ManifestFacts] = []
+    for loaded in files:
+        text = contents[loaded.path].decode("utf-8", errors="replace").lstrip("\ufeff")
+        result = check_loaded(loaded, text, ignore_unknown=ignore_unknown)
+        findings.extend(result.findings_for(loaded.path))
+        all_facts.extend(ManifestFacts(c.key, SourceRef(loaded.path, c.doc), c.claims)
+                         for c in result.facts)
+    texts = {p: c.decode("utf-8", errors="replace").lstrip("\ufeff")
+             for p, c in contents.items()}
+    for ref, issue in semantic.check_unique(all_facts):
+        findings.append(_locate(ref.file, texts.get(ref.file, ""), ref.doc, issue))
+    return tuple(sorted(set(findings)))

@@ -1,0 +1,187 @@
+"""Parse YAML text into plain data, safely and fast.
+
+PyYAML's libyaml-backed `CSafeLoader` is the fast path (~0.6 ms for a 110-line VM).
+It reads YAML 1.1 like kubectl does (unquoted `no` is false, `52:54:00:12:34:56` is a
+sexagesimal integer); the schema layer turns such coercions into clear errors.
+On top of it this module refuses what a safe loader lets through silently:
+
+- duplicate mapping keys (PyYAML keeps the last one without a word),
+- non-string mapping keys (`on:`, `1:`) that JSON and Kubernetes cannot represent,
+- alias bombs: expansion is bounded by a node budget per document,
+- nesting deeper than MAX_DEPTH,
+- values JSON cannot hold (binary, sets, timestamps are kept as strings).
+
+Every problem is a `YamlProblem` carrying a 1-based line/column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from reconciler.model import JSON
+
+MAX_DEPTH = 64
+# Node visits allowed per document once aliases are expanded. A 110-line VM has ~250
+# nodes; a billion-laughs document blows through this within microseconds.
+MAX_NODES_PER_DOCUMENT = 200_000
+
+
+@dataclass(frozen=True)
+class YamlProblem(Exception):
+    """A located YAML-level problem (1-based line and column)."""
+
+    rule: str
+    message: str
+    line: int
+    column: int
+    doc: int = 0
+
+
+class _Located(yaml.MarkedYAMLError):
+    def __init__(self, rule: str, message: str, mark: yaml.Mark | None) -> None:
+        super().__init__(problem=message, problem_mark=mark)
+        self.rule = rule
+        self.message = message
+
+
+class _Resolver(yaml.resolver.Resolver):
+    """YAML 1.1 resolution minus timestamps: Kubernetes keeps them as strings."""
+
+
+_Resolver.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+}
+
+
+class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
+    pass
+
+
+# Resolution data lives on the class; swap in ours without touching PyYAML's globals.
+_Loader.yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers
+
+
+def _construct_mapping(
+    loader: _Loader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    seen: dict[Any, yaml.Node] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise _Located(
+                "yaml.complex-key", "mapping keys must be plain strings", key_node.start_mark
+            )
+        key = loader.construct_object(key_node)
+        if not isinstance(key, str):
+            shown = "null" if key is None else str(key).lower() if isinstance(key, bool) else key
+            raise _Located(
+                "yaml.non-string-key",
+                f"mapping key {key_node.value!r} is read as {type(key).__name__} {shown} "
+                "by YAML 1.1 (kubectl); quote it",
+                key_node.start_mark,
+            )
+        if key in seen:
+            first = seen[key].start_mark
+            raise _Located(
+                "yaml.duplicate-key",
+                f'duplicate key "{key}" (first defined at line {first.line + 1})',
+                key_node.start_mark,
+            )
+        seen[key] = key_node
+    loader.flatten_mapping(node)
+    return dict(yaml.constructor.BaseConstructor.construct_mapping(loader, node, deep=deep))
+
+
+def _refuse(tag_name: str) -> Any:
+    def construct(loader: _Loader, node: yaml.Node) -> Any:
+        raise _Located(
+            "yaml.unsupported-type",
+            f"{tag_name} values are not allowed in a manifest (JSON cannot hold them)",
+            node.start_mark,
+        )
+
+    return construct
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _refuse("!!binary"))
+_Loader.add_constructor("tag:yaml.org,2002:set", _refuse("!!set"))
+_Loader.add_constructor("tag:yaml.org,2002:omap", _refuse("!!omap"))
+_Loader.add_constructor("tag:yaml.org,2002:pairs", _refuse("!!pairs"))
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _refuse("!!timestamp"))
+
+
+def _check_shape(doc: JSON, doc_index: int) -> None:
+    """Bound depth and alias expansion with one iterative walk; refuse non-JSON values."""
+    budget = MAX_NODES_PER_DOCUMENT
+    stack: list[tuple[JSON, int]] = [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise YamlProblem(
+                "yaml.alias-bomb",
+                f"document expands to more than {MAX_NODES_PER_DOCUMENT} nodes "
+                "(alias expansion); refusing it",
+                1,
+                1,
+                doc_index,
+            )
+        if isinstance(value, dict):
+            if depth >= MAX_DEPTH:
+                raise YamlProblem(
+                    "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index
+                )
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                raise YamlProblem(
+                    "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index
+                )
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _problem_from(exc: yaml.YAMLError, doc_index: int) -> YamlProblem:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    column = mark.column + 1 if mark is not None else 1
+    if isinstance(exc, _Located):
+        return YamlProblem(exc.rule, exc.message, line, column, doc_index)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    if "'\\t'" in problem or "tab" in problem.lower():
+        message = "tab character where YAML allows only spaces (indent with spaces)"
+    else:
+        message = f"{context}, {problem}" if context else problem
+    return YamlProblem("yaml.syntax", message, line, column, doc_index)
+
+
+def parse_documents(text: str) -> Iterator[JSON]:
+    """Yield each document of `text` as plain data (None for an empty document).
+
+    Raises YamlProblem for anything unsafe or malformed; documents already yielded stay
+    valid, but callers treat a failing file as failing whole.
+    """
+    loader = _Loader(text)
+    doc_index = 0
+    try:
+        while loader.check_data():
+            try:
+                doc = loader.get_data()
+            except RecursionError:
+                raise YamlProblem(
+                    "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index
+                ) from None
+            _check_shape(doc, doc_index)
+            yield doc
+            doc_index += 1
+    except yaml.YAMLError as exc:
+        raise _problem_from(exc, doc_index) from None
+    finally:
+        loader.dispose()
