@@ -1,0 +1,122 @@
+"""virtsync's owner marker inside a libvirt domain's `<metadata>`.
+
+libvirt keeps one element per XML namespace in `<metadata>`; virtsync's is
+
+    <virtsync:vm xmlns:virtsync="https://virtsync.io/xmlns/domain/v1">
+      <virtsync:owner>virtsync</virtsync:owner>
+      <virtsync:object namespace="default" name="web"/>
+      <virtsync:revision>3f2c...</virtsync:revision>        git commit (or '' when unknown)
+      <virtsync:spec-hash>sha256:...</virtsync:spec-hash>   hash of the normalized spec
+      <virtsync:generation>4</virtsync:generation>          bumps on every define
+    </virtsync:vm>
+
+Safety rule 3: only domains carrying this marker with owner "virtsync" are changed or
+pruned. `parse_owner_metadata` returns None for a domain without the marker and raises
+for a marker that is present but broken, so a damaged marker is never read as
+"not ours, ignore" nor as "ours, go ahead".
+
+The backend can update the marker in place with
+`dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, owner_element_xml(meta), PREFIX, NS)`
+and read it with `dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NS)` →
+`parse_owner_element(xml)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lxml import etree
+
+from reconciler.model import ObjectKey, VirtsyncError
+
+NS = "https://virtsync.io/xmlns/domain/v1"
+PREFIX = "virtsync"
+OWNER = "virtsync"
+_Q = f"{{{NS}}}"
+
+# Domain XML comes from libvirt, but never let a parser fetch or expand anything.
+_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=True
+)
+
+
+@dataclass(frozen=True)
+class OwnerMetadata:
+    namespace: str
+    name: str
+    source_revision: str
+    spec_hash: str
+    generation: int = 1
+    owner: str = OWNER
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey("VirtualMachine", self.namespace, self.name)
+
+    @property
+    def is_ours(self) -> bool:
+        return self.owner == OWNER
+
+
+def owner_element(meta: OwnerMetadata) -> etree._Element:
+    """The `<virtsync:vm>` element (to place inside `<metadata>`)."""
+    root = etree.Element(_Q + "vm", nsmap={PREFIX: NS})
+    etree.SubElement(root, _Q + "owner").text = meta.owner
+    etree.SubElement(root, _Q + "object", namespace=meta.namespace, name=meta.name)
+    etree.SubElement(root, _Q + "revision").text = meta.source_revision
+    etree.SubElement(root, _Q + "spec-hash").text = meta.spec_hash
+    etree.SubElement(root, _Q + "generation").text = str(meta.generation)
+    return root
+
+
+def owner_element_xml(meta: OwnerMetadata) -> str:
+    return etree.tostring(owner_element(meta), encoding="unicode")
+
+
+def parse_owner_element(xml: str | bytes) -> OwnerMetadata:
+    """Read the `<virtsync:vm>` element itself (as `virDomainGetMetadata` returns it)."""
+    try:
+        root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise VirtsyncError(f"virtsync metadata is not well-formed XML: {exc}") from exc
+    return _from_element(root)
+
+
+def parse_owner_metadata(domain_xml: str | bytes) -> OwnerMetadata | None:
+    """The owner marker of a whole domain XML; None when the domain has none."""
+    try:
+        root = etree.fromstring(
+            domain_xml.encode() if isinstance(domain_xml, str) else domain_xml, _PARSER
+        )
+    except etree.XMLSyntaxError as exc:
+        raise VirtsyncError(f"domain XML is not well-formed: {exc}") from exc
+    found = root.find(f"metadata/{_Q}vm")
+    return None if found is None else _from_element(found)
+
+
+def _from_element(el: etree._Element) -> OwnerMetadata:
+    if el.tag != _Q + "vm":
+        raise VirtsyncError(f"virtsync metadata: expected <{PREFIX}:vm>, got <{el.tag}>")
+
+    def text(tag: str) -> str:
+        child = el.find(_Q + tag)
+        if child is None:
+            raise VirtsyncError(f"virtsync metadata: <{PREFIX}:{tag}> missing")
+        return child.text or ""
+
+    obj = el.find(_Q + "object")
+    if obj is None or not obj.get("namespace") or not obj.get("name"):
+        raise VirtsyncError(f"virtsync metadata: <{PREFIX}:object namespace= name=> missing")
+    gen_text = text("generation")
+    try:
+        generation = int(gen_text)
+    except ValueError as exc:
+        raise VirtsyncError(f"virtsync metadata: generation {gen_text!r} is not a number") from exc
+    return OwnerMetadata(
+        namespace=obj.get("namespace", ""),
+        name=obj.get("name", ""),
+        source_revision=text("revision"),
+        spec_hash=text("spec-hash"),
+        generation=generation,
+        owner=text("owner"),
+    )
