@@ -23,7 +23,7 @@ from reconciler.model import (
     VirtsyncError,
     format_path,
 )
-from reconciler.positions import locate
+from reconciler.positions import doc_start, locate
 from reconciler.yamlsafe import YamlProblem, parse_documents
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -49,6 +49,7 @@ class SourceFile:
 
     display: str
     absolute: Path
+    via_link: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,10 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
             if problem is not None:
                 findings.append(problem)
             elif src is not None:
-                files.setdefault(src.absolute, src)
+                # The same file reached twice (a link inside the root): read it once,
+                # under its own name rather than the link's.
+                if src.absolute not in files or files[src.absolute].via_link:
+                    files[src.absolute] = src
     return sorted(files.values(), key=lambda s: s.display), findings
 
 
@@ -130,7 +134,7 @@ def _walk(top: Path, root: Path) -> Iterable[tuple[SourceFile | None, Finding | 
                                          "symbolic link does not point to a regular file",
                                          "path.not-regular")
                     continue
-                yield SourceFile(display_path(path), real), None
+                yield SourceFile(display_path(path), real, via_link=True), None
             elif entry.is_file(follow_symlinks=False):
                 yield SourceFile(display_path(path), path.resolve()), None
             else:
@@ -175,9 +179,7 @@ def load_bytes(content: bytes, display: str) -> LoadedFile:
     except YamlProblem as problem:
         line, col = problem.line, problem.column
         if problem.rule in ("yaml.alias-bomb", "yaml.too-deep") and (line, col) == (1, 1):
-            from reconciler.positions import _doc_start
-
-            line, col = _doc_start(text, problem.doc)
+            line, col = doc_start(text, problem.doc)
         message = problem.message
         if problem.rule == "yaml.syntax" and _char_at(text, line, col) == "\t":
             message = "tab character where YAML allows only spaces (indent with spaces)"

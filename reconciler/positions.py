@@ -45,9 +45,9 @@ def locate(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, int]:
     """
     docs = _documents(text)
     if doc >= len(docs):
-        return _doc_start(text, doc)
+        return doc_start(text, doc)
     node: Any = docs[doc]
-    best = _start(node) or _doc_start(text, doc)
+    best = _start(node) or doc_start(text, doc)
     for part in path:
         if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
             line, col = node.lc.key(part)
@@ -80,14 +80,23 @@ def locate_value(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, i
     return locate(text, doc, path)
 
 
-def _doc_start(text: str, doc: int) -> tuple[int, int]:
-    """Best effort start line of document `doc` when it could not be parsed."""
-    if doc == 0:
-        return (1, 1)
-    seen = 0
+def doc_start(text: str, doc: int) -> tuple[int, int]:
+    """Best-effort first content line of document `doc` (used when it cannot be parsed)."""
+    index = 0
+    seen_content = False
     for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
         if line.startswith("---"):
-            if seen == doc:
+            if seen_content:
+                index += 1
+                seen_content = False
+            rest = line[3:].strip()
+            if rest and not rest.startswith("#") and index == doc:
                 return (number, 1)
-            seen += 1
+            continue
+        if not stripped or stripped.startswith("#") or line.startswith("%"):
+            continue
+        if index == doc:
+            return (number, 1)
+        seen_content = True
     return (1, 1)

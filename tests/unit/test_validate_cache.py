@@ -1,0 +1,118 @@
+"""The content-hash cache: an unchanged tree parses nothing again; anything else is a miss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import reconciler.validate as validate_mod
+from reconciler.validate import validate_paths
+
+VM = """apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: {name}
+spec:
+  runStrategy: Halted
+  template:
+    spec:
+      domain:
+        devices: {{}}
+        memory:
+          guest: 64Mi
+"""
+
+
+@pytest.fixture()
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("a", "b", "c"):
+        (root / f"{name}.yaml").write_text(VM.format(name=name))
+    return root
+
+
+@pytest.fixture()
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    seen: list[str] = []
+    real = validate_mod.load_bytes
+
+    def counting(content: bytes, display: str) -> validate_mod.LoadedFile:
+        seen.append(Path(display).name)
+        return real(content, display)
+
+    monkeypatch.setattr(validate_mod, "load_bytes", counting)
+    return seen
+
+
+def test_warm_run_parses_nothing(tree: Path, parses: list[str]) -> None:
+    first = validate_paths([str(tree)])
+    assert first.valid and len(first.objects) == 3
+    assert sorted(parses) == ["a.yaml", "b.yaml", "c.yaml"]
+    parses.clear()
+    second = validate_paths([str(tree)])
+    assert parses == []
+    assert second.objects == first.objects and second.findings == first.findings
+
+
+def test_changed_file_alone_is_parsed_again(tree: Path, parses: list[str]) -> None:
+    validate_paths([str(tree)])
+    parses.clear()
+    (tree / "b.yaml").write_text(VM.format(name="b") + "  # edited\n")
+    validate_paths([str(tree)])
+    assert parses == ["b.yaml"]
+
+
+def test_cached_errors_are_reported_again(tree: Path, parses: list[str]) -> None:
+    (tree / "c.yaml").write_text(VM.format(name="c").replace("Halted", "Sometimes"))
+    cold = validate_paths([str(tree)])
+    warm = validate_paths([str(tree)])
+    assert not cold.valid and warm.errors == cold.errors
+
+
+def test_corrupt_cache_is_ignored(tree: Path, parses: list[str], tmp_path: Path) -> None:
+    validate_paths([str(tree)])
+    cache = tmp_path / "state" / "cache" / "validate.json"
+    header, body = cache.read_bytes().split(b"\n", 1)
+    # Forge an entry: claim b.yaml has no objects. The checksum no longer matches.
+    entries = json.loads(body)
+    for entry in entries.values():
+        entry[0] = []
+    cache.write_bytes(header + b"\n" + json.dumps(entries).encode())
+    parses.clear()
+    report = validate_paths([str(tree)])
+    assert len(report.objects) == 3 and sorted(parses) == ["a.yaml", "b.yaml", "c.yaml"]
+    cache.write_bytes(b"\x00garbage")
+    assert len(validate_paths([str(tree)]).objects) == 3
+
+
+def test_other_namespace_invalidates(tree: Path, parses: list[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    validate_paths([str(tree)])
+    parses.clear()
+    validate_mod.cache_namespace.cache_clear()
+    monkeypatch.setattr(validate_mod, "__version__", "99.0.0")
+    validate_paths([str(tree)])
+    validate_mod.cache_namespace.cache_clear()
+    assert len(parses) == 3
+
+
+def test_unchanged_tree_writes_no_cache(tree: Path, tmp_path: Path) -> None:
+    validate_paths([str(tree)])
+    cache = tmp_path / "state" / "cache" / "validate.json"
+    before = cache.stat().st_mtime_ns
+    validate_paths([str(tree)])
+    assert cache.stat().st_mtime_ns == before
+
+
+def test_parallel_and_serial_agree(tree: Path) -> None:
+    for i in range(100):
+        (tree / f"x{i:03d}.yaml").write_text(VM.format(name=f"x{i:03d}"))
+    (tree / "x050.yaml").write_text(VM.format(name="x050").replace("64Mi", "lots"))
+    serial = validate_paths([str(tree)], use_cache=False, workers=1)
+    parallel = validate_paths([str(tree)], use_cache=False, workers=2)
+    assert serial.findings == parallel.findings and serial.objects == parallel.objects
+    assert not serial.valid
