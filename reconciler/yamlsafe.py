@@ -58,7 +58,7 @@ _Resolver.yaml_implicit_resolvers = {
 }
 
 
-class _Loader(yaml.CSafeLoader):  # type: ignore[misc]
+class _Loader(yaml.CSafeLoader):
     pass
 
 
@@ -171,7 +171,7 @@ def parse_documents(text: str) -> Iterator[JSON]:
     loader = _Loader(text)
     doc_index = 0
     try:
-        while loader.check_data():
+        while loader.check_data():  # type: ignore[no-untyped-call]
             try:
                 doc = loader.get_data()
             except RecursionError:
