@@ -49,3 +49,26 @@ def show_value(value: JSON, path: Sequence[str | int]) -> str:
         return MASK
     text = repr(value) if not isinstance(value, str) else f'"{value}"'
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def sensitive_digest(value: JSON) -> str:
+    """A stable stand-in for a secret: lets live state be compared without holding it."""
+    import hashlib
+    import json
+
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def digest_sensitive(value: JSON, path: Sequence[str | int] = ()) -> JSON:
+    """A copy of `value` with every sensitive subtree replaced by its `sensitive_digest`.
+
+    Backends store and return specs in this form; the planner applies the same function to
+    the desired side, so equal secrets compare equal and changed ones differ."""
+    if is_sensitive_path(path):
+        return sensitive_digest(value)
+    if isinstance(value, dict):
+        return {k: digest_sensitive(v, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [digest_sensitive(v, (*path, i)) for i, v in enumerate(value)]
+    return value

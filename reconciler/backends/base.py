@@ -1,0 +1,122 @@
+"""The backend protocol: how the reconciler sees and changes live VMs.
+
+A backend observes live state and executes one planned action per call. It never
+decides anything: apply hands it exactly the actions of the plan. Backends import only
+`reconciler.model` (and their own driver libraries / node components).
+
+Contract every backend keeps (the design's safety rules):
+- `observe()` raises BackendError when live state cannot be read (rule 2: a failed
+  observation is never "nothing exists"); it returns only objects carrying virtsync's
+  owner marker (rule 3), and reports unmanaged objects whose name collides with a
+  managed key in `conflicts` so they are never touched.
+- Sensitive values never leave the backend in clear text: `LiveObject.body` holds them
+  replaced by `sensitive_digest(value)` (see `reconciler.sensitive`), so a diff can say
+  "(sensitive value changed)" without knowing the secret.
+- `stop` is graceful (ACPI, wait the grace period) unless `force=True`; a backend that
+  cannot confirm the guest is off raises BackendError rather than pretending.
+- Every call is idempotent: calling `create` for an object that already exists with the
+  same owner marker and identity adopts it (needed for crash recovery, rule 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+
+
+class BackendError(VirtsyncError):
+    """Live state could not be read or an action failed. Never swallowed."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str  # Ready, Paused, RestartRequired, ...
+    status: bool
+    reason: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class VMStatus:
+    """KubeVirt-like status of one VM as the backend sees it."""
+
+    printable_status: str  # Stopped, Starting, Running, Paused, Stopping, CrashLoopBackOff,
+    #                        ErrorUnschedulable, ErrorPvcNotFound, Migrating, Unknown
+    ready: bool = False
+    node: str = ""
+    conditions: tuple[Condition, ...] = ()
+    created_at: float | None = None  # epoch seconds when the VM was first created
+
+
+@dataclass(frozen=True)
+class LiveIdentity:
+    uuid: str = ""
+    serial: str = ""
+    macs: Mapping[str, str] = field(default_factory=dict)  # interface name → MAC
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """One managed object as observed: the applied spec plus what the host filled in."""
+
+    key: ObjectKey
+    api_version: str
+    body: Mapping[str, JSON]
+    node: str = ""
+    revision: str = ""  # git commit last applied
+    spec_hash: str = ""
+    identity: LiveIdentity = field(default_factory=LiveIdentity)
+    status: VMStatus = field(default_factory=lambda: VMStatus("Unknown"))
+
+
+@dataclass(frozen=True)
+class Observation:
+    objects: tuple[LiveObject, ...]
+    # Keys that exist live WITHOUT virtsync's owner marker: never changed or pruned.
+    conflicts: tuple[ObjectKey, ...] = ()
+    # A digest of the observed state, so a saved plan can be refused when live changed.
+    fingerprint: str = ""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One verb per method; each executes exactly one planned action."""
+
+    name: str
+
+    def observe(self) -> Observation: ...
+
+    def create(self, vm: Manifest, *, revision: str,
+               refs: Mapping[ObjectKey, Manifest]) -> None:
+        """Define the VM (disks, identity, domain) and start it if its run strategy says so.
+
+        `refs` holds the other desired objects it may reference (instancetypes,
+        preferences, DataVolumes, the Cluster config)."""
+        ...
+
+    def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
+               restart: bool, grace_period: int | None = None, force: bool = False) -> None:
+        """Apply a changed spec. With `restart`, a running guest is stopped gracefully,
+        redefined and started again; without it, only live-applicable changes are made."""
+        ...
+
+    def start(self, key: ObjectKey) -> None: ...
+
+    def stop(self, key: ObjectKey, *, grace_period: int | None = None,
+             force: bool = False) -> None: ...
+
+    def restart(self, key: ObjectKey, *, grace_period: int | None = None,
+                force: bool = False) -> None: ...
+
+    def delete(self, key: ObjectKey, *, delete_disks: bool, grace_period: int | None = None,
+               force: bool = False) -> None:
+        """Stop (gracefully) and undefine. Disks are kept unless `delete_disks`."""
+        ...
+
+
+def desired_refs(manifests: Sequence[Manifest]) -> dict[ObjectKey, Manifest]:
+    """Index of every desired object by key (what `refs` expects)."""
+    return {m.key: m for m in manifests}
