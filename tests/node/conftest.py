@@ -1,0 +1,50 @@
+"""Fixtures for the node tests: libvirt's test driver (fast lane) and, for tests marked
+`real`, the system libvirtd with QEMU (started here when nothing answers)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # domain_cases.py, shared with bench/
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+UPDATE_GOLDEN = os.environ.get("VIRTSYNC_UPDATE_GOLDEN") == "1"
+
+
+@pytest.fixture
+def test_conn() -> Iterator[Any]:
+    """A fresh test:///default connection (its state dies with the connection)."""
+    conn = libvirt.open("test:///default")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def system_conn() -> Iterator[Any]:
+    from node import daemon
+
+    daemons = daemon.start()
+    conn = libvirt.open(daemons.uri)
+    try:
+        yield conn
+    finally:
+        conn.close()
+        daemon.stop(daemons)
+
+
+def assert_golden(name: str, text: str) -> None:
+    """Compare `text` with tests/node/golden/<name>; VIRTSYNC_UPDATE_GOLDEN=1 rewrites it."""
+    path = GOLDEN_DIR / name
+    if UPDATE_GOLDEN:
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path} (run with VIRTSYNC_UPDATE_GOLDEN=1)"
+    assert text == path.read_text(encoding="utf-8"), f"output differs from golden {path}"
