@@ -1,0 +1,306 @@
+"""Checks JSON Schema cannot express: names that must match or be unique, fields that
+exclude each other, and identity values that must be unique across the whole tree.
+
+Pure. `check_manifest` runs after `schema.check_schema` found nothing, so the shapes are
+right; optional mappings and lists may still be null (Kubernetes reads null as unset),
+hence the `or {}` / `or []` reads. The rules follow what KubeVirt's admission webhook
+rejects for a VirtualMachine, limited to the ones an operator actually hits.
+
+Issue paths point at the offending node: a disk's name for a missing volume, the second
+occurrence for a duplicate, the deprecated `running` when it is combined with
+`runStrategy`, the explicit field that an instancetype already provides.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from reconciler.model import (
+    JSON,
+    KUBEVIRT_GROUP,
+    Issue,
+    JSONPath,
+    Manifest,
+    ManifestFacts,
+    SourceRef,
+    UniqueClaim,
+    format_path,
+)
+
+VMI_SPEC: JSONPath = ("spec", "template", "spec")
+DOMAIN: JSONPath = (*VMI_SPEC, "domain")
+DEVICES: JSONPath = (*DOMAIN, "devices")
+
+_DISK_TARGETS = ("disk", "cdrom", "lun")
+_INTERFACE_BINDINGS = ("bridge", "masquerade", "sriov", "slirp", "macvtap", "passt",
+                       "passtBinding", "binding")
+
+CLAIM_RULES: Mapping[str, str] = {
+    "object": "semantic.duplicate-object",
+    "firmware uuid": "semantic.duplicate-uuid",
+    "firmware serial": "semantic.duplicate-serial",
+    "MAC address": "semantic.duplicate-mac",
+    "disk serial": "semantic.duplicate-disk-serial",
+}
+
+
+def _get(node: Any, *keys: str | int) -> Any:
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+def _items(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else []
+
+
+def _is_vm(m: Manifest) -> bool:
+    return m.group == KUBEVIRT_GROUP and m.kind == "VirtualMachine"
+
+
+# --------------------------------------------------------------------------- per document
+
+
+def check_manifest(m: Manifest) -> list[Issue]:
+    """Semantic problems of one schema-valid document."""
+    if not _is_vm(m):
+        return []
+    body = m.body
+    vmi = _get(body, *VMI_SPEC) or {}
+    domain = vmi.get("domain") or {}
+    devices = domain.get("devices") or {}
+    issues: list[Issue] = []
+    issues += _run_strategy(body)
+    issues += _unique_names(vmi, devices)
+    issues += _disks_and_volumes(vmi, devices)
+    issues += _interfaces_and_networks(vmi, devices)
+    issues += _boot_order(devices)
+    issues += _instancetype_conflicts(body, domain)
+    return issues
+
+
+def _run_strategy(body: Mapping[str, JSON]) -> list[Issue]:
+    spec = body.get("spec") or {}
+    if "running" in spec and spec["running"] is not None and spec.get("runStrategy"):
+        return [Issue(("spec", "running"),
+                      "running and runStrategy are mutually exclusive; remove the "
+                      "deprecated running and keep runStrategy",
+                      "semantic.running-and-runstrategy")]
+    return []
+
+
+def _named(items: list[Any], base: JSONPath) -> Iterator[tuple[int, str, JSONPath]]:
+    for i, item in enumerate(items):
+        name = _get(item, "name")
+        if isinstance(name, str):
+            yield i, name, (*base, i, "name")
+
+
+def _unique_names(vmi: Mapping[str, Any], devices: Mapping[str, Any]) -> list[Issue]:
+    lists = (
+        ("disk", devices.get("disks"), (*DEVICES, "disks")),
+        ("filesystem", devices.get("filesystems"), (*DEVICES, "filesystems")),
+        ("interface", devices.get("interfaces"), (*DEVICES, "interfaces")),
+        ("volume", vmi.get("volumes"), (*VMI_SPEC, "volumes")),
+        ("network", vmi.get("networks"), (*VMI_SPEC, "networks")),
+    )
+    issues: list[Issue] = []
+    for what, items, base in lists:
+        first: dict[str, int] = {}
+        for i, name, path in _named(_items(items), base):
+            if name in first:
+                issues.append(Issue(path, f'duplicate {what} name "{name}" (also '
+                                    f"{format_path((*base, first[name]))})",
+                                    "semantic.duplicate-name"))
+            else:
+                first[name] = i
+    return issues
+
+
+def _suggest(name: str, candidates: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+def _disks_and_volumes(vmi: Mapping[str, Any], devices: Mapping[str, Any]) -> list[Issue]:
+    """Every disk needs its volume. A volume without a disk is legal: KubeVirt's defaults
+    (SetDefaultVolumeDisk) give it a plain disk, so the domain builder must do the same."""
+    disks = _items(devices.get("disks"))
+    volumes = _items(vmi.get("volumes"))
+    volume_names = [n for _, n, _ in _named(volumes, ())]
+    issues: list[Issue] = []
+    for i, name, path in _named(disks, (*DEVICES, "disks")):
+        if name not in volume_names:
+            issues.append(Issue(path, f'disk "{name}" has no volume of that name in '
+                                f"spec.template.spec.volumes{_suggest(name, volume_names)}",
+                                "semantic.disk-volume-missing"))
+        targets = [t for t in _DISK_TARGETS if _get(disks[i], t) is not None]
+        if len(targets) > 1:
+            issues.append(Issue((*DEVICES, "disks", i, targets[1]),
+                                f'disk "{name}" sets more than one target type '
+                                f"({', '.join(targets)}); keep one",
+                                "semantic.disk-multiple-targets"))
+    for i, name, _path in _named(volumes, (*VMI_SPEC, "volumes")):
+        volume = volumes[i]
+        sources = [k for k, v in volume.items() if k != "name" and v is not None]
+        if len(sources) > 1:
+            issues.append(Issue((*VMI_SPEC, "volumes", i, sources[1]),
+                                f'volume "{name}" sets more than one source '
+                                f"({', '.join(sources)}); keep one",
+                                "semantic.volume-multiple-sources"))
+    return issues
+
+
+def _interfaces_and_networks(vmi: Mapping[str, Any],
+                             devices: Mapping[str, Any]) -> list[Issue]:
+    interfaces = _items(devices.get("interfaces"))
+    networks = _items(vmi.get("networks"))
+    by_name = {n: networks[i] for i, n, _ in _named(networks, ())}
+    iface_names = {n for _, n, _ in _named(interfaces, ())}
+    issues: list[Issue] = []
+    for i, name, path in _named(interfaces, (*DEVICES, "interfaces")):
+        network = by_name.get(name)
+        if network is None:
+            issues.append(Issue(path, f'interface "{name}" has no network of that name in '
+                                f"spec.template.spec.networks{_suggest(name, list(by_name))}",
+                                "semantic.interface-network-missing"))
+            continue
+        bindings = [b for b in _INTERFACE_BINDINGS if _get(interfaces[i], b) is not None]
+        if len(bindings) > 1:
+            issues.append(Issue((*DEVICES, "interfaces", i, bindings[1]),
+                                f'interface "{name}" sets more than one binding '
+                                f"({', '.join(bindings)}); keep one",
+                                "semantic.interface-multiple-bindings"))
+        elif _get(interfaces[i], "masquerade") is not None and network.get("pod") is None:
+            issues.append(Issue((*DEVICES, "interfaces", i, "masquerade"),
+                                f'interface "{name}" uses masquerade, which needs a pod '
+                                "network", "semantic.masquerade-needs-pod-network"))
+    pods = 0
+    for i, name, path in _named(networks, (*VMI_SPEC, "networks")):
+        if name not in iface_names:
+            issues.append(Issue(path, f'network "{name}" is not used by any interface'
+                                f"{_suggest(name, sorted(iface_names))}",
+                                "semantic.network-unused"))
+        if _get(networks[i], "pod") is not None:
+            pods += 1
+            if pods == 2:
+                issues.append(Issue((*VMI_SPEC, "networks", i, "pod"),
+                                    "more than one pod network; a VM may have at most one",
+                                    "semantic.multiple-pod-networks"))
+    return issues
+
+
+def _boot_order(devices: Mapping[str, Any]) -> list[Issue]:
+    seen: dict[int, JSONPath] = {}
+    issues: list[Issue] = []
+    for key in ("disks", "interfaces"):
+        for i, item in enumerate(_items(devices.get(key))):
+            order = _get(item, "bootOrder")
+            if order is None:
+                continue
+            path = (*DEVICES, key, i, "bootOrder")
+            if order < 1:
+                issues.append(Issue(path, f"bootOrder must be 1 or more, got {order}",
+                                    "semantic.boot-order-invalid"))
+            elif order in seen:
+                issues.append(Issue(path, f"bootOrder {order} is already used by "
+                                    f"{format_path(seen[order][:-1])}",
+                                    "semantic.duplicate-boot-order"))
+            else:
+                seen[order] = path
+    return issues
+
+
+def _instancetype_conflicts(body: Mapping[str, JSON],
+                            domain: Mapping[str, Any]) -> list[Issue]:
+    """With an instancetype, CPU and memory come from it; KubeVirt rejects both sources
+    (pkg/instancetype/apply: cpu topology, cpu/memory requests and limits)."""
+    if not _get(body, "spec", "instancetype"):
+        return []
+    name = _get(body, "spec", "instancetype", "name")
+    issues: list[Issue] = []
+
+    def conflict(path: JSONPath) -> None:
+        issues.append(Issue(path, f"{format_path(path)} conflicts with instancetype "
+                            f'"{name}", which sets CPU and memory; remove it',
+                            "semantic.instancetype-conflict"))
+
+    # KubeVirt also rejects memory.guest, but its own shipped examples set it to the
+    # instancetype's value; the instancetype lives in another document, so we cannot
+    # compare here and accept it (the node layer must prefer the instancetype's value).
+    cpu = domain.get("cpu") or {}
+    for topology in ("sockets", "cores", "threads"):
+        if cpu.get(topology):
+            conflict((*DOMAIN, "cpu", topology))
+    for section in ("requests", "limits"):
+        res = _get(domain, "resources", section) or {}
+        for resource in ("cpu", "memory"):
+            if resource in res:
+                conflict((*DOMAIN, "resources", section, resource))
+    return issues
+
+
+# --------------------------------------------------------------------------- across the tree
+
+
+def _mac(value: str) -> str:
+    return value.strip().lower().replace("-", ":")
+
+
+def facts(m: Manifest) -> ManifestFacts:
+    """The identity values this document claims (see model.UniqueClaim)."""
+    claims = [UniqueClaim("object", str(m.key), ("metadata", "name"))]
+    if _is_vm(m):
+        domain = _get(m.body, *DOMAIN) or {}
+        firmware = domain.get("firmware") or {}
+        uuid = firmware.get("uuid")
+        if isinstance(uuid, str) and uuid:
+            claims.append(UniqueClaim("firmware uuid", uuid.lower(), (*DOMAIN, "firmware", "uuid")))
+        serial = firmware.get("serial")
+        if isinstance(serial, str) and serial:
+            claims.append(UniqueClaim("firmware serial", serial,
+                                      (*DOMAIN, "firmware", "serial")))
+        devices = domain.get("devices") or {}
+        for i, iface in enumerate(_items(devices.get("interfaces"))):
+            mac = _get(iface, "macAddress")
+            if isinstance(mac, str) and mac:
+                claims.append(UniqueClaim("MAC address", _mac(mac),
+                                          (*DEVICES, "interfaces", i, "macAddress")))
+        for i, disk in enumerate(_items(devices.get("disks"))):
+            disk_serial = _get(disk, "serial")
+            if isinstance(disk_serial, str) and disk_serial:
+                claims.append(UniqueClaim("disk serial", disk_serial,
+                                          (*DEVICES, "disks", i, "serial")))
+    return ManifestFacts(m.key, m.source, tuple(claims))
+
+
+def _where(ref: SourceRef) -> str:
+    return ref.file if ref.doc == 0 else f"{ref.file}, document {ref.doc + 1}"
+
+
+def check_unique(all_facts: Sequence[ManifestFacts]) -> list[tuple[SourceRef, Issue]]:
+    """Values claimed twice anywhere in the tree. The first claim (in file, document order)
+    wins; every later one is reported, naming the first object and its file."""
+    first: dict[tuple[str, str], tuple[ManifestFacts, UniqueClaim]] = {}
+    out: list[tuple[SourceRef, Issue]] = []
+    for f in sorted(all_facts, key=lambda f: f.source):
+        for claim in f.claims:
+            slot = (claim.what, claim.value)
+            if slot not in first:
+                first[slot] = (f, claim)
+                continue
+            owner, owner_claim = first[slot]
+            if claim.what == "object":
+                message = f"{f.key} is defined twice; first in {_where(owner.source)}"
+            elif owner.source == f.source:
+                message = (f"{claim.what} {claim.value} is already used at "
+                           f"{format_path(owner_claim.path)} of this object")
+            else:
+                message = (f"{claim.what} {claim.value} is already used by {owner.key} "
+                           f"({_where(owner.source)})")
+            out.append((f.source, Issue(claim.path, message, CLAIM_RULES[claim.what])))
+    return out
