@@ -58,23 +58,31 @@ class OwnerMetadata:
         return self.owner == OWNER
 
 
-def owner_element(meta: OwnerMetadata) -> etree._Element:
-    """The `<virtsync:vm>` element (to place inside `<metadata>`)."""
-    root = etree.Element(_Q + "vm", nsmap={PREFIX: NS})
-    etree.SubElement(root, _Q + "owner").text = meta.owner
-    etree.SubElement(root, _Q + "object", namespace=meta.namespace, name=meta.name)
-    etree.SubElement(root, _Q + "revision").text = meta.source_revision
-    etree.SubElement(root, _Q + "spec-hash").text = meta.spec_hash
-    etree.SubElement(root, _Q + "generation").text = str(meta.generation)
+def _marker(meta: OwnerMetadata, q: str) -> etree._Element:
+    root = etree.Element(q + "vm", nsmap={PREFIX: NS} if q else None)
+    etree.SubElement(root, q + "owner").text = meta.owner
+    etree.SubElement(root, q + "object", namespace=meta.namespace, name=meta.name)
+    etree.SubElement(root, q + "revision").text = meta.source_revision
+    etree.SubElement(root, q + "spec-hash").text = meta.spec_hash
+    etree.SubElement(root, q + "generation").text = str(meta.generation)
     return root
 
 
+def owner_element(meta: OwnerMetadata) -> etree._Element:
+    """The `<virtsync:vm>` element (to place inside `<metadata>`)."""
+    return _marker(meta, _Q)
+
+
 def owner_element_xml(meta: OwnerMetadata) -> str:
-    return etree.tostring(owner_element(meta), encoding="unicode")
+    """The marker for `virDomainSetMetadata`: without a namespace, because libvirt
+    puts the element (and its children) into the `uri` namespace itself and refuses
+    one that already declares it."""
+    return etree.tostring(_marker(meta, ""), encoding="unicode")
 
 
 def parse_owner_element(xml: str | bytes) -> OwnerMetadata:
-    """Read the `<virtsync:vm>` element itself (as `virDomainGetMetadata` returns it)."""
+    """Read the marker element itself, as `virDomainGetMetadata` returns it (without
+    namespace) or as it sits in a domain's <metadata> (in virtsync's namespace)."""
     try:
         root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -95,16 +103,17 @@ def parse_owner_metadata(domain_xml: str | bytes) -> OwnerMetadata | None:
 
 
 def _from_element(el: etree._Element) -> OwnerMetadata:
-    if el.tag != _Q + "vm":
+    if el.tag not in (_Q + "vm", "vm"):
         raise VirtsyncError(f"virtsync metadata: expected <{PREFIX}:vm>, got <{el.tag}>")
+    q = _Q if el.tag == _Q + "vm" else ""
 
     def text(tag: str) -> str:
-        child = el.find(_Q + tag)
+        child = el.find(q + tag)
         if child is None:
             raise VirtsyncError(f"virtsync metadata: <{PREFIX}:{tag}> missing")
         return child.text or ""
 
-    obj = el.find(_Q + "object")
+    obj = el.find(q + "object")
     if obj is None or not obj.get("namespace") or not obj.get("name"):
         raise VirtsyncError(f"virtsync metadata: <{PREFIX}:object namespace= name=> missing")
     gen_text = text("generation")
