@@ -138,7 +138,23 @@ def check_schema(manifest: Manifest) -> list[Issue]:
     issues: list[Issue] = []
     for error in compiled.validator.iter_errors(body):
         issues.extend(_explain(compiled.schema, body, error))
-    return _best_per_node(issues)
+    return _best_per_node(_drop_typo_required(issues))
+
+
+def _drop_typo_required(issues: list[Issue]) -> list[Issue]:
+    """A misspelt required key shows up twice (missing "url", unknown "urll"); the
+    unknown-field message already says `did you mean "url"?`, so keep only that one."""
+    suggested = {
+        (i.path[:-1], i.message.rsplit('did you mean "', 1)[1][:-2])
+        for i in issues
+        if i.rule == "schema.unknown-field" and i.message.endswith('"?')
+    }
+    return [i for i in issues
+            if not (i.rule == "schema.required" and (i.path, _missing_key(i)) in suggested)]
+
+
+def _missing_key(issue: Issue) -> str:
+    return issue.message.removeprefix('missing required field "').removesuffix('"')
 
 
 def _best_per_node(issues: Iterable[Issue]) -> list[Issue]:
