@@ -1,0 +1,150 @@
+"""Wording and value formatting shared by the text and markdown renderers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from reconciler.classify import Disruption
+from reconciler.model import JSON
+from reconciler.plan import FieldChange, ObjectChange, Plan, Summary
+from reconciler.sensitive import MASK
+
+MAX_VALUE_CHARS = 200
+
+LEGEND = {
+    "+": "create / add",
+    "~": "update in place",
+    "-/+": "replace (undefine, define again)",
+    "-": "delete / remove",
+    "!": "destroys data",
+}
+
+
+def symbol(c: ObjectChange) -> str:
+    if "replace" in c.actions:
+        return "-/+"
+    if "create" in c.actions:
+        return "+"
+    if "delete" in c.actions:
+        return "-"
+    return "~"
+
+
+def heading(c: ObjectChange) -> str:
+    """What happens to the object, in the words a reviewer scans for."""
+    if c.disruption == Disruption.DATA_LOSS:
+        return "will be deleted: WILL DESTROY DATA" if c.is_delete else "WILL DESTROY DATA"
+    if "replace" in c.actions:
+        if c.previous_key is not None:
+            return f"must be replaced (renamed from {c.previous_key})"
+        return "must be replaced"
+    if "create" in c.actions:
+        return "will be created and started" if "start" in c.actions else "will be created"
+    if c.is_delete:
+        return "will be deleted"
+    if "restart" in c.actions:
+        return "will be restarted"
+    if "stop" in c.actions:
+        return "will be stopped"
+    if "start" in c.actions:
+        return "will be started"
+    if c.disruption == Disruption.LIVE:
+        return "will be updated live"
+    return "will be updated in place (no guest disruption)"
+
+
+def summary_line(s: Summary) -> str:
+    return (f"Plan: {s.create} to create, {s.update} to update, {s.restart} to restart, "
+            f"{s.replace} to replace, {s.delete} to delete.")
+
+
+def join_path(base: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{base}[{key}]"
+    if key and all(ch.isalnum() or ch in "_-" for ch in key):
+        return f"{base}.{key}" if base and base != "." else key
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{base}["{escaped}"]'
+
+
+def scalar(value: JSON) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    if len(text) > MAX_VALUE_CHARS:
+        return f"{text[:MAX_VALUE_CHARS]}… ({len(text) - MAX_VALUE_CHARS} more characters)"
+    return text
+
+
+def leaves(path: str, value: JSON) -> Iterator[tuple[str, JSON]]:
+    """(path, scalar) for every leaf of a value; empty containers are leaves."""
+    if isinstance(value, Mapping) and value:
+        for k, v in value.items():
+            yield from leaves(join_path(path, k), v)
+    elif isinstance(value, list) and value and any(isinstance(v, Mapping | list) for v in value):
+        for i, v in enumerate(value):
+            yield from leaves(join_path(path, i), v)
+    else:
+        yield path, value
+
+
+@dataclass(frozen=True)
+class Line:
+    """One diff line: symbol (+ ~ -), text, and an optional trailing note."""
+
+    sign: str
+    text: str
+    note: str = ""
+
+
+def field_lines(f: FieldChange) -> list[Line]:
+    note = ""
+    if f.forces:
+        note = _force_note(f)
+    elif f.disruption > Disruption.NONE:
+        note = f"{f.disruption.label}: {f.reason}"
+    if f.identity:
+        note = (note + "; " if note else "") + "identity change"
+    if f.sensitive:
+        text = {"change": "(sensitive value changed)", "add": "(sensitive value)",
+                "remove": "(sensitive value)"}.get(f.op, MASK)
+        sign = {"add": "+", "remove": "-"}.get(f.op, "~")
+        return [Line(sign, f"{f.path}: {text}", note)]
+    if f.op in ("change", "order"):
+        if isinstance(f.before, Mapping | list) or isinstance(f.after, Mapping | list):
+            if f.op == "order":
+                return [Line("~", f"{f.path}: {scalar(f.before)} -> {scalar(f.after)}", note)]
+            out = [Line("-", f"{p}: {scalar(v)}") for p, v in leaves(f.path, f.before)]
+            out += [Line("+", f"{p}: {scalar(v)}") for p, v in leaves(f.path, f.after)]
+            return _note_first(out, note)
+        return [Line("~", f"{f.path}: {scalar(f.before)} -> {scalar(f.after)}", note)]
+    sign, value = ("+", f.after) if f.op == "add" else ("-", f.before)
+    return _note_first([Line(sign, f"{p}: {scalar(v)}") for p, v in leaves(f.path, value)],
+                       note)
+
+
+def _note_first(lines: list[Line], note: str) -> list[Line]:
+    if lines and note:
+        lines[0] = Line(lines[0].sign, lines[0].text, note)
+    return lines
+
+
+def _force_note(f: FieldChange) -> str:
+    verb = {
+        Disruption.LIVE: "applied live",
+        Disruption.RESTART: "forces restart",
+        Disruption.REPLACE: "forces replacement",
+        Disruption.DATA_LOSS: "DESTROYS DATA",
+    }.get(f.disruption, "")
+    return f"{verb}: {f.reason}" if verb else f.reason
+
+
+def unpinned_summary(plan: Plan, limit: int = 5) -> str | None:
+    if not plan.unpinned:
+        return None
+    keys = sorted({str(u.key) for u in plan.unpinned})
+    whats = sorted({u.what for u in plan.unpinned})
+    shown = ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit
+                                       else "")
+    return (f"Identity not pinned in git ({', '.join(whats)}) on {len(keys)} "
+            f"object{'s' if len(keys) != 1 else ''}: {shown}. Live values are kept.")

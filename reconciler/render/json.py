@@ -1,0 +1,11 @@
+"""JSON rendering: the plan's versioned document (schemas/plan.schema.json)."""
+
+from __future__ import annotations
+
+import json
+
+from reconciler.plan import Plan, to_document
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(to_document(plan), indent=2, ensure_ascii=False) + "\n"

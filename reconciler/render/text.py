@@ -1,0 +1,114 @@
+"""Terminal rendering, Terraform-like: a heading per object, + ~ - lines, the field that
+forces the class marked, hidden-field counts, a legend and a one-line summary.
+
+Colour goes through rich only when asked for; without it the output is plain text with
+no escape sequences.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+from rich.console import Console
+from rich.text import Text
+
+from reconciler.classify import Disruption
+from reconciler.plan import ObjectChange, Plan
+from reconciler.render.common import (
+    LEGEND,
+    Line,
+    field_lines,
+    heading,
+    summary_line,
+    symbol,
+    unpinned_summary,
+)
+
+# (text, style) pieces of one output line; style "" is plain.
+Piece = tuple[str, str]
+
+SIGN_STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta", "!": "bold red"}
+CLASS_STYLE = {
+    Disruption.NONE: "", Disruption.LIVE: "cyan", Disruption.RESTART: "yellow",
+    Disruption.REPLACE: "magenta", Disruption.DATA_LOSS: "bold red",
+}
+
+
+def want_color(choice: str, stream_is_tty: bool) -> bool:
+    """--color auto|always|never; auto honours NO_COLOR and whether stdout is a terminal."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return stream_is_tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    lines = plan_lines(plan)
+    if not color:
+        return "".join("".join(text for text, _ in line) + "\n" for line in lines)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, color_system="standard", width=10_000,
+                      highlight=False, emoji=False, soft_wrap=True, no_color=False)
+    for line in lines:
+        console.print(Text.assemble(*line), end="\n")
+    return buf.getvalue()
+
+
+def plan_lines(plan: Plan) -> list[list[Piece]]:
+    out: list[list[Piece]] = []
+    if plan.empty:
+        out.append([(f"No changes. {plan.summary.unchanged} objects are up to date.", "bold")])
+    else:
+        out.append([("virtsync will perform the following actions:", "bold")])
+        used: set[str] = set()
+        for c in plan.changes:
+            out.append([])
+            out.extend(_object_lines(c, used))
+        out.append([])
+        out.append([("Symbols: ", ""), *_legend(used)])
+    note = unpinned_summary(plan)
+    if note:
+        out.append([(note, "dim")])
+    out.append([(summary_line(plan.summary), "bold")])
+    return out
+
+
+def _legend(used: set[str]) -> list[Piece]:
+    pieces: list[Piece] = []
+    for sign, meaning in LEGEND.items():
+        if sign in used:
+            if pieces:
+                pieces.append(("  ", ""))
+            pieces.append((sign, SIGN_STYLE[sign]))
+            pieces.append((f" {meaning}", ""))
+    return pieces
+
+
+def _object_lines(c: ObjectChange, used: set[str]) -> list[list[Piece]]:
+    sign = symbol(c)
+    used.add(sign)
+    style = CLASS_STYLE[c.disruption] or "bold"
+    out: list[list[Piece]] = [
+        [("  # ", "dim"), (str(c.key), "bold"), (" ", ""), (heading(c), style)],
+        [(f"  # ({c.source}; {c.disruption.label}: {c.cause})", "dim")],
+    ]
+    if c.disruption == Disruption.DATA_LOSS:
+        used.add("!")
+        out.append([("  ! ", SIGN_STYLE["!"]), ("data loss: " + c.cause, SIGN_STYLE["!"])])
+    out.append([(f"  {sign} ", SIGN_STYLE[sign]), (str(c.key), "bold")])
+    body: list[Line] = [line for f in c.fields for line in field_lines(f)]
+    out.extend(_field_piece(line, used) for line in body)
+    if c.unchanged:
+        out.append([(f"      ({c.unchanged} unchanged fields hidden)", "dim")])
+    return out
+
+
+def _field_piece(line: Line, used: set[str]) -> list[Piece]:
+    used.add(line.sign)
+    pieces: list[Piece] = [(f"      {line.sign} ", SIGN_STYLE[line.sign]), (line.text, "")]
+    if line.note:
+        pieces.append((f"  # {line.note}", "bold"))
+    return pieces
+
