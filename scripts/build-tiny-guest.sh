@@ -2,7 +2,7 @@
 # Builds the tiny real guest the real-QEMU test lane, the benchmark and the README demo boot:
 #   <out>/vmlinux     uncompressed kernel from Debian's current linux-image-*-amd64 package
 #                     (an uncompressed kernel reaches its first console line ~2x faster under TCG)
-#   <out>/initrd.img  busybox-static initramfs with the virtio/ACPI modules and a small /init
+#   <out>/initramfs.cpio.gz  busybox-static initramfs with the virtio/ACPI modules and a small /init
 # The folder is laid out the way virtsync's firmware.kernelBoot expects a "container image"
 # folder in the node's image directory. Rebuilt only when missing or when this script changed.
 # Usage: scripts/build-tiny-guest.sh [OUT_DIR]   (default: .cache/tiny-guest in the repo)
@@ -12,7 +12,7 @@ OUT="$(realpath -m "${1:-.cache/tiny-guest}")"
 STAMP_WANT="$(sha256sum "$0" | cut -d' ' -f1)"
 
 if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$STAMP_WANT" ] \
-   && [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initrd.img" ]; then
+   && [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initramfs.cpio.gz" ]; then
   echo "$OUT"
   exit 0
 fi
@@ -141,10 +141,10 @@ echo "VS-READY"
 while :; do sleep 3600; done
 INIT
 chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/usr/share/udhcpc/default.script"
-( cd "$ROOT" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 > "$WORK/initrd.img" )
+( cd "$ROOT" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 > "$WORK/initramfs.cpio.gz" )
 
 NEW="$(mktemp -d "$OUT.new.XXXXXX")"
-mv "$WORK/vmlinux" "$WORK/initrd.img" "$NEW/"
+mv "$WORK/vmlinux" "$WORK/initramfs.cpio.gz" "$NEW/"
 echo "$KVER" > "$NEW/kernel-version"
 echo "$STAMP_WANT" > "$NEW/stamp"
 chmod 755 "$NEW"
