@@ -10,10 +10,12 @@ entries line carries its own sha256 and the file is plain JSON (nothing executab
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 from reconciler.model import Finding, ObjectKey, SourceRef, UniqueClaim
 
-FORMAT = "virtsync-validate-cache/1"
+FORMAT = "virtsync-validate-cache/2"
 
 
 @dataclass(frozen=True)
@@ -78,64 +80,132 @@ def _decode(raw: list[Any]) -> CachedFile:
     )
 
 
+@dataclass(frozen=True)
+class TreeResult:
+    """The assembled result for an exact set of (path, content) pairs."""
+
+    objects: tuple[tuple[SourceRef, ObjectKey], ...]
+    findings: tuple[Finding, ...]
+
+
+# A file modified within this window of the cache write may share its cached mtime and
+# size while holding new bytes (git's "racily clean" problem): always re-hash those.
+RACY_WINDOW_NS = 2_000_000_000
+
+
 class ValidationCache:
-    """Load once, look up by sha256, remember new results, save atomically."""
+    """Load once, look up by sha256, remember new results, save atomically.
+
+    Layout: a header line (format, namespace, checksums, write time), a tree line (stat
+    index path → (mtime, size, inode, sha256) and the last assembled result), then the
+    per-file entries. An unchanged tree is answered from the first two lines alone.
+    """
 
     def __init__(self, path: Path, namespace: str) -> None:
         self.path = path
         self.namespace = namespace
-        self._raw: dict[str, Any] = {}
+        self._stats: dict[str, list[Any]] = {}
+        self._tree: dict[str, Any] = {}
+        self._body: bytes = b""
+        self._raw: dict[str, Any] | None = None
         self._new: dict[str, CachedFile] = {}
-        self._used: set[str] = set()
+        self._written_ns = 0
         self._load()
 
     def _load(self) -> None:
         try:
             with open(self.path, "rb") as fh:
-                header_line = fh.readline()
+                header = json.loads(fh.readline())
+                tree_line = fh.readline()
                 body = fh.read()
-            header = json.loads(header_line)
             if (
                 not isinstance(header, dict)
                 or header.get("format") != FORMAT
                 or header.get("namespace") != self.namespace
+                or header.get("tree_sha256") != hashlib.sha256(tree_line).hexdigest()
                 or header.get("sha256") != hashlib.sha256(body).hexdigest()
             ):
                 return
-            raw = json.loads(body)
-            if isinstance(raw, dict):
-                self._raw = raw
-        except (OSError, ValueError, UnicodeDecodeError):
-            self._raw = {}
+            tree = json.loads(tree_line)
+            self._stats = tree["stats"]
+            self._tree = tree["result"]
+            self._written_ns = int(header["written_ns"])
+            self._body = body
+        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
+            self._stats, self._tree, self._body = {}, {}, b""
+
+    def _entries(self) -> dict[str, Any]:
+        if self._raw is None:
+            try:
+                raw = json.loads(self._body) if self._body else {}
+            except ValueError:
+                raw = {}
+            self._raw = raw if isinstance(raw, dict) else {}
+        return self._raw
+
+    def known_sha(self, display: str, stat: tuple[int, int, int]) -> str | None:
+        """The cached sha256 of a file whose (mtime_ns, size, inode) are unchanged."""
+        known = self._stats.get(display)
+        if not known or tuple(known[:3]) != stat:
+            return None
+        if stat[0] >= self._written_ns - RACY_WINDOW_NS:
+            return None
+        sha = known[3]
+        return sha if isinstance(sha, str) else None
+
+    def tree_result(self, digest: str) -> TreeResult | None:
+        if self._tree.get("digest") != digest:
+            return None
+        try:
+            objects = tuple((SourceRef(f, int(d)), ObjectKey(k, ns, n))
+                            for f, d, k, ns, n in self._tree["objects"])
+            findings = tuple(Finding(f, int(ln), int(c), p, m, r, sev)
+                             for f, ln, c, p, m, r, sev in self._tree["findings"])
+        except (ValueError, TypeError, KeyError):
+            return None
+        return TreeResult(objects, findings)
 
     def get(self, sha256: str) -> CachedFile | None:
         hit = self._new.get(sha256)
         if hit is not None:
             return hit
-        raw = self._raw.get(sha256)
+        raw = self._entries().get(sha256)
         if raw is None:
             return None
         try:
-            entry = _decode(raw)
+            return _decode(raw)
         except (ValueError, TypeError):
             return None  # a damaged entry is a miss, never an answer
-        self._used.add(sha256)
-        return entry
 
     def put(self, sha256: str, entry: CachedFile) -> None:
         self._new[sha256] = entry
 
-    def save(self, keep: Iterable[str]) -> None:
-        """Write entries for the hashes in `keep` (the current tree); others age out."""
-        keep_set = set(keep)
-        if not self._new and keep_set == set(self._raw):
+    def save(self, files: Iterable[tuple[str, tuple[int, int, int] | None, str]],
+             digest: str, result: TreeResult) -> None:
+        """Write the stat index, the tree result and entries for the current files only."""
+        files = list(files)
+        stats = {d: [*st, sha] for d, st, sha in files if st is not None}
+        tree_result = {
+            "digest": digest,
+            "objects": [[r.file, r.doc, k.kind, k.namespace, k.name] for r, k in result.objects],
+            "findings": [[f.file, f.line, f.column, f.path, f.message, f.rule, f.severity]
+                         for f in result.findings],
+        }
+        if not self._new and stats == self._stats and self._tree.get("digest") == digest:
             return  # nothing changed: an unchanged tree writes nothing
-        entries: dict[str, Any] = {h: self._raw[h] for h in keep_set if h in self._raw}
-        entries.update({h: _encode(e) for h, e in self._new.items() if h in keep_set})
+        keep = {sha for _, _, sha in files}
+        old = self._entries()
+        entries: dict[str, Any] = {h: old[h] for h in keep if h in old}
+        entries.update({h: _encode(e) for h, e in self._new.items() if h in keep})
         body = json.dumps(entries, separators=(",", ":")).encode()
-        header = json.dumps({"format": FORMAT, "namespace": self.namespace,
-                             "sha256": hashlib.sha256(body).hexdigest()}).encode()
-        write_atomic(self.path, header + b"\n" + body)
+        tree_line = json.dumps({"stats": stats, "result": tree_result},
+                               separators=(",", ":")).encode() + b"\n"
+        header = json.dumps({
+            "format": FORMAT, "namespace": self.namespace, "written_ns": time.time_ns(),
+            "tree_sha256": hashlib.sha256(tree_line).hexdigest(),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }).encode()
+        write_atomic(self.path, header + b"\n" + tree_line + body)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -149,8 +219,6 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise

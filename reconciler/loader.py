@@ -63,11 +63,16 @@ class LoadResult:
 
 
 def display_path(path: Path) -> str:
-    """Path relative to the working directory when below it, else absolute."""
-    try:
-        return os.path.relpath(path) if path.is_absolute() else str(path)
-    except ValueError:
-        return str(path)
+    """Path relative to the working directory when below it, else as given."""
+    text = os.path.normpath(str(path))
+    if not os.path.isabs(text):
+        return text
+    cwd = os.getcwd()
+    if text == cwd:
+        return "."
+    if text.startswith(cwd.rstrip("/") + "/"):
+        return text[len(cwd.rstrip("/")) + 1:]
+    return text
 
 
 def _finding(file: str, line: int, col: int, path: str, message: str, rule: str,
@@ -105,41 +110,41 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
 
 
 def _walk(top: Path, root: Path) -> Iterable[tuple[SourceFile | None, Finding | None]]:
-    stack = [top]
+    # Plain string joins: `top` is resolved once and symlinked folders are never entered,
+    # so every regular file's real path is its folder's real path plus its name.
+    stack = [(str(top.resolve()), display_path(top))]
     while stack:
-        directory = stack.pop()
+        real_dir, shown_dir = stack.pop()
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
         except OSError as exc:
-            raise VirtsyncError(f"{display_path(directory)}: cannot read directory: "
-                                f"{exc.strerror}") from None
+            raise VirtsyncError(f"{shown_dir}: cannot read directory: {exc.strerror}") from None
         for entry in entries:
-            path = Path(entry.path)
+            shown = os.path.join(shown_dir, entry.name)
             if entry.is_dir(follow_symlinks=False):
                 if entry.name not in SKIP_DIRS:
-                    stack.append(path)
+                    stack.append((entry.path, shown))
                 continue
             if not entry.name.endswith(YAML_SUFFIXES):
                 continue
             if entry.is_symlink():
-                real = path.resolve()
+                real = Path(entry.path).resolve()
                 if not real.is_relative_to(root):
                     yield None, _finding(
-                        display_path(path), 1, 1, ".",
+                        shown, 1, 1, ".",
                         f"symbolic link points outside {display_path(root)} "
                         f"(to {real}); refusing to read it", "path.symlink-escape")
                     continue
                 if not real.is_file():
-                    yield None, _finding(display_path(path), 1, 1, ".",
+                    yield None, _finding(shown, 1, 1, ".",
                                          "symbolic link does not point to a regular file",
                                          "path.not-regular")
                     continue
-                yield SourceFile(display_path(path), real, via_link=True), None
+                yield SourceFile(shown, real, via_link=True), None
             elif entry.is_file(follow_symlinks=False):
-                yield SourceFile(display_path(path), path.resolve()), None
+                yield SourceFile(shown, Path(entry.path)), None
             else:
-                yield None, _finding(display_path(path), 1, 1, ".",
-                                     "not a regular file", "path.not-regular")
+                yield None, _finding(shown, 1, 1, ".", "not a regular file", "path.not-regular")
 
 
 def read_source(src: SourceFile) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from reconciler import __version__, schema, semantic
-from reconciler.cache import CachedFacts, CachedFile, ValidationCache
+from reconciler.cache import CachedFacts, CachedFile, TreeResult, ValidationCache
 from reconciler.loader import (
     LoadedFile,
     SourceFile,
@@ -52,7 +53,7 @@ class FileReport:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    files: tuple[FileReport, ...]
+    files: tuple[str, ...]  # display paths of the files read
     findings: tuple[Finding, ...]
     objects: tuple[tuple[SourceRef, ObjectKey], ...]
     manifests: tuple[Manifest, ...] = field(default=())
@@ -136,6 +137,21 @@ def cache_namespace(ignore_unknown: bool) -> str:
     return h.hexdigest()
 
 
+def _stat(src: SourceFile) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(src.absolute)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def tree_digest(shas: Mapping[str, str]) -> str:
+    h = hashlib.sha256()
+    for display in sorted(shas):
+        h.update(f"{display}\0{shas[display]}\n".encode())
+    return h.hexdigest()
+
+
 def validate_paths(
     paths: Sequence[str],
     *,
@@ -144,41 +160,55 @@ def validate_paths(
     keep_manifests: bool = False,
     workers: int | None = None,
 ) -> ValidationReport:
-    """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path."""
+    """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
+
+    Warm runs: a file whose (mtime, size, inode) match the cache is not even read; an
+    unchanged tree is answered from the cached tree result without decoding entries."""
     sources, path_findings = find_yaml_files(paths)
+    by_display = {s.display: s for s in sources}
     cache = (ValidationCache(state_dir() / "cache" / "validate.json",
                              cache_namespace(ignore_unknown))
              if use_cache and not keep_manifests else None)
+    if cache is None:
+        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown, keep_manifests,
+                                                    workers)}
+        ordered = [results[s.display] for s in sources]
+        fresh = _tree_result(ordered, by_display)
+        return _finish(paths, sources, path_findings, fresh,
+                       tuple(m for r in ordered for m in r.manifests))
 
-    reports: dict[str, FileReport] = {}
-    todo: list[SourceFile] = []
+    stats: dict[str, tuple[int, int, int] | None] = {}
+    shas: dict[str, str] = {}
     contents: dict[str, bytes] = {}
     for src in sources:
-        if cache is None:
-            todo.append(src)
-            continue
-        data = read_source(src)
-        digest = hashlib.sha256(data).hexdigest()
-        hit = cache.get(digest)
-        if hit is not None:
-            reports[src.display] = FileReport(src.display, digest, hit)
-        else:
-            todo.append(src)
+        st = stats[src.display] = _stat(src)
+        sha = cache.known_sha(src.display, st) if st is not None else None
+        if sha is None:
+            data = read_source(src)
             contents[src.display] = data
+            sha = hashlib.sha256(data).hexdigest()
+        shas[src.display] = sha
 
-    for report in _run_checks(todo, contents, ignore_unknown, keep_manifests, workers):
-        reports[report.path] = report
-        if cache is not None:
+    digest = tree_digest(shas)
+    tree = cache.tree_result(digest)
+    if tree is None:
+        reports: dict[str, FileReport] = {}
+        todo: list[SourceFile] = []
+        for src in sources:
+            hit = cache.get(shas[src.display])
+            if hit is not None:
+                reports[src.display] = FileReport(src.display, shas[src.display], hit)
+            else:
+                todo.append(src)
+        for report in _run_checks(todo, contents, ignore_unknown, False, workers):
+            reports[report.path] = report
             cache.put(report.sha256, report.result)
-
-    ordered = [reports[s.display] for s in sources]
-    if cache is not None:
-        try:
-            cache.save(r.sha256 for r in ordered)
-        except OSError:
-            pass  # a read-only state dir must not fail validation; the next run is cold
-
-    return _assemble(paths, ordered, path_findings, {s.display: s for s in sources})
+        tree = _tree_result([reports[s.display] for s in sources], by_display)
+    try:
+        cache.save(((d, stats[d], shas[d]) for d in shas), digest, tree)
+    except OSError:
+        pass  # a read-only state dir must not fail validation; the next run is cold
+    return _finish(paths, sources, path_findings, tree, ())
 
 
 def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
@@ -197,27 +227,39 @@ def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_un
         yield check_bytes(data, src.display, ignore_unknown=ignore_unknown, keep_manifests=keep)
 
 
-def _assemble(paths: Sequence[str], reports: Sequence[FileReport],
-              path_findings: Sequence[Finding],
-              sources: Mapping[str, SourceFile]) -> ValidationReport:
-    findings: list[Finding] = list(path_findings)
+def _tree_result(reports: Sequence[FileReport],
+                 sources: Mapping[str, SourceFile]) -> TreeResult:
+    """Per-file findings plus cross-file uniqueness, for one exact set of files."""
+    findings: list[Finding] = []
     objects: list[tuple[SourceRef, ObjectKey]] = []
-    all_facts: list[ManifestFacts] = []
-    manifests: list[Manifest] = []
+    claim_count: Counter[tuple[str, str]] = Counter()
     for r in reports:
-        findings.extend(r.result.findings_for(r.path))
+        if r.result.findings:
+            findings.extend(r.result.findings_for(r.path))
         objects.extend((SourceRef(r.path, d), k) for d, k in r.result.objects)
-        all_facts.extend(ManifestFacts(c.key, SourceRef(r.path, c.doc), c.claims)
-                         for c in r.result.facts)
-        manifests.extend(r.manifests)
-    findings.extend(tree_findings(all_facts, sources))
-    if not objects and not any(f.severity == "error" for f in findings):
+        for c in r.result.facts:
+            claim_count.update((u.what, u.value) for u in c.claims)
+    duplicated = {claim for claim, n in claim_count.items() if n > 1}
+    if duplicated:
+        # Only documents that share a claim can produce a uniqueness finding.
+        involved = [ManifestFacts(c.key, SourceRef(r.path, c.doc), c.claims)
+                    for r in reports for c in r.result.facts
+                    if any((u.what, u.value) in duplicated for u in c.claims)]
+        findings.extend(tree_findings(involved, sources))
+    return TreeResult(tuple(objects), tuple(findings))
+
+
+def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
+            path_findings: Sequence[Finding], tree: TreeResult,
+            manifests: tuple[Manifest, ...]) -> ValidationReport:
+    findings = [*path_findings, *tree.findings]
+    if not tree.objects and not any(f.severity == "error" for f in findings):
         findings.append(Finding(", ".join(paths), 0, 0, ".",
                                 "no objects found: the tree holds no VirtualMachine or other "
                                 "virtsync object; refusing to treat it as valid",
                                 "tree.no-objects"))
-    return ValidationReport(tuple(reports), tuple(sorted(set(findings))), tuple(objects),
-                            tuple(manifests))
+    return ValidationReport(tuple(s.display for s in sources), tuple(sorted(set(findings))),
+                            tree.objects, manifests)
 
 
 def tree_findings(facts: Sequence[ManifestFacts],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -23,6 +24,8 @@ from reconciler.model import VirtsyncError
 # subcommand word → module under reconciler.cli
 SUBCOMMANDS: dict[str, str] = {
     "validate": "reconciler.cli.validate_cmd",
+    "plan": "reconciler.cli.plan_cmd",
+    "pin": "reconciler.cli.pin_cmd",
 }
 
 EXIT_OK = 0
@@ -34,7 +37,9 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(SUBCOMMANDS[name])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (with `only`) one that loads just that subcommand's module, so
+    `virtsync validate` never imports libvirt or the plan renderers."""
     parser = argparse.ArgumentParser(
         prog="virtsync",
         description="GitOps for virtual machines: validate, plan and reconcile VM specs from git.",
@@ -42,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"virtsync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for word in SUBCOMMANDS:
+        if only is not None and word != only:
+            sub.add_parser(word, help=argparse.SUPPRESS)
+            continue
         mod = _module(word)
         p = sub.add_parser(word, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
@@ -50,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in SUBCOMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
@@ -66,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("virtsync: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # an internal bug: say so plainly, keep the traceback for the report
+        traceback.print_exc()
+        print("virtsync: internal error (a bug in virtsync; please report it)",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -76,12 +76,11 @@ def test_cached_errors_are_reported_again(tree: Path, parses: list[str]) -> None
 def test_corrupt_cache_is_ignored(tree: Path, parses: list[str], tmp_path: Path) -> None:
     validate_paths([str(tree)])
     cache = tmp_path / "state" / "cache" / "validate.json"
-    header, body = cache.read_bytes().split(b"\n", 1)
-    # Forge an entry: claim b.yaml has no objects. The checksum no longer matches.
-    entries = json.loads(body)
-    for entry in entries.values():
-        entry[0] = []
-    cache.write_bytes(header + b"\n" + json.dumps(entries).encode())
+    header, tree_line, body = cache.read_bytes().split(b"\n", 2)
+    # Forge the tree result: claim the tree has no objects. The checksum no longer matches.
+    forged = json.loads(tree_line)
+    forged["result"]["objects"] = []
+    cache.write_bytes(header + b"\n" + json.dumps(forged).encode() + b"\n" + body)
     parses.clear()
     report = validate_paths([str(tree)])
     assert len(report.objects) == 3 and sorted(parses) == ["a.yaml", "b.yaml", "c.yaml"]
