@@ -25,7 +25,6 @@ from reconciler.model import VirtsyncError
 SUBCOMMANDS: dict[str, str] = {
     "validate": "reconciler.cli.validate_cmd",
     "plan": "reconciler.cli.plan_cmd",
-    "plan": "reconciler.cli.plan_cmd",
     "pin": "reconciler.cli.pin_cmd",
 }
 
