@@ -24,7 +24,6 @@ from reconciler.model import VirtsyncError
 # subcommand word → module under reconciler.cli
 SUBCOMMANDS: dict[str, str] = {
     "validate": "reconciler.cli.validate_cmd",
-    "pin": "reconciler.cli.pin_cmd",
     "plan": "reconciler.cli.plan_cmd",
     "pin": "reconciler.cli.pin_cmd",
 }
