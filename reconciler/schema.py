@@ -231,6 +231,9 @@ def _extra_keys(body: Mapping[str, JSON], path: JSONPath,
 
 
 def _unknown_field(parent: JSONPath, key: str, allowed: Sequence[str]) -> Issue:
+    if is_sensitive_path(parent):
+        # Inside a secret the key itself may be the secret: name neither it nor its path.
+        return Issue(parent, f"unknown field {MASK}", "schema.unknown-field")
     message = f'unknown field "{key}"'
     if not allowed:
         message += " (this field takes no settings; write {})"

@@ -138,7 +138,7 @@ def _disks_and_volumes(vmi: Mapping[str, Any], devices: Mapping[str, Any]) -> li
             issues.append(Issue(path, f'disk "{name}" has no volume of that name in '
                                 f"spec.template.spec.volumes{_suggest(name, volume_names)}",
                                 "semantic.disk-volume-missing"))
-        targets = [t for t in _DISK_TARGETS if _get(disks[i], t) is not None]
+        targets = [k for k, v in disks[i].items() if k in _DISK_TARGETS and v is not None]
         if len(targets) > 1:
             issues.append(Issue((*DEVICES, "disks", i, targets[1]),
                                 f'disk "{name}" sets more than one target type '
@@ -159,7 +159,9 @@ def _interfaces_and_networks(vmi: Mapping[str, Any],
                              devices: Mapping[str, Any]) -> list[Issue]:
     interfaces = _items(devices.get("interfaces"))
     networks = _items(vmi.get("networks"))
-    by_name = {n: networks[i] for i, n, _ in _named(networks, ())}
+    by_name: dict[str, Any] = {}
+    for i, n, _ in _named(networks, ()):
+        by_name.setdefault(n, networks[i])  # a duplicate is reported by _unique_names
     iface_names = {n for _, n, _ in _named(interfaces, ())}
     issues: list[Issue] = []
     for i, name, path in _named(interfaces, (*DEVICES, "interfaces")):
@@ -169,7 +171,8 @@ def _interfaces_and_networks(vmi: Mapping[str, Any],
                                 f"spec.template.spec.networks{_suggest(name, list(by_name))}",
                                 "semantic.interface-network-missing"))
             continue
-        bindings = [b for b in _INTERFACE_BINDINGS if _get(interfaces[i], b) is not None]
+        bindings = [k for k, v in interfaces[i].items()
+                    if k in _INTERFACE_BINDINGS and v is not None]  # document order
         if len(bindings) > 1:
             issues.append(Issue((*DEVICES, "interfaces", i, bindings[1]),
                                 f'interface "{name}" sets more than one binding '
