@@ -13,7 +13,14 @@ Where an Issue points (and so which line an operator is sent to):
   puts that on the parent's key, or on the document's first line for top-level fields),
   with the missing key named in the message, rule `schema.required`.
 
-Values are shown through `sensitive.show_value`, so secrets never reach a message.
+The broken-spec fixtures (tests/fixtures/invalid/schema-*.yaml, semantic-*.yaml) state
+`# expect: LINE:COL PATH RULE` with the same convention: LINE:COL is where the locator
+puts PATH — a mapping key's own position (`cpuz:` for an unknown field, `spec:` for a
+field missing under spec), a list item's first node (after `- `), and the document's
+first key for a missing top-level field.
+
+Values are shown through `sensitive.show_value`, so secrets never reach a message; an
+unknown key inside a secret is reported at its parent without its name.
 """
 
 from __future__ import annotations
@@ -135,26 +142,19 @@ def check_schema(manifest: Manifest) -> list[Issue]:
     body = manifest.body
     if compiled.validator.is_valid(body):
         return []
+    errors = list(compiled.validator.iter_errors(body))
+    # A misspelt required key shows up twice (missing "url", unknown "urll"); the
+    # unknown-field message already says `did you mean "url"?`, so drop the other one.
+    typos = {(parent, fix) for e in errors
+             for parent, keys, allowed in _unknown_keys(compiled.schema, body, e)
+             for key in keys if (fix := _closest(key, allowed)) is not None}
     issues: list[Issue] = []
-    for error in compiled.validator.iter_errors(body):
+    for error in errors:
+        if (type(error.kind).__name__ == "Required"
+                and (tuple(error.instance_path), error.kind.as_dict()["property"]) in typos):
+            continue
         issues.extend(_explain(compiled.schema, body, error))
-    return _best_per_node(_drop_typo_required(issues))
-
-
-def _drop_typo_required(issues: list[Issue]) -> list[Issue]:
-    """A misspelt required key shows up twice (missing "url", unknown "urll"); the
-    unknown-field message already says `did you mean "url"?`, so keep only that one."""
-    suggested = {
-        (i.path[:-1], i.message.rsplit('did you mean "', 1)[1][:-2])
-        for i in issues
-        if i.rule == "schema.unknown-field" and i.message.endswith('"?')
-    }
-    return [i for i in issues
-            if not (i.rule == "schema.required" and (i.path, _missing_key(i)) in suggested)]
-
-
-def _missing_key(issue: Issue) -> str:
-    return issue.message.removeprefix('missing required field "').removesuffix('"')
+    return _best_per_node(issues)
 
 
 def _best_per_node(issues: Iterable[Issue]) -> list[Issue]:
@@ -190,13 +190,9 @@ def _explain(root: Mapping[str, Any], body: Mapping[str, JSON], error: Any) -> l
     value: JSON = error.instance
     info: Mapping[str, Any] = error.kind.as_dict()
 
-    if kind_name == "AdditionalProperties":
-        allowed = sorted(parent.get("properties", {}))
-        return [_unknown_field(path, str(key), allowed) for key in info["unexpected"]]
-    if kind_name == "FalseSchema" and schema_path[-1:] == ["additionalProperties"]:
-        # jsonschema-rs reports `additionalProperties: false` without `properties` this way.
-        allowed = sorted(parent.get("properties", {}))
-        return [_unknown_field(p, k, allowed) for p, k in _extra_keys(body, path, allowed)]
+    unknown = _unknown_keys(root, body, error)
+    if unknown:
+        return [_unknown_field(p, k, allowed) for p, keys, allowed in unknown for k in keys]
     if kind_name == "Required":
         return [Issue(path, f'missing required field "{info["property"]}"', "schema.required")]
     if kind_name == "Type":
@@ -215,19 +211,37 @@ def _explain(root: Mapping[str, Any], body: Mapping[str, JSON], error: Any) -> l
     return [_range_issue(path, kind_name, info, value)]
 
 
-def _extra_keys(body: Mapping[str, JSON], path: JSONPath,
-                allowed: Sequence[str]) -> list[tuple[JSONPath, str]]:
-    node: JSON = body
-    for part in path:
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            return []
-    if isinstance(node, dict):
-        return [(path, str(k)) for k in node if k not in allowed]
-    if path and isinstance(path[-1], str):
-        return [(path[:-1], path[-1])]
+def _unknown_keys(root: Mapping[str, Any], body: Mapping[str, JSON],
+                  error: Any) -> list[tuple[JSONPath, list[str], list[str]]]:
+    """(parent path, unknown keys, allowed names) when `error` is about unknown fields."""
+    kind_name = type(error.kind).__name__
+    schema_path: list[str | int] = list(error.schema_path)
+    path: JSONPath = tuple(error.instance_path)
+    parent = _subschema(root, schema_path[:-1])
+    allowed = sorted(parent.get("properties", {})) if isinstance(parent, Mapping) else []
+    if kind_name == "AdditionalProperties":
+        return [(path, [str(k) for k in error.kind.as_dict()["unexpected"]], allowed)]
+    if kind_name == "FalseSchema" and schema_path[-1:] == ["additionalProperties"]:
+        # jsonschema-rs reports `additionalProperties: false` without `properties` this
+        # way, at the object's path; find the offending keys ourselves.
+        node: JSON = body
+        for part in path:
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return []
+        if isinstance(node, dict):
+            return [(path, [str(k) for k in node if k not in allowed], allowed)]
+        if path and isinstance(path[-1], str):
+            return [(path[:-1], [path[-1]], allowed)]
     return []
+
+
+def _closest(key: str, allowed: Sequence[str]) -> str | None:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    return next((a for a in allowed if a.lower() == key.lower()), None)
 
 
 def _unknown_field(parent: JSONPath, key: str, allowed: Sequence[str]) -> Issue:
@@ -238,11 +252,9 @@ def _unknown_field(parent: JSONPath, key: str, allowed: Sequence[str]) -> Issue:
     if not allowed:
         message += " (this field takes no settings; write {})"
     else:
-        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6) or [
-            a for a in allowed if a.lower() == key.lower()
-        ][:1]
-        if close:
-            message += f'; did you mean "{close[0]}"?'
+        close = _closest(key, allowed)
+        if close is not None:
+            message += f'; did you mean "{close}"?'
     return Issue((*parent, key), message, "schema.unknown-field")
 
 
