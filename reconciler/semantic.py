@@ -281,7 +281,9 @@ def facts(m: Manifest) -> ManifestFacts:
     return ManifestFacts(m.key, m.source, tuple(claims))
 
 
-def _where(ref: SourceRef) -> str:
+def _where(ref: SourceRef, here: SourceRef) -> str:
+    if ref.file == here.file:
+        return f"document {ref.doc + 1} of this file"
     return ref.file if ref.doc == 0 else f"{ref.file}, document {ref.doc + 1}"
 
 
@@ -298,12 +300,12 @@ def check_unique(all_facts: Sequence[ManifestFacts]) -> list[tuple[SourceRef, Is
                 continue
             owner, owner_claim = first[slot]
             if claim.what == "object":
-                message = f"{f.key} is defined twice; first in {_where(owner.source)}"
+                message = f"{f.key} is defined twice; first in {_where(owner.source, f.source)}"
             elif owner.source == f.source:
                 message = (f"{claim.what} {claim.value} is already used at "
                            f"{format_path(owner_claim.path)} of this object")
             else:
                 message = (f"{claim.what} {claim.value} is already used by {owner.key} "
-                           f"({_where(owner.source)})")
+                           f"({_where(owner.source, f.source)})")
             out.append((f.source, Issue(claim.path, message, CLAIM_RULES[claim.what])))
     return out

@@ -248,3 +248,13 @@ def test_distinct_objects_have_no_conflicts() -> None:
     assert check_unique([facts(manifest(vm())), facts(manifest(vm(distinct)))]) == []
     assert check_unique([]) == []
     assert check_unique([ManifestFacts(ObjectKey("Cluster", "", "local"), SourceRef("c"))]) == []
+
+
+def test_duplicate_in_the_same_file_names_the_document() -> None:
+    first = facts(manifest(vm(), file="vms.yaml", doc=0))
+    second = facts(manifest(vm(_other("web-02")), file="vms.yaml", doc=1))
+    found = check_unique([second, first])
+    assert {ref for ref, _ in found} == {SourceRef("vms.yaml", 1)}
+    assert found[0][1].message == ("firmware uuid 5d307ca9-b3ef-428c-8861-06e72d69f223 is "
+                                   "already used by VirtualMachine/prod/web-01 "
+                                   "(document 1 of this file)")
