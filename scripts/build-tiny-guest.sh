@@ -101,6 +101,7 @@ for pass in 1 2 3 4; do
 done
 echo "VS-UUID $(cat /sys/class/dmi/id/product_uuid 2>/dev/null)"
 echo "VS-SERIAL $(cat /sys/class/dmi/id/product_serial 2>/dev/null)"
+echo "VS-CPUS $(grep -c ^processor /proc/cpuinfo)"
 for d in /sys/class/net/*; do
   n="$(basename "$d")"
   [ "$n" = lo ] && continue
