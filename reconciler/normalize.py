@@ -79,19 +79,27 @@ class Keyed(dict[str, Any]):
         return list(self)
 
 
-def normalize(kind: str, body: Mapping[str, JSON]) -> dict[str, JSON]:
-    """A normalized copy of one object's body (see the module docstring). Pure."""
+def normalize(kind: str, body: Mapping[str, JSON],
+              namespace: str | None = None) -> dict[str, JSON]:
+    """A normalized copy of one object's body (see the module docstring). Pure.
+
+    `namespace` is the object's effective namespace (the loader's default applied), so
+    an omitted namespace equals the one a live system reports."""
     out: dict[str, JSON] = {}
     for key, value in body.items():
         if key == "status":
             continue
         if key == "metadata" and isinstance(value, Mapping):
             value = _strip_metadata(value)
+            if namespace is not None:
+                value.pop("namespace", None)
+                if namespace:
+                    value["namespace"] = namespace
         norm = _value(key, value)
         if not _absent(key, norm):
             out[key] = norm
     if kind == VM_KIND:
-        spec = out.get("spec")
+        spec = out.setdefault("spec", {})  # an empty spec still has a run strategy
         if isinstance(spec, dict):
             _run_strategy(spec)
     return out

@@ -239,8 +239,8 @@ def _is_running(body: Mapping[str, JSON], observed: bool | None) -> bool:
 
 def plan_update(desired: Manifest, obs: Observed, backend: str,
                 node: str | None) -> tuple[ObjectChange | None, list[UnpinnedIdentity]]:
-    after = normalize(desired.kind, desired.body)
-    before_raw = normalize(obs.manifest.kind, obs.manifest.body)
+    after = normalize(desired.kind, desired.body, desired.namespace)
+    before_raw = normalize(obs.manifest.kind, obs.manifest.body, obs.manifest.namespace)
     before, unpinned_paths = align_defaults(after, before_raw, desired.kind)
     notes = [UnpinnedIdentity(desired.key, format_path(u.path), u.what) for u in unpinned_paths]
     diffs = diff(before, after) if before != after else []
@@ -287,7 +287,7 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
 
 
 def plan_create(desired: Manifest) -> ObjectChange:
-    after = normalize(desired.kind, desired.body)
+    after = normalize(desired.kind, desired.body, desired.namespace)
     fields = tuple(_field(d, Disruption.NONE, "new object", False, forces=False)
                    for d in diff({}, after))
     actions = ["create"]
@@ -299,7 +299,7 @@ def plan_create(desired: Manifest) -> ObjectChange:
 
 def plan_delete(obs: Observed) -> ObjectChange:
     m = obs.manifest
-    before = normalize(m.kind, m.body)
+    before = normalize(m.kind, m.body, m.namespace)
     disruption, cause = delete_class(m.kind, before)
     fields = tuple(_field(d, disruption, cause, False, forces=False)
                    for d in diff(before, {}))
