@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.cache import write_atomic
-from reconciler.model import Manifest, ObjectKey, VirtsyncError
+from reconciler.model import JSON, RUNNABLE_KINDS, Manifest, ObjectKey, VirtsyncError
+from reconciler.sensitive import digest_sensitive
 
 DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
 FORMAT = "virtsync-inventory/1"
@@ -27,6 +28,9 @@ class InventoryEntry:
     api_version: str = ""
     revision: str = ""
     delete_disks: bool = False
+    # Configuration objects (no host runs them) keep their applied body here, secrets as
+    # digests, so the next plan can compare against it; None for VMs (the backend has it).
+    body: Mapping[str, JSON] | None = field(default=None, compare=False)
 
 
 def disk_policy_deletes(m: Manifest) -> bool:
@@ -66,14 +70,17 @@ class Inventory:
         entries = {}
         for e in raw["objects"]:
             key = ObjectKey(e["kind"], e["namespace"], e["name"])
+            body = e.get("body")
             entries[key] = InventoryEntry(key, e.get("apiVersion", ""), e.get("revision", ""),
-                                          bool(e.get("deleteDisks", False)))
+                                          bool(e.get("deleteDisks", False)),
+                                          body if isinstance(body, dict) else None)
         return cls(source, entries)
 
     def save(self, state: Path) -> None:
         objects = [{"kind": e.key.kind, "namespace": e.key.namespace, "name": e.key.name,
                     "apiVersion": e.api_version, "revision": e.revision,
-                    "deleteDisks": e.delete_disks}
+                    "deleteDisks": e.delete_disks,
+                    **({"body": e.body} if e.body is not None else {})}
                    for e in sorted(self.entries.values())]
         data = json.dumps({"format": FORMAT, "source": self.source, "objects": objects},
                           indent=1).encode()
@@ -88,8 +95,9 @@ class Inventory:
     def with_applied(self, applied: Iterable[Manifest], revision: str) -> Inventory:
         entries = dict(self.entries)
         for m in applied:
+            body = None if m.kind in RUNNABLE_KINDS else digest_sensitive(dict(m.body))
             entries[m.key] = InventoryEntry(m.key, m.api_version, revision,
-                                            disk_policy_deletes(m))
+                                            disk_policy_deletes(m), body)
         return Inventory(self.source, entries)
 
     def without(self, removed: Iterable[ObjectKey]) -> Inventory:

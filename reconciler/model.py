@@ -37,6 +37,9 @@ KNOWN_KINDS: Mapping[str, frozenset[str]] = {
     VIRTSYNC_GROUP: frozenset({"Cluster"}),
 }
 
+# Kinds a backend runs on hosts; the others are configuration that VMs refer to.
+RUNNABLE_KINDS = frozenset({"VirtualMachine"})
+
 # Kinds that have no namespace (cluster-scoped).
 CLUSTER_SCOPED_KINDS = frozenset(
     {"VirtualMachineClusterInstancetype", "VirtualMachineClusterPreference", "Cluster"}

@@ -26,6 +26,11 @@ SUBCOMMANDS: dict[str, str] = {
     "validate": "reconciler.cli.validate_cmd",
     "plan": "reconciler.cli.plan_cmd",
     "pin": "reconciler.cli.pin_cmd",
+    "apply": "reconciler.cli.apply_cmd",
+    "status": "reconciler.cli.status_cmd",
+    "start": "reconciler.cli.power_cmd",
+    "stop": "reconciler.cli.power_cmd",
+    "restart": "reconciler.cli.power_cmd",
 }
 
 EXIT_OK = 0

@@ -1,0 +1,181 @@
+"""Apply: execute exactly the planned actions, in plan order, through a backend.
+
+Apply never decides. `gate` (pure) says which changes the operator's flags and the VMs'
+policies in git permit; `execute` runs the plan's actions and nothing else, writing a
+journal entry before every side effect, reporting each object once with kubectl's
+words, and carrying on with the independent actions when one fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from reconciler.backends.base import Backend
+from reconciler.classify import Disruption
+from reconciler.journal import Journal
+from reconciler.model import RUNNABLE_KINDS, Manifest, ObjectKey, VirtsyncError
+from reconciler.plan import ObjectChange, Plan
+
+ALLOW_ANNOTATION = "virtsync.io/allow-disruption"  # "restart" or "data-loss"
+GRACE_ANNOTATION = "virtsync.io/grace-period"
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    allow_restart: bool = False
+    allow_data_loss: bool = False
+    force_stop: bool = False
+    prune: bool = False
+    grace_period: int | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    key: ObjectKey
+    needs: str  # the flag that would allow it
+    cause: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: ObjectKey
+    word: str  # created, configured, restarted, replaced, started, stopped, deleted,
+    #            unchanged, skipped, failed
+    detail: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.word == "failed"
+
+
+def allowed_by_policy(m: Manifest | None) -> Disruption:
+    """The worst class the VM's own annotation in git allows without a flag."""
+    if m is None:
+        return Disruption.LIVE
+    meta = m.body.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    value = annotations.get(ALLOW_ANNOTATION) if isinstance(annotations, dict) else None
+    if value == "data-loss":
+        return Disruption.DATA_LOSS
+    if value in ("restart", "replace"):
+        return Disruption.REPLACE
+    return Disruption.LIVE
+
+
+def gate(plan: Plan, desired: Mapping[ObjectKey, Manifest],
+         options: ApplyOptions) -> list[Refusal]:
+    """The changes the flags and policies do not permit. Pure; empty means go."""
+    refusals: list[Refusal] = []
+    for c in plan.changes:
+        if c.is_delete and not options.prune:
+            continue  # not executed without --prune; reported as skipped
+        policy = allowed_by_policy(desired.get(c.key))
+        if c.disruption == Disruption.DATA_LOSS and not options.allow_data_loss \
+                and policy < Disruption.DATA_LOSS:
+            refusals.append(Refusal(c.key, "--allow-data-loss", c.cause))
+        elif c.disruption in (Disruption.RESTART, Disruption.REPLACE) \
+                and not (options.allow_restart or options.allow_data_loss) \
+                and policy < Disruption.REPLACE:
+            refusals.append(Refusal(c.key, "--allow-restart", c.cause))
+    return refusals
+
+
+def describe_refusals(refusals: list[Refusal]) -> str:
+    lines = [f"apply refused: {len(refusals)} change(s) need explicit permission; "
+             "nothing was changed:"]
+    lines += [f"  {r.key}: needs {r.needs} ({r.cause})" for r in refusals]
+    lines.append(f"(or allow it per VM in git with the annotation {ALLOW_ANNOTATION})")
+    return "\n".join(lines)
+
+
+def _grace(m: Manifest | None, options: ApplyOptions) -> int | None:
+    if options.grace_period is not None:
+        return options.grace_period
+    if m is None:
+        return None
+    spec = m.body.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    tspec = template.get("spec") if isinstance(template, dict) else None
+    value = tspec.get("terminationGracePeriodSeconds") if isinstance(tspec, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def execute(
+    plan: Plan,
+    backend: Backend,
+    desired: Mapping[ObjectKey, Manifest],
+    *,
+    revision: str,
+    journal: Journal,
+    options: ApplyOptions,
+    delete_disks: Callable[[ObjectKey], bool],
+    report: Callable[[Outcome], None] = lambda o: None,
+) -> list[Outcome]:
+    """Run the plan's actions in plan order. Refusals must have been checked by `gate`."""
+    outcomes: list[Outcome] = []
+    for change in plan.changes:
+        outcome = _execute_one(change, backend, desired, revision, journal, options,
+                               delete_disks)
+        outcomes.append(outcome)
+        report(outcome)
+    return outcomes
+
+
+def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, Manifest],
+                 revision: str, journal: Journal, options: ApplyOptions,
+                 delete_disks: Callable[[ObjectKey], bool]) -> Outcome:
+    m = desired.get(c.key)
+    if c.is_delete and not options.prune:
+        return Outcome(c.key, "skipped", "no longer in git; prune with --prune")
+    if c.key.kind not in RUNNABLE_KINDS:
+        # Configuration objects live in git and the inventory; nothing runs on a host.
+        word = "deleted" if c.is_delete else "created" if "create" in c.actions else "configured"
+        return Outcome(c.key, word)
+    if m is None and not c.is_delete:
+        return Outcome(c.key, "failed", "desired object missing from the tree")
+    refs = desired
+    grace = _grace(m, options)
+    force = options.force_stop
+    steps: list[tuple[str, Callable[[], None]]] = []
+    word = "configured"
+    if c.is_delete:
+        wipe = delete_disks(c.key)
+        steps.append(("delete", lambda: backend.delete(
+            c.key, delete_disks=wipe, grace_period=grace, force=force)))
+        word = "deleted"
+    elif "replace" in c.actions:
+        assert m is not None
+        old = c.previous_key or c.key
+        steps.append(("delete", lambda: backend.delete(
+            old, delete_disks=False, grace_period=grace, force=force)))
+        steps.append(("create", lambda: backend.create(m, revision=revision, refs=refs)))
+        word = "replaced"
+    elif "create" in c.actions:
+        assert m is not None
+        steps.append(("create", lambda: backend.create(m, revision=revision, refs=refs)))
+        word = "created"
+    else:
+        assert m is not None
+        restart = "restart" in c.actions
+        steps.append(("update", lambda: backend.update(
+            m, revision=revision, refs=refs, restart=restart, grace_period=grace,
+            force=force)))
+        if "stop" in c.actions:
+            steps.append(("stop", lambda: backend.stop(c.key, grace_period=grace, force=force)))
+            word = "stopped"
+        elif "start" in c.actions:
+            steps.append(("start", lambda: backend.start(c.key)))
+            word = "started"
+        elif restart:
+            word = "restarted"
+    for action, call in steps:
+        seq = journal.intent(action, c.key, c.disruption.label)
+        try:
+            call()
+        except VirtsyncError as exc:
+            detail = str(exc)
+            journal.failed(seq, action, c.key, detail)
+            return Outcome(c.key, "failed", f"{action}: {detail}")
+        journal.done(seq, action, c.key)
+    return Outcome(c.key, word)

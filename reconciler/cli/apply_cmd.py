@@ -1,0 +1,151 @@
+"""`virtsync apply`: make the hosts match git, executing exactly the plan.
+
+    virtsync apply PATH [--prune] [--allow-restart] [--allow-data-loss] [--force-stop]
+                        [--auto-approve] [--plan FILE] [--max-prune N]
+
+Exit codes: 0 applied (or nothing to do), 1 refused or an action failed, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from reconciler.apply import ApplyOptions, Outcome, describe_refusals, execute, gate
+from reconciler.cli.common import (
+    add_backend_arguments,
+    make_backend,
+    print_invalid_source,
+    progress_reporter,
+)
+from reconciler.inventory import Inventory, source_id
+from reconciler.journal import Journal, unfinished
+from reconciler.lock import StateLock
+from reconciler.model import VirtsyncError
+from reconciler.plan import Plan, check_fresh, load_plan
+from reconciler.reconcile import Desired, InvalidSource, load_desired, observe, plan_live
+from reconciler.statedir import state_dir
+
+NAME = "apply"
+HELP = "Make the hosts match the specs: execute the plan (restarts and data loss need flags)."
+
+DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", default=".", metavar="PATH",
+                   help="folder (or file) of YAML specs (default: .)")
+    p.add_argument("--plan", metavar="FILE",
+                   help="execute this saved plan (from `virtsync plan --out-file`); refused "
+                        "when the tree or live state changed since")
+    p.add_argument("--prune", action="store_true",
+                   help="delete objects virtsync applied earlier that left git")
+    p.add_argument("--max-prune", type=int, metavar="N",
+                   help="refuse to prune more than N objects (default: 20%% of the inventory, "
+                        "at least 1)")
+    p.add_argument("--allow-restart", action="store_true",
+                   help="permit changes that restart or replace a guest")
+    p.add_argument("--allow-data-loss", action="store_true",
+                   help="permit changes that destroy guest data")
+    p.add_argument("--force-stop", action="store_true",
+                   help="power off guests that do not shut down within their grace period "
+                        "(may corrupt data)")
+    p.add_argument("--grace-period", type=int, metavar="S",
+                   help="seconds to wait for a graceful shutdown (default: the VM's "
+                        "terminationGracePeriodSeconds)")
+    p.add_argument("--auto-approve", action="store_true",
+                   help="do not ask for confirmation on a terminal")
+    add_backend_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    options = ApplyOptions(allow_restart=args.allow_restart,
+                           allow_data_loss=args.allow_data_loss,
+                           force_stop=args.force_stop, prune=args.prune,
+                           grace_period=args.grace_period)
+    state = state_dir()
+    with StateLock(state):
+        try:
+            desired = load_desired([args.path])
+        except InvalidSource as exc:
+            print_invalid_source(exc)
+            return 2
+        for entry in unfinished(state):
+            print(f"virtsync: note: an earlier apply stopped during {entry.action} of "
+                  f"{entry.key}; converging from live state", file=sys.stderr)
+        backend = make_backend(desired, args)
+        inventory = Inventory.load(state, source_id(desired.root))
+        observation = observe(backend)
+        plan = plan_live(desired, observation, inventory, prune=args.prune,
+                         backend_name=backend.name)
+        if args.plan:
+            saved = load_plan(Path(args.plan))
+            check_fresh(saved, plan.fingerprints)
+            plan = saved
+
+        refusals = gate(plan, desired.by_key, options)
+        if refusals:
+            print(describe_refusals(refusals), file=sys.stderr)
+            return 1
+        _check_prune_cap(plan, inventory, args)
+        if plan.empty:
+            _record(state, inventory, desired, [])
+            print("No changes. Live state matches the specs.", file=sys.stderr)
+            return 0
+        if sys.stdin.isatty() and sys.stdout.isatty() and not args.auto_approve:
+            if not _confirm(plan, args):
+                print("Apply cancelled; nothing was changed.", file=sys.stderr)
+                return 1
+
+        journal = Journal(state, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" +
+                          uuid.uuid4().hex[:8])
+        with progress_reporter(len(plan.changes)) as report:
+            outcomes = execute(plan, backend, desired.by_key, revision=desired.revision,
+                               journal=journal, options=options,
+                               delete_disks=lambda k: inventory.entries[k].delete_disks
+                               if k in inventory.entries else False,
+                               report=report)
+        _record(state, inventory, desired, outcomes)
+    failed = [o for o in outcomes if o.failed]
+    counts = {w: sum(1 for o in outcomes if o.word == w) for w in
+              ("created", "configured", "restarted", "replaced", "started", "stopped",
+               "deleted", "skipped", "failed")}
+    summary = ", ".join(f"{n} {w}" for w, n in counts.items() if n)
+    print(f"Apply complete: {summary}.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _check_prune_cap(plan: Plan, inventory: Inventory, args: argparse.Namespace) -> None:
+    if not args.prune:
+        return
+    deletions = [c for c in plan.changes if c.is_delete]
+    cap = args.max_prune if args.max_prune is not None else max(
+        1, int(len(inventory.entries) * DEFAULT_PRUNE_FRACTION))
+    if len(deletions) > cap:
+        raise VirtsyncError(f"refusing to prune {len(deletions)} objects (cap {cap}); if this "
+                            f"is intended, pass --max-prune {len(deletions)}")
+
+
+def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
+    from reconciler.render.text import render_text, want_color
+
+    sys.stdout.write(render_text(plan, color=want_color(args.color, True)))
+    answer = input("\nApply these changes? Only 'yes' is accepted: ")
+    return answer.strip() == "yes"
+
+
+def _record(state: Path, inventory: Inventory, desired: Desired,
+            outcomes: list[Outcome]) -> None:
+    """Remember what this source applied. Unchanged desired objects are recorded too
+    (adoption after a crash, or a lost state directory); the write is skipped when
+    nothing changed."""
+    done = {o.key for o in outcomes}
+    ok_words = {"created", "configured", "restarted", "replaced", "started", "stopped"}
+    applied = [desired.by_key[o.key] for o in outcomes
+               if o.word in ok_words and o.key in desired.by_key]
+    adopted = [m for m in desired.manifests if m.key not in done and m.key not in inventory.entries]
+    deleted = [o.key for o in outcomes if o.word == "deleted"]
+    inventory.with_applied([*applied, *adopted], desired.revision).without(deleted).save(state)

@@ -1,0 +1,60 @@
+"""`virtsync start|stop|restart NAME`: operator power control without rewriting git.
+
+With runStrategy Manual these are the only power control. Otherwise the node records
+the operator's stop so the run strategy does not undo it at once (shown in status),
+until git changes the VM again or `virtsync start` is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reconciler.cli.common import make_backend
+from reconciler.model import DEFAULT_NAMESPACE, ObjectKey, VirtsyncError
+from reconciler.reconcile import InvalidSource, load_desired
+
+NAME = "start"  # also registered as "stop" and "restart"; args.command tells which
+HELP = "Start, stop or restart a VM's guest (graceful; --force only on request)."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", metavar="NAME", help="VM name, or NAMESPACE/NAME")
+    p.add_argument("-n", "--namespace", default=None,
+                   help=f"namespace (default: {DEFAULT_NAMESPACE})")
+    p.add_argument("--path", default=".", metavar="PATH",
+                   help="the specs' folder (its Cluster object names the nodes)")
+    p.add_argument("--grace-period", type=int, metavar="S",
+                   help="seconds to wait for the guest to shut down")
+    p.add_argument("--force", action="store_true",
+                   help="power off if the guest does not shut down in time (may corrupt data)")
+
+
+def key_of(args: argparse.Namespace) -> ObjectKey:
+    name = args.name
+    namespace = args.namespace
+    if "/" in name:
+        namespace, name = name.split("/", 1)
+    return ObjectKey("VirtualMachine", namespace or DEFAULT_NAMESPACE, name)
+
+
+def run(args: argparse.Namespace) -> int:
+    verb = str(args.command)
+    key = key_of(args)
+    try:
+        desired = load_desired([args.path])
+    except InvalidSource as exc:
+        sys.stderr.write(exc.findings_text)
+        print(f"virtsync: error: {exc}", file=sys.stderr)
+        return 2
+    backend = make_backend(desired, args)
+    if key not in {o.key for o in backend.observe().objects}:
+        raise VirtsyncError(f"{key} is not a VM managed by virtsync on these nodes")
+    if verb == "start":
+        backend.start(key)
+    elif verb == "stop":
+        backend.stop(key, grace_period=args.grace_period, force=args.force)
+    else:
+        backend.restart(key, grace_period=args.grace_period, force=args.force)
+    print(f"{key} {dict(start='started', stop='stopped', restart='restarted')[verb]}")
+    return 0

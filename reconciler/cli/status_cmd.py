@@ -1,0 +1,79 @@
+"""`virtsync status`: what runs where, as KubeVirt would print it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from reconciler.backends.base import LiveObject
+from reconciler.cli.common import make_backend
+from reconciler.inventory import Inventory, source_id
+from reconciler.reconcile import InvalidSource, load_desired, observe, plan_live
+from reconciler.statedir import state_dir
+
+NAME = "status"
+HELP = "Show every managed VM: node, status, readiness, age, applied revision, drift."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", default=".", metavar="PATH",
+                   help="the specs' folder: its Cluster object names the nodes, and drift "
+                        "is measured against it (default: .)")
+    p.add_argument("--output", "-o", choices=["table", "json"], default="table")
+
+
+def _age(created: float | None, now: float) -> str:
+    if not created:
+        return "<unknown>"
+    s = int(max(now - created, 0))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        desired = load_desired([args.path])
+    except InvalidSource as exc:
+        sys.stderr.write(exc.findings_text)
+        print(f"virtsync: error: {exc}", file=sys.stderr)
+        return 2
+    backend = make_backend(desired, args)
+    observation = observe(backend)
+    inventory = Inventory.load(state_dir(), source_id(desired.root))
+    plan = plan_live(desired, observation, inventory, prune=False, backend_name=backend.name)
+    drifted = {c.key for c in plan.changes}
+    rows = sorted(observation.objects, key=lambda o: o.key)
+    now = time.time()
+    if args.output == "json":
+        print(json.dumps([_row_json(o, o.key in drifted) for o in rows], indent=2))
+        return 0
+    header = ("NAMESPACE", "NAME", "NODE", "STATUS", "READY", "AGE", "REVISION", "DRIFT")
+    table = [header] + [
+        (o.key.namespace, o.key.name, o.node or "<none>", o.status.printable_status,
+         str(o.status.ready).lower(), _age(o.status.created_at, now),
+         (o.revision or "<none>")[:12], "yes" if o.key in drifted else "no")
+        for o in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        print("   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    missing = [k for k in desired.by_key if k.kind == "VirtualMachine"
+               and k not in {o.key for o in rows}]
+    if missing:
+        print(f"{len(missing)} VM(s) in git not created yet: run `virtsync apply`",
+              file=sys.stderr)
+    return 0
+
+
+def _row_json(o: LiveObject, drift: bool) -> dict[str, object]:
+    return {
+        "namespace": o.key.namespace, "name": o.key.name, "node": o.node,
+        "printableStatus": o.status.printable_status, "ready": o.status.ready,
+        "createdAt": o.status.created_at, "revision": o.revision, "drift": drift,
+        "conditions": [{"type": c.type, "status": c.status, "reason": c.reason,
+                        "message": c.message} for c in o.status.conditions],
+    }

@@ -1,0 +1,134 @@
+"""One reconcile cycle's planning half: desired from the tree, live from a backend.
+
+`load_desired` refuses a tree with any validation error (safety rule 1); `observe_live`
+turns a backend's observation plus the inventory's configuration objects into the live
+side of the plan; `plan_live` pairs them so that prune is inventory − desired, never
+live − desired (rule 4), and objects without virtsync's owner marker are not there at all
+(rule 3). Side effects stay in the backend and in apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from reconciler.backends.base import Backend, LiveObject, Observation
+from reconciler.inventory import Inventory
+from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
+from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan
+from reconciler.sensitive import digest_sensitive
+from reconciler.validate import validate_paths
+
+RUNNING_STATES = frozenset({"Running", "Starting", "Paused", "Migrating", "Stopping"})
+
+
+@dataclass(frozen=True)
+class Desired:
+    manifests: tuple[Manifest, ...]
+    revision: str  # git commit of the source, '' outside git
+    desired_hash: str
+    root: Path
+
+    @property
+    def by_key(self) -> dict[ObjectKey, Manifest]:
+        return {m.key: m for m in self.manifests}
+
+
+class InvalidSource(VirtsyncError):
+    """The tree failed validation: nothing is planned, applied or pruned."""
+
+    def __init__(self, message: str, findings_text: str) -> None:
+        super().__init__(message)
+        self.findings_text = findings_text
+
+
+def body_hash(body: Mapping[str, JSON]) -> str:
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def git_revision(path: Path) -> str:
+    """The commit checked out at `path`, or '' when it is not in a git work tree."""
+    try:
+        done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def load_desired(paths: Sequence[str]) -> Desired:
+    report = validate_paths(paths, keep_manifests=True)
+    if not report.valid:
+        text = "".join(f.as_text() + "\n" for f in report.findings)
+        raise InvalidSource(f"{len(report.errors)} validation error(s) in "
+                            f"{', '.join(paths)}; nothing planned, applied or pruned", text)
+    manifests = tuple(sorted(report.manifests, key=lambda m: m.key))
+    first = Path(paths[0]) if paths else Path(".")
+    root = first if first.is_dir() else first.parent
+    desired_hash = content_hash((str(m.key), body_hash(m.body)) for m in manifests)
+    return Desired(manifests, git_revision(root), desired_hash, root.resolve())
+
+
+def _observed_vm(o: LiveObject) -> Observed:
+    m = Manifest(o.api_version, o.key.kind, o.key.namespace, o.key.name, o.body,
+                 SourceRef(f"<live:{o.node or '?'}>", 0))
+    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES)
+
+
+def observe_live(observation: Observation, inventory: Inventory) -> list[Observed]:
+    """Live VMs from the backend plus configuration objects recorded in the inventory."""
+    out = [_observed_vm(o) for o in observation.objects]
+    seen = {o.key for o in observation.objects}
+    for key, entry in inventory.entries.items():
+        if key in seen or entry.body is None:
+            continue
+        m = Manifest(entry.api_version, key.kind, key.namespace, key.name, entry.body,
+                     SourceRef("<inventory>", 0))
+        out.append(Observed(m))
+    return out
+
+
+def live_hash(observed: Sequence[Observed]) -> str:
+    return content_hash((str(o.key), f"{body_hash(o.manifest.body)}|{o.node}|{o.running}")
+                        for o in observed)
+
+
+def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
+              prune: bool, backend_name: str = "libvirt") -> Plan:
+    """The plan that makes live match desired. Pure.
+
+    Live objects are considered only when desired names them or the inventory holds
+    them (virtsync applied them from this source); with `prune` off, objects that left
+    git are still listed as deletions so the operator sees them, and apply skips them.
+    """
+    wanted = {m.key for m in desired.manifests}
+    observed = [o for o in observe_live(observation, inventory)
+                if o.key in wanted or o.key in inventory.entries]
+    conflicts = set(observation.conflicts) & wanted
+    if conflicts:
+        names = ", ".join(str(k) for k in sorted(conflicts))
+        raise VirtsyncError(f"refusing to plan: {names} exist(s) live without virtsync's owner "
+                            "marker (an unmanaged domain with the same name); rename the VM "
+                            "in git or remove the unmanaged domain yourself")
+    # Backends hold secrets only as digests: compare the desired side the same way.
+    planned = [replace(m, body=digest_sensitive(dict(m.body))) for m in desired.manifests]
+    fingerprints = Fingerprints(
+        desired_commit=desired.revision or None, desired_tree=None,
+        desired_hash=desired.desired_hash,
+        live_source=f"{backend_name}:{'prune' if prune else 'no-prune'}",
+        live_hash=live_hash(observed),
+    )
+    return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name)
+
+
+def observe(backend: Backend) -> Observation:
+    """Observe, turning any unexpected failure into an error (never 'nothing exists')."""
+    observation = backend.observe()
+    if not isinstance(observation, Observation):
+        raise VirtsyncError("backend returned no observation")
+    return observation
