@@ -1,0 +1,314 @@
+"""The libvirt backend: VMs as libvirt domains on the nodes of the Cluster config.
+
+Thin on purpose: it maps the Backend protocol onto node components —
+node.cluster (which nodes), node.expand (instancetypes/preferences), node.placement
+(which node), node.host (define/start/stop/undefine with the owner marker checked
+first), node.status (printableStatus and conditions), node.pending (VMs that got no
+domain: ErrorUnschedulable, ErrorPvcNotFound).
+
+What `observe()` returns per VM: the body as last applied (sensitive values digested,
+from the domain's metadata) with drifted facts of the persistent definition — vCPU
+topology, memory, MACs — written over it (node.records.overlay_drift); the node; the
+identity read from the domain (UUID, SMBIOS serial, MACs); and the status. Power state
+is in the status (printableStatus, Ready), not in the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from node.cluster import ClusterConfig, cluster_from_manifests
+from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
+from node.expand import expand
+from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
+from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP, starts_on_create
+from node.networks import NetworkMap
+from node.pending import PendingStore
+from node.placement import UNSCHEDULABLE, place
+from node.records import overlay_drift
+from node.spec import VmSpec
+from node.status import DomainView, NodeVMStatus, RuntimeRecord, unplaced_status, vm_status
+from reconciler.backends.base import (
+    BackendError,
+    Condition,
+    LiveIdentity,
+    LiveObject,
+    Observation,
+    VMStatus,
+)
+from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.statedir import state_dir
+
+PVC_NOT_FOUND = "ErrorPvcNotFound"
+
+
+def _status(s: NodeVMStatus) -> VMStatus:
+    return VMStatus(
+        printable_status=s.printable_status,
+        ready=s.ready,
+        node=s.node,
+        conditions=tuple(Condition(c.type, c.status, c.reason, c.message) for c in s.conditions),
+    )
+
+
+def _network_map(cluster: ClusterConfig) -> NetworkMap:
+    sources: dict[str, InterfaceSource] = {}
+    for n in cluster.networks:
+        sources[n.name] = LibvirtNetwork(n.libvirt_network) if n.libvirt_network else Bridge(
+            n.bridge or "")
+    return NetworkMap(sources)
+
+
+class LibvirtBackend:
+    name = "libvirt"
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        *,
+        state: str | Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        networks = _network_map(cluster)
+        self.cluster = cluster
+        self.hosts = {n.name: NodeHost(n, networks, clock=clock) for n in cluster.nodes}
+        self.pending = PendingStore(state if state is not None else state_dir())
+        self.clock = clock
+
+    @classmethod
+    def from_manifests(cls, manifests: Iterable[Manifest], **kw: Any) -> LibvirtBackend:
+        return cls(cluster_from_manifests(manifests), **kw)
+
+    def close(self) -> None:
+        for host in self.hosts.values():
+            host.close()
+
+    # ------------------------------------------------------------------ observe
+
+    def observe(self) -> Observation:
+        objects: dict[ObjectKey, LiveObject] = {}
+        conflicts: list[ObjectKey] = []
+        now = self.clock()
+        for host in self.hosts.values():
+            try:
+                scan = host.scan()
+            except VirtsyncError as exc:
+                raise BackendError(str(exc)) from exc
+            conflicts.extend(scan.conflicts)
+            for rec in scan.records:
+                if rec.key in objects:
+                    raise BackendError(
+                        f"{rec.key.namespace}/{rec.key.name} is defined on node "
+                        f"{objects[rec.key].node} and on node {host.config.name}; "
+                        "undefine one of them by hand"
+                    )
+                objects[rec.key] = self._live(rec, host.config.name, now)
+        try:
+            pending = list(self.pending.items())
+        except VirtsyncError as exc:
+            raise BackendError(str(exc)) from exc
+        for p in pending:
+            if p.key not in objects:
+                # A minimal body: any desired spec differs from it, so the next apply
+                # tries again (placement may fit by then).
+                body = {"apiVersion": p.api_version, "kind": p.key.kind,
+                        "metadata": {"name": p.key.name, "namespace": p.key.namespace}}
+                objects[p.key] = LiveObject(
+                    key=p.key, api_version=p.api_version, body=body, revision=p.revision,
+                    status=_status(unplaced_status(p.printable_status, p.message)),
+                )
+        ordered = tuple(objects[k] for k in sorted(objects))
+        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered))
+
+    def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
+        body: Mapping[str, JSON] = {}
+        if rec.applied is not None:
+            body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts)
+        view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
+        api = str(body.get("apiVersion", "kubevirt.io/v1"))
+        return LiveObject(
+            key=rec.key,
+            api_version=api,
+            body=body,
+            node=node,
+            revision=rec.owner.source_revision,
+            spec_hash=rec.owner.spec_hash,
+            identity=LiveIdentity(rec.uuid, rec.serial, dict(rec.facts.macs)),
+            status=_status(vm_status(view, node, now)),
+        )
+
+    # ------------------------------------------------------------------ finding a VM
+
+    def _find(self, key: ObjectKey) -> tuple[NodeHost, Any] | None:
+        found: list[tuple[NodeHost, Any]] = []
+        for host in self.hosts.values():
+            try:
+                dom = host.lookup(key)
+            except VirtsyncError as exc:
+                raise BackendError(str(exc)) from exc
+            if dom is not None:
+                found.append((host, dom))
+        if len(found) > 1:
+            names = ", ".join(h.config.name for h, _ in found)
+            raise BackendError(f"{key}: defined on several nodes ({names}); refusing to act")
+        return found[0] if found else None
+
+    def _require(self, key: ObjectKey) -> tuple[NodeHost, Any]:
+        found = self._find(key)
+        if found is None:
+            raise BackendError(f"{key}: no domain on any node")
+        return found
+
+    def _grace(self, host: NodeHost, dom: Any, grace: int | None) -> int:
+        if grace is not None:
+            return grace
+        rec = host.record(dom)
+        tmpl = _template_spec(rec.applied.body) if rec.applied is not None else {}
+        value = tmpl.get("terminationGracePeriodSeconds")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 180
+
+    # ------------------------------------------------------------------ verbs
+
+    def create(self, vm: Manifest, *, revision: str,
+               refs: Mapping[ObjectKey, Manifest]) -> None:
+        try:
+            self._create(vm, revision, refs)
+        except (NotOurs, NodeError) as exc:
+            raise BackendError(str(exc)) from exc
+        except VirtsyncError as exc:
+            if isinstance(exc, BackendError):
+                raise
+            raise BackendError(f"{vm.key}: {exc}") from exc
+
+    def _create(self, vm: Manifest, revision: str, refs: Mapping[ObjectKey, Manifest]) -> None:
+        expanded = expand(vm, refs)
+        spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
+        found = self._find(vm.key)
+        if found is not None:  # adopt (crash recovery): converge it like an update
+            self._update(vm, expanded, spec, found, revision, refs, restart=False,
+                         grace=None, force=False)
+            if starts_on_create(spec.run_strategy):
+                found[0].start(found[1])
+            return
+        selector = _node_selector(expanded)
+        will_run = starts_on_create(spec.run_strategy)
+        placement = place([h.capacity() for h in self.hosts.values()], selector=selector,
+                          memory_kib=spec.memory_kib, will_run=will_run)
+        if placement.node is None:
+            self.pending.put(vm.key, vm.api_version, UNSCHEDULABLE, placement.reason,
+                             revision, vm.body)
+            raise BackendError(f"{vm.key}: {UNSCHEDULABLE}: {placement.reason}")
+        host = self.hosts[placement.node]
+        try:
+            dom = host.define(vm, expanded, revision=revision, refs=refs,
+                              runtime=RuntimeRecord(), generation=1, fresh_scratch=True)
+        except ClaimNotFound as exc:
+            self.pending.put(vm.key, vm.api_version, PVC_NOT_FOUND, str(exc), revision, vm.body)
+            raise BackendError(f"{vm.key}: {PVC_NOT_FOUND}: {exc}") from exc
+        self.pending.remove(vm.key)
+        if will_run:
+            host.start(dom)
+
+    def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
+               restart: bool, grace_period: int | None = None, force: bool = False) -> None:
+        try:
+            found = self._find(vm.key)
+            if found is None:  # pending (unschedulable, claim missing): try again
+                self._create(vm, revision, refs)
+                return
+            expanded = expand(vm, refs)
+            spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
+            self._update(vm, expanded, spec, found, revision, refs, restart=restart,
+                         grace=grace_period, force=force)
+        except BackendError:
+            raise
+        except VirtsyncError as exc:
+            raise BackendError(f"{vm.key}: {exc}") from exc
+
+    def _update(self, vm: Manifest, expanded: Mapping[str, JSON], spec: VmSpec,
+                found: tuple[NodeHost, Any], revision: str,
+                refs: Mapping[ObjectKey, Manifest], *, restart: bool, grace: int | None,
+                force: bool) -> None:
+        host, dom = found
+        rec = host.record(dom)
+        was_running = rec.active
+        if restart and was_running:
+            # The agent must not restart the old incarnation meanwhile (intent hold);
+            # the new one is defined only once the old one is confirmed off.
+            host.stop(dom, self._grace(host, dom, grace), force=force, intent=INTENT_HOLD)
+        runtime = host.record(dom).runtime
+        running_now = dom.isActive()
+        dom = host.define(vm, expanded, revision=revision, refs=refs, runtime=runtime,
+                          generation=rec.owner.generation + 1, fresh_scratch=not running_now)
+        self.pending.remove(vm.key)
+        if restart and was_running and spec.run_strategy != "Halted":
+            host.start(dom)
+        elif runtime.intent == INTENT_HOLD:
+            host.set_runtime(dom, replace(runtime, intent=INTENT_NONE))
+
+    def start(self, key: ObjectKey) -> None:
+        host, dom = self._require(key)
+        try:
+            host.start(dom)
+        except VirtsyncError as exc:
+            raise BackendError(str(exc)) from exc
+
+    def stop(self, key: ObjectKey, *, grace_period: int | None = None,
+             force: bool = False) -> None:
+        host, dom = self._require(key)
+        try:
+            host.stop(dom, self._grace(host, dom, grace_period), force=force, intent=INTENT_STOP)
+        except VirtsyncError as exc:
+            raise BackendError(str(exc)) from exc
+
+    def restart(self, key: ObjectKey, *, grace_period: int | None = None,
+                force: bool = False) -> None:
+        host, dom = self._require(key)
+        try:
+            host.stop(dom, self._grace(host, dom, grace_period), force=force, intent=INTENT_HOLD)
+            host.start(dom)  # stop() returned: the old incarnation is confirmed off
+        except VirtsyncError as exc:
+            raise BackendError(str(exc)) from exc
+
+    def delete(self, key: ObjectKey, *, delete_disks: bool, grace_period: int | None = None,
+               force: bool = False) -> None:
+        found = self._find(key)
+        if found is None:
+            self.pending.remove(key)
+            return
+        host, dom = found
+        try:
+            rec = host.record(dom)
+            host.stop(dom, self._grace(host, dom, grace_period), force=force, intent=INTENT_STOP)
+            host.undefine(dom)
+            if delete_disks and rec.applied is not None:
+                host.remove_disks(key, rec.applied.body)
+        except VirtsyncError as exc:
+            raise BackendError(str(exc)) from exc
+        self.pending.remove(key)
+
+
+def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:
+    spec = body.get("spec")
+    tmpl = spec.get("template") if isinstance(spec, Mapping) else None
+    tspec = tmpl.get("spec") if isinstance(tmpl, Mapping) else None
+    return tspec if isinstance(tspec, Mapping) else {}
+
+
+def _node_selector(body: Mapping[str, JSON]) -> dict[str, str]:
+    sel = _template_spec(body).get("nodeSelector")
+    return {str(k): str(v) for k, v in sel.items()} if isinstance(sel, Mapping) else {}
+
+
+def _fingerprint(objects: tuple[LiveObject, ...]) -> str:
+    data = [
+        [str(o.key), o.node, o.revision, o.spec_hash, o.status.printable_status]
+        for o in objects
+    ]
+    return "sha256:" + hashlib.sha256(json.dumps(data).encode()).hexdigest()
