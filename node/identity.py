@@ -146,6 +146,7 @@ class IdentityStore:
         self.storage_dir = Path(storage_dir)
         self.root = self.storage_dir / STORE_DIRNAME
         self._lock = FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_SECONDS)
+        self._cache: dict[Path, tuple[tuple[int, int, int], Identity]] = {}
 
     # -- reading ---------------------------------------------------------------
 
@@ -165,9 +166,25 @@ class IdentityStore:
             return
         for ns_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             for path in sorted(ns_dir.glob("*.json")):
-                ident = self._read(path)
+                ident = self._read_cached(path)
                 if ident is not None:
                     yield ObjectKey("VirtualMachine", ns_dir.name, path.stem), ident
+
+    def _read_cached(self, path: Path) -> Identity | None:
+        """`_read`, reusing the parse while the file's inode, size and mtime are unchanged
+        (allocation scans every record; a long-lived agent should not re-parse them)."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._cache.get(path)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        ident = self._read(path)
+        if ident is not None:
+            self._cache[path] = (stamp, ident)
+        return ident
 
     def _read(self, path: Path) -> Identity | None:
         try:
@@ -217,6 +234,12 @@ class IdentityStore:
         path = self.record_path(key)
         with self.locked():
             stored = self._read(path)
+            # Fast path: nothing to allocate and every pin agrees, so no other VM's
+            # record has to be read (pins equal to stored values were checked when
+            # they were first stored).
+            ident, conflicts = _merge(key, vm, stored, {}, reserved_macs, force=force)
+            if stored is not None and ident == stored and not conflicts:
+                return stored
             others = self._macs_of_others(key)
             ident, conflicts = _merge(key, vm, stored, others, reserved_macs, force=force)
             if conflicts:
