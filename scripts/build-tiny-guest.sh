@@ -11,15 +11,17 @@ cd "$(dirname "$0")/.."
 OUT="$(realpath -m "${1:-.cache/tiny-guest}")"
 STAMP_WANT="$(sha256sum "$0" | cut -d' ' -f1)"
 
-if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$STAMP_WANT" ] \
-   && [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initramfs.cpio.gz" ]; then
-  echo "$OUT"
-  exit 0
-fi
+up_to_date() {
+  [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$STAMP_WANT" ] \
+    && [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initramfs.cpio.gz" ]
+}
+if up_to_date; then echo "$OUT"; exit 0; fi
 
 mkdir -p "$(dirname "$OUT")"
 exec 9>"$OUT.lock"
 flock 9
+# Another build may have finished while we waited for the lock.
+if up_to_date; then echo "$OUT"; exit 0; fi
 
 resolve_kernel_pkg() {
   apt-cache depends linux-image-amd64 2>/dev/null \
@@ -32,11 +34,11 @@ if [ -z "$PKG" ]; then
   PKG="$(resolve_kernel_pkg)"
 fi
 [ -n "$PKG" ] || { echo "build-tiny-guest: cannot resolve linux-image-amd64 with apt-cache" >&2; exit 1; }
-BUSYBOX="$(command -v busybox || true)"
-if [ -z "$BUSYBOX" ] || ! file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked'; then
-  BUSYBOX=/bin/busybox   # busybox-static installs here
-fi
+BUSYBOX=/bin/busybox   # busybox-static; the initramfs has no libc, so it must be static
 [ -x "$BUSYBOX" ] || { echo "build-tiny-guest: busybox-static is not installed" >&2; exit 1; }
+if ldd "$BUSYBOX" >/dev/null 2>&1; then
+  echo "build-tiny-guest: $BUSYBOX is dynamically linked; install busybox-static" >&2; exit 1
+fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
