@@ -112,7 +112,8 @@ RULES: tuple[Rule, ...] = (
     Rule("spec.dataVolumeTemplates[*].**", D,
          "DataVolume spec is immutable: deleted and created again"),
     Rule(f"{TPL}.volumes[*]", L, "hot-unplugged volume", ops=REMOVE, when="hotpluggable"),
-    Rule(f"{TPL}.volumes[*]", D, "persistent volume removed", ops=REMOVE, when="persistent"),
+    Rule(f"{TPL}.volumes[*]", D, "volume holding data removed", ops=REMOVE,
+         when="holds_data"),
     Rule(f"{TPL}.volumes[*].emptyDisk.**", D, "emptyDisk recreated: its contents are lost"),
     Rule(f"{TPL}.volumes[*]", L, "hotplugged volume", ops=ADD, when="hotpluggable"),
     Rule(f"{DEV}.disks[*]", L, "hotplugged disk", ops=ADD_REMOVE, when="hotpluggable"),
@@ -185,10 +186,11 @@ def _hotpluggable(ctx: Context, change: FieldDiff) -> bool:
                for src in ("dataVolume", "persistentVolumeClaim"))
 
 
-def _persistent(ctx: Context, change: FieldDiff) -> bool:
+def _holds_data(ctx: Context, change: FieldDiff) -> bool:
     volume = _volume(ctx, change)
     return isinstance(volume, Mapping) and any(
-        src in volume for src in ("dataVolume", "persistentVolumeClaim", "hostDisk"))
+        src in volume for src in ("dataVolume", "persistentVolumeClaim", "hostDisk",
+                                  "emptyDisk"))
 
 
 def _quantities(change: FieldDiff) -> tuple[Quantity, Quantity] | None:
@@ -220,7 +222,7 @@ def _within_max_guest(ctx: Context, change: FieldDiff) -> bool:
 
 CONDITIONS: Mapping[str, Callable[[Context, FieldDiff], bool]] = {
     "hotpluggable": _hotpluggable,
-    "persistent": _persistent,
+    "holds_data": _holds_data,
     "shrink": _shrink,
     "grow": _grow,
     "within_max_guest": _within_max_guest,

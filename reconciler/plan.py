@@ -20,7 +20,7 @@ from typing import Any
 from reconciler.classify import Context, Disruption, classify
 from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
 from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
-from reconciler.normalize import align_defaults, get_path, normalize
+from reconciler.normalize import Keyed, align_defaults, get_path, normalize
 from reconciler.quantity import Quantity
 from reconciler.sensitive import MASK, is_sensitive_path, redact
 
@@ -262,6 +262,10 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
         scored.append((d, verdict.disruption, effective, reason, verdict.identity))
     worst = max(s[2] for s in scored)
     forcing = next(s for s in scored if s[2] == worst)
+    # What apply must do to the domain: losing data needs the guest off (a restart)
+    # unless the domain is replaced anyway.
+    mechanical = max(Disruption.RESTART if s[2] == Disruption.DATA_LOSS else s[2]
+                     for s in scored)
     fields = tuple(_field(d, cls, reason, ident, forces=(d is forcing[0] and worst > 0))
                    for d, cls, _, reason, ident in scored)
     actions = ["update"]
@@ -270,9 +274,9 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
             actions.append("start")
         elif run_before and not run_after:
             actions.append("stop")
-    if worst >= Disruption.REPLACE or obs.key != desired.key:
+    if mechanical >= Disruption.REPLACE or obs.key != desired.key:
         actions = [a for a in actions if a != "update"] + ["replace"]
-    elif worst == Disruption.RESTART:
+    elif mechanical == Disruption.RESTART and restarts:
         actions.append("restart")
     changed_leaves = sum(count_leaves(d.after) for d in diffs if d.after is not MISSING)
     cause = f"{format_path(forcing[0].path)}: {forcing[3]}" if worst > 0 else forcing[3]
@@ -325,9 +329,11 @@ def _ordered_actions(actions: Iterable[str]) -> tuple[str, ...]:
 
 
 def plain(value: JSON) -> JSON:
-    """Plain JSON data: Keyed lists back to mappings, Quantities to the text written."""
+    """Plain JSON data: keyed lists back to lists, quantities as written."""
     if isinstance(value, Quantity):
-        return str.__str__(value)
+        return value.raw
+    if isinstance(value, Keyed):
+        return [plain(v) for v in value.values()]
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -43,12 +43,15 @@ def parse_quantity(text: str) -> Fraction | None:
 class Quantity(str):
     """A quantity string equal to every other spelling of the same value."""
 
-    __slots__ = ("value",)
+    __slots__ = ("raw", "value")
     value: Fraction
+    raw: str | int | float  # the value as written (a number stays a number)
 
-    def __new__(cls, text: str, value: Fraction) -> Quantity:
+    def __new__(cls, text: str, value: Fraction, raw: str | int | float | None = None,
+                ) -> Quantity:
         obj = super().__new__(cls, text)
         obj.value = value
+        obj.raw = text if raw is None else raw
         return obj
 
     def __eq__(self, other: object) -> bool:
@@ -73,9 +76,9 @@ def as_quantity(value: object) -> Quantity | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return Quantity(str(value), Fraction(value))
+        return Quantity(str(value), Fraction(value), value)
     if isinstance(value, float):
-        return Quantity(repr(value), Fraction(value).limit_denominator(10**9))
+        return Quantity(repr(value), Fraction(value).limit_denominator(10**9), value)
     if isinstance(value, str):
         parsed = parse_quantity(value)
         return Quantity(value, parsed) if parsed is not None else None

@@ -55,6 +55,13 @@ def heading(c: ObjectChange) -> str:
     return "will be updated in place (no guest disruption)"
 
 
+def data_loss_line(s: Summary) -> str | None:
+    if not s.data_loss:
+        return None
+    return (f"{s.data_loss} object{'s' if s.data_loss != 1 else ''} WILL DESTROY DATA "
+            "(apply refuses without --allow-data-loss).")
+
+
 def summary_line(s: Summary) -> str:
     return (f"Plan: {s.create} to create, {s.update} to update, {s.restart} to restart, "
             f"{s.replace} to replace, {s.delete} to delete.")
@@ -77,13 +84,23 @@ def scalar(value: JSON) -> str:
 
 
 def leaves(path: str, value: JSON) -> Iterator[tuple[str, JSON]]:
-    """(path, scalar) for every leaf of a value; empty containers are leaves."""
+    """(path, scalar) for every leaf of a value; empty containers are leaves. Items of a
+    list of named objects are shown as [name=x], the way the plan names them."""
     if isinstance(value, Mapping) and value:
-        for k, v in value.items():
+        named = path.endswith(f"[name={value.get('name')}]")
+        items = [(k, v) for k, v in value.items() if not (named and k == "name")]
+        if not items:
+            yield path, {}
+        for k, v in items:
             yield from leaves(join_path(path, k), v)
     elif isinstance(value, list) and value and any(isinstance(v, Mapping | list) for v in value):
+        names = [v.get("name") if isinstance(v, Mapping) else None for v in value]
+        by_name = all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
         for i, v in enumerate(value):
-            yield from leaves(join_path(path, i), v)
+            if by_name and isinstance(v, Mapping):
+                yield from leaves(f"{path}[name={v['name']}]", v)
+            else:
+                yield from leaves(join_path(path, i), v)
     else:
         yield path, value
 
@@ -97,13 +114,15 @@ class Line:
     note: str = ""
 
 
-def field_lines(f: FieldChange) -> list[Line]:
+def field_lines(f: FieldChange, *, notes: bool = True) -> list[Line]:
     note = ""
-    if f.forces:
+    if not notes:
+        pass
+    elif f.forces:
         note = _force_note(f)
     elif f.disruption > Disruption.NONE:
         note = f"{f.disruption.label}: {f.reason}"
-    if f.identity:
+    if f.identity and notes:
         note = (note + "; " if note else "") + "identity change"
     if f.sensitive:
         text = {"change": "(sensitive value changed)", "add": "(sensitive value)",

@@ -9,7 +9,13 @@ import html
 
 from reconciler.classify import Disruption
 from reconciler.plan import ObjectChange, Plan
-from reconciler.render.common import field_lines, heading, summary_line, unpinned_summary
+from reconciler.render.common import (
+    data_loss_line,
+    field_lines,
+    heading,
+    summary_line,
+    unpinned_summary,
+)
 
 MARKER = "<!-- virtsync-plan -->"
 # GitHub refuses comment bodies over 65,536 characters; keep clear of it.
@@ -35,15 +41,23 @@ def _fence(body: str) -> str:
 def render_markdown(plan: Plan, *, max_chars: int = MAX_CHARS, title: str = "virtsync plan",
                     footer: str = "") -> str:
     head = [MARKER, f"### {title}", "", f"**{summary_line(plan.summary)}**", ""]
+    loss = data_loss_line(plan.summary)
+    if loss:
+        head += [f"**{loss}**", ""]
     if plan.empty:
         head.append(f"No changes: {plan.summary.unchanged} objects are up to date.")
     head.extend(_callouts(plan))
     note = unpinned_summary(plan)
     if note:
         head += [f"<sub>{html.escape(note)}</sub>", ""]
-    tail = ["", footer] if footer else []
+    fp = plan.fingerprints
+    desired = fp.desired_commit[:12] if fp.desired_commit else "work tree"
+    tail = ["", f"<sub>desired: {html.escape(desired)} · live: {html.escape(fp.live_source)} "
+            f"· backend: {html.escape(plan.backend)}</sub>"]
+    if footer:
+        tail += ["", footer]
     text = "\n".join(head) + "\n"
-    tail_text = "\n".join(tail) + ("\n" if tail else "")
+    tail_text = "\n".join(tail) + "\n"
     omitted = 0
     reserve = 400 + len(tail_text)  # room for the "N objects not shown" line and footer
     for i, c in enumerate(plan.changes):
@@ -84,7 +98,7 @@ def _callouts(plan: Plan) -> list[str]:
 def _section(c: ObjectChange) -> str:
     lines = []
     for f in c.fields:
-        for line in field_lines(f):
+        for line in field_lines(f, notes=_notes(c)):
             sign = "-" if line.sign == "-" else "+" if line.sign == "+" else "!"
             note = f"  # {line.note}" if line.note else ""
             lines.append(f"{sign} {line.text}{note}")
@@ -97,3 +111,8 @@ def _section(c: ObjectChange) -> str:
     return (f"<details><summary>{summary}</summary>\n\n"
             f"{code(c.source)}: {html.escape(c.cause)}\n\n"
             f"{fence}diff\n{body}\n{fence}\n</details>\n\n")
+
+
+def _notes(c: ObjectChange) -> bool:
+    """Per-field notes explain updates; a created or deleted object has one class."""
+    return not ("create" in c.actions or c.is_delete)

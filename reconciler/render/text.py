@@ -18,6 +18,7 @@ from reconciler.plan import ObjectChange, Plan
 from reconciler.render.common import (
     LEGEND,
     Line,
+    data_loss_line,
     field_lines,
     heading,
     summary_line,
@@ -71,6 +72,9 @@ def plan_lines(plan: Plan) -> list[list[Piece]]:
     note = unpinned_summary(plan)
     if note:
         out.append([(note, "dim")])
+    loss = data_loss_line(plan.summary)
+    if loss:
+        out.append([(loss, "bold red")])
     out.append([(summary_line(plan.summary), "bold")])
     return out
 
@@ -98,7 +102,7 @@ def _object_lines(c: ObjectChange, used: set[str]) -> list[list[Piece]]:
         used.add("!")
         out.append([("  ! ", SIGN_STYLE["!"]), ("data loss: " + c.cause, SIGN_STYLE["!"])])
     out.append([(f"  {sign} ", SIGN_STYLE[sign]), (str(c.key), "bold")])
-    body: list[Line] = [line for f in c.fields for line in field_lines(f)]
+    body: list[Line] = [line for f in c.fields for line in field_lines(f, notes=_notes(c))]
     out.extend(_field_piece(line, used) for line in body)
     if c.unchanged:
         out.append([(f"      ({c.unchanged} unchanged fields hidden)", "dim")])
@@ -112,3 +116,8 @@ def _field_piece(line: Line, used: set[str]) -> list[Piece]:
         pieces.append((f"  # {line.note}", "bold"))
     return pieces
 
+
+
+def _notes(c: ObjectChange) -> bool:
+    """Per-field notes explain updates; a created or deleted object has one class."""
+    return not ("create" in c.actions or c.is_delete)

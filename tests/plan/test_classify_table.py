@@ -81,7 +81,7 @@ CASES = [
          "spec.dataVolumeTemplates[name=d].spec.pvc.storageClassName", "a", "b"),
     Case("hot-unplugged volume", f"{TPL}.volumes[name=data]", HOT[0], M,
          ctx_before=vm_body(HOT), ctx_after=EMPTY),
-    Case("persistent volume removed", f"{TPL}.volumes[name=data]", PVC[0], M,
+    Case("volume holding data removed", f"{TPL}.volumes[name=data]", PVC[0], M,
          ctx_before=vm_body(PVC), ctx_after=EMPTY),
     Case("emptyDisk recreated: its contents are lost",
          f"{TPL}.volumes[name=scratch].emptyDisk.capacity", "1Gi", "2Gi"),
