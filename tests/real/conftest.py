@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tinyguest
 
 from node import daemon
 from node.disks import NodeStorage
 from node.domain.model import NodeFacts
+
+from . import tinyguest
 
 NAMESPACE = tinyguest.NAMESPACE
 DOMAIN_PREFIX = f"{NAMESPACE}_"

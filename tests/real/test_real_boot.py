@@ -5,9 +5,10 @@ restart-class change; graceful stop reaches the guest's init; disks are never sh
 from __future__ import annotations
 
 import pytest
-import tinyguest
 
 from reconciler.model import VirtsyncError
+
+from . import tinyguest
 
 NAMESPACE = tinyguest.NAMESPACE
 READY = r"^VS-READY"
