@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +13,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # domain_cases.py, shared with bench/
 
-GOLDEN_DIR = Path(__file__).parent / "golden"
-UPDATE_GOLDEN = os.environ.get("VIRTSYNC_UPDATE_GOLDEN") == "1"
 
 
 @pytest.fixture
@@ -39,12 +36,3 @@ def system_conn() -> Iterator[Any]:
     finally:
         conn.close()
         daemon.stop(daemons)
-
-
-def assert_golden(name: str, text: str) -> None:
-    """Compare `text` with tests/node/golden/<name>; VIRTSYNC_UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN_DIR / name
-    if UPDATE_GOLDEN:
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing golden file {path} (run with VIRTSYNC_UPDATE_GOLDEN=1)"
-    assert text == path.read_text(encoding="utf-8"), f"output differs from golden {path}"

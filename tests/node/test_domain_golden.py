@@ -8,8 +8,8 @@ from typing import Any
 
 import libvirt
 import pytest
-from conftest import assert_golden
 from domain_cases import CASES, EFI_KVM, FULL, KERNEL, MINIMAL, Case
+from golden_util import assert_golden
 from lxml import etree
 
 from node.domain.builder import CONFIGURATORS, build_from_inputs, to_xml
@@ -50,7 +50,7 @@ def test_domain_golden(case: Case) -> None:
 
 
 def _golden_xml(case: Case) -> str:
-    from conftest import GOLDEN_DIR
+    from golden_util import GOLDEN_DIR
 
     return (GOLDEN_DIR / f"domain-{case.name}.xml").read_text(encoding="utf-8")
 
