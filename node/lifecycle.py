@@ -107,6 +107,9 @@ class BackoffPolicy:
         return float(min(self.base * 2 ** (failures - 2), self.cap))
 
 
+DEFAULT_POLICY = BackoffPolicy()
+
+
 @dataclass(frozen=True)
 class Decision:
     """`start`: start again after `delay` seconds. `failures`: consecutive failures to
@@ -129,7 +132,7 @@ def decide(
     intent: str = INTENT_NONE,
     failures: int = 0,
     ran_for: float | None = None,
-    policy: BackoffPolicy = BackoffPolicy(),
+    policy: BackoffPolicy = DEFAULT_POLICY,
     at_startup: bool = False,
 ) -> Decision:
     """What to do about a VM that just stopped (or was found off when `at_startup`)."""

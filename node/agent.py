@@ -1,0 +1,232 @@
+"""The node's lifecycle agent: libvirt lifecycle events → run-strategy decisions.
+
+    agent = LifecycleAgent(host)      # host: node.host.NodeHost for one node
+    agent.start()                     # registers the callback, checks domains already off
+    ...
+    agent.stop()
+
+or `python -m node.agent --uri qemu:///system --storage-dir ...` as a long-running process.
+
+libvirt delivers events through its default event loop (virEventRegisterDefaultImpl,
+run by one daemon thread per process). The callback only queues the event: the work
+(reading metadata, starting a domain) happens on the agent's worker thread, because
+calling libvirt from inside the event loop would block the loop that delivers the reply.
+Decisions are node.lifecycle.decide; what the agent remembers (consecutive failures,
+back-off deadline, last stop) is written to the domain's runtime metadata, so it
+survives agent restarts and the backend's status sees it. Only domains carrying
+virtsync's owner marker are ever started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import libvirt
+
+from node.host import NodeHost
+from node.lifecycle import (
+    DEFAULT_POLICY,
+    HALTED,
+    INTENT_HOLD,
+    INTENT_STOP,
+    BackoffPolicy,
+    Decision,
+    StopKind,
+    decide,
+    stop_kind_from_event,
+    stop_kind_from_shutoff_reason,
+)
+from node.metadata import parse_owner_metadata
+from reconciler.model import JSON, VirtsyncError
+
+log = logging.getLogger("virtsync.agent")
+
+_loop_lock = threading.Lock()
+_loop_started = False
+
+
+def ensure_event_loop() -> None:
+    """Register libvirt's default event implementation and run it on a daemon thread,
+    once per process. Connections opened afterwards can deliver events."""
+    global _loop_started
+    with _loop_lock:
+        if _loop_started:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _loop_started = True
+
+
+def run_strategy_of(body: Mapping[str, JSON]) -> str:
+    spec = body.get("spec")
+    if not isinstance(spec, Mapping):
+        return HALTED
+    strategy = spec.get("runStrategy")
+    if isinstance(strategy, str) and strategy:
+        return strategy
+    return "Always" if spec.get("running") is True else HALTED
+
+
+@dataclass(order=True)
+class _Timer:
+    at: float
+    uuid: str = field(compare=False)
+
+
+class LifecycleAgent:
+    def __init__(
+        self,
+        host: NodeHost,
+        *,
+        policy: BackoffPolicy = DEFAULT_POLICY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.host = host
+        self.policy = policy
+        self.clock = clock
+        self._events: queue.Queue[tuple[str, StopKind, bool] | None] = queue.Queue()
+        self._timers: list[_Timer] = []
+        self._callback: int | None = None
+        self._worker: threading.Thread | None = None
+        self.decisions: list[tuple[str, Decision]] = []  # (domain, decision), newest last
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> None:
+        ensure_event_loop()
+        self.host.close()  # a connection opened before the event loop delivers nothing
+        conn = self.host.conn()
+        self._callback = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_event, None
+        )
+        self._worker = threading.Thread(target=self._work, name="virtsync-agent", daemon=True)
+        self._worker.start()
+        # Domains that went off while no agent was watching (agent restart, host reboot).
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_INACTIVE):
+            kind = stop_kind_from_shutoff_reason(dom.state()[1])
+            self._events.put((dom.UUIDString(), kind, True))
+
+    def stop(self) -> None:
+        if self._callback is not None:
+            try:
+                self.host.conn().domainEventDeregisterAny(self._callback)
+            except (libvirt.libvirtError, VirtsyncError):
+                pass
+            self._callback = None
+        self._events.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+            self._worker = None
+
+    def _on_event(self, _conn: Any, dom: Any, event: int, detail: int, _opaque: Any) -> None:
+        # Runs on the event-loop thread: queue only, never call libvirt from here.
+        if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+            self._events.put((dom.UUIDString(), stop_kind_from_event(detail), False))
+
+    def _work(self) -> None:
+        while True:
+            timeout = None
+            if self._timers:
+                timeout = max(0.0, self._timers[0].at - self.clock())
+            try:
+                item = self._events.get(timeout=timeout)
+            except queue.Empty:
+                item = ()  # type: ignore[assignment]
+            if item is None:
+                return
+            if item:
+                uuid, kind, at_startup = item
+                self._guard(self.handle_stop, uuid, kind, at_startup)
+            while self._timers and self._timers[0].at <= self.clock():
+                self._guard(self.start_if_still_wanted, heapq.heappop(self._timers).uuid)
+
+    def _guard(self, fn: Callable[..., object], *args: Any) -> None:
+        try:
+            fn(*args)
+        except (libvirt.libvirtError, VirtsyncError) as exc:
+            log.warning("lifecycle agent: %s", exc)
+
+    # ------------------------------------------------------------------ decisions
+
+    def _managed(self, uuid: str) -> Any | None:
+        try:
+            dom = self.host.conn().lookupByUUIDString(uuid)
+        except libvirt.libvirtError:
+            return None  # undefined meanwhile
+        owner = parse_owner_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        return dom if owner is not None and owner.is_ours else None
+
+    def handle_stop(self, uuid: str, kind: StopKind, at_startup: bool = False) -> Decision | None:
+        """Apply the run strategy to a domain that stopped (or was found off)."""
+        dom = self._managed(uuid)
+        if dom is None or dom.isActive():
+            return None
+        rec = self.host.record(dom)
+        strategy = run_strategy_of(rec.applied.body) if rec.applied is not None else HALTED
+        rt = rec.runtime
+        now = self.clock()
+        ran_for = now - rt.last_start if rt.last_start and not at_startup else None
+        decision = decide(strategy, kind, intent=rt.intent, failures=rt.failures,
+                          ran_for=ran_for, policy=self.policy, at_startup=at_startup)
+        self.decisions.append((rec.domain, decision))
+        log.info("%s: %s", rec.domain, decision.reason)
+        if rt.intent != INTENT_HOLD:
+            self.host.set_runtime(dom, replace(
+                rt,
+                failures=decision.failures,
+                last_stop=kind.value if not at_startup else rt.last_stop or kind.value,
+                backoff_until=now + decision.delay if decision.start else 0.0,
+            ))
+        if decision.start:
+            heapq.heappush(self._timers, _Timer(now + decision.delay, uuid))
+        return decision
+
+    def start_if_still_wanted(self, uuid: str) -> None:
+        dom = self._managed(uuid)
+        if dom is None or dom.isActive():
+            return
+        rec = self.host.record(dom)
+        if rec.runtime.intent in (INTENT_STOP, INTENT_HOLD):
+            return  # an operator stop or a backend operation came in meanwhile
+        self.host.start(dom)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from node.cluster import NodeConfig
+    from node.networks import NetworkMap
+
+    p = argparse.ArgumentParser(prog="python -m node.agent", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--uri", default="qemu:///system")
+    p.add_argument("--name", default="local")
+    p.add_argument("--storage-dir", required=True)
+    p.add_argument("--image-dir", required=True)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    host = NodeHost(NodeConfig(args.name, args.uri, args.storage_dir, args.image_dir),
+                    NetworkMap({}))
+    agent = LifecycleAgent(host)
+    agent.start()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        agent.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
