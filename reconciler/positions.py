@@ -8,6 +8,7 @@ key and item) and the path is walked there. Results are 1-based.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -24,7 +25,10 @@ def _documents(text: str) -> tuple[Any, ...]:
     yaml.version = (1, 1)
     yaml.allow_duplicate_keys = True
     try:
-        return tuple(yaml.load_all(io.StringIO(text)))
+        with warnings.catch_warnings():
+            # ruamel's YAML 1.1 float warnings are about style, not position: not for users.
+            warnings.simplefilter("ignore")
+            return tuple(yaml.load_all(io.StringIO(text)))
     except (YAMLError, ValueError, RecursionError):
         return ()
 
