@@ -97,8 +97,12 @@ class LifecycleAgent:
         self.host = host
         self.policy = policy
         self.clock = clock
-        self._events: queue.Queue[tuple[str, StopKind, bool] | None] = queue.Queue()
+        # Items: a stop to handle, () to wake the worker (new timer), None to quit.
+        self._events: queue.Queue[tuple[str, StopKind, bool] | tuple[()] | None] = (
+            queue.Queue()
+        )
         self._timers: list[_Timer] = []
+        self._timers_lock = threading.Lock()
         self._callback: int | None = None
         self._worker: threading.Thread | None = None
         self.decisions: list[tuple[str, Decision]] = []  # (domain, decision), newest last
@@ -138,20 +142,26 @@ class LifecycleAgent:
 
     def _work(self) -> None:
         while True:
-            timeout = None
-            if self._timers:
-                timeout = max(0.0, self._timers[0].at - self.clock())
+            with self._timers_lock:
+                timeout = max(0.0, self._timers[0].at - self.clock()) if self._timers else None
             try:
                 item = self._events.get(timeout=timeout)
             except queue.Empty:
-                item = ()  # type: ignore[assignment]
+                item = ()
             if item is None:
                 return
             if item:
                 uuid, kind, at_startup = item
                 self._guard(self.handle_stop, uuid, kind, at_startup)
+            for uuid in self._due():
+                self._guard(self.start_if_still_wanted, uuid)
+
+    def _due(self) -> list[str]:
+        with self._timers_lock:
+            due = []
             while self._timers and self._timers[0].at <= self.clock():
-                self._guard(self.start_if_still_wanted, heapq.heappop(self._timers).uuid)
+                due.append(heapq.heappop(self._timers).uuid)
+            return due
 
     def _guard(self, fn: Callable[..., object], *args: Any) -> None:
         try:
@@ -191,7 +201,9 @@ class LifecycleAgent:
                 backoff_until=now + decision.delay if decision.start else 0.0,
             ))
         if decision.start:
-            heapq.heappush(self._timers, _Timer(now + decision.delay, uuid))
+            with self._timers_lock:
+                heapq.heappush(self._timers, _Timer(now + decision.delay, uuid))
+            self._events.put(())  # wake the worker: its wait may be longer than this timer
         return decision
 
     def start_if_still_wanted(self, uuid: str) -> None:

@@ -140,7 +140,7 @@ def decide(
         fresh = ran_for is not None and ran_for >= policy.reset_after
         count = 1 if fresh else failures + 1
     else:
-        count = 0
+        count = failures  # only a long enough run resets the count, not a clean stop
     if intent == INTENT_HOLD:
         return Decision(False, 0.0, failures, "a virtsync operation owns the domain")
     if intent == INTENT_STOP:
@@ -155,7 +155,7 @@ def decide(
     }.get(strategy, False)
     if not restart:
         return Decision(False, 0.0, count, f"{strategy}: {kind.value}; stays off")
-    delay = policy.delay(count)
+    delay = policy.delay(count) if kind.is_failure else 0.0
     why = f"{strategy}: {kind.value}"
     if delay:
         why += f"; failure {count} in a row, back-off {delay:.0f}s"
