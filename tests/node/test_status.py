@@ -12,8 +12,8 @@ NOW = 1000.0
 
 
 def view(state: int, reason: int = 0, *, live: str | None = "h1", config: str = "h1",
-         rt: RuntimeRecord = RuntimeRecord()) -> DomainView:
-    return DomainView(state, reason, config, live, rt)
+         rt: RuntimeRecord | None = None) -> DomainView:
+    return DomainView(state, reason, config, live, rt or RuntimeRecord())
 
 
 def conds(s):  # type: ignore[no-untyped-def]
