@@ -133,11 +133,13 @@ done
 mkdir -p /var/run
 # Default busybox action table: PWRF → runs /etc/acpi/PWRF/00000080.
 acpid -c /etc/acpi -l /dev/null
+# Up to 8 s per NIC: a port on a bridge with STP (libvirt's default network) forwards
+# only after the kernel's minimum forward delay.
 for d in /sys/class/net/*; do
   n="$(basename "$d")"
   [ "$n" = lo ] && continue
   ip link set "$n" up
-  udhcpc -i "$n" -n -q -t 3 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 \
+  udhcpc -i "$n" -n -q -t 8 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1 \
     || echo "VS-IP $n none"
 done
 echo "VS-READY"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from node.networks import NetworkMap
 from reconciler.model import VirtsyncError
 
 from . import tinyguest
@@ -52,11 +53,27 @@ def test_identity_and_disk_survive_a_restart_class_change(node: tinyguest.Node) 
 
 
 def test_graceful_stop_reaches_the_guest_init(node: tinyguest.Node) -> None:
-    body = tinyguest.tiny_vm(NAMESPACE, "stopper", grace=20)
-    inc = tinyguest.launch(node, body)
-    tinyguest.wait_console(inc, READY)
-    took = tinyguest.graceful_stop(node, inc.domain, timeout=20)
+    # Also a multus network mapped by the Cluster config onto libvirt's NAT network.
+    net = node.conn.networkLookupByName("default")
+    was_active = bool(net.isActive())
+    if not was_active:
+        net.create()
+    node.networks = NetworkMap.from_cluster(
+        {"spec": {"networks": [{"name": "prod", "libvirtNetwork": "default"}]}}
+    )
+    try:
+        body = tinyguest.tiny_vm(NAMESPACE, "stopper", grace=20, multus=("prod",))
+        inc = tinyguest.launch(node, body)
+        seen = tinyguest.parse_report(tinyguest.wait_console(inc, READY))
+        took = tinyguest.graceful_stop(node, inc.domain, timeout=20)
+    finally:
+        node.networks = NetworkMap({})
+        if not was_active:
+            net.destroy()
     text = tinyguest.read_console(inc)
     assert "VS-ACPI power-button" in text  # the guest's own handler ran
     assert "reboot: Power down" in text  # and the kernel powered off cleanly
     assert took < 20
+    assert seen.macs == {"eth0": inc.identity.macs["default"], "eth1": inc.identity.macs["prod"]}
+    assert seen.ips["eth0"] == "10.0.2.15"
+    assert seen.ips["eth1"].startswith("192.168.122.")  # a lease from libvirt's dnsmasq

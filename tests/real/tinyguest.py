@@ -96,11 +96,13 @@ def tiny_vm(
     claim: str | None = None,
     claim_size: str = "64Mi",
     scratch: bool = False,
-    memory: str = "192Mi",
+    memory: str = "128Mi",
     grace: int = 30,
+    multus: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A VirtualMachine body for the tiny guest: kernelBoot from the image directory,
-    one persistent claim disk (vda), optional emptyDisk (vdb), pod network."""
+    one persistent claim disk (vda), optional emptyDisk (vdb), the pod network (eth0) and
+    one interface per `multus` network name (eth1, ...)."""
     claim = claim or f"{name}-data"
     disks: list[dict[str, Any]] = [{"name": "data", "disk": {"bus": "virtio"}}]
     volumes: list[dict[str, Any]] = [
@@ -139,10 +141,16 @@ def tiny_vm(
                         },
                         "devices": {
                             "disks": disks,
-                            "interfaces": [{"name": "default", "masquerade": {}}],
+                            "interfaces": [
+                                {"name": "default", "masquerade": {}},
+                                *({"name": m, "bridge": {}} for m in multus),
+                            ],
                         },
                     },
-                    "networks": [{"name": "default", "pod": {}}],
+                    "networks": [
+                        {"name": "default", "pod": {}},
+                        *({"name": m, "multus": {"networkName": m}} for m in multus),
+                    ],
                     "volumes": volumes,
                 }
             },
