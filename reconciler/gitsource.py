@@ -126,6 +126,25 @@ def read_blobs(root: Path, shas: Iterable[str]) -> dict[str, bytes]:
     return blobs
 
 
+def clean_index_blobs(root: Path, subpath: str) -> dict[str, str]:
+    """Blob ids of the tracked files under `subpath` whose work-tree copy git sees as
+    unmodified (by its stat cache, as `git diff-files` does): their content need not be
+    read to know their blob id. Anything else must be read and hashed by the caller."""
+    spec = subpath or "."
+    staged = _git(root, "ls-files", "--stage", "-z", "--full-name", "--", spec)
+    dirty = set(_git(root, "diff-files", "--name-only", "-z", "--", spec).split(b"\0"))
+    out: dict[str, str] = {}
+    for record in staged.split(b"\0"):
+        if not record:
+            continue
+        meta, _, name = record.partition(b"\t")
+        mode, sha, stage = meta.decode().split()
+        if stage != "0" or mode not in REGULAR_MODES or name in dirty:
+            continue
+        out[name.decode("utf-8", errors="surrogateescape")] = sha
+    return out
+
+
 def blob_sha(content: bytes) -> str:
     """git's object id of a blob with this content (what `git hash-object` prints)."""
     h = hashlib.sha1(usedforsecurity=False)

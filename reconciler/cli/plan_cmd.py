@@ -21,6 +21,7 @@ from pathlib import Path
 from reconciler.gitsource import (
     TreeEntry,
     blob_sha,
+    clean_index_blobs,
     display_path,
     entry_map,
     list_tree,
@@ -106,8 +107,11 @@ def _github_step_summary(plan: Plan) -> None:
 class _HeadFile:
     display: str
     repo_path: str
-    content: bytes
+    absolute: str
     blob: str
+
+    def read(self) -> bytes:
+        return read_source(SourceFile(self.display, Path(self.absolute)))
 
 
 def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
@@ -126,7 +130,7 @@ def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
     sub = relative_to_root(root, path)
     base_tree = list_tree(root, base, sub)
     base_map = entry_map(base_tree)
-    head = _head_files(report, root)
+    head = _head_files(report, root, sub)
 
     changed = [f for f in head if base_map.get(f.repo_path) != f.blob]
     head_blobs = {(f.repo_path, f.blob) for f in head}
@@ -135,7 +139,7 @@ def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
     unchanged_keys = frozenset(key for ref, key in report.objects
                                if ref.file not in changed_paths)
 
-    desired = [m for f in changed for m in load_bytes(f.content, f.display).manifests
+    desired = [m for f in changed for m in load_bytes(f.read(), f.display).manifests
                if _known(m)]
     live = _base_objects(root, base_changed, unchanged_keys)
 
@@ -156,14 +160,25 @@ def _known(m: Manifest) -> bool:
     return m.kind in KNOWN_KINDS.get(m.group, frozenset())
 
 
-def _head_files(report: ValidationReport, root: Path) -> list[_HeadFile]:
+def _head_files(report: ValidationReport, root: Path, sub: str) -> list[_HeadFile]:
+    """Every validated file with its git blob id: from git's index when git sees the
+    file unmodified, else by reading and hashing it."""
+    # Plain string paths: pathlib costs more than the rest of this function.
+    cwd = os.getcwd()
+    top = str(root.resolve()) + os.sep
+    known = clean_index_blobs(root, sub)
     out: list[_HeadFile] = []
     for r in report.files:
         # report.files holds display paths (older loader versions: FileReports).
         display = str(getattr(r, "path", r))
-        content = read_source(SourceFile(display, Path(display).resolve()))
-        out.append(_HeadFile(display, relative_to_root(root, display), content,
-                             blob_sha(content)))
+        absolute = os.path.normpath(os.path.join(cwd, display))
+        if not absolute.startswith(top):
+            raise VirtsyncError(f"{display}: outside the git work tree {root}")
+        repo_path = absolute[len(top):].replace(os.sep, "/")
+        blob = known.get(repo_path)
+        if blob is None or os.path.islink(absolute):
+            blob = blob_sha(read_source(SourceFile(display, Path(absolute))))
+        out.append(_HeadFile(display, repo_path, absolute, blob))
     return out
 
 
