@@ -70,11 +70,13 @@ def gate(plan: Plan, desired: Mapping[ObjectKey, Manifest],
     for c in plan.changes:
         if c.is_delete and not options.prune:
             continue  # not executed without --prune; reported as skipped
+        # --prune is the permission to undefine a removed VM; destroying its disks on top
+        # still needs --allow-data-loss (or the VM's policy).
         policy = allowed_by_policy(desired.get(c.key))
         if c.disruption == Disruption.DATA_LOSS and not options.allow_data_loss \
                 and policy < Disruption.DATA_LOSS:
             refusals.append(Refusal(c.key, "--allow-data-loss", c.cause))
-        elif c.disruption in (Disruption.RESTART, Disruption.REPLACE) \
+        elif c.disruption in (Disruption.RESTART, Disruption.REPLACE) and not c.is_delete \
                 and not (options.allow_restart or options.allow_data_loss) \
                 and policy < Disruption.REPLACE:
             refusals.append(Refusal(c.key, "--allow-restart", c.cause))

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from reconciler.cache import write_atomic
 from reconciler.model import JSON, RUNNABLE_KINDS, Manifest, ObjectKey, VirtsyncError
+from reconciler.plan import DISK_POLICY_ANNOTATION
 from reconciler.sensitive import digest_sensitive
 
-DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
 FORMAT = "virtsync-inventory/1"
 
 

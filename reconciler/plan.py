@@ -26,6 +26,7 @@ from reconciler.sensitive import MASK, is_sensitive_path, redact
 
 FORMAT_VERSION = "1"
 WAVE_ANNOTATION = "virtsync.io/wave"
+DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
 ACTIONS = ("create", "update", "start", "stop", "restart", "replace", "delete")
 RUNNING_STRATEGIES = frozenset({"Always", "RerunOnFailure", "Once"})
 # Applied first: what VMs refer to must exist before them.
@@ -224,7 +225,7 @@ def make_plan(
         elif p.desired is not None:
             changes.append(plan_create(p.desired))
         elif p.live is not None:
-            changes.append(plan_delete(p.live))
+            changes.append(plan_delete(p.live, backend))
     ordered = order(changes)
     return Plan(tuple(ordered), summarize(ordered, same), fingerprints, backend,
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
@@ -301,23 +302,30 @@ def plan_create(desired: Manifest) -> ObjectChange:
                         "new object", fields, 0, desired.source.file, wave_of(desired.body))
 
 
-def plan_delete(obs: Observed) -> ObjectChange:
+def plan_delete(obs: Observed, backend: str = "libvirt") -> ObjectChange:
     m = obs.manifest
     before = normalize(m.kind, m.body, m.namespace)
-    disruption, cause = delete_class(m.kind, before)
+    disruption, cause = delete_class(m.kind, before, backend)
     fields = tuple(_field(d, disruption, cause, False, forces=False)
                    for d in diff(before, {}))
     return ObjectChange(m.key, m.api_version, ("delete",), disruption, cause, fields, 0,
                         m.source.file, wave_of(m.body))
 
 
-def delete_class(kind: str, body: Mapping[str, JSON]) -> tuple[Disruption, str]:
-    """Deleting a DataVolume, or a VM that owns DataVolumes, deletes disk contents; other
-    VMs are undefined with their disks kept; configuration objects are metadata."""
+def delete_class(kind: str, body: Mapping[str, JSON],
+                 backend: str = "libvirt") -> tuple[Disruption, str]:
+    """What deleting an object destroys. A DataVolume takes its disk with it. On
+    KubeVirt a VM takes the DataVolumes it owns (dataVolumeTemplates); on libvirt a VM is
+    undefined with its disks kept unless its disk policy (annotation
+    virtsync.io/disk-policy: Delete, as applied) says they go too (safety rule 4).
+    Configuration objects are metadata."""
     if kind == "DataVolume":
         return Disruption.DATA_LOSS, "the DataVolume and its disk are deleted"
     if kind == "VirtualMachine":
-        if get_path(body, ("spec", "dataVolumeTemplates")):
+        policy = get_path(body, ("metadata", "annotations", DISK_POLICY_ANNOTATION))
+        if policy == "Delete":
+            return Disruption.DATA_LOSS, "its disks are deleted with it (disk policy Delete)"
+        if backend == "kubevirt" and get_path(body, ("spec", "dataVolumeTemplates")):
             return Disruption.DATA_LOSS, "its owned DataVolumes are deleted with it"
         return Disruption.REPLACE, "the domain is undefined; its disks are kept"
     return Disruption.NONE, "configuration object removed"

@@ -86,11 +86,11 @@ def run(args: argparse.Namespace) -> int:
             check_fresh(saved, plan.fingerprints)
             plan = saved
 
+        _check_prune_cap(plan, inventory, args)
         refusals = gate(plan, desired.by_key, options)
         if refusals:
             print(describe_refusals(refusals), file=sys.stderr)
             return 1
-        _check_prune_cap(plan, inventory, args)
         if plan.empty:
             _record(state, inventory, desired, [])
             print("No changes. Live state matches the specs.", file=sys.stderr)

@@ -108,8 +108,14 @@ def test_data_loss_cases() -> None:
     base, head = SCENARIOS["data-loss"]
     c = by_name(plan_of(head, base), "db")
     assert c.disruption == Disruption.DATA_LOSS and c.actions == ("update", "restart")
-    deleted = by_name(plan_of(vm("x"), db()), "db")
+    # KubeVirt deletes the DataVolumes a VM owns; libvirt keeps disks unless policy Delete.
+    deleted = by_name(plan_of(vm("x"), db(), backend="kubevirt"), "db")
     assert deleted.disruption == Disruption.DATA_LOSS and deleted.actions == ("delete",)
+    kept = by_name(plan_of(vm("x"), db()), "db")
+    assert kept.disruption == Disruption.REPLACE and kept.actions == ("delete",)
+    wiped = db().replace("  annotations:\n", "  annotations:\n"
+                         "    virtsync.io/disk-policy: Delete\n", 1)
+    assert by_name(plan_of(vm("x"), wiped), "db").disruption == Disruption.DATA_LOSS
 
 
 def test_empty_plan() -> None:
