@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,18 @@ class JournalEntry:
     key: ObjectKey
     detail: str = ""
     at: float = 0.0
+
+
+# Fault injection for the crash tests, never set in production: "intent:N" kills this
+# process with SIGKILL right after the N-th intent is on disk (before its side effect);
+# "action:N" right after the N-th side effect, before its "done" is written.
+FAULT_ENV = "VIRTSYNC_FAULT_KILL"
+
+
+def _fault(phase: str, seq: int) -> None:
+    wanted = os.environ.get(FAULT_ENV)
+    if wanted and wanted == f"{phase}:{seq}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Journal:
@@ -56,9 +69,11 @@ class Journal:
         self._seq += 1
         self._append(JournalEntry(self.run, self._seq, "intent", action, key, detail,
                                   time.time()))
+        _fault("intent", self._seq)
         return self._seq
 
     def done(self, seq: int, action: str, key: ObjectKey) -> None:
+        _fault("action", seq)
         self._append(JournalEntry(self.run, seq, "done", action, key, "", time.time()))
 
     def failed(self, seq: int, action: str, key: ObjectKey, detail: str) -> None:
