@@ -10,29 +10,31 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-import uuid
 from pathlib import Path
 
-from reconciler.apply import ApplyOptions, Outcome, describe_refusals, execute, gate
+from reconciler.apply import ApplyOptions, describe_refusals, execute, gate
 from reconciler.cli.common import (
     add_backend_arguments,
     make_backend,
     print_invalid_source,
     progress_reporter,
 )
+from reconciler.cycle import (
+    DEFAULT_PRUNE_FRACTION,  # noqa: F401  (kept importable from here)
+    check_prune_cap,
+    new_journal,
+    plan_cycle,
+    record,
+)
 from reconciler.inventory import Inventory, source_id
-from reconciler.journal import Journal, unfinished
+from reconciler.journal import unfinished
 from reconciler.lock import StateLock
-from reconciler.model import VirtsyncError
 from reconciler.plan import Plan, check_fresh, load_plan
-from reconciler.reconcile import Desired, InvalidSource, load_desired, observe, plan_live
+from reconciler.reconcile import InvalidSource, load_desired
 from reconciler.statedir import state_dir
 
 NAME = "apply"
 HELP = "Make the hosts match the specs: execute the plan (restarts and data loss need flags)."
-
-DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,21 +80,20 @@ def run(args: argparse.Namespace) -> int:
                   f"{entry.key}; converging from live state", file=sys.stderr)
         backend = make_backend(desired, args)
         inventory = Inventory.load(state, source_id(desired.root))
-        observation = observe(backend)
-        plan = plan_live(desired, observation, inventory, prune=args.prune,
-                         backend_name=backend.name)
+        plan, _observation = plan_cycle(desired, backend, inventory, prune=args.prune)
         if args.plan:
             saved = load_plan(Path(args.plan))
             check_fresh(saved, plan.fingerprints)
             plan = saved
 
-        _check_prune_cap(plan, inventory, args)
+        if args.prune:
+            check_prune_cap(plan, inventory, args.max_prune)
         refusals = gate(plan, desired.by_key, options)
         if refusals:
             print(describe_refusals(refusals), file=sys.stderr)
             return 1
         if plan.empty:
-            _record(state, inventory, desired, [])
+            record(state, inventory, desired, [])
             print("No changes. Live state matches the specs.", file=sys.stderr)
             return 0
         if sys.stdin.isatty() and sys.stdout.isatty() and not args.auto_approve:
@@ -100,15 +101,14 @@ def run(args: argparse.Namespace) -> int:
                 print("Apply cancelled; nothing was changed.", file=sys.stderr)
                 return 1
 
-        journal = Journal(state, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" +
-                          uuid.uuid4().hex[:8])
+        journal = new_journal(state)
         with progress_reporter(len(plan.changes)) as report:
             outcomes = execute(plan, backend, desired.by_key, revision=desired.revision,
                                journal=journal, options=options,
                                delete_disks=lambda k: inventory.entries[k].delete_disks
                                if k in inventory.entries else False,
                                report=report)
-        _record(state, inventory, desired, outcomes)
+        record(state, inventory, desired, outcomes)
     failed = [o for o in outcomes if o.failed]
     counts = {w: sum(1 for o in outcomes if o.word == w) for w in
               ("created", "configured", "restarted", "replaced", "started", "stopped",
@@ -118,34 +118,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _check_prune_cap(plan: Plan, inventory: Inventory, args: argparse.Namespace) -> None:
-    if not args.prune:
-        return
-    deletions = [c for c in plan.changes if c.is_delete]
-    cap = args.max_prune if args.max_prune is not None else max(
-        1, int(len(inventory.entries) * DEFAULT_PRUNE_FRACTION))
-    if len(deletions) > cap:
-        raise VirtsyncError(f"refusing to prune {len(deletions)} objects (cap {cap}); if this "
-                            f"is intended, pass --max-prune {len(deletions)}")
-
-
 def _confirm(plan: Plan, args: argparse.Namespace) -> bool:
     from reconciler.render.text import render_text, want_color
 
     sys.stdout.write(render_text(plan, color=want_color(args.color, True)))
     answer = input("\nApply these changes? Only 'yes' is accepted: ")
     return answer.strip() == "yes"
-
-
-def _record(state: Path, inventory: Inventory, desired: Desired,
-            outcomes: list[Outcome]) -> None:
-    """Remember what this source applied. Unchanged desired objects are recorded too
-    (adoption after a crash, or a lost state directory); the write is skipped when
-    nothing changed."""
-    done = {o.key for o in outcomes}
-    ok_words = {"created", "configured", "restarted", "replaced", "started", "stopped"}
-    applied = [desired.by_key[o.key] for o in outcomes
-               if o.word in ok_words and o.key in desired.by_key]
-    adopted = [m for m in desired.manifests if m.key not in done and m.key not in inventory.entries]
-    deleted = [o.key for o in outcomes if o.word == "deleted"]
-    inventory.with_applied([*applied, *adopted], desired.revision).without(deleted).save(state)

@@ -1,0 +1,116 @@
+"""One reconcile cycle's steps, shared by `virtsync apply` and `virtsync watch`.
+
+observe (everything, or just some keys) → plan → [gate, prune cap: the caller decides
+what a refusal means] → execute → record the inventory. `apply` runs them once over the
+whole tree; `watch` runs them after every change over the keys that changed, and over
+everything on its periodic resync.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from reconciler.apply import Outcome
+from reconciler.backends.base import Backend, Observation
+from reconciler.inventory import Inventory
+from reconciler.journal import Journal
+from reconciler.model import ObjectKey, VirtsyncError
+from reconciler.plan import Plan
+from reconciler.reconcile import Desired, observe, plan_live
+
+DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
+APPLIED_WORDS = frozenset({"created", "configured", "restarted", "replaced", "started",
+                           "stopped"})
+
+
+@runtime_checkable
+class KeyedObserver(Protocol):
+    """A backend that can observe a few objects without listing all of them."""
+
+    def observe_keys(self, keys: Iterable[ObjectKey]) -> Observation: ...
+
+
+def observe_some(backend: Backend, keys: Collection[ObjectKey]) -> Observation:
+    """What `observe` would report for `keys` only (never 'nothing exists' on failure)."""
+    if isinstance(backend, KeyedObserver):
+        observation = backend.observe_keys(keys)
+        if not isinstance(observation, Observation):
+            raise VirtsyncError("backend returned no observation")
+        return observation
+    full = observe(backend)
+    wanted = set(keys)
+    return Observation(tuple(o for o in full.objects if o.key in wanted),
+                       tuple(k for k in full.conflicts if k in wanted), full.fingerprint)
+
+
+def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prune: bool,
+               keys: Collection[ObjectKey] | None = None) -> tuple[Plan, Observation]:
+    """Observe and plan. With `keys`, only those objects: desired, live and inventory are
+    all narrowed to them, so objects outside the set are neither touched nor pruned."""
+    if keys is None:
+        observation = observe(backend)
+        return plan_live(desired, observation, inventory, prune=prune,
+                         backend_name=backend.name), observation
+    wanted = set(keys)
+    narrowed = Desired(tuple(m for m in desired.manifests if m.key in wanted),
+                       desired.revision, desired.desired_hash, desired.root)
+    entries = {k: inventory.entries[k] for k in wanted if k in inventory.entries}
+    observation = observe_some(backend, wanted)
+    return plan_live(narrowed, observation, Inventory(inventory.source, entries), prune=prune,
+                     backend_name=backend.name), observation
+
+
+def prune_cap(inventory: Inventory, max_prune: int | None) -> int:
+    if max_prune is not None:
+        return max_prune
+    return max(1, int(len(inventory.entries) * DEFAULT_PRUNE_FRACTION))
+
+
+def check_prune_cap(plan: Plan, inventory: Inventory, max_prune: int | None) -> None:
+    deletions = [c for c in plan.changes if c.is_delete]
+    cap = prune_cap(inventory, max_prune)
+    if len(deletions) > cap:
+        raise VirtsyncError(f"refusing to prune {len(deletions)} objects (cap {cap}); if this "
+                            f"is intended, pass --max-prune {len(deletions)}")
+
+
+def new_journal(state: Path) -> Journal:
+    return Journal(state, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" +
+                   uuid.uuid4().hex[:8])
+
+
+def updated_inventory(inventory: Inventory, desired: Desired,
+                      outcomes: Sequence[Outcome]) -> Inventory:
+    """What this source applied after a run over `desired`. Unchanged desired objects are
+    recorded too (adoption after a crash, or a lost state directory). Pure."""
+    done = {o.key for o in outcomes}
+    by_key = desired.by_key
+    applied = [by_key[o.key] for o in outcomes if o.word in APPLIED_WORDS and o.key in by_key]
+    adopted = [m for m in desired.manifests
+               if m.key not in done and m.key not in inventory.entries]
+    deleted = [o.key for o in outcomes if o.word == "deleted"]
+    if not applied and not adopted and not deleted:
+        return inventory
+    return inventory.with_applied([*applied, *adopted], desired.revision).without(deleted)
+
+
+def same_inventory(a: Inventory, b: Inventory) -> bool:
+    if a is b:
+        return True
+    if a.entries != b.entries:  # entry equality leaves bodies out
+        return False
+    return all(e.body == b.entries[k].body for k, e in a.entries.items())
+
+
+def record(state: Path, inventory: Inventory, desired: Desired,
+           outcomes: Sequence[Outcome]) -> Inventory:
+    """Update and save the inventory; an unchanged one makes no write (rule 12)."""
+    new = updated_inventory(inventory, desired, outcomes)
+    if new is not inventory and same_inventory(new, inventory):
+        return inventory
+    new.save(state)  # save() itself skips a byte-identical file
+    return new
