@@ -18,7 +18,8 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                    help="colour terminal output (auto: on a terminal, unless NO_COLOR)")
 
 
-def make_backend(desired: Desired | Sequence[Manifest], args: argparse.Namespace) -> Backend:
+def make_backend(desired: Desired | Sequence[Manifest],
+                 args: argparse.Namespace | None) -> Backend:
     """The libvirt backend for the nodes of the tree's Cluster object (or the default
     local node: VIRTSYNC_LIBVIRT_URI, else qemu:///system)."""
     from reconciler.backends.libvirt import LibvirtBackend

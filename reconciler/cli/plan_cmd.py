@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder (or file) of YAML specs in a git work tree (default: .)")
     p.add_argument("--base", metavar="REV",
                    help="compare with PATH at this git revision (pull-request mode; no host "
-                        "needed), e.g. origin/main")
+                        "needed), e.g. origin/main. Without it, compare with the live VMs "
+                        "on the Cluster's nodes")
     p.add_argument("--output", "-o", choices=["text", "markdown", "json"], default="text")
     p.add_argument("--out-file", metavar="F",
                    help="also save the plan (JSON, with fingerprints) for a later apply")
@@ -53,14 +54,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="colour the text output (auto: on a terminal, unless NO_COLOR)")
     p.add_argument("--backend", choices=["libvirt", "kubevirt"], default="libvirt",
                    help="which backend's disruption rules apply (default: libvirt)")
+    p.add_argument("--prune", action="store_true",
+                   help="host mode: also list objects virtsync applied that left git as "
+                        "deletions to be pruned")
     p.add_argument("--no-cache", action="store_true",
                    help="validate without the content-hash cache")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        plan = plan_from_git(args.path, args.base, backend=args.backend,
-                             use_cache=not args.no_cache)
+        if args.base is None:
+            plan = plan_from_host(args.path, prune=args.prune)
+        else:
+            plan = plan_from_git(args.path, args.base, backend=args.backend,
+                                 use_cache=not args.no_cache)
     except VirtsyncError as exc:
         if not args.detailed_exitcode:
             raise
@@ -112,6 +119,25 @@ class _HeadFile:
 
     def read(self) -> bytes:
         return read_source(SourceFile(self.display, Path(self.absolute)))
+
+
+def plan_from_host(path: str, *, prune: bool) -> Plan:
+    """Host mode: desired is the tree at PATH, live is what the libvirt backend observes on
+    the Cluster's nodes (the same plan `virtsync apply` would execute)."""
+    from reconciler.cli.common import make_backend
+    from reconciler.inventory import Inventory, source_id
+    from reconciler.reconcile import InvalidSource, load_desired, observe, plan_live
+    from reconciler.statedir import state_dir
+
+    try:
+        desired = load_desired([path])
+    except InvalidSource as exc:
+        sys.stderr.write(exc.findings_text)
+        raise
+    backend = make_backend(desired, None)
+    inventory = Inventory.load(state_dir(), source_id(desired.root))
+    return plan_live(desired, observe(backend), inventory, prune=prune,
+                     backend_name=backend.name)
 
 
 def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",

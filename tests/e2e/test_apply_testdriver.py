@@ -259,3 +259,29 @@ def test_secrets_never_printed(conn: Any, tree: Tree, capsys: pytest.CaptureFixt
         assert "CANARY" not in dom.XMLDesc()
     (row,) = json.loads(status.out)
     assert (row["name"], row["printableStatus"]) == ("web", "Running")
+
+
+def test_plan_host_mode_and_stale_plan_file(conn: Any, tree: Tree, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    tree.put(vm("web"))
+    plan_file = tmp_path / "plan.json"
+    # Host mode: compare the tree with what the node runs. Exit 1 = changes.
+    assert run("plan", str(tree.root), "-o", "json", "--out-file", str(plan_file)) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [c["actions"] for c in doc["changes"]] == [["create"], ["create", "start"]]
+    assert run("apply", str(tree.root), "--plan", str(plan_file)) == 0
+    assert domains(conn) == {"e2e_web": True}
+    assert run("plan", str(tree.root), "--detailed-exitcode") == 0
+
+    # A plan made before the tree changed is refused, and nothing happens.
+    assert run("plan", str(tree.root), "--out-file", str(plan_file)) == 0
+    tree.put(vm("web", cores=2))
+    capsys.readouterr()
+    assert run("apply", str(tree.root), "--plan", str(plan_file), "--allow-restart") == 2
+    assert "stale plan" in capsys.readouterr().err
+    assert conn.lookupByName("e2e_web").maxVcpus() == 1
+    # ... and so is one made before live state changed.
+    assert run("plan", str(tree.root), "--out-file", str(plan_file)) == 1
+    conn.lookupByName("e2e_web").destroy()
+    assert run("apply", str(tree.root), "--plan", str(plan_file), "--allow-restart") == 2
+    assert "stale plan" in capsys.readouterr().err
