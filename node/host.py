@@ -322,7 +322,9 @@ class NodeHost:
             raise NodeError(f"{self.where()}: " + "; ".join(
                 f"interface {p.interface}: {p.message}" for p in problems))
         owner = OwnerMetadata(vm.namespace, vm.name, revision, spec_hash(expanded), generation)
-        element = build_domain(spec, identity, self.facts(), prepared.disks, interfaces,
+        facts = self.facts()
+        Path(facts.console_log_dir).mkdir(parents=True, exist_ok=True)
+        element = build_domain(spec, identity, facts, prepared.disks, interfaces,
                                prepared.kernel, owner)
         effective = Effective(
             sockets=spec.cpu.sockets, cores=spec.cpu.cores, threads=spec.cpu.threads,
