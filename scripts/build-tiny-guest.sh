@@ -63,7 +63,9 @@ for m in drivers/virtio/virtio.ko drivers/virtio/virtio_ring.ko \
          drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci_legacy_dev.ko \
          drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko net/core/failover.ko \
          drivers/net/net_failover.ko drivers/net/virtio_net.ko drivers/acpi/button.ko \
-         drivers/input/evdev.ko; do
+         drivers/input/evdev.ko drivers/scsi/scsi_common.ko drivers/scsi/scsi_mod.ko \
+         drivers/ata/libata.ko drivers/ata/libahci.ko drivers/ata/ahci.ko \
+         drivers/cdrom/cdrom.ko drivers/scsi/sr_mod.ko fs/isofs/isofs.ko; do
   cp "$MODDIR/$m" "$ROOT/modules/"
 done
 
@@ -94,11 +96,14 @@ exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 echo "VS-BOOT init started"
-# No modules.dep in the initramfs: insmod in a few passes until dependencies settle.
-for pass in 1 2 3 4; do
+# No modules.dep in the initramfs: insmod in passes until a pass loads nothing more.
+progress=1
+while [ "$progress" = 1 ]; do
+  progress=0
   for m in /modules/*.ko; do
     n="$(basename "$m" .ko)"
-    grep -q "^$n " /proc/modules 2>/dev/null || insmod "$m" 2>/dev/null
+    grep -q "^$n " /proc/modules && continue
+    insmod "$m" 2>/dev/null && progress=1
   done
 done
 echo "VS-UUID $(cat /sys/class/dmi/id/product_uuid 2>/dev/null)"
@@ -132,6 +137,18 @@ for b in /sys/block/vd*; do
 done
 mkdir -p /var/run
 # Default busybox action table: PWRF → runs /etc/acpi/PWRF/00000080.
+# With "vs.seed" on the kernel command line a cloud-init NoCloud seed is expected on the
+# first cdrom: print what cloud-init would read from it.
+if grep -q 'vs.seed' /proc/cmdline; then
+  for i in $(seq 1 100); do [ -b /dev/sr0 ] && break; sleep 0.1; done
+  mkdir -p /seed
+  if mount -t iso9660 -o ro /dev/sr0 /seed 2>/dev/null; then
+    echo "VS-SEED files=$(ls /seed | tr '\n' ',') $(grep '^instance-id:' /seed/meta-data)"
+    umount /seed
+  else
+    echo "VS-SEED none"
+  fi
+fi
 acpid -c /etc/acpi -l /dev/null
 # Up to 8 s per NIC: a port on a bridge with STP (libvirt's default network) forwards
 # only after the kernel's minimum forward delay.

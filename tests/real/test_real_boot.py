@@ -16,7 +16,7 @@ READY = r"^VS-READY"
 
 
 def test_identity_and_disk_survive_a_restart_class_change(node: tinyguest.Node) -> None:
-    body = tinyguest.tiny_vm(NAMESPACE, "tiny", cores=1, scratch=True)
+    body = tinyguest.tiny_vm(NAMESPACE, "tiny", cores=1, scratch=True, seed=True)
     first = tinyguest.launch(node, body)
     seen = tinyguest.parse_report(tinyguest.wait_console(first, READY))
     ident = first.identity
@@ -29,11 +29,14 @@ def test_identity_and_disk_survive_a_restart_class_change(node: tinyguest.Node) 
     assert data.serial == ident.disk_serials["data"][:20]
     assert data.marker_state == "new" and data.marker
     assert scratch.marker_state == "new"
+    # The cloud-init seed as the guest's kernel reads it from the cdrom: cidata files,
+    # instance-id = firmware UUID (so cloud-init sees one instance across restarts).
+    assert seen.seed == f"files=meta-data,user-data, instance-id: {ident.uuid}"
 
     # CPU cores is restart class: graceful stop, undefine, define again, start.
     tinyguest.graceful_stop(node, first.domain, timeout=30)
     node.conn.lookupByName(first.domain).undefine()
-    body2 = tinyguest.tiny_vm(NAMESPACE, "tiny", cores=2, scratch=True)
+    body2 = tinyguest.tiny_vm(NAMESPACE, "tiny", cores=2, scratch=True, seed=True)
     second = tinyguest.launch(node, body2)
     again = tinyguest.parse_report(tinyguest.wait_console(second, READY))
     assert again.cpus == 2  # the change took effect ...
@@ -44,6 +47,12 @@ def test_identity_and_disk_survive_a_restart_class_change(node: tinyguest.Node) 
     # emptyDisk is scratch for one incarnation: blank again, so the guest wrote a new marker.
     assert again.disks["vdb"].marker_state == "new"
     assert again.disks["vdb"].marker != scratch.marker
+    assert again.seed == seen.seed
+    assert {a.volume: a.action for a in second.prepared.actions} == {
+        "data": "kept",
+        "scratch": "recreated",
+        "seed": "unchanged",
+    }
 
     # Safety rule 6: a second VM claiming the same disk is refused while this one runs.
     thief = tinyguest.tiny_vm(NAMESPACE, "thief", claim="tiny-data")

@@ -99,10 +99,12 @@ def tiny_vm(
     memory: str = "128Mi",
     grace: int = 30,
     multus: tuple[str, ...] = (),
+    seed: bool = False,
 ) -> dict[str, Any]:
     """A VirtualMachine body for the tiny guest: kernelBoot from the image directory,
     one persistent claim disk (vda), optional emptyDisk (vdb), the pod network (eth0) and
-    one interface per `multus` network name (eth1, ...)."""
+    one interface per `multus` network name (eth1, ...); with `seed`, a cloud-init NoCloud
+    volume the guest mounts and reports (VS-SEED)."""
     claim = claim or f"{name}-data"
     disks: list[dict[str, Any]] = [{"name": "data", "disk": {"bus": "virtio"}}]
     volumes: list[dict[str, Any]] = [
@@ -111,6 +113,10 @@ def tiny_vm(
     if scratch:
         disks.append({"name": "scratch", "disk": {"bus": "virtio"}})
         volumes.append({"name": "scratch", "emptyDisk": {"capacity": "16Mi"}})
+    if seed:
+        disks.append({"name": "seed", "disk": {"bus": "virtio"}})
+        user_data = "#cloud-config\npassword: not-for-logs\n"
+        volumes.append({"name": "seed", "cloudInitNoCloud": {"userData": user_data}})
     return {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachine",
@@ -136,7 +142,8 @@ def tiny_vm(
                                     "kernelPath": "/vmlinux",
                                     "initrdPath": "/initramfs.cpio.gz",
                                 },
-                                "kernelArgs": "console=ttyS0 panic=-1",
+                                "kernelArgs": "console=ttyS0 panic=-1"
+                                + (" vs.seed" if seed else ""),
                             }
                         },
                         "devices": {
@@ -245,6 +252,7 @@ class GuestReport:
     macs: dict[str, str]
     disks: dict[str, DiskSeen]
     ips: dict[str, str]
+    seed: str  # "files=meta-data,user-data, instance-id: <uuid>" or "none" or ""
 
 
 _DISK = re.compile(
@@ -264,6 +272,7 @@ def parse_report(text: str) -> GuestReport:
         macs=dict(re.findall(r"^VS-MAC (\S+) (\S+)", text, re.M)),
         disks={m[0]: DiskSeen(m[1], m[2], m[3]) for m in _DISK.findall(text)},
         ips=dict(re.findall(r"^VS-IP (\S+) (\S+)", text, re.M)),
+        seed=one("SEED"),
     )
 
 
