@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.loader import SKIP_DIRS, YAML_SUFFIXES
+from reconciler.loader import SKIP_DIRS, YAML_SUFFIXES, IgnoreRules
 from reconciler.model import VirtsyncError
 
 REGULAR_MODES = frozenset({"100644", "100755"})
@@ -78,8 +78,12 @@ def resolve_commit(root: Path, rev: str) -> str:
                             "in CI, check out with fetch-depth: 0)") from None
 
 
-def list_tree(root: Path, rev: str, subpath: str) -> GitTree:
-    """Every regular YAML blob under `subpath` at `rev`."""
+def list_tree(root: Path, rev: str, subpath: str,
+              ignore: IgnoreRules | None = None) -> GitTree:
+    """Every regular YAML blob under `subpath` at `rev`, minus what `ignore` (the work
+    tree's .virtsyncignore of that folder, by default) leaves out."""
+    if ignore is None:
+        ignore = IgnoreRules.read(root / subpath)
     commit = resolve_commit(root, rev)
     spec = f"{commit}:{subpath}" if subpath else f"{commit}^{{tree}}"
     try:
@@ -103,8 +107,16 @@ def list_tree(root: Path, rev: str, subpath: str) -> GitTree:
             parts = path.split("/")
             if not parts[-1].endswith(YAML_SUFFIXES) or any(p in SKIP_DIRS for p in parts[:-1]):
                 continue
+            if ignore.patterns and _ignored(ignore, path[len(subpath) + 1:] if subpath else path):
+                continue
             entries.append(TreeEntry(path, sha, int(size)))
     return GitTree(root, rev, commit, tree, tuple(sorted(entries, key=lambda e: e.path)))
+
+
+def _ignored(ignore: IgnoreRules, rel: str) -> bool:
+    parts = rel.split("/")
+    folders = ("/".join(parts[:i]) for i in range(1, len(parts)))
+    return any(ignore.ignores(f, True) for f in folders) or ignore.ignores(rel, False)
 
 
 def read_blobs(root: Path, shas: Iterable[str]) -> dict[str, bytes]:

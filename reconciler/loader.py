@@ -7,6 +7,7 @@ the root the operator named (a symlink that leaves it is an error naming the lin
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,40 @@ MAX_FILE_BYTES = 2 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
 # Folders never searched for specs (VCS metadata, virtualenvs, caches).
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__"})
+# A file in the folder you name, listing what in it is not a spec (CI workflows,
+# kustomizations...): one glob per line, '#' comments, a trailing '/' for folders.
+IGNORE_FILE = ".virtsyncignore"
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    patterns: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> IgnoreRules:
+        lines = (line.strip() for line in text.splitlines())
+        return cls(tuple(line for line in lines if line and not line.startswith("#")))
+
+    @classmethod
+    def read(cls, folder: Path) -> IgnoreRules:
+        try:
+            return cls.parse((folder / IGNORE_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            return cls()
+
+    def ignores(self, rel: str, is_dir: bool) -> bool:
+        """`rel` is '/'-separated and relative to the folder holding the ignore file."""
+        name = rel.rsplit("/", 1)[-1]
+        for pattern in self.patterns:
+            if pattern.endswith("/"):
+                if not is_dir:
+                    continue
+                pattern = pattern[:-1]
+            pattern = pattern.lstrip("/")
+            if fnmatch.fnmatchcase(rel, pattern) or ("/" not in pattern
+                                                     and fnmatch.fnmatchcase(name, pattern)):
+                return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -98,7 +133,7 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
         if p.is_file():
             files.setdefault(p.resolve(), SourceFile(display_path(p), p.resolve()))
             continue
-        for src, problem in _walk(p, root):
+        for src, problem in _walk(p, root, IgnoreRules.read(p)):
             if problem is not None:
                 findings.append(problem)
             elif src is not None:
@@ -109,21 +144,25 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
     return sorted(files.values(), key=lambda s: s.display), findings
 
 
-def _walk(top: Path, root: Path) -> Iterable[tuple[SourceFile | None, Finding | None]]:
+def _walk(top: Path, root: Path,
+          ignore: IgnoreRules) -> Iterable[tuple[SourceFile | None, Finding | None]]:
     # Plain string joins: `top` is resolved once and symlinked folders are never entered,
     # so every regular file's real path is its folder's real path plus its name.
-    stack = [(str(top.resolve()), display_path(top))]
+    stack = [(str(top.resolve()), display_path(top), "")]
     while stack:
-        real_dir, shown_dir = stack.pop()
+        real_dir, shown_dir, rel_dir = stack.pop()
         try:
             entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
         except OSError as exc:
             raise VirtsyncError(f"{shown_dir}: cannot read directory: {exc.strerror}") from None
         for entry in entries:
             shown = os.path.join(shown_dir, entry.name)
+            rel = f"{rel_dir}{entry.name}"
             if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIP_DIRS:
-                    stack.append((entry.path, shown))
+                if entry.name not in SKIP_DIRS and not ignore.ignores(rel, True):
+                    stack.append((entry.path, shown, rel + "/"))
+                continue
+            if ignore.patterns and ignore.ignores(rel, False):
                 continue
             if not entry.name.endswith(YAML_SUFFIXES):
                 continue

@@ -1,7 +1,44 @@
 #!/usr/bin/env bash
-# Sets everything up, then runs the main job on the examples/ tree.
+# The main job, end to end on this machine (as root): install everything, start libvirt's
+# daemons (no systemd needed), put the tiny bootable guest into the node's image
+# directory, then validate, plan and apply examples/ on the embedded default backend
+# (one local libvirt node, qemu:///system) and show the status and the guest's console.
+#   bash scripts/demo.sh            # run the demo (VMs stay defined and running)
+#   bash scripts/demo.sh --cleanup  # afterwards: remove the demo's VMs (disks kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+
+if [ "${1:-}" = "--cleanup" ]; then
+  for d in $(virsh -c qemu:///system list --all --name | grep '^demo_' || true); do
+    virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
+    virsh -c qemu:///system undefine "$d" >/dev/null
+    echo "removed $d"
+  done
+  exit 0
+fi
+
+python -m node.daemon start >/dev/null
+guest="$(bash scripts/build-tiny-guest.sh)"
+images=/var/lib/virtsync/images
+install -d -m 0755 "$images/tiny-guest" /var/lib/virtsync/storage
+install -m 0644 "$guest/vmlinux" "$guest/initramfs.cpio.gz" "$images/tiny-guest/"
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+step virtsync validate examples/
 virtsync validate examples/
+step virtsync plan examples/
+virtsync plan examples/ || true      # exit 1 = there are changes to apply
+step virtsync apply examples/ --auto-approve
+virtsync apply examples/ --auto-approve
+step virtsync status examples/
+sleep 3                              # let the tiny guest reach its init
+virtsync status examples/
+log="$(find /var/lib/virtsync/storage -name 'demo_tiny*.log' 2>/dev/null | head -n 1)"
+if [ -n "$log" ]; then
+  step "tail $log   # the guest's serial console"
+  tail -n 8 "$log"
+fi
+step virtsync plan examples/
+virtsync plan examples/

@@ -120,9 +120,13 @@ def test_moved_file_is_not_a_change(repo: Repo, base: str, run_cli: Run) -> None
     assert code == 0, out
 
 
-def test_no_base_is_a_clear_error(base: str, run_cli: Run) -> None:
-    code, _, err = run_cli("plan", "vms")
-    assert code == 2 and "--base REV" in err
+def test_no_base_plans_against_the_host_and_an_unreachable_one_is_an_error(
+        base: str, run_cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without --base the live side is the default node; one that cannot be observed is
+    # an error (safety rule 2), never "nothing exists, create everything".
+    monkeypatch.setenv("VIRTSYNC_LIBVIRT_URI", "qemu+tcp://127.0.0.1:1/system")
+    code, out, err = run_cli("plan", "vms")
+    assert code == 2 and "127.0.0.1:1" in err and out == ""
 
 
 def test_color_always_and_no_color(repo: Repo, base: str, run_cli: Run,

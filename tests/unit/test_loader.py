@@ -130,3 +130,14 @@ def test_only_yaml_files_and_no_vcs_dirs(tmp_path: Path) -> None:
     (tmp_path / "a.yml").write_bytes(VM)
     sources, _ = find_yaml_files([str(tmp_path)])
     assert [Path(s.display).name for s in sources] == ["a.yml"]
+
+
+def test_virtsyncignore_leaves_out_listed_files_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "ci").mkdir()
+    (tmp_path / "ci" / "workflow.yaml").write_text("on: push\n")
+    (tmp_path / "vms").mkdir()
+    (tmp_path / "vms" / "a.yaml").write_bytes(VM)
+    (tmp_path / "vms" / "kustomization.yaml").write_text("resources: []\n")
+    (tmp_path / ".virtsyncignore").write_text("# not specs\nci/\nkustomization.yaml\n")
+    sources, _ = find_yaml_files([str(tmp_path)])
+    assert [Path(s.display).name for s in sources] == ["a.yaml"]
