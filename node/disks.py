@@ -38,13 +38,14 @@ from typing import Any
 from lxml import etree
 
 from node.cloudinit import seed_files, write_seed
-from node.domain.model import DISK_BUSES, DiskBus, KernelBoot, ResolvedDisk
+from node.domain.model import DiskBus, KernelBoot, ResolvedDisk
 from node.identity import Identity
 from node.paths import UnsafePath, checked_chain, confine, image_info, safe_component
 from node.spec import DiskSpec, VmSpec, VolumeSpec, parse_quantity
 from reconciler.model import JSON, Manifest, VirtsyncError, format_path
 
 KERNEL_NAMES = ("vmlinux", "vmlinuz", "kernel", "bzImage")
+_BUSES: dict[str, DiskBus] = {"virtio": "virtio", "sata": "sata", "scsi": "scsi", "usb": "usb"}
 BASE_IMAGE_NAMES = ("disk.qcow2", "disk.img", "disk.raw")
 
 
@@ -363,9 +364,10 @@ def _device_and_bus(disk: DiskSpec, vol: VolumeSpec, where: str) -> tuple[str, D
     bus = disk.bus
     if device == "cdrom" and bus == "virtio":
         bus = "sata"  # QEMU has no virtio cdrom; the seed is found by its label on any bus
-    if bus not in DISK_BUSES:
+    known = _BUSES.get(bus)
+    if known is None:
         raise VirtsyncError(f"{where}: unsupported bus {bus!r}")
-    return device, bus  # type: ignore[return-value]
+    return device, known
 
 
 def prepare_disks(

@@ -437,3 +437,24 @@ def test_disk_of_another_running_domain_is_refused() -> None:
         ensure_not_attached_elsewhere(conn, [disk], own_domain="ns1_vm1")  # off: free
     finally:
         conn.close()
+
+
+def test_disks_keep_spec_order_and_lun_is_refused(storage: NodeStorage) -> None:
+    body = vm_body(
+        [{"name": "scratch", "disk": {"bus": "sata"}}, {"name": "data", "disk": {}}],
+        [
+            {"name": "data", "persistentVolumeClaim": {"claimName": "c"}},
+            {"name": "scratch", "emptyDisk": {"capacity": "1Mi"}},
+        ],
+    )
+    prepared = prepare_disks(vm_of(body), IDENT, storage, sizes={"c": MiB})
+    assert [(d.name, d.bus, d.serial) for d in prepared.disks] == [
+        ("scratch", "sata", "S3"),
+        ("data", "virtio", "SERIALDATA"),
+    ]
+    lun = vm_body(
+        [{"name": "data", "lun": {}}],
+        [{"name": "data", "persistentVolumeClaim": {"claimName": "c"}}],
+    )
+    with pytest.raises(VirtsyncError, match=r"disks\[0\]: lun disks"):
+        prepare_disks(vm_of(lun), IDENT, storage, sizes={"c": MiB})
