@@ -42,7 +42,8 @@ fi
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-( cd "$WORK" && apt-get download -qq "$PKG" 2>/dev/null )
+# Sandbox user root: _apt cannot write into our private temp dir.
+( cd "$WORK" && apt-get download -qq -o APT::Sandbox::User=root "$PKG" )
 dpkg -x "$WORK"/"$PKG"_*.deb "$WORK/pkg"
 KVER="${PKG#linux-image-}"
 VMLINUZ="$WORK/pkg/boot/vmlinuz-$KVER"
