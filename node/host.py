@@ -330,6 +330,8 @@ class NodeHost:
             sockets=spec.cpu.sockets, cores=spec.cpu.cores, threads=spec.cpu.threads,
             memory_kib=spec.memory_kib, macs={i.name: i.mac for i in interfaces},
         )
+        if not runtime.created:
+            runtime = replace(runtime, created=self.clock())
         decorate(element, applied_element(vm.body, effective), runtime)
         try:
             return self.conn().defineXML(to_xml(element))

@@ -95,6 +95,7 @@ def runtime_element(rt: RuntimeRecord, *, namespaced: bool = True) -> etree._Ele
         backoffUntil=repr(rt.backoff_until),
         lastStart=repr(rt.last_start),
         lastStop=rt.last_stop,
+        created=repr(rt.created),
     )
 
 
@@ -116,6 +117,7 @@ def parse_runtime(xml: str | bytes | None) -> RuntimeRecord:
             backoff_until=float(el.get("backoffUntil", "0")),
             last_start=float(el.get("lastStart", "0")),
             last_stop=el.get("lastStop", ""),
+            created=float(el.get("created", "0")),
         )
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise VirtsyncError(f"virtsync runtime metadata is unreadable: {exc}") from exc

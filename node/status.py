@@ -65,6 +65,7 @@ class RuntimeRecord:
     backoff_until: float = 0.0
     last_start: float = 0.0
     last_stop: str = ""
+    created: float = 0.0  # when the VM was first defined on a node (for status AGE)
 
 
 @dataclass(frozen=True)
