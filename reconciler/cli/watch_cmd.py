@@ -1,0 +1,112 @@
+"""`virtsync watch`: reconcile continuously as the tree (or the git ref) changes.
+
+    virtsync watch PATH [--git | --git-ref REF] [--interval S] [--prune] [--max-prune N]
+                        [--allow-restart] [--allow-data-loss] [--force-stop]
+                        [--metrics-port P] [--metrics-address A] [--no-agent]
+
+Logs are JSON lines on stderr. SIGTERM or SIGINT: the action in progress finishes, then
+exit 0. Exit 2 when it cannot start (lock held, bad path or ref).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Sequence
+from types import FrameType
+
+from reconciler.apply import ApplyOptions
+from reconciler.backends.base import Backend
+from reconciler.lock import StateLock
+from reconciler.model import Manifest, VirtsyncError
+from reconciler.statedir import state_dir
+
+NAME = "watch"
+HELP = "Reconcile continuously: apply each saved change (or commit) and heal drift."
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", default=".", metavar="PATH",
+                   help="folder (or file) of YAML specs (default: .)")
+    p.add_argument("--git", action="store_true",
+                   help="reconcile what is committed at HEAD, never the working tree")
+    p.add_argument("--git-ref", metavar="REF",
+                   help="reconcile what is committed at REF (implies --git), e.g. origin/main")
+    p.add_argument("--interval", type=_positive, default=60.0, metavar="S",
+                   help="seconds between full resyncs that find and heal drift (default: 60)")
+    p.add_argument("--debounce", type=float, default=0.1, metavar="S",
+                   help="quiet period after the last file event before acting (default: 0.1)")
+    p.add_argument("--prune", action="store_true",
+                   help="delete objects virtsync applied earlier that left the tree")
+    p.add_argument("--max-prune", type=int, metavar="N",
+                   help="never prune more than N objects in one cycle (default: 20%% of the "
+                        "inventory, at least 1)")
+    p.add_argument("--allow-restart", action="store_true",
+                   help="permit changes that restart or replace a guest")
+    p.add_argument("--allow-data-loss", action="store_true",
+                   help="permit changes that destroy guest data")
+    p.add_argument("--force-stop", action="store_true",
+                   help="power off guests that do not shut down within their grace period")
+    p.add_argument("--grace-period", type=int, metavar="S",
+                   help="seconds to wait for a graceful shutdown (default: the VM's "
+                        "terminationGracePeriodSeconds)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on this port (0: any free port)")
+    p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR",
+                   help="address for the metrics endpoint (default: 127.0.0.1)")
+    p.add_argument("--no-agent", action="store_true",
+                   help="do not run the node lifecycle agent (run strategies) in this process")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   default="info", help="least severe log level written (default: info)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reconciler.cli.common import make_backend
+    from reconciler.logs import JsonLogger
+    from reconciler.metrics import WatchMetrics
+    from reconciler.watch import Watcher, WatchOptions
+
+    if args.debounce < 0:
+        raise VirtsyncError("--debounce must not be negative")
+    options = WatchOptions(
+        path=args.path, git=bool(args.git or args.git_ref), git_ref=args.git_ref or "HEAD",
+        interval=args.interval, debounce=args.debounce, max_delay=max(1.0, args.debounce * 10),
+        prune=args.prune, max_prune=args.max_prune,
+        apply=ApplyOptions(allow_restart=args.allow_restart,
+                           allow_data_loss=args.allow_data_loss, force_stop=args.force_stop,
+                           prune=args.prune, grace_period=args.grace_period),
+        agent=not args.no_agent,
+    )
+    log = JsonLogger(level=args.log_level)
+    metrics = WatchMetrics() if args.metrics_port is not None else None
+
+    def backend_factory(manifests: Sequence[Manifest]) -> Backend:
+        return make_backend(manifests, args)
+
+    def serve_metrics() -> None:
+        if metrics is not None:
+            port = metrics.serve(args.metrics_port, args.metrics_address)
+            log.info("metrics.serve", address=args.metrics_address, port=port)
+
+    state = state_dir()
+    with StateLock(state):
+        watcher = Watcher(options, state=state, backend_factory=backend_factory, log=log,
+                          metrics=metrics)
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            watcher.request_stop(signal.Signals(signum).name)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            watcher.run(after_startup=serve_metrics)
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    return 0

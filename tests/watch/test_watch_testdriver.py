@@ -1,0 +1,240 @@
+"""The watch loop in-process on libvirt's test driver: incremental cycles touch only what
+changed, resyncs on an unchanged tree write nothing, drift is healed, an invalid tree
+applies nothing, refusals are per object, stopping finishes the current action."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+from watch_helpers import Rig, make_rig, wait_for
+
+from reconciler.apply import ApplyOptions
+
+
+@pytest.fixture
+def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    r = make_rig(tmp_path, vms=3)
+    yield r
+    r.cleanup()
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in root.rglob("*") if p.is_file()}
+
+
+def test_startup_creates_everything_then_a_saved_file_updates_only_its_vm(rig: Rig) -> None:
+    w = rig.make_watcher()
+    report = w.startup()
+    assert report.result == "ok"
+    assert sorted(rig.domains()) == [f"{rig.ns}_vm{i}" for i in range(3)]
+    before = rig.domains()
+
+    rig.write_vm("vm1", labels={"tier": "web"})
+    rig.calls.clear()
+    report = w.on_change({"fs": {str(rig.tree / "vm1.yaml")}, "git": set()})
+
+    assert report.result == "ok" and report.keys == 1
+    assert [(o.key.name, o.word) for o in report.outcomes] == [("vm1", "configured")]
+    after = rig.domains()
+    assert after[f"{rig.ns}_vm1"] != before[f"{rig.ns}_vm1"]
+    assert "tier" in after[f"{rig.ns}_vm1"]
+    for other in ("vm0", "vm2"):
+        assert after[f"{rig.ns}_{other}"] == before[f"{rig.ns}_{other}"]
+    assert "defineXML" in rig.calls
+
+
+def test_comment_only_edit_plans_nothing_and_writes_nothing(rig: Rig) -> None:
+    w = rig.make_watcher()
+    w.startup()
+    path = rig.tree / "vm2.yaml"
+    path.write_text("# a comment\n" + path.read_text())
+    rig.calls.clear()
+    report = w.on_change({"fs": {str(path)}, "git": set()})
+    assert report.result == "unchanged"
+    assert rig.calls == []
+
+
+def test_1000_resyncs_of_an_unchanged_tree_make_no_libvirt_and_no_state_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    rig = make_rig(tmp_path, vms=10, run="Always")
+    try:
+        w = rig.make_watcher()
+        assert w.startup().result == "ok"
+        # The counters see writes: the first sync made plenty.
+        assert rig.calls.count("defineXML") == 10 and "create" in rig.calls
+        events: list[tuple[Any, ...]] = []
+        ids = [rig.holder.domainEventRegisterAny(None, event, lambda *a: events.append(a), None)
+               for event in (libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                             libvirt.VIR_DOMAIN_EVENT_ID_METADATA_CHANGE)]
+        rig.calls.clear()
+        xml_before = rig.domains()
+        state_before = _files(rig.state)
+        storage_before = _files(tmp_path / "storage")
+
+        reports = [w.resync() for _ in range(1000)]
+
+        assert {r.result for r in reports} == {"ok"}
+        assert sum(r.changes for r in reports) == 0
+        assert rig.calls == []
+        time.sleep(0.3)  # let the event loop deliver anything pending
+        assert events == []
+        assert rig.domains() == xml_before
+        assert _files(rig.state) == state_before
+        assert _files(tmp_path / "storage") == storage_before
+        for i in ids:
+            rig.holder.domainEventDeregisterAny(i)
+
+        # ...and the same counters do see a real change.
+        rig.write_vm("vm3", run="Always", cores=1, labels={"x": "y"})
+        assert w.resync().changes == 1
+        assert "defineXML" in rig.calls
+    finally:
+        rig.cleanup()
+
+
+def test_invalid_tree_applies_nothing_until_fixed(rig: Rig) -> None:
+    w = rig.make_watcher()
+    w.startup()
+    before = rig.domains()
+    rig.write_vm("vm0", labels={"a": "b"})  # a valid change...
+    rig.write("broken.yaml", "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata: [\n")
+    rig.calls.clear()
+
+    report = w.on_change({"fs": {str(rig.tree / "vm0.yaml"), str(rig.tree / "broken.yaml")},
+                          "git": set()})
+    assert report.result == "invalid"
+    assert rig.calls == [] and rig.domains() == before  # ...is not applied either
+    assert rig.events("tree.finding")[0]["details"]["file"].endswith("broken.yaml")
+    assert w.resync().result == "invalid"
+    assert rig.calls == []
+
+    (rig.tree / "broken.yaml").unlink()
+    report = w.on_change({"fs": {str(rig.tree / "broken.yaml")}, "git": set()})
+    assert report.result == "ok"
+    assert [(o.key.name, o.word) for o in report.outcomes] == [("vm0", "configured")]
+
+
+def test_cross_file_duplicate_blocks_the_tree(rig: Rig) -> None:
+    w = rig.make_watcher()
+    w.startup()
+    rig.write("copy.yaml", (rig.tree / "vm1.yaml").read_text())
+    report = w.on_change({"fs": {str(rig.tree / "copy.yaml")}, "git": set()})
+    assert report.result == "invalid"
+    assert any("defined twice" in f["details"]["message"] for f in rig.events("tree.finding"))
+
+
+def test_restart_change_is_refused_per_object_and_others_still_apply(tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    rig = make_rig(tmp_path, vms=2, run="Always")
+    try:
+        w = rig.make_watcher()
+        w.startup()
+        rig.write_vm("vm0", run="Always", cores=2)  # restart class
+        rig.write_vm("vm1", run="Always", labels={"a": "b"})  # metadata only
+        report = w.on_change({"fs": {str(rig.tree / "vm0.yaml"), str(rig.tree / "vm1.yaml")},
+                              "git": set()})
+        assert [(r.key.name, r.needs) for r in report.refusals] == [("vm0", "--allow-restart")]
+        assert [(o.key.name, o.word) for o in report.outcomes] == [("vm1", "configured")]
+        assert "<vcpu" in rig.domains()[f"{rig.ns}_vm0"]
+        assert rig.domain("vm0").vcpusFlags(libvirt.VIR_DOMAIN_AFFECT_CONFIG |
+                                            libvirt.VIR_DOMAIN_VCPU_MAXIMUM) == 1
+        assert rig.events("object.refused")[0]["details"]["needs"] == "--allow-restart"
+    finally:
+        rig.cleanup()
+
+
+def test_resync_heals_drift_and_counts_it(rig: Rig) -> None:
+    w = rig.make_watcher()
+    w.startup()
+    # Someone removes a managed domain behind virtsync's back.
+    rig.domain("vm2").undefine()
+    report = w.resync()
+    assert report.drift == 1
+    assert [(o.key.name, o.word) for o in report.outcomes] == [("vm2", "created")]
+    assert f"{rig.ns}_vm2" in rig.domains()
+    assert rig.metrics.drift._value.get() == 1
+    assert w.resync().changes == 0
+
+
+def test_prune_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    rig = make_rig(tmp_path, vms=6)
+    try:
+        w = rig.make_watcher()
+        w.startup()
+        (rig.tree / "vm5.yaml").unlink()
+        report = w.on_change({"fs": {str(rig.tree / "vm5.yaml")}, "git": set()})
+        assert report.outcomes == ()
+        assert f"{rig.ns}_vm5" in rig.domains()
+        assert rig.events("object.skipped")[0]["key"].endswith("/vm5")
+
+        pruning = rig.make_watcher(prune=True)
+        pruning.startup()
+        assert f"{rig.ns}_vm5" not in rig.domains()
+        assert len(rig.domains()) == 5
+    finally:
+        rig.cleanup()
+
+
+def test_prune_cap_keeps_everything_when_too_much_left_the_tree(rig: Rig) -> None:
+    w = rig.make_watcher(prune=True)
+    w.startup()
+    for i in range(3):
+        (rig.tree / f"vm{i}.yaml").unlink()
+    rig.write_vm("other")
+    report = w.resync()
+    assert len(rig.domains()) == 4  # three kept, one created
+    assert [(o.key.name, o.word) for o in report.outcomes] == [("other", "created")]
+    assert rig.events("prune.capped")[0]["details"]["deletions"] == 3
+
+
+def test_stop_finishes_the_current_action_and_leaves_the_rest(tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    rig = make_rig(tmp_path, vms=5)
+    try:
+        w = rig.make_watcher()
+        rig.watcher = w
+        w.on_outcome = lambda o: w.request_stop("test")
+        report = w.startup()
+        assert report.result == "stopped"
+        # The Cluster config comes first in the plan; the VMs were left for next time.
+        assert [(o.key.kind, o.word) for o in report.outcomes] == [("Cluster", "created")]
+        assert rig.domains() == {}
+        # The inventory records exactly what was done, nothing planned but not run.
+        assert list(w.inventory.entries) == [report.outcomes[0].key]
+    finally:
+        rig.cleanup()
+
+
+def test_run_loop_reacts_to_saved_files_and_stops_cleanly(rig: Rig) -> None:
+    w = rig.make_watcher(interval=3600, debounce=0.05)
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    try:
+        assert wait_for(lambda: len(rig.domains()) == 3)
+        rig.write_vm("vm1", labels={"saved": "yes"})
+        assert wait_for(lambda: "saved" in rig.domains()[f"{rig.ns}_vm1"])
+        rig.write_vm("vm9")
+        assert wait_for(lambda: f"{rig.ns}_vm9" in rig.domains())
+        # Editors' temp files and non-YAML files cause no cycle.
+        n = len(rig.events("cycle.done"))
+        (rig.tree / ".vm1.yaml.swp").write_text("junk")
+        (rig.tree / "notes.txt").write_text("junk")
+        time.sleep(0.3)
+        assert len(rig.events("cycle.done")) == n
+    finally:
+        w.request_stop("test")
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert rig.events("watch.stopped")
