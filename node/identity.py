@@ -37,7 +37,6 @@ import json
 import os
 import re
 import secrets
-import tempfile
 import uuid as uuidlib
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from node.spec import VmSpec
+from reconciler.fsutil import fsync_dir, write_atomic
 from reconciler.model import ObjectKey, VirtsyncError
 
 STORE_DIRNAME = ".virtsync-identity"
@@ -267,7 +267,7 @@ class IdentityStore:
                 path.unlink()
             except FileNotFoundError:
                 return False
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return True
 
     def _macs_of_others(self, key: ObjectKey) -> dict[str, str]:
@@ -284,26 +284,7 @@ class IdentityStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": RECORD_VERSION, **ident.to_json()}
         data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        write_atomic(path, data, durable_dir=True)
 
 
 def _merge(

@@ -10,17 +10,15 @@ entries line carries its own sha256 and the file is plain JSON (nothing executab
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reconciler.fsutil import write_atomic
 from reconciler.model import Finding, ObjectKey, SourceRef, UniqueClaim
 
 FORMAT = "virtsync-validate-cache/2"
@@ -206,19 +204,3 @@ class ValidationCache:
             "sha256": hashlib.sha256(body).hexdigest(),
         }).encode()
         write_atomic(self.path, header + b"\n" + tree_line + body)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

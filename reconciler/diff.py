@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from reconciler.model import JSON
+from reconciler.model import JSON, path_segment
 from reconciler.normalize import Keyed
 
 
@@ -85,13 +85,8 @@ def format_path(path: Sequence[PathPart]) -> str:
             out.append(f"[{part.field}={part.value}]")
         elif isinstance(part, Marker):
             out.append(f"({part.name})")
-        elif isinstance(part, int):
-            out.append(f"[{part}]")
-        elif part and all(c.isalnum() or c in "_-" for c in part):
-            out.append(("." if out else "") + part)
         else:
-            escaped = part.replace("\\", "\\\\").replace('"', '\\"')
-            out.append(f'["{escaped}"]')
+            out.append(path_segment(part, not out))
     return "".join(out) or "."
 
 

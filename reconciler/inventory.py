@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.cache import write_atomic
+from reconciler.fsutil import write_atomic
 from reconciler.model import JSON, RUNNABLE_KINDS, Manifest, ObjectKey, VirtsyncError
 from reconciler.plan import DISK_POLICY_ANNOTATION
 from reconciler.sensitive import digest_sensitive

@@ -16,7 +16,7 @@ from types import TracebackType
 
 from filelock import FileLock, Timeout
 
-from reconciler.cache import write_atomic
+from reconciler.fsutil import write_atomic
 from reconciler.model import VirtsyncError
 
 

@@ -51,21 +51,22 @@ def api_group(api_version: str) -> str:
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
 
+def path_segment(part: str | int, first: bool) -> str:
+    """One step of a formatted path: `.name`, `[3]` or `["app.kubernetes.io/name"]`."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    if part and all(c.isalnum() or c in "_-" for c in part):
+        return part if first else "." + part
+    escaped = part.replace("\\", "\\\\").replace('"', '\\"')
+    return f'["{escaped}"]'
+
+
 def format_path(path: Sequence[str | int]) -> str:
     """Render a JSON path the way kubectl explains fields: spec.template.disks[0].name.
 
     Keys that are not plain identifiers are quoted: metadata.labels["app.kubernetes.io/name"].
     """
-    out: list[str] = []
-    for part in path:
-        if isinstance(part, int):
-            out.append(f"[{part}]")
-        elif part and all(c.isalnum() or c in "_-" for c in part):
-            out.append(("." if out else "") + part)
-        else:
-            escaped = part.replace("\\", "\\\\").replace('"', '\\"')
-            out.append(f'["{escaped}"]')
-    return "".join(out) or "."
+    return "".join(path_segment(p, i == 0) for i, p in enumerate(path)) or "."
 
 
 @dataclass(frozen=True, order=True)
@@ -137,9 +138,11 @@ class Finding:
 class VirtsyncError(Exception):
     """An expected, user-facing failure (bad input, unreachable host, refused action).
 
-    The CLI prints it without a traceback and exits non-zero. Messages never carry
-    secret values.
+    The CLI prints `details` (e.g. the located findings of an invalid tree), then the
+    message, without a traceback, and exits non-zero. Neither carries secret values.
     """
+
+    details: str = ""
 
 
 @dataclass(frozen=True, order=True)

@@ -488,7 +488,7 @@ def from_document(doc: Mapping[str, Any]) -> Plan:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
-    from reconciler.cache import write_atomic
+    from reconciler.fsutil import write_atomic
 
     write_atomic(path, (json.dumps(to_document(plan), indent=2) + "\n").encode())
 

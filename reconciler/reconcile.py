@@ -43,7 +43,7 @@ class InvalidSource(VirtsyncError):
 
     def __init__(self, message: str, findings_text: str) -> None:
         super().__init__(message)
-        self.findings_text = findings_text
+        self.details = findings_text
 
 
 def body_hash(body: Mapping[str, JSON]) -> str:

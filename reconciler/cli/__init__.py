@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except VirtsyncError as exc:
+        sys.stderr.write(exc.details)
         print(f"virtsync: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

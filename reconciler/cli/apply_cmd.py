@@ -16,7 +16,6 @@ from reconciler.apply import ApplyOptions, describe_refusals, execute, gate
 from reconciler.cli.common import (
     add_backend_arguments,
     make_backend,
-    print_invalid_source,
     progress_reporter,
 )
 from reconciler.cycle import (
@@ -30,7 +29,7 @@ from reconciler.inventory import Inventory, source_id
 from reconciler.journal import unfinished
 from reconciler.lock import StateLock
 from reconciler.plan import Plan, check_fresh, load_plan
-from reconciler.reconcile import InvalidSource, load_desired
+from reconciler.reconcile import load_desired
 from reconciler.statedir import state_dir
 
 NAME = "apply"
@@ -70,11 +69,7 @@ def run(args: argparse.Namespace) -> int:
                            grace_period=args.grace_period)
     state = state_dir()
     with StateLock(state):
-        try:
-            desired = load_desired([args.path])
-        except InvalidSource as exc:
-            print_invalid_source(exc)
-            return 2
+        desired = load_desired([args.path])
         for entry in unfinished(state):
             print(f"virtsync: note: an earlier apply stopped during {entry.action} of "
                   f"{entry.key}; converging from live state", file=sys.stderr)

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from reconciler.apply import Outcome
 from reconciler.backends.base import Backend
 from reconciler.model import Manifest
-from reconciler.reconcile import Desired, InvalidSource
+from reconciler.reconcile import Desired
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,11 +26,6 @@ def make_backend(desired: Desired | Sequence[Manifest],
 
     manifests = desired.manifests if isinstance(desired, Desired) else desired
     return LibvirtBackend.from_manifests(manifests)
-
-
-def print_invalid_source(exc: InvalidSource) -> None:
-    sys.stderr.write(exc.findings_text)
-    print(f"virtsync: error: {exc}", file=sys.stderr)
 
 
 WORD_STYLE = {"failed": "bold red", "deleted": "red", "replaced": "yellow",

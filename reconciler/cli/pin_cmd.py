@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import io
 import itertools
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from node.identity import Identity, IdentityStore
 from node.spec import normalize_mac
+from reconciler.fsutil import write_atomic
 from reconciler.loader import LoadedFile, find_yaml_files, load_bytes, read_source
 from reconciler.model import (
     KUBEVIRT_GROUP,
@@ -298,21 +297,6 @@ def edit_file(
     return FileEdit(path, new_text, tuple(changes), tuple(conflicts), tuple(skips))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- command --------------------------------------------------------------------
 
 
@@ -361,7 +345,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     for e in edits:
         if e.new_text is not None:
-            _write_atomic(e.path, e.new_text)
+            write_atomic(e.path, e.new_text.encode("utf-8"),
+                         mode=e.path.stat().st_mode & 0o7777)
         for ch in e.changes:
             print(f"{ch.file}:{ch.line}: {ch.vm}: {ch.field} = {ch.value}")
     written = sum(1 for e in edits if e.new_text is not None)

@@ -126,14 +126,10 @@ def plan_from_host(path: str, *, prune: bool) -> Plan:
     the Cluster's nodes (the same plan `virtsync apply` would execute)."""
     from reconciler.cli.common import make_backend
     from reconciler.inventory import Inventory, source_id
-    from reconciler.reconcile import InvalidSource, load_desired, observe, plan_live
+    from reconciler.reconcile import load_desired, observe, plan_live
     from reconciler.statedir import state_dir
 
-    try:
-        desired = load_desired([path])
-    except InvalidSource as exc:
-        sys.stderr.write(exc.findings_text)
-        raise
+    desired = load_desired([path])
     backend = make_backend(desired, None)
     inventory = Inventory.load(state_dir(), source_id(desired.root))
     return plan_live(desired, observe(backend), inventory, prune=prune,

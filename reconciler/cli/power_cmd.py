@@ -8,11 +8,10 @@ until git changes the VM again or `virtsync start` is used.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from reconciler.cli.common import make_backend
 from reconciler.model import DEFAULT_NAMESPACE, ObjectKey, VirtsyncError
-from reconciler.reconcile import InvalidSource, load_desired
+from reconciler.reconcile import load_desired
 
 NAME = "start"  # also registered as "stop" and "restart"; args.command tells which
 HELP = "Start, stop or restart a VM's guest (graceful; --force only on request)."
@@ -41,12 +40,7 @@ def key_of(args: argparse.Namespace) -> ObjectKey:
 def run(args: argparse.Namespace) -> int:
     verb = str(args.command)
     key = key_of(args)
-    try:
-        desired = load_desired([args.path])
-    except InvalidSource as exc:
-        sys.stderr.write(exc.findings_text)
-        print(f"virtsync: error: {exc}", file=sys.stderr)
-        return 2
+    desired = load_desired([args.path])
     backend = make_backend(desired, args)
     if key not in {o.key for o in backend.observe().objects}:
         raise VirtsyncError(f"{key} is not a VM managed by virtsync on these nodes")

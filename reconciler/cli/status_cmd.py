@@ -10,7 +10,7 @@ import time
 from reconciler.backends.base import LiveObject
 from reconciler.cli.common import make_backend
 from reconciler.inventory import Inventory, source_id
-from reconciler.reconcile import InvalidSource, load_desired, observe, plan_live
+from reconciler.reconcile import load_desired, observe, plan_live
 from reconciler.statedir import state_dir
 
 NAME = "status"
@@ -35,12 +35,7 @@ def _age(created: float | None, now: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        desired = load_desired([args.path])
-    except InvalidSource as exc:
-        sys.stderr.write(exc.findings_text)
-        print(f"virtsync: error: {exc}", file=sys.stderr)
-        return 2
+    desired = load_desired([args.path])
     backend = make_backend(desired, args)
     observation = observe(backend)
     inventory = Inventory.load(state_dir(), source_id(desired.root))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import Repo
 from plan_helpers import plan_of
+from plan_repo import Repo
 
 from reconciler.plan import Plan
 from reconciler.render.json import render_json

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import Repo
 from plan_helpers import vm
+from plan_repo import Repo
 
 from reconciler.plan import load_plan
 
