@@ -34,6 +34,7 @@ from reconciler.apply import ApplyOptions, Outcome, Refusal, execute, gate
 from reconciler.backends.base import Backend, Observation
 from reconciler.cycle import (
     new_journal,
+    observe_some,
     plan_cycle,
     prune_cap,
     same_inventory,
@@ -95,6 +96,7 @@ class Watcher:
         log: JsonLogger | None = None,
         metrics: WatchMetrics | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        on_cycle: Callable[[CycleReport], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options
@@ -103,6 +105,7 @@ class Watcher:
         self.log = log or JsonLogger()
         self.metrics = metrics
         self.on_outcome = on_outcome
+        self.on_cycle = on_cycle
         self.clock = clock
         self.tree: WorkdirTree | GitTree = (
             GitTree(options.path, options.git_ref) if options.git else WorkdirTree(options.path))
@@ -239,7 +242,7 @@ class Watcher:
         except VirtsyncError as exc:
             return self._failed("change", start, exc)
         if not changed and not self.retry:
-            return CycleReport("change", "unchanged", seconds=self.clock() - start)
+            return self._finish(CycleReport("change", "unchanged", seconds=self.clock() - start))
         snap = self.tree.snapshot()
         if not snap.valid or self.backend is None:
             return self._cycle(snap, None, "change", start)
@@ -271,6 +274,8 @@ class Watcher:
     def _finish(self, report: CycleReport) -> CycleReport:
         if self.metrics is not None:
             self.metrics.cycle(report.trigger, report.result, report.seconds)
+        if self.on_cycle is not None:
+            self.on_cycle(report)
         if report.result not in ("unchanged", "invalid", "error"):
             failed = sum(1 for o in report.outcomes if o.failed)
             self.log.info("cycle.done", trigger=report.trigger, result=report.result,
@@ -305,6 +310,8 @@ class Watcher:
                 self.metrics.drift.inc(len(drift))
         runnable, refusals = self._permitted(plan, snap)
         outcomes = self._execute(runnable, backend, snap)
+        if outcomes and not self.stopping:
+            self._refresh_statuses(backend, {o.key for o in outcomes})
         # Planned but not run (refused, or left by a stop) must not be adopted as applied.
         ran = {o.key for o in outcomes}
         held = [Outcome(c.key, "not-run") for c in plan.changes if c.key not in ran]
@@ -371,6 +378,13 @@ class Watcher:
             self.metrics.outcome(o.word)
         if self.on_outcome is not None:
             self.on_outcome(o)
+
+    def _refresh_statuses(self, backend: Backend, keys: set[ObjectKey]) -> None:
+        """Statuses after the actions (the plan's observation predates them)."""
+        try:
+            self._note_statuses(observe_some(backend, keys), keys)
+        except VirtsyncError as exc:
+            self.log.warning("status.unknown", message=str(exc))
 
     def _note_statuses(self, observation: Observation,
                        keys: Collection[ObjectKey] | None) -> None:

@@ -14,8 +14,6 @@ import libvirt
 import pytest
 from watch_helpers import Rig, make_rig, wait_for
 
-from reconciler.apply import ApplyOptions
-
 
 @pytest.fixture
 def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
