@@ -236,3 +236,19 @@ def test_run_loop_reacts_to_saved_files_and_stops_cleanly(rig: Rig) -> None:
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert rig.events("watch.stopped")
+
+
+def test_lifecycle_agent_runs_in_watch_and_enforces_run_strategy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    rig = make_rig(tmp_path, vms=1, run="Always")
+    try:
+        w = rig.make_watcher(agent=True)
+        assert w.startup().result == "ok"
+        assert rig.events("agent.start")
+        dom = rig.domain("vm0")
+        assert dom.isActive()
+        dom.destroy()  # killed from outside: runStrategy Always starts it again
+        assert wait_for(lambda: bool(rig.domain("vm0").isActive()), timeout=10)
+    finally:
+        rig.cleanup()
