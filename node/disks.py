@@ -104,7 +104,25 @@ def _get(data: JSON, *keys: str) -> JSON:
     return data
 
 
+# DataVolume sources the node can honour: an empty disk. Importing (http, registry,
+# s3, gcs, upload, clone, imageio, vddk...) would mean downloading or copying data the
+# node cannot verify here; refused rather than silently creating a blank disk.
+SUPPORTED_DV_SOURCES = frozenset({"blank"})
+
+
 def _dv_size(spec: JSON, where: tuple[str | int, ...]) -> int | None:
+    source = _get(spec, "source")
+    if isinstance(source, Mapping):
+        unsupported = sorted(k for k in source if k not in SUPPORTED_DV_SOURCES)
+        if unsupported:
+            raise VirtsyncError(
+                f"{format_path((*where, 'source', unsupported[0]))}: the libvirt backend "
+                "cannot import disk contents (nothing is downloaded or cloned); use "
+                "source: {blank: {}}, or put the image in the node's image directory and "
+                "use a containerDisk volume")
+    if _get(spec, "sourceRef") is not None:
+        raise VirtsyncError(f"{format_path((*where, 'sourceRef'))}: DataSources are not "
+                            "available on the libvirt backend; use source: {blank: {}}")
     for section in ("storage", "pvc"):
         size = _get(spec, section, "resources", "requests", "storage")
         if size is not None:

@@ -233,7 +233,11 @@ class NodeHost:
         records: list[DomainRecord] = []
         conflicts: list[ObjectKey] = []
         try:
-            for dom in self.conn().listAllDomains(0):
+            domains = self.conn().listAllDomains(0)
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: listing domains failed: {exc}") from exc
+        for dom in domains:
+            try:
                 inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 owner = parse_owner_metadata(etree.tostring(inactive))
                 if owner is None or not owner.is_ours:
@@ -242,10 +246,14 @@ class NodeHost:
                         conflicts.append(ObjectKey(VM_KIND, *parsed))
                     continue
                 records.append(_read_record(dom, owner, inactive))
-        except libvirt.libvirtError as exc:
-            raise NodeError(f"{self.where()}: listing domains failed: {exc}") from exc
-        except VirtsyncError as exc:
-            raise NodeError(f"{self.where()}: {exc}") from exc
+            except libvirt.libvirtError as exc:
+                # Undefined between the listing and the read: it no longer exists.
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                raise NodeError(f"{self.where()}: reading domain {dom.name()} failed: "
+                                f"{exc}") from exc
+            except VirtsyncError as exc:
+                raise NodeError(f"{self.where()}: {exc}") from exc
         return Scan(tuple(records), tuple(conflicts))
 
     def lookup(self, key: ObjectKey) -> Any | None:

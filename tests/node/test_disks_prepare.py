@@ -458,3 +458,20 @@ def test_disks_keep_spec_order_and_lun_is_refused(storage: NodeStorage) -> None:
     )
     with pytest.raises(VirtsyncError, match=r"disks\[0\]: lun disks"):
         prepare_disks(vm_of(lun), IDENT, storage, sizes={"c": MiB})
+
+
+def test_datavolume_import_sources_are_refused_not_blanked() -> None:
+    from node.disks import claim_sizes
+    from reconciler.model import Manifest, SourceRef, VirtsyncError
+
+    dv = Manifest("cdi.kubevirt.io/v1beta1", "DataVolume", "ns", "fedora", {
+        "spec": {"source": {"http": {"url": "https://example.invalid/f.qcow2"}},
+                 "storage": {"resources": {"requests": {"storage": "1Gi"}}}}},
+        SourceRef("dv.yaml"))
+    with pytest.raises(VirtsyncError, match=r"spec\.source\.http: the libvirt backend cannot"):
+        claim_sizes({}, [dv])
+    blank = Manifest("cdi.kubevirt.io/v1beta1", "DataVolume", "ns", "data", {
+        "spec": {"source": {"blank": {}},
+                 "storage": {"resources": {"requests": {"storage": "1Gi"}}}}},
+        SourceRef("dv.yaml"))
+    assert claim_sizes({}, [blank]) == {"data": 1024**3}
