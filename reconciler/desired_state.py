@@ -152,6 +152,7 @@ class DesiredTree:
         self.root = root
         self._files: dict[str, FileState] = {}
         self._claims: Counter[tuple[str, str]] = Counter()
+        self._dups: set[tuple[str, str]] = set()  # claims made more than once
         self._key_files: dict[ObjectKey, set[str]] = {}
         self._by_key: dict[ObjectKey, Manifest] = {}
         self._hashes: dict[ObjectKey, str] = {}
@@ -174,7 +175,11 @@ class DesiredTree:
 
     def _index(self, s: FileState) -> None:
         for c in s.result.facts:
-            self._claims.update((u.what, u.value) for u in c.claims)
+            for u in c.claims:
+                slot = (u.what, u.value)
+                self._claims[slot] += 1
+                if self._claims[slot] > 1:
+                    self._dups.add(slot)
         if s.result.findings:
             self._noted.add(s.display)
         for m in s.manifests:
@@ -183,10 +188,13 @@ class DesiredTree:
 
     def _unindex(self, s: FileState) -> None:
         for c in s.result.facts:
-            self._claims.subtract((u.what, u.value) for u in c.claims)
             for u in c.claims:
-                if self._claims[(u.what, u.value)] <= 0:
-                    self._claims.pop((u.what, u.value), None)
+                slot = (u.what, u.value)
+                self._claims[slot] -= 1
+                if self._claims[slot] < 2:
+                    self._dups.discard(slot)
+                if self._claims[slot] <= 0:
+                    del self._claims[slot]
         self._noted.discard(s.display)
         for m in s.manifests:
             files = self._key_files.get(m.key)
@@ -238,7 +246,7 @@ class DesiredTree:
                         self.revision(), self.root, len(self._files))
 
     def _tree_findings(self) -> list[Finding]:
-        duplicated = {slot for slot, n in self._claims.items() if n > 1}
+        duplicated = self._dups
         if not duplicated:
             return []
         involved = [ManifestFacts(c.key, SourceRef(s.display, c.doc), c.claims)
@@ -380,7 +388,9 @@ class GitTree(DesiredTree):
         self.repo = repo_root(path)
         self.subpath = relative_to_root(self.repo, path)
         self.ref = ref
-        super().__init__(Path(os.path.abspath(path)))
+        p = Path(path).resolve()
+        # The same root as `apply PATH` uses, so both share one inventory.
+        super().__init__(p if p.is_dir() or not p.exists() else p.parent)
         self.commit = ""
         self._paths: dict[str, str] = {}  # display → repo path
 

@@ -308,7 +308,10 @@ class Watcher:
                 self.log.warning("drift.found", c.key, cause=c.cause)
             if self.metrics is not None:
                 self.metrics.drift.inc(len(drift))
-        runnable, refusals = self._permitted(plan, snap)
+        # A file missing for a moment (an editor saving by rename) must never prune a
+        # VM: in the working tree, deletions wait for the next full walk (resync).
+        defer = keys is not None and self.options.prune and not isinstance(self.tree, GitTree)
+        runnable, refusals = self._permitted(plan, snap, defer_deletions=defer)
         outcomes = self._execute(runnable, backend, snap)
         if outcomes and not self.stopping:
             self._refresh_statuses(backend, {o.key for o in outcomes})
@@ -327,8 +330,8 @@ class Watcher:
                            len(plan.changes), tuple(outcomes), tuple(refusals), len(drift),
                            self.clock() - start)
 
-    def _permitted(self, plan: Plan, snap: Snapshot) -> tuple[list[ObjectChange],
-                                                              list[Refusal]]:
+    def _permitted(self, plan: Plan, snap: Snapshot, *, defer_deletions: bool
+                   ) -> tuple[list[ObjectChange], list[Refusal]]:
         """The plan's changes that may run now, and the refused ones (logged)."""
         refusals = gate(plan, snap.by_key, self.options.apply)
         refused = {r.key for r in refusals}
@@ -336,7 +339,11 @@ class Watcher:
             self.log.warning("object.refused", r.key, needs=r.needs, cause=r.cause)
         changes = [c for c in plan.changes if c.key not in refused]
         deletions = [c for c in changes if c.is_delete]
-        if deletions and not self.options.prune:
+        if deletions and defer_deletions:
+            for c in deletions:
+                self.log.debug("object.prune-deferred", c.key, detail="until the next resync")
+            changes = [c for c in changes if not c.is_delete]
+        elif deletions and not self.options.prune:
             for c in deletions:
                 if c.key not in self._skipped_logged:
                     self.log.info("object.skipped", c.key,

@@ -176,10 +176,25 @@ def test_prune_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert f"{rig.ns}_vm5" in rig.domains()
         assert rig.events("object.skipped")[0]["key"].endswith("/vm5")
 
+        w.close()
         pruning = rig.make_watcher(prune=True)
         pruning.startup()
         assert f"{rig.ns}_vm5" not in rig.domains()
         assert len(rig.domains()) == 5
+
+        # A file gone for a moment (an editor saving by rename) prunes nothing: in the
+        # working tree, deletions wait for the full walk of the next resync.
+        gone = rig.tree / "vm4.yaml"
+        text = gone.read_text()
+        gone.unlink()
+        report = pruning.on_change({"fs": {str(gone)}, "git": set()})
+        assert report.outcomes == () and f"{rig.ns}_vm4" in rig.domains()
+        gone.write_text(text)
+        assert pruning.resync().changes == 0
+        assert f"{rig.ns}_vm4" in rig.domains()
+        gone.unlink()
+        report = pruning.resync()
+        assert [(o.key.name, o.word) for o in report.outcomes] == [("vm4", "deleted")]
     finally:
         rig.cleanup()
 
@@ -226,6 +241,7 @@ def test_run_loop_reacts_to_saved_files_and_stops_cleanly(rig: Rig) -> None:
         rig.write_vm("vm9")
         assert wait_for(lambda: f"{rig.ns}_vm9" in rig.domains())
         # Editors' temp files and non-YAML files cause no cycle.
+        time.sleep(0.3)  # let the last cycle finish logging
         n = len(rig.events("cycle.done"))
         (rig.tree / ".vm1.yaml.swp").write_text("junk")
         (rig.tree / "notes.txt").write_text("junk")
