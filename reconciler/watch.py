@@ -408,8 +408,7 @@ class Watcher:
     # ------------------------------------------------------------------ backend, agents
 
     def _ensure_backend(self, snap: Snapshot) -> Backend:
-        cluster = next((h for k, h in sorted(snap.hashes.items()) if k.kind == CLUSTER_KIND),
-                       "")
+        cluster = "|".join(sorted(h for k, h in snap.hashes.items() if k.kind == CLUSTER_KIND))
         if self.backend is not None and cluster == self._cluster:
             return self.backend
         if self.backend is not None:
