@@ -12,7 +12,11 @@ from typing import Any
 
 import libvirt
 import pytest
+from lxml import etree
 from watch_helpers import Rig, make_rig, wait_for
+
+from reconciler.backends.libvirt import LibvirtBackend
+from reconciler.model import ObjectKey
 
 
 @pytest.fixture
@@ -268,3 +272,26 @@ def test_lifecycle_agent_runs_in_watch_and_enforces_run_strategy(
         assert wait_for(lambda: bool(rig.domain("vm0").isActive()), timeout=10)
     finally:
         rig.cleanup()
+
+
+def test_observe_keys_reports_what_observe_reports_for_those_keys(rig: Rig) -> None:
+    w = rig.make_watcher()
+    w.startup()
+    # An unmanaged domain named like a VM is a conflict in both.
+    xml = rig.domain("vm0").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    root = etree.fromstring(xml.encode())
+    for tag in ("uuid", "metadata", "sysinfo"):  # sysinfo would lend it the same UUID
+        el = root.find(tag)
+        if el is not None:
+            root.remove(el)
+    root.find("name").text = f"{rig.ns}_stranger"  # type: ignore[union-attr]
+    rig.holder.defineXML(etree.tostring(root).decode())
+    backend = w.backend
+    assert isinstance(backend, LibvirtBackend)
+    keys = [ObjectKey("VirtualMachine", rig.ns, n) for n in ("vm0", "vm2", "stranger", "none")]
+    full = backend.observe()
+    some = backend.observe_keys(keys)
+    assert some.objects == tuple(o for o in full.objects if o.key in keys)
+    assert [o.key.name for o in some.objects] == ["vm0", "vm2"]
+    assert some.conflicts == tuple(k for k in full.conflicts if k in keys)
+    assert [k.name for k in some.conflicts] == ["stranger"]
