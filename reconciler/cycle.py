@@ -92,10 +92,19 @@ def updated_inventory(inventory: Inventory, desired: Desired,
     applied = [by_key[o.key] for o in outcomes if o.word in APPLIED_WORDS and o.key in by_key]
     adopted = [m for m in desired.manifests
                if m.key not in done and m.key not in inventory.entries]
-    deleted = [o.key for o in outcomes if o.word == "deleted"]
-    if not applied and not adopted and not deleted:
+    deleted = [o.key for o in outcomes if o.word == "deleted" and o.key in inventory.entries]
+    touched = [*applied, *adopted]
+    if not touched and not deleted:
         return inventory
-    return inventory.with_applied([*applied, *adopted], desired.revision).without(deleted)
+    new = inventory.with_applied(touched, desired.revision)
+    if not deleted and all(_same_entry(inventory, new, m.key) for m in touched):
+        return inventory  # only the touched entries can differ: compare just those
+    return new.without(deleted) if deleted else new
+
+
+def _same_entry(a: Inventory, b: Inventory, key: ObjectKey) -> bool:
+    old = a.entries.get(key)
+    return old is not None and old == b.entries[key] and old.body == b.entries[key].body
 
 
 def same_inventory(a: Inventory, b: Inventory) -> bool:
@@ -110,7 +119,5 @@ def record(state: Path, inventory: Inventory, desired: Desired,
            outcomes: Sequence[Outcome]) -> Inventory:
     """Update and save the inventory; an unchanged one makes no write (rule 12)."""
     new = updated_inventory(inventory, desired, outcomes)
-    if new is not inventory and same_inventory(new, inventory):
-        return inventory
     new.save(state)  # save() itself skips a byte-identical file
     return new

@@ -153,6 +153,7 @@ class DesiredTree:
         self._files: dict[str, FileState] = {}
         self._claims: Counter[tuple[str, str]] = Counter()
         self._dups: set[tuple[str, str]] = set()  # claims made more than once
+        self._dirty: set[ObjectKey] = set()  # keys of files re-checked since take_dirty()
         self._key_files: dict[ObjectKey, set[str]] = {}
         self._by_key: dict[ObjectKey, Manifest] = {}
         self._hashes: dict[ObjectKey, str] = {}
@@ -204,7 +205,14 @@ class DesiredTree:
                     del self._key_files[m.key]
             self._refresh_key(m.key)
 
+    def take_dirty(self) -> set[ObjectKey]:
+        """Keys declared by files added, changed or removed since the last call: the only
+        keys whose desired body can have changed (cheaper than comparing every key)."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
     def _refresh_key(self, key: ObjectKey) -> None:
+        self._dirty.add(key)
         files = self._key_files.get(key)
         if not files:
             self._by_key.pop(key, None)

@@ -18,6 +18,7 @@ the rest of the cycle, records what was done, and returns from `run()`.
 
 from __future__ import annotations
 
+import gc
 import os
 import queue
 import threading
@@ -37,7 +38,6 @@ from reconciler.cycle import (
     observe_some,
     plan_cycle,
     prune_cap,
-    same_inventory,
     updated_inventory,
 )
 from reconciler.desired_state import GitTree, Snapshot, WorkdirTree, changed_keys
@@ -121,6 +121,7 @@ class Watcher:
         self._agents: list[Any] = []
         self._observer: Any = None
         self._skipped_logged: set[ObjectKey] = set()
+        self._candidates: set[ObjectKey] = set()  # keys that may differ from `applied`
 
     # ------------------------------------------------------------------ control
 
@@ -246,8 +247,11 @@ class Watcher:
         snap = self.tree.snapshot()
         if not snap.valid or self.backend is None:
             return self._cycle(snap, None, "change", start)
-        keys = changed_keys(self.applied, snap.hashes) | self.retry
+        self._candidates |= self.tree.take_dirty()
+        keys = {k for k in self._candidates
+                if self.applied.get(k) != snap.hashes.get(k)} | self.retry
         if not keys:
+            self._candidates.clear()
             return self._finish(CycleReport("change", "unchanged", 0,
                                              seconds=self.clock() - start))
         if any(k.kind == CLUSTER_KIND for k in keys):
@@ -319,12 +323,18 @@ class Watcher:
         ran = {o.key for o in outcomes}
         held = [Outcome(c.key, "not-run") for c in plan.changes if c.key not in ran]
         new = updated_inventory(self.inventory, desired, [*outcomes, *held])
-        if not same_inventory(new, self.inventory):
+        if new is not self.inventory:  # updated_inventory returns it as is when unchanged
             new.save(self.state)
             self.inventory = new
         self.retry = {o.key for o in outcomes if o.failed}
         if not self.stopping:
             self.applied = dict(snap.hashes)
+            self._candidates.clear()
+            if keys is None:
+                self.tree.take_dirty()
+                # The big, long-lived heap (every manifest) out of the cyclic GC's way:
+                # a full collection over it would stall an incremental cycle.
+                gc.freeze()
         result = "stopped" if self.stopping else "ok"
         return CycleReport(trigger, result, -1 if keys is None else len(keys),
                            len(plan.changes), tuple(outcomes), tuple(refusals), len(drift),
