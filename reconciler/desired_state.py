@@ -39,8 +39,10 @@ from reconciler.gitsource import (
     resolve_commit,
 )
 from reconciler.loader import (
+    IGNORE_FILE,
     SKIP_DIRS,
     YAML_SUFFIXES,
+    IgnoreRules,
     SourceFile,
     display_path,
     find_yaml_files,
@@ -347,6 +349,12 @@ class WorkdirTree(DesiredTree):
             return None
         if self.is_file:
             return self.shown_root if rel.as_posix() == Path(self.given).name else None
+        if rel.as_posix() == IGNORE_FILE:
+            return ""  # what is left out changed: walk it all
+        rules = IgnoreRules.read(self.real_root)
+        if rules.patterns and (rules.ignores(rel.as_posix(), False) or any(
+                rules.ignores("/".join(parts[:i]), True) for i in range(1, len(parts)))):
+            return None
         path = self.real_root / rel
         if path.is_symlink() or path.is_dir():
             return ""

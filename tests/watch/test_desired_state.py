@@ -159,3 +159,17 @@ def test_git_tree_reads_commits_and_only_changed_blobs(tmp_path: Path) -> None:
     other = GitTree(str(repo / "vms"), ref="HEAD~1")
     other.refresh()
     assert other.snapshot().hashes == snap.hashes
+
+
+def test_virtsyncignore_holds_for_file_events_too(tmp_path: Path) -> None:
+    (tmp_path / "vm0.yaml").write_text(_vm("vm0"))
+    (tmp_path / "ci").mkdir()
+    (tmp_path / ".virtsyncignore").write_text("ci/\nkustomization.yaml\n")
+    tree = WorkdirTree(str(tmp_path))
+    tree.refresh_all()
+    for ignored in ("ci/workflow.yaml", "kustomization.yaml"):
+        (tmp_path / ignored).write_text("not: a spec\n")
+        assert tree.classify_event(str(tmp_path / ignored)) is None
+        assert tree.refresh_paths([str(tmp_path / ignored)]) == 0
+    assert tree.snapshot().valid
+    assert tree.classify_event(str(tmp_path / ".virtsyncignore")) == ""
