@@ -193,13 +193,16 @@ class LifecycleAgent:
                           ran_for=ran_for, policy=self.policy, at_startup=at_startup)
         self.decisions.append((rec.domain, decision))
         log.info("%s: %s", rec.domain, decision.reason)
-        if rt.intent != INTENT_HOLD:
-            self.host.set_runtime(dom, replace(
-                rt,
-                failures=decision.failures,
-                last_stop=kind.value if not at_startup else rt.last_stop or kind.value,
-                backoff_until=now + decision.delay if decision.start else 0.0,
-            ))
+        updated = replace(
+            rt,
+            failures=decision.failures,
+            last_stop=kind.value if not at_startup else rt.last_stop or kind.value,
+            backoff_until=now + decision.delay if decision.start else 0.0,
+        )
+        # Write only what changed, and at start-up only for VMs the agent acts on: a
+        # fleet of halted VMs costs no libvirt writes when an agent (re)starts.
+        if rt.intent != INTENT_HOLD and updated != rt and (decision.start or not at_startup):
+            self.host.set_runtime(dom, updated)
         if decision.start:
             with self._timers_lock:
                 heapq.heappush(self._timers, _Timer(now + decision.delay, uuid))

@@ -164,8 +164,8 @@ def _walk(top: Path, root: Path,
                 continue
             if ignore.patterns and ignore.ignores(rel, False):
                 continue
-            if not entry.name.endswith(YAML_SUFFIXES):
-                continue
+            if not entry.name.endswith(YAML_SUFFIXES) or entry.name.startswith(".#"):
+                continue  # not YAML, or an editor's lock file (Emacs: a dangling link)
             if entry.is_symlink():
                 real = Path(entry.path).resolve()
                 if not real.is_relative_to(root):

@@ -137,3 +137,30 @@ def test_startup_scan_starts_always_vm_found_off(tmp_path: Path) -> None:
     finally:
         b.close()
         conn.close()
+
+
+def test_startup_scan_writes_nothing_for_halted_vms(tmp_path: Path) -> None:
+    ensure_event_loop()
+    conn = libvirt.open(TEST_URI)
+    b = backend(tmp_path, node(tmp_path))
+    try:
+        for name in ("h1", "h2", "h3"):
+            b.create(manifest(vm_body(name, run_strategy="Halted")), revision="r", refs={})
+        before = {n: conn.lookupByName(f"default_{n}").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                  for n in ("h1", "h2", "h3")}
+        agent_backend = backend(tmp_path)
+        agent = LifecycleAgent(agent_backend.hosts["n1"])
+        agent.start()
+        try:
+            # Every found-off domain is handled (decided), and none is written to.
+            assert wait_for(lambda: len(agent.decisions) >= 3)
+            assert all(not d.start for _, d in agent.decisions)
+        finally:
+            agent.stop()
+            agent_backend.close()
+        after = {n: conn.lookupByName(f"default_{n}").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                 for n in ("h1", "h2", "h3")}
+        assert after == before
+    finally:
+        b.close()
+        conn.close()
