@@ -139,6 +139,9 @@ class Conflict:
         return f"{self.field}: pinned {self.pinned} contradicts stored {self.stored}"
 
 
+GENERATION_FILE = ".generation"
+
+
 class IdentityStore:
     """Identity records of all VMs on one node storage directory."""
 
@@ -147,6 +150,12 @@ class IdentityStore:
         self.root = self.storage_dir / STORE_DIRNAME
         self._lock = FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_SECONDS)
         self._cache: dict[Path, tuple[tuple[int, int, int], Identity]] = {}
+        # MAC → owner ("ns/name") of every record, valid while the store's generation file
+        # still holds `_index_gen`: every write bumps it, so a write by another process
+        # (or another IdentityStore object) is noticed and the index rebuilt. Without
+        # it, allocating N VMs would read N records each time: O(N²).
+        self._index: dict[str, str] | None = None
+        self._index_gen: str | None = None
 
     # -- reading ---------------------------------------------------------------
 
@@ -268,23 +277,72 @@ class IdentityStore:
             except FileNotFoundError:
                 return False
             fsync_dir(path.parent)
+            self._bump(f"{key.namespace}/{key.name}", ())
             return True
 
-    def _macs_of_others(self, key: ObjectKey) -> dict[str, str]:
+    def _macs_of_others(self, key: ObjectKey) -> Mapping[str, str]:
         """MAC → owning VM for every VM in the store except `key`."""
-        owners: dict[str, str] = {}
-        for other, ident in self.items():
-            if (other.namespace, other.name) == (key.namespace, key.name):
-                continue
-            for mac in ident.macs.values():
-                owners[mac] = f"{other.namespace}/{other.name}"
-        return owners
+        index = self._current_index()
+        return _Excluding(index, f"{key.namespace}/{key.name}")
+
+    def _generation(self) -> str:
+        try:
+            return (self.root / GENERATION_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return ""
+
+    def _current_index(self) -> dict[str, str]:
+        generation = self._generation()
+        if self._index is None or generation != self._index_gen:
+            index: dict[str, str] = {}
+            for other, ident in self.items():
+                for mac in ident.macs.values():
+                    index[mac] = f"{other.namespace}/{other.name}"
+            self._index, self._index_gen = index, generation
+        return self._index
+
+    def _bump(self, owner: str, macs: Collection[str]) -> None:
+        """After a write (under the lock): new generation; keep our index if it was current."""
+        was_current = self._index is not None and self._index_gen == self._generation()
+        generation = uuidlib.uuid4().hex
+        write_atomic(self.root / GENERATION_FILE, (generation + "\n").encode())
+        if not was_current or self._index is None:
+            self._index, self._index_gen = None, None
+            return
+        for mac in [m for m, o in self._index.items() if o == owner]:
+            del self._index[mac]
+        self._index.update(dict.fromkeys(macs, owner))
+        self._index_gen = generation
 
     def _write(self, path: Path, ident: Identity) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": RECORD_VERSION, **ident.to_json()}
         data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8")
         write_atomic(path, data, durable_dir=True)
+        self._bump(f"{path.parent.name}/{path.stem}", ident.macs.values())
+
+
+class _Excluding(Mapping[str, str]):
+    """A read-only view of a MAC index without one owner's own MACs."""
+
+    def __init__(self, index: Mapping[str, str], owner: str) -> None:
+        self._index = index
+        self._owner = owner
+
+    def __getitem__(self, mac: str) -> str:
+        owner = self._index[mac]
+        if owner == self._owner:
+            raise KeyError(mac)
+        return owner
+
+    def __contains__(self, mac: object) -> bool:
+        return self._index.get(mac) not in (None, self._owner) if isinstance(mac, str) else False
+
+    def __iter__(self) -> Iterator[str]:
+        return (m for m, o in self._index.items() if o != self._owner)
+
+    def __len__(self) -> int:
+        return sum(1 for o in self._index.values() if o != self._owner)
 
 
 def _merge(
@@ -329,7 +387,11 @@ def _merge(
     in_spec = {i.name for i in vm.interfaces}
     for name in [n for n, m in macs.items() if n not in in_spec and m in pinned_values]:
         del macs[name]  # a forced pin took this MAC from an interface that left the spec
-    taken = set(other_macs) | {m.lower() for m in reserved_macs} | pinned_values
+    reserved = {m.lower() for m in reserved_macs} | pinned_values
+
+    def taken(mac: str) -> bool:
+        return mac in other_macs or mac in reserved or mac in macs.values()
+
     for iface in vm.interfaces:
         if iface.name in pinned_macs:
             continue
@@ -338,7 +400,7 @@ def _merge(
         if current is not None and current not in pinned_values:
             continue
         mac = new_mac()
-        while mac in taken or mac in macs.values():
+        while taken(mac):
             mac = new_mac()
         macs[iface.name] = mac
 

@@ -259,3 +259,34 @@ def test_concurrent_processes_keep_the_store_consistent(tmp_path: Path) -> None:
     assert len(macs) == 4 * 15 * 2 == len(set(macs))
     store_macs = [m for _, ident in IdentityStore(tmp_path).items() for m in ident.macs.values()]
     assert sorted(store_macs) == sorted(macs)
+
+
+def test_allocation_does_not_reread_every_record(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    store = IdentityStore(tmp_path)
+    for i in range(30):
+        store.ensure(ObjectKey("VirtualMachine", "default", f"vm{i}"), vm(["a"], []))
+    reads: list[Path] = []
+    real = IdentityStore._read
+
+    def counting(self: IdentityStore, path: Path) -> Identity | None:
+        reads.append(path)
+        return real(self, path)
+
+    monkeypatch.setattr(IdentityStore, "_read", counting)
+    store.ensure(ObjectKey("VirtualMachine", "default", "new"), vm(["a"], []))
+    # Only the new VM's own record is looked at: the MAC index is current.
+    assert [p.stem for p in reads] == ["new"]
+
+
+def test_macs_allocated_by_another_store_object_are_seen(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = IdentityStore(tmp_path), IdentityStore(tmp_path)
+    first.ensure(ObjectKey("VirtualMachine", "default", "one"), vm(["a"], []))
+    taken = second.ensure(ObjectKey("VirtualMachine", "default", "two"), vm(["a"], [])).macs["a"]
+    # `first` drew before `second` wrote; it must notice the store changed underneath.
+    # (ensure drafts the identity once without the index, then for real: two draws.)
+    draws = iter([taken, taken, "02:00:00:00:00:99"])
+    monkeypatch.setattr(identity_mod, "new_mac", lambda: next(draws))
+    three = first.ensure(ObjectKey("VirtualMachine", "default", "three"), vm(["a"], []))
+    assert three.macs["a"] == "02:00:00:00:00:99"
