@@ -31,7 +31,7 @@ from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
 from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP, starts_on_create
 from node.networks import NetworkMap
-from node.pending import PendingStore
+from node.pending import Pending, PendingStore
 from node.placement import UNSCHEDULABLE, place
 from node.records import overlay_drift
 from node.spec import VmSpec
@@ -58,6 +58,15 @@ def _status(s: NodeVMStatus, created: float = 0.0) -> VMStatus:
         conditions=tuple(Condition(c.type, c.status, c.reason, c.message) for c in s.conditions),
         created_at=created or None,
     )
+
+
+def _pending_live(p: Pending) -> LiveObject:
+    """A VM that got no domain (unschedulable, missing claim). Its body is minimal: any
+    desired spec differs from it, so the next apply tries again (it may fit by then)."""
+    body = {"apiVersion": p.api_version, "kind": p.key.kind,
+            "metadata": {"name": p.key.name, "namespace": p.key.namespace}}
+    return LiveObject(key=p.key, api_version=p.api_version, body=body, revision=p.revision,
+                      status=_status(unplaced_status(p.printable_status, p.message)))
 
 
 def _network_map(cluster: ClusterConfig) -> NetworkMap:
@@ -118,14 +127,7 @@ class LibvirtBackend:
             raise BackendError(str(exc)) from exc
         for p in pending:
             if p.key not in objects:
-                # A minimal body: any desired spec differs from it, so the next apply
-                # tries again (placement may fit by then).
-                body = {"apiVersion": p.api_version, "kind": p.key.kind,
-                        "metadata": {"name": p.key.name, "namespace": p.key.namespace}}
-                objects[p.key] = LiveObject(
-                    key=p.key, api_version=p.api_version, body=body, revision=p.revision,
-                    status=_status(unplaced_status(p.printable_status, p.message)),
-                )
+                objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
         return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered))
 
@@ -164,12 +166,7 @@ class LibvirtBackend:
             except VirtsyncError as exc:
                 raise BackendError(str(exc)) from exc
             for p in pending:
-                body = {"apiVersion": p.api_version, "kind": p.key.kind,
-                        "metadata": {"name": p.key.name, "namespace": p.key.namespace}}
-                objects[p.key] = LiveObject(
-                    key=p.key, api_version=p.api_version, body=body, revision=p.revision,
-                    status=_status(unplaced_status(p.printable_status, p.message)),
-                )
+                objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
         return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from reconciler.apply import ApplyOptions, describe_refusals, execute, gate
 from reconciler.cli.common import (
     add_backend_arguments,
+    add_change_permission_arguments,
     make_backend,
     progress_reporter,
 )
@@ -42,21 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan", metavar="FILE",
                    help="execute this saved plan (from `virtsync plan --out-file`); refused "
                         "when the tree or live state changed since")
-    p.add_argument("--prune", action="store_true",
-                   help="delete objects virtsync applied earlier that left git")
-    p.add_argument("--max-prune", type=int, metavar="N",
-                   help="refuse to prune more than N objects (default: 20%% of the inventory, "
-                        "at least 1)")
-    p.add_argument("--allow-restart", action="store_true",
-                   help="permit changes that restart or replace a guest")
-    p.add_argument("--allow-data-loss", action="store_true",
-                   help="permit changes that destroy guest data")
-    p.add_argument("--force-stop", action="store_true",
-                   help="power off guests that do not shut down within their grace period "
-                        "(may corrupt data)")
-    p.add_argument("--grace-period", type=int, metavar="S",
-                   help="seconds to wait for a graceful shutdown (default: the VM's "
-                        "terminationGracePeriodSeconds)")
+    add_change_permission_arguments(p, what_left="git")
     p.add_argument("--auto-approve", action="store_true",
                    help="do not ask for confirmation on a terminal")
     add_backend_arguments(p)

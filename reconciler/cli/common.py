@@ -18,6 +18,25 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                    help="colour terminal output (auto: on a terminal, unless NO_COLOR)")
 
 
+def add_change_permission_arguments(p: argparse.ArgumentParser, *, what_left: str) -> None:
+    """The flags apply and watch share: prune, its cap, and the disruption permissions."""
+    p.add_argument("--prune", action="store_true",
+                   help=f"delete objects virtsync applied earlier that left {what_left}")
+    p.add_argument("--max-prune", type=int, metavar="N",
+                   help="refuse to prune more than N objects at once (default: 20%% of the "
+                        "inventory, at least 1)")
+    p.add_argument("--allow-restart", action="store_true",
+                   help="permit changes that restart or replace a guest")
+    p.add_argument("--allow-data-loss", action="store_true",
+                   help="permit changes that destroy guest data")
+    p.add_argument("--force-stop", action="store_true",
+                   help="power off guests that do not shut down within their grace period "
+                        "(may corrupt data)")
+    p.add_argument("--grace-period", type=int, metavar="S",
+                   help="seconds to wait for a graceful shutdown (default: the VM's "
+                        "terminationGracePeriodSeconds)")
+
+
 def make_backend(desired: Desired | Sequence[Manifest],
                  args: argparse.Namespace | None) -> Backend:
     """The libvirt backend for the nodes of the tree's Cluster object (or the default

@@ -17,6 +17,7 @@ from types import FrameType
 
 from reconciler.apply import ApplyOptions
 from reconciler.backends.base import Backend
+from reconciler.cli.common import add_change_permission_arguments
 from reconciler.lock import StateLock
 from reconciler.model import Manifest, VirtsyncError
 from reconciler.statedir import state_dir
@@ -43,20 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds between full resyncs that find and heal drift (default: 60)")
     p.add_argument("--debounce", type=float, default=0.1, metavar="S",
                    help="quiet period after the last file event before acting (default: 0.1)")
-    p.add_argument("--prune", action="store_true",
-                   help="delete objects virtsync applied earlier that left the tree")
-    p.add_argument("--max-prune", type=int, metavar="N",
-                   help="never prune more than N objects in one cycle (default: 20%% of the "
-                        "inventory, at least 1)")
-    p.add_argument("--allow-restart", action="store_true",
-                   help="permit changes that restart or replace a guest")
-    p.add_argument("--allow-data-loss", action="store_true",
-                   help="permit changes that destroy guest data")
-    p.add_argument("--force-stop", action="store_true",
-                   help="power off guests that do not shut down within their grace period")
-    p.add_argument("--grace-period", type=int, metavar="S",
-                   help="seconds to wait for a graceful shutdown (default: the VM's "
-                        "terminationGracePeriodSeconds)")
+    add_change_permission_arguments(p, what_left="the tree")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve Prometheus metrics on this port (0: any free port)")
     p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR",
