@@ -59,10 +59,7 @@ from reconciler.model import (
 from reconciler.plan import content_hash
 from reconciler.positions import locate
 from reconciler.reconcile import Desired, body_hash, git_revision
-from reconciler.validate import check_bytes
-
-# Below this many files to check, worker start-up costs more than it saves.
-PARALLEL_THRESHOLD = 96
+from reconciler.validate import PARALLEL_THRESHOLD, check_bytes
 
 Stat = tuple[int, int, int]
 
