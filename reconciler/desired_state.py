@@ -59,6 +59,7 @@ from reconciler.model import (
 from reconciler.plan import content_hash
 from reconciler.positions import locate
 from reconciler.reconcile import Desired, body_hash, git_revision
+from reconciler.revisions import with_revisions
 from reconciler.validate import PARALLEL_THRESHOLD, check_bytes
 
 Stat = tuple[int, int, int]
@@ -109,9 +110,10 @@ class Snapshot:
         """The tree (or just `keys` of it) as `Desired`, in key order."""
         if keys is None:
             manifests = sorted(self.by_key.values(), key=_order)
-            return Desired(tuple(manifests), self.revision, self.desired_hash, self.root)
+            return Desired(with_revisions(manifests, self.by_key), self.revision,
+                           self.desired_hash, self.root)
         chosen = sorted((self.by_key[k] for k in set(keys) if k in self.by_key), key=_order)
-        return Desired(tuple(chosen), self.revision, "", self.root)
+        return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root)
 
 
 def _order(m: Manifest) -> tuple[str, str, str]:

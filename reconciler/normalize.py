@@ -206,6 +206,10 @@ DEFAULTED: tuple[Defaulted, ...] = (
               "machine type"),
     Defaulted(("spec", "template", "spec", "architecture"), False, "architecture"),
     Defaulted(("metadata", "finalizers"), False, "finalizers"),
+    # KubeVirt's controller (and virtsync's apply) record which instancetype/preference
+    # content a VM runs with; git usually leaves it out.
+    Defaulted(("spec", "instancetype", "revisionName"), False, "instancetype revision"),
+    Defaulted(("spec", "preference", "revisionName"), False, "preference revision"),
 )
 
 

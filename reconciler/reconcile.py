@@ -20,6 +20,7 @@ from reconciler.backends.base import Backend, LiveObject, Observation
 from reconciler.inventory import Inventory
 from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
 from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan
+from reconciler.revisions import with_revisions
 from reconciler.sensitive import digest_sensitive
 from reconciler.validate import validate_paths
 
@@ -67,7 +68,7 @@ def load_desired(paths: Sequence[str]) -> Desired:
         text = "".join(f.as_text() + "\n" for f in report.findings)
         raise InvalidSource(f"{len(report.errors)} validation error(s) in "
                             f"{', '.join(paths)}; nothing planned, applied or pruned", text)
-    manifests = tuple(sorted(report.manifests, key=lambda m: m.key))
+    manifests = with_revisions(sorted(report.manifests, key=lambda m: m.key))
     first = Path(paths[0]) if paths else Path(".")
     root = first if first.is_dir() else first.parent
     desired_hash = content_hash((str(m.key), body_hash(m.body)) for m in manifests)

@@ -47,6 +47,7 @@ from reconciler.logs import JsonLogger
 from reconciler.metrics import WatchMetrics
 from reconciler.model import Manifest, ObjectKey, VirtsyncError
 from reconciler.plan import Fingerprints, ObjectChange, Plan, Summary
+from reconciler.revisions import dependents
 
 CLUSTER_KIND = "Cluster"
 MAX_LOGGED_FINDINGS = 50
@@ -301,6 +302,9 @@ class Watcher:
     def _reconcile(self, snap: Snapshot, keys: Collection[ObjectKey] | None, trigger: str,
                    start: float) -> CycleReport:
         backend = self._ensure_backend(snap)
+        if keys is not None:
+            # A changed instancetype or preference changes the VMs that use it.
+            keys = set(keys) | dependents(keys, snap.by_key)
         desired = snap.desired(keys)
         plan, observation = plan_cycle(desired, backend, self.inventory,
                                        prune=self.options.prune, keys=keys)

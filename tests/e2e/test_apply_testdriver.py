@@ -285,3 +285,31 @@ def test_plan_host_mode_and_stale_plan_file(conn: Any, tree: Tree, tmp_path: Pat
     conn.lookupByName("e2e_web").destroy()
     assert run("apply", str(tree.root), "--plan", str(plan_file), "--allow-restart") == 2
     assert "stale plan" in capsys.readouterr().err
+
+
+def test_instancetype_change_replans_the_vms_using_it(conn: Any, tree: Tree,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    def instancetype(cpus: int) -> dict[str, Any]:
+        return {"apiVersion": "instancetype.kubevirt.io/v1beta1",
+                "kind": "VirtualMachineClusterInstancetype", "metadata": {"name": "small"},
+                "spec": {"cpu": {"guest": cpus}, "memory": {"guest": "64Mi"}}}
+
+    body = vm("sized")
+    domain = body["spec"]["template"]["spec"]["domain"]
+    del domain["cpu"], domain["memory"]
+    body["spec"]["instancetype"] = {"name": "small"}
+    (tree.root / "small.yaml").write_text(yaml.safe_dump(instancetype(1)))
+    tree.put(body)
+    assert run("apply", str(tree.root)) == 0
+    assert conn.lookupByName("e2e_sized").maxVcpus() == 1
+    assert run("plan", str(tree.root)) == 0
+
+    (tree.root / "small.yaml").write_text(yaml.safe_dump(instancetype(2)))
+    capsys.readouterr()
+    assert run("plan", str(tree.root), "-o", "json") == 1
+    changes = {c["name"]: c for c in json.loads(capsys.readouterr().out)["changes"]}
+    assert changes["sized"]["disruption"] == "restart"
+    assert changes["sized"]["fields"][0]["path"] == "spec.instancetype.revisionName"
+    assert run("apply", str(tree.root), "--allow-restart") == 0
+    assert conn.lookupByName("e2e_sized").maxVcpus() == 2
+    assert run("plan", str(tree.root)) == 0

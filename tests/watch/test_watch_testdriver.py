@@ -12,8 +12,9 @@ from typing import Any
 
 import libvirt
 import pytest
+import yaml
 from lxml import etree
-from watch_helpers import Rig, make_rig, wait_for
+from watch_helpers import Rig, make_rig, vm_body, wait_for
 
 from reconciler.backends.libvirt import LibvirtBackend
 from reconciler.model import ObjectKey
@@ -295,3 +296,28 @@ def test_observe_keys_reports_what_observe_reports_for_those_keys(rig: Rig) -> N
     assert [o.key.name for o in some.objects] == ["vm0", "vm2"]
     assert some.conflicts == tuple(k for k in full.conflicts if k in keys)
     assert [k.name for k in some.conflicts] == ["stranger"]
+
+
+def test_saving_an_instancetype_updates_the_vms_that_use_it(rig: Rig) -> None:
+    def instancetype(cpus: int) -> str:
+        return yaml.safe_dump({
+            "apiVersion": "instancetype.kubevirt.io/v1beta1",
+            "kind": "VirtualMachineClusterInstancetype", "metadata": {"name": "small"},
+            "spec": {"cpu": {"guest": cpus}, "memory": {"guest": "64Mi"}}})
+
+    body = vm_body("sized", rig.ns)  # Halted: the new size applies without a restart
+    domain = body["spec"]["template"]["spec"]["domain"]
+    del domain["cpu"], domain["memory"]
+    body["spec"]["instancetype"] = {"name": "small"}
+    rig.write("small.yaml", instancetype(1))
+    rig.write("sized.yaml", yaml.safe_dump(body))
+    w = rig.make_watcher()
+    assert w.startup().result == "ok"
+    config_max = libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_VCPU_MAXIMUM
+    assert rig.domain("sized").vcpusFlags(config_max) == 1
+
+    rig.write("small.yaml", instancetype(2))
+    report = w.on_change({"fs": {str(rig.tree / "small.yaml")}, "git": set()})
+    assert report.result == "ok"
+    assert ("sized", "configured") in [(o.key.name, o.word) for o in report.outcomes]
+    assert rig.domain("sized").vcpusFlags(config_max) == 2
