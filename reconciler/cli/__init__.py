@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, str] = {
     "start": "reconciler.cli.power_cmd",
     "stop": "reconciler.cli.power_cmd",
     "restart": "reconciler.cli.power_cmd",
+    "agent": "reconciler.cli.agent_cmd",
     "watch": "reconciler.cli.watch_cmd",
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -74,6 +75,17 @@ class Repo:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_console(storage: Path, domain: str, marker: str, timeout: float = 60) -> None:
+    """Wait until the domain's console log (written by virtlogd) shows `marker`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = list(storage.rglob(f"{domain}*.log"))
+        if logs and marker in logs[0].read_text(errors="replace"):
+            return
+        assert time.monotonic() < deadline, f"{domain}: no {marker!r} on the console"
+        time.sleep(0.2)
+
+
 def ours(conn: Any) -> dict[str, Any]:
     return {d.name(): d for d in conn.listAllDomains() if d.name().startswith(f"{NS}_")}
 
@@ -93,11 +105,7 @@ def test_reconcile_loop_through_the_cli(libvirt_conn: Any, node_root: Path,
         assert ours(libvirt_conn)[f"{NS}_boot"].isActive()
 
         # The guest truly boots: its console shows its init running.
-        log = next(repo.storage.rglob(f"{NS}_boot*.log"))
-        deadline = time.monotonic() + 60
-        while "VS-BOOT" not in log.read_text(errors="replace"):
-            assert time.monotonic() < deadline, "the guest never reached its init"
-            time.sleep(0.2)
+        wait_console(repo.storage, f"{NS}_boot", "VS-BOOT")
 
         r = repo.virtsync("plan", str(repo.root), "--detailed-exitcode")
         assert r.returncode == 0, r.stdout + r.stderr
@@ -143,3 +151,36 @@ def test_reconcile_loop_through_the_cli(libvirt_conn: Any, node_root: Path,
             if dom.isActive():
                 dom.destroy()
             dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+
+
+def test_agent_restarts_an_always_vm_shut_down_from_outside(libvirt_conn: Any, node_root: Path,
+                                                           tiny_guest_dir: Path) -> None:
+    import libvirt
+
+    repo = Repo(node_root, tiny_guest_dir)
+    repo.put(vm("kept", run="Always", boot=True))
+    agent: subprocess.Popen[str] | None = None
+    try:
+        assert repo.virtsync("apply", str(repo.root)).returncode == 0
+        dom = ours(libvirt_conn)[f"{NS}_kept"]
+        assert dom.isActive()
+        agent = repo.start("agent", str(repo.root))
+        time.sleep(1.0)  # the agent registers for lifecycle events
+        wait_console(repo.storage, f"{NS}_kept", "VS-READY")  # acpid is listening
+        first = dom.ID()
+        dom.shutdown()  # ACPI from outside: the guest powers itself off
+        deadline = time.monotonic() + 60
+        # (a virDomain object caches its ID: look the domain up again each time)
+        while not ((now := libvirt_conn.lookupByName(f"{NS}_kept")).isActive()
+                   and now.ID() != first):
+            assert time.monotonic() < deadline, "runStrategy Always: the agent must restart it"
+            time.sleep(0.2)
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.kill()
+        for d in ours(libvirt_conn).values():
+            if d.isActive():
+                d.destroy()
+            d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)

@@ -1,0 +1,59 @@
+"""`virtsync agent [PATH]`: enforce run strategies on the Cluster's nodes, nothing else.
+
+`virtsync watch` runs these lifecycle agents itself. Hosts reconciled by `virtsync apply`
+alone (from CI, say) run this as a service instead, so an `Always` VM that crashes or is
+shut down from inside comes back, `RerunOnFailure` restarts only after a crash, and
+CrashLoopBackOff backs off. It changes no spec: only power state, as git declares it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+
+from reconciler.cli.common import make_backend
+from reconciler.model import VirtsyncError
+from reconciler.reconcile import load_desired
+
+NAME = "agent"
+HELP = "Run the node lifecycle agents (run strategies) until SIGTERM; watch includes them."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", default=".", metavar="PATH",
+                   help="the specs' folder: its Cluster object names the nodes (default: .)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from node.agent import LifecycleAgent, ensure_event_loop
+
+    ensure_event_loop()  # before any connection that should deliver events
+    desired = load_desired([args.path])
+    backend = make_backend(desired, args)
+    hosts = getattr(backend, "hosts", {})
+    agents: list[LifecycleAgent] = []
+    for name, host in hosts.items():
+        agent = LifecycleAgent(host)
+        try:
+            agent.start()
+        except VirtsyncError as exc:
+            for started in agents:
+                started.stop()
+            raise VirtsyncError(f"node {name}: cannot start the lifecycle agent: {exc}") from exc
+        agents.append(agent)
+        print(f"virtsync agent: enforcing run strategies on node {name}", file=sys.stderr)
+    done = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    done.wait()
+    for agent in agents:
+        agent.stop()
+    print("virtsync agent: stopped", file=sys.stderr)
+    return 0
