@@ -33,7 +33,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_REFERENCE = Path("/work/shared/reference")
+# The shared/ folder beside the checkout (CI's layout), else the workplace's copy.
+DEFAULT_REFERENCE = next(
+    (p for p in (ROOT.parent / "shared" / "reference", Path("/work/shared/reference"))
+     if (p / "kubevirt").is_dir()),
+    ROOT.parent / "shared" / "reference")
 SCHEMA_DIR = ROOT / "schemas"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 

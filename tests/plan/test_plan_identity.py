@@ -4,19 +4,15 @@ fields KubeVirt and the API server fill in."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
 from plan_helpers import FP
+from refdata import REFERENCE
 
 from reconciler.loader import load_bytes
 from reconciler.model import Manifest
 from reconciler.plan import Observed, make_plan
-
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
-if not REFERENCE.exists():
-    REFERENCE = Path("/work/shared/reference")
 
 
 def _reference_manifests() -> list[tuple[str, list[Manifest]]]:

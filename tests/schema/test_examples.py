@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from refdata import REFERENCE
 from schema_helpers import manifest
 
 from reconciler import schema, semantic
 
-REFERENCE = Path("/work/shared/reference")
 SOURCES = (
     "kubevirt/examples/*.yaml",
     "common-instancetypes/**/*.yaml",

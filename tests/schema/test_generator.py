@@ -11,10 +11,10 @@ from typing import Any
 
 import jsonschema
 import pytest
+from refdata import REFERENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 GEN = ROOT / "tools" / "gen_schemas.py"
-REFERENCE = Path("/work/shared/reference")
 SCHEMAS = sorted((ROOT / "schemas").glob("*.schema.json"))
 GENERATED = [p for p in SCHEMAS if p.name not in ("cluster.schema.json", "plan.schema.json")]
 
