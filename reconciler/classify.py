@@ -150,6 +150,8 @@ RULES: tuple[Rule, ...] = (
     Rule("spec.**", D, "DataVolume spec is immutable: deleted and created again",
          kinds=frozenset({DV})),
     Rule("spec.**", N, "running VMs keep their revision until they restart",
+         kinds=INSTANCETYPE_KINDS, backends=frozenset({"kubevirt"})),
+    Rule("spec.**", N, "the VMs using it follow (listed with a new revisionName)",
          kinds=INSTANCETYPE_KINDS),
     Rule("**", N, "virtsync configuration", kinds=frozenset({"Cluster"})),
     # anything else: assume the worst that does not lose data

@@ -32,6 +32,7 @@ from reconciler.gitsource import (
 from reconciler.loader import SourceFile, load_bytes, read_source
 from reconciler.model import KNOWN_KINDS, Finding, Manifest, ObjectKey, VirtsyncError
 from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan, save_plan
+from reconciler.revisions import REFERENCED_KINDS, dependents, with_revisions
 from reconciler.validate import ValidationReport, validate_paths
 
 NAME = "plan"
@@ -164,6 +165,9 @@ def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
     desired = [m for f in changed for m in load_bytes(f.read(), f.display).manifests
                if _known(m)]
     live = _base_objects(root, base_changed, unchanged_keys)
+    if backend == "libvirt":
+        desired, live, unchanged_keys = _instancetype_dependents(
+            root, head, base_tree.entries, desired, live, unchanged_keys)
 
     head_state = content_hash((f.repo_path, f.blob) for f in head)
     head_commit = _head_matches(root, sub, head_state)
@@ -219,6 +223,35 @@ def _base_objects(root: Path, entries: Sequence[TreeEntry],
                   f"{first.message}", file=sys.stderr)
         out.extend(Observed(m) for m in loaded.manifests if _known(m) and m.key not in skip)
     return out
+
+
+def _instancetype_dependents(
+    root: Path, head: Sequence[_HeadFile], base_entries: Sequence[TreeEntry],
+    desired: list[Manifest], live: list[Observed], unchanged: frozenset[ObjectKey],
+) -> tuple[list[Manifest], list[Observed], frozenset[ObjectKey]]:
+    """On libvirt, VMs follow their instancetype/preference (apply pins a content-hash
+    revisionName): when one of those changed, the VMs using it change too, although
+    their files did not. Only then is the whole tree read on both sides."""
+    changed_refs = ({m.key for m in desired if m.kind in REFERENCED_KINDS}
+                    | {o.key for o in live if o.key.kind in REFERENCED_KINDS})
+    if not changed_refs:
+        return desired, live, unchanged
+    head_index = {m.key: m for f in head for m in load_bytes(f.read(), f.display).manifests
+                  if _known(m)}
+    blobs = read_blobs(root, (e.sha for e in base_entries))
+    base_index = {m.key: m for e in base_entries
+                  for m in load_bytes(blobs[e.sha], display_path(root, e.path)).manifests
+                  if _known(m)}
+    affected = dependents(changed_refs, head_index) | dependents(changed_refs, base_index)
+    have_desired = {m.key for m in desired}
+    have_live = {o.key for o in live}
+    desired = desired + [head_index[k] for k in sorted(affected)
+                         if k in head_index and k not in have_desired]
+    live = live + [Observed(base_index[k]) for k in sorted(affected)
+                   if k in base_index and k not in have_live]
+    desired = list(with_revisions(desired, head_index))
+    live = [Observed(m) for m in with_revisions([o.manifest for o in live], base_index)]
+    return desired, live, unchanged - affected
 
 
 def _head_matches(root: Path, sub: str, head_state: str) -> tuple[str, str] | None:

@@ -126,6 +126,8 @@ CASES = [
     Case("DataVolume spec is immutable: deleted and created again", "spec.contentType",
          "kubevirt", "archive", kind="DataVolume"),
     Case("running VMs keep their revision until they restart", "spec.cpu.guest", 1, 2,
+         kind="VirtualMachineClusterInstancetype", backend="kubevirt"),
+    Case("the VMs using it follow (listed with a new revisionName)", "spec.cpu.guest", 1, 2,
          kind="VirtualMachineClusterInstancetype"),
     Case("virtsync configuration", "spec.nodes[name=n1].uri", "a", "b", kind="Cluster"),
     Case("unclassified field: assumed to need a restart", "spec.somethingNew", 1, 2),

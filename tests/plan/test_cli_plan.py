@@ -147,3 +147,30 @@ def test_github_step_summary(repo: Repo, base: str, run_cli: Run, tmp_path: Path
     repo.write({"vms/web.yaml": vm("web", cores=8)})
     run_cli("plan", "vms", "--base", base, "-o", "json")
     assert "<!-- virtsync-plan -->" in summary.read_text()
+
+
+def test_instancetype_change_lists_the_vms_using_it(repo: Repo, run_cli: Run) -> None:
+    def sized(name: str) -> str:
+        text = vm(name).replace("spec:\n", "spec:\n  instancetype:\n    name: small\n", 1)
+        return text.replace("        cpu:\n          cores: 2\n        memory:\n"
+                            "          guest: 1Gi\n", "")
+
+    def small(cpus: int) -> str:
+        return ("apiVersion: instancetype.kubevirt.io/v1beta1\n"
+                "kind: VirtualMachineClusterInstancetype\n"
+                f"metadata:\n  name: small\nspec:\n  cpu:\n    guest: {cpus}\n"
+                "  memory:\n    guest: 1Gi\n")
+
+    repo.write({"vms/small.yaml": small(1), "vms/a.yaml": sized("a"),
+                "vms/b.yaml": vm("b")})
+    base = repo.commit("base")
+    repo.write({"vms/small.yaml": small(2)})
+    code, out, err = run_cli("plan", "vms", "--base", base, "-o", "json")
+    assert code == 1, err
+    changes = {c["name"]: c for c in json.loads(out)["changes"]}
+    assert set(changes) == {"small", "a"}  # b does not use it
+    assert changes["a"]["disruption"] == "restart"
+    assert [f["path"] for f in changes["a"]["fields"]] == ["spec.instancetype.revisionName"]
+    # KubeVirt keeps a running VM on its instancetype revision until it restarts.
+    code, out, _ = run_cli("plan", "vms", "--base", base, "-o", "json", "--backend", "kubevirt")
+    assert {c["name"] for c in json.loads(out)["changes"]} == {"small"}
