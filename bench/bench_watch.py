@@ -105,9 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     cycles: list[CycleReport] = []
     done = threading.Event()
 
+    arrived = threading.Condition()
+
     def on_outcome(o: Any) -> None:
         if o.word == "configured":
-            applied[o.key.name] = time.perf_counter()
+            with arrived:
+                applied[o.key.name] = time.perf_counter()
+                arrived.notify_all()
 
     def on_cycle(r: CycleReport) -> None:
         cycles.append(r)
@@ -145,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
             with open(p, "w") as fh:
                 fh.write(new_text)
             saved = time.perf_counter()  # the file is closed: saved
-            deadline = saved + 30
-            while name not in applied and time.perf_counter() < deadline:
-                time.sleep(0.001)
+            # Block on a condition rather than poll: a polling thread would take the GIL
+            # from the watcher every millisecond and slow down what is measured.
+            with arrived:
+                arrived.wait_for(lambda name=name: name in applied, timeout=30)
             if name not in applied:
                 print(f"edit {n}: {name} not applied within 30 s", flush=True)
                 continue

@@ -494,6 +494,10 @@ class _FileHandler(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.event_type in _IGNORED_EVENTS:
             return
+        if event.is_directory and event.event_type == "modified":
+            # A folder is "modified" whenever a file in it is written; the file's own event
+            # names what changed. Passing the folder on would force a walk of the tree.
+            return
         for attr in ("src_path", "dest_path"):
             path = getattr(event, attr, "")
             if path:
@@ -512,6 +516,10 @@ class _GitHandler(FileSystemEventHandler):
 
     def dispatch(self, event: FileSystemEvent) -> None:
         if event.event_type in _IGNORED_EVENTS:
+            return
+        if event.is_directory and event.event_type == "modified":
+            # A folder is "modified" whenever a file in it is written; the file's own event
+            # names what changed. Passing the folder on would force a walk of the tree.
             return
         for attr in ("src_path", "dest_path"):
             path = getattr(event, attr, "")

@@ -321,3 +321,31 @@ def test_saving_an_instancetype_updates_the_vms_that_use_it(rig: Rig) -> None:
     assert report.result == "ok"
     assert ("sized", "configured") in [(o.key.name, o.word) for o in report.outcomes]
     assert rig.domain("sized").vcpusFlags(config_max) == 2
+
+
+def test_folder_modified_events_do_not_force_a_tree_walk() -> None:
+    from watchdog.events import (
+        DirCreatedEvent,
+        DirModifiedEvent,
+        FileClosedEvent,
+        FileModifiedEvent,
+    )
+
+    from reconciler.watch import _FileHandler
+
+    class Sink:
+        def __init__(self) -> None:
+            self.paths: list[str] = []
+
+        def notify(self, kind: str, path: str) -> None:
+            self.paths.append(path)
+
+    sink = Sink()
+    handler = _FileHandler(sink)  # type: ignore[arg-type]
+    # Saving vms/a.yaml: watchdog reports the file and, on Linux, its folder as modified.
+    for event in (FileModifiedEvent("/t/vms/a.yaml"), DirModifiedEvent("/t/vms"),
+                  FileClosedEvent("/t/vms/a.yaml"), DirCreatedEvent("/t/new")):
+        handler.dispatch(event)
+    # The folder-modified event is dropped (the file's own events name the change); a new
+    # folder still goes through (it may hold specs: a walk is needed).
+    assert sink.paths == ["/t/vms/a.yaml", "/t/vms/a.yaml", "/t/new"]
