@@ -484,8 +484,8 @@ _NO_FINGERPRINTS = Fingerprints(None, None, "", "", "")
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
 
 
-class _FileHandler(FileSystemEventHandler):
-    """watchdog handler: every path an event names goes to the watcher's queue."""
+class _Handler(FileSystemEventHandler):
+    """watchdog handler: hands the paths an event names to `relevant`."""
 
     def __init__(self, watcher: Watcher) -> None:
         super().__init__()
@@ -501,36 +501,30 @@ class _FileHandler(FileSystemEventHandler):
         for attr in ("src_path", "dest_path"):
             path = getattr(event, attr, "")
             if path:
-                p = os.fsdecode(path)
-                if f"{os.sep}.git{os.sep}" in p or p.endswith(f"{os.sep}.git"):
-                    continue
-                self.watcher.notify("fs", p)
+                self.relevant(os.fsdecode(path))
+
+    def relevant(self, path: str) -> None:
+        raise NotImplementedError
 
 
-class _GitHandler(FileSystemEventHandler):
-    """watchdog handler on the git directory: only HEAD, refs and packed-refs matter."""
+class _FileHandler(_Handler):
+    """Every path in the watched tree (but .git) goes to the watcher's queue."""
 
-    def __init__(self, watcher: Watcher) -> None:
-        super().__init__()
-        self.watcher = watcher
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        if event.event_type in _IGNORED_EVENTS:
+    def relevant(self, path: str) -> None:
+        if f"{os.sep}.git{os.sep}" in path or path.endswith(f"{os.sep}.git"):
             return
-        if event.is_directory and event.event_type == "modified":
-            # A folder is "modified" whenever a file in it is written; the file's own event
-            # names what changed. Passing the folder on would force a walk of the tree.
+        self.watcher.notify("fs", path)
+
+
+class _GitHandler(_Handler):
+    """On the git directory only HEAD, refs and packed-refs matter."""
+
+    def relevant(self, path: str) -> None:
+        name = os.path.basename(path)
+        if name.endswith(".lock"):
             return
-        for attr in ("src_path", "dest_path"):
-            path = getattr(event, attr, "")
-            if not path:
-                continue
-            p = os.fsdecode(path)
-            name = os.path.basename(p)
-            if name.endswith(".lock"):
-                continue
-            if name in ("HEAD", "packed-refs") or f"{os.sep}refs{os.sep}" in p:
-                self.watcher.notify("git", p)
+        if name in ("HEAD", "packed-refs") or f"{os.sep}refs{os.sep}" in path:
+            self.watcher.notify("git", path)
 
 
 def _git_dirs(repo: Path) -> list[Path]:

@@ -140,8 +140,8 @@ def plan_from_host(path: str, *, prune: bool) -> Plan:
 def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
                   use_cache: bool = True) -> Plan:
     if base is None:
-        raise VirtsyncError("no live state to compare with: pass --base REV to plan against "
-                            "a git revision (host mode comes with the libvirt backend)")
+        raise VirtsyncError("git mode needs a base revision (--base REV); without it, "
+                            "`virtsync plan` compares with the live VMs (host mode)")
     report = validate_paths([path], use_cache=use_cache)
     _report_findings(report.findings)
     if not report.valid:
