@@ -50,6 +50,7 @@ from reconciler.loader import (
 )
 from reconciler.model import (
     Finding,
+    HasFindings,
     Manifest,
     ManifestFacts,
     ObjectKey,
@@ -80,7 +81,7 @@ class FileState:
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Snapshot(HasFindings):
     """The tree as last read: valid only without error findings."""
 
     findings: tuple[Finding, ...]
@@ -90,14 +91,6 @@ class Snapshot:
     root: Path
     files: int
     _desired_hash: list[str] = field(default_factory=list, repr=False, compare=False)
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity == "error")
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
 
     @property
     def desired_hash(self) -> str:
@@ -315,10 +308,13 @@ class WorkdirTree(DesiredTree):
             job = self._job(src)
             if job is not None:
                 jobs.append(job)
+        return changed + self._run(jobs)
+
+    def _run(self, jobs: list[tuple[str, str, bytes, Stat | None]]) -> int:
+        """Check the files `jobs` name and remember the results; how many there were."""
         for state in check_files(jobs):
             self._put(state)
-            changed += 1
-        return changed
+        return len(jobs)
 
     def _job(self, src: SourceFile) -> tuple[str, str, bytes, Stat | None] | None:
         """The check to run for this file, None when its content is already known."""
@@ -389,10 +385,7 @@ class WorkdirTree(DesiredTree):
             job = self._job(SourceFile(display, absolute))
             if job is not None:
                 jobs.append(job)
-        for state in check_files(jobs):
-            self._put(state)
-            changed += 1
-        return changed
+        return changed + self._run(jobs)
 
 
 class GitTree(DesiredTree):

@@ -135,6 +135,20 @@ class Finding:
         return f"{self.file}:{self.line}:{self.column}: {self.severity}: {self.path}: {self.message}"
 
 
+class HasFindings:
+    """`errors` and `valid` for any result that carries `findings`."""
+
+    findings: tuple[Finding, ...]
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
 class VirtsyncError(Exception):
     """An expected, user-facing failure (bad input, unreachable host, refused action).
 

@@ -29,6 +29,7 @@ from reconciler.loader import (
 from reconciler.model import (
     KNOWN_KINDS,
     Finding,
+    HasFindings,
     Issue,
     Manifest,
     ManifestFacts,
@@ -52,19 +53,11 @@ class FileReport:
 
 
 @dataclass(frozen=True)
-class ValidationReport:
+class ValidationReport(HasFindings):
     files: tuple[str, ...]  # display paths of the files read
     findings: tuple[Finding, ...]
     objects: tuple[tuple[SourceRef, ObjectKey], ...]
     manifests: tuple[Manifest, ...] = field(default=())
-
-    @property
-    def errors(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings if f.severity == "error")
-
-    @property
-    def valid(self) -> bool:
-        return not self.errors
 
 
 def kind_issue(m: Manifest) -> Issue | None:
