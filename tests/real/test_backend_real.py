@@ -23,7 +23,7 @@ from . import tinyguest
 
 # Its own namespace, and names unique per process: other sessions sharing this libvirtd
 # clean up "vsreal_*" domains when they end, and may run this file at the same time.
-NS = "vsbackend"
+NS = f"vsbackend{tinyguest.SUFFIX}"
 SUFFIX = str(os.getpid())
 
 

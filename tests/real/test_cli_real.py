@@ -17,7 +17,7 @@ import yaml
 
 from . import tinyguest
 
-NS = "vscli"
+NS = f"vscli{tinyguest.SUFFIX}"
 URI = "qemu:///system"
 
 

@@ -24,8 +24,10 @@ import yaml
 
 from node.metadata import NS as OWNER_NS
 
+from . import tinyguest
+
 VMS = 50
-NAMESPACE = "crash"
+NAMESPACE = f"crash{tinyguest.SUFFIX}"
 URI = "qemu:///system"
 
 

@@ -56,9 +56,9 @@ def test_identity_and_disk_survive_a_restart_class_change(node: tinyguest.Node) 
 
     # Safety rule 6: a second VM claiming the same disk is refused while this one runs.
     thief = tinyguest.tiny_vm(NAMESPACE, "thief", claim="tiny-data")
-    with pytest.raises(VirtsyncError, match=r"in use by running domain 'vsreal_tiny'"):
+    with pytest.raises(VirtsyncError, match=rf"in use by running domain '{NAMESPACE}_tiny'"):
         tinyguest.launch(node, thief)
-    assert node.conn.lookupByName("vsreal_tiny").isActive()
+    assert node.conn.lookupByName(f"{NAMESPACE}_tiny").isActive()
 
 
 def test_graceful_stop_reaches_the_guest_init(node: tinyguest.Node) -> None:

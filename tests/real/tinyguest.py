@@ -39,7 +39,10 @@ from reconciler.model import ObjectKey
 REPO = Path(__file__).resolve().parents[2]
 GUEST_CACHE = REPO / ".cache" / "tiny-guest"
 IMAGE_NAME = "tiny-guest"
-NAMESPACE = "vsreal"  # every real-lane VM lives here; its domains are "vsreal_*"
+# Parallel runs sharing one libvirtd (several checkouts on one machine) set
+# VIRTSYNC_REAL_SUFFIX so that no run's clean-up removes another's domains.
+SUFFIX = os.environ.get("VIRTSYNC_REAL_SUFFIX", "")
+NAMESPACE = f"vsreal{SUFFIX}"  # every real-lane VM lives here; its domains are "vsreal_*"
 GUEST_FILES = ("vmlinux", "initramfs.cpio.gz")
 
 
