@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import locale
 import re
 from typing import Any
 
@@ -114,7 +115,9 @@ def test_cases_cover_every_run_strategy_stopped_and_running() -> None:
 ])
 def test_error_prefix_without_the_string_library(lua: Sandbox, printable: str,
                                                  expected: ArgoHealth) -> None:
-    # Any Error* printableStatus is Degraded; the script tests the prefix by byte order.
+    # Any Error* printableStatus is Degraded; the script tests the prefix by byte order,
+    # as gopher-lua compares strings. C Lua uses strcoll: only the C collation is bytewise.
+    assert locale.setlocale(locale.LC_COLLATE) in ("C", "POSIX")
     obj = copy.deepcopy(next(c.obj for c in _vm_cases() if c.id.endswith("progressing_starting")))
     obj["status"]["printableStatus"] = printable
     assert health(lua, "VirtualMachine", obj).status == expected
