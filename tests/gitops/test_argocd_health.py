@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from health_cases import (
+    DIFFERENT_FROM_UPSTREAM,
     KINDS,
     PRINTABLE_STATUSES,
     UPSTREAM,
@@ -28,15 +29,6 @@ from node.lifecycle import RUN_STRATEGIES
 OURS = our_cases()
 UPSTREAM_CASES = upstream_cases()
 
-# Upstream cases answered differently on purpose (docs/gitops.md lists them too).
-DIFFERENT_FROM_UPSTREAM = {
-    # `running: false` asks for a stopped VM: stopped is its goal, not a suspension.
-    # Suspended stalls multi-wave syncs (argo-cd#29663).
-    "VirtualMachine/suspended_stopped": HealthStatus(ArgoHealth.HEALTHY, "Stopped"),
-    # A finished instance (the guest shut down) is done, like a VM with runStrategy Once.
-    "VirtualMachineInstance/suspended_succeeded": HealthStatus(ArgoHealth.HEALTHY, "Succeeded"),
-}
-
 
 @pytest.fixture(scope="module")
 def lua() -> Sandbox:
@@ -49,7 +41,12 @@ def health(lua: Sandbox, kind: str, obj: Any) -> HealthStatus:
 
 @pytest.mark.parametrize("case", OURS, ids=[c.id for c in OURS])
 def test_health_of_our_cases(lua: Sandbox, case: Case) -> None:
-    assert health(lua, case.kind, case.obj) == HealthStatus(case.status, case.message)
+    assert health(lua, case.kind, case.obj) == case.expected
+
+
+def test_case_ids_are_unique() -> None:
+    ids = [c.id for c in OURS + UPSTREAM_CASES]
+    assert len(ids) == len(set(ids))
 
 
 @pytest.mark.skipif(UPSTREAM_SKIP, reason=f"upstream Argo CD fixtures not at {UPSTREAM}")
@@ -60,8 +57,7 @@ def test_upstream_cases_are_all_there() -> None:
 
 @pytest.mark.parametrize("case", UPSTREAM_CASES, ids=[c.id for c in UPSTREAM_CASES])
 def test_upstream_cases_replayed(lua: Sandbox, case: Case) -> None:
-    expected = DIFFERENT_FROM_UPSTREAM.get(case.id, HealthStatus(case.status, case.message))
-    assert health(lua, case.kind, case.obj) == expected
+    assert health(lua, case.kind, case.obj) == case.expected
 
 
 @pytest.mark.skipif(UPSTREAM_SKIP, reason=f"upstream Argo CD fixtures not at {UPSTREAM}")
