@@ -9,6 +9,8 @@ APT_PACKAGES=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
   qemu-system-x86 qemu-utils libvirt-dev pkg-config gcc python3-dev
   busybox-static dnsmasq-base cpio xz-utils git
+  # tests/gitops runs the Argo CD health Lua under gopher-lua (Debian's Go source package).
+  golang-go golang-github-yuin-gopher-lua-dev
 )
 
 missing=()
