@@ -7,7 +7,7 @@ changed.
 The plan covers every action and class: create+start, a restart, a label update, a stop,
 a prune that deletes disks (data-loss) and one that keeps them; a second source folder
 supplies foreign keys to retarget deletions at. Examples: VIRTSYNC_FUZZ_PLAN_EXAMPLES
-(default 250, derandomized; the count is printed at the end, pytest -s).
+(default 200, derandomized; the count is printed at the end, pytest -s).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from reconciler.plan import ACTIONS
 from reconciler.savedplan import check_saved_plan
 from reconciler.statedir import state_dir
 
-EXAMPLES = int(os.environ.get("VIRTSYNC_FUZZ_PLAN_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("VIRTSYNC_FUZZ_PLAN_EXAMPLES", "200"))
 # No shrinking: after a plan that executed, the live state is no longer the plan's, so
 # the first failing example is the one to read.
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -163,7 +163,8 @@ def tampered(draw: st.DrawFn, original: dict[str, Any],
         for part in path[:-1]:
             parent = parent[part]
         op = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add",
-                                   "duplicate", "swap", "retarget", "actions"]))
+                                   "duplicate", "swap", "retarget", "actions",
+                                   "fingerprint"]))
         done.append(f"replace {_fmt(path)}" if op == "replace" else op)
         if op == "retarget" or op == "actions":
             changes = doc.get("changes")
@@ -179,6 +180,14 @@ def tampered(draw: st.DrawFn, original: dict[str, Any],
                 c["actions"] = draw(st.lists(st.sampled_from(ACTIONS), min_size=1,
                                              max_size=3, unique=True))
                 c["disruption"] = draw(st.sampled_from([*LABELS, c.get("disruption")]))
+        elif op == "fingerprint":  # plausible values: another hash, commit or source
+            fp = doc.get("fingerprints")
+            side = fp.get(draw(st.sampled_from(["desired", "live"]))) \
+                if isinstance(fp, dict) else None
+            if isinstance(side, dict) and side:
+                side[draw(st.sampled_from(sorted(side)))] = draw(st.sampled_from(
+                    [None, "sha256:" + "1" * 64, "0" * 40, "libvirt:no-prune",
+                     "libvirt:prune", "git:origin/main@" + "0" * 40]))
         elif not path:
             continue
         elif op == "replace":
