@@ -483,7 +483,7 @@ def from_document(doc: Mapping[str, Any]) -> Plan:
         unpinned = tuple(UnpinnedIdentity(_key(u["key"]), u["path"], u["what"])
                          for u in doc["unpinned_identity"])
         return Plan(changes, summary, fingerprints, doc["backend"], unpinned)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise VirtsyncError(f"malformed plan file: {type(exc).__name__} {exc}") from None
 
 
@@ -493,12 +493,16 @@ def save_plan(plan: Plan, path: Path) -> None:
     write_atomic(path, (json.dumps(to_document(plan), indent=2) + "\n").encode())
 
 
-def load_plan(path: Path) -> Plan:
+def read_plan_document(path: Path) -> Any:
+    """A plan file's JSON, unchecked (see reconciler.savedplan for the checks)."""
     try:
-        doc = json.loads(path.read_bytes())
+        return json.loads(path.read_bytes())
     except (OSError, ValueError) as exc:
         raise VirtsyncError(f"{path}: cannot read plan file: {exc}") from None
-    return from_document(doc)
+
+
+def load_plan(path: Path) -> Plan:
+    return from_document(read_plan_document(path))
 
 
 def check_fresh(plan: Plan, current: Fingerprints) -> None:

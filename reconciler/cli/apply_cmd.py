@@ -29,8 +29,9 @@ from reconciler.cycle import (
 from reconciler.inventory import Inventory, source_id
 from reconciler.journal import unfinished
 from reconciler.lock import StateLock
-from reconciler.plan import Plan, check_fresh, load_plan
+from reconciler.plan import Plan, read_plan_document
 from reconciler.reconcile import load_desired
+from reconciler.savedplan import check_saved_plan
 from reconciler.statedir import state_dir
 
 NAME = "apply"
@@ -41,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=".", metavar="PATH",
                    help="folder (or file) of YAML specs (default: .)")
     p.add_argument("--plan", metavar="FILE",
-                   help="execute this saved plan (from `virtsync plan --out-file`); refused "
-                        "when the tree or live state changed since")
+                   help="execute this saved plan (from `virtsync plan --out-file`) only if "
+                        "re-planning now gives exactly the same plan; refused otherwise")
     add_change_permission_arguments(p, what_left="git")
     p.add_argument("--auto-approve", action="store_true",
                    help="do not ask for confirmation on a terminal")
@@ -64,9 +65,10 @@ def run(args: argparse.Namespace) -> int:
         inventory = Inventory.load(state, source_id(desired.root))
         plan, _observation = plan_cycle(desired, backend, inventory, prune=args.prune)
         if args.plan:
-            saved = load_plan(Path(args.plan))
-            check_fresh(saved, plan.fingerprints)
-            plan = saved
+            # Rule 15: the file only pins the plan; what runs (and what the gates below
+            # judge) is the plan re-derived here, executed only if the file equals it.
+            check_saved_plan(read_plan_document(Path(args.plan)), plan,
+                             inventory.entries.keys(), args.plan)
 
         if args.prune:
             check_prune_cap(plan, inventory, args.max_prune)
