@@ -454,7 +454,14 @@ def files_of_running_domains(conn: Any) -> dict[str, str]:
 
     used: dict[str, str] = {}
     for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-        root = etree.fromstring(dom.XMLDesc(0).encode())
+        try:
+            xml = dom.XMLDesc(0)
+        except libvirt.libvirtError as exc:
+            # Gone between the listing and the read: it holds no disk any more.
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
+        root = etree.fromstring(xml.encode())
         for src in root.iterfind("devices/disk/source"):
             f = src.get("file")
             if f:
