@@ -225,6 +225,7 @@ class LifecycleAgent:
 def main(argv: list[str] | None = None) -> int:
     from node.cluster import NodeConfig
     from node.networks import NetworkMap
+    from reconciler.statedir import installation_id, state_dir
 
     p = argparse.ArgumentParser(prog="python -m node.agent", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -232,10 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="local")
     p.add_argument("--storage-dir", required=True)
     p.add_argument("--image-dir", required=True)
+    p.add_argument("--all-installations", action="store_true",
+                   help="act on every virtsync VM, not only this state directory's (rule 18)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # Markers with this state directory's id; `virtsync agent` also knows the id-less
+    # markers its inventory lists.
+    scope = Scope(installation_id(state_dir()), every_installation=args.all_installations)
     host = NodeHost(NodeConfig(args.name, args.uri, args.storage_dir, args.image_dir),
-                    NetworkMap({}))
+                    NetworkMap({}), scope=scope)
     agent = LifecycleAgent(host)
     agent.start()
     try:
