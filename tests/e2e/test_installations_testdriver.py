@@ -124,21 +124,23 @@ def test_first_release_markers_belong_to_the_inventory_that_lists_them(
     assert installation_of(conn, "gamma") == ""
 
 
-def run_agent_until(inst: Installation, done: Callable[[], bool], *flags: str) -> None:
-    """`virtsync agent` in this process (it waits for SIGTERM): send SIGTERM once `done`
-    holds (or after 10 s), from another thread."""
+def run_until(inst: Installation, done: Callable[[], bool], *argv: str) -> None:
+    """`virtsync agent|watch` in this process (they wait for SIGTERM): send SIGTERM once
+    `done` holds (or after 10 s), from another thread."""
     def stopper() -> None:
-        deadline = time.monotonic() + 10
-        while not done() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # time for a wrong start to show, too
-        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            deadline = time.monotonic() + 10
+            while not done() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # time for a wrong start to show, too
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     thread = threading.Thread(target=stopper, daemon=True)
     thread.start()
     try:
-        assert inst.run("agent", str(inst.tree.root), *flags) == 0
+        assert inst.run(*argv) == 0
     finally:
         thread.join()
         for s, handler in previous.items():
@@ -160,10 +162,46 @@ def test_agent_enforces_run_strategies_only_on_this_installations_vms(
     def active(name: str) -> bool:
         return bool(conn.lookupByName(f"e2e_{name}").isActive())
 
-    run_agent_until(a, lambda: active("alpha"))
+    run_until(a, lambda: active("alpha"), "agent", str(a.tree.root))
     assert active("alpha")
     assert not active("beta") and not active("beta2")  # Always, but not this installation's
 
     # Asked for every installation, the agent starts them too.
-    run_agent_until(a, lambda: active("beta") and active("beta2"), "--all-installations")
+    run_until(a, lambda: active("beta") and active("beta2"),
+              "agent", str(a.tree.root), "--all-installations")
     assert active("beta") and active("beta2")
+
+
+def test_watch_agent_enforces_run_strategies_only_on_this_installations_vms(
+        conn: Any, two: tuple[Installation, Installation]) -> None:
+    ensure_event_loop()
+    a, b = two
+    a.tree.put(vm("alpha"))
+    b.tree.put(vm("beta"))
+    a.apply()
+    b.apply()
+
+    def active(name: str) -> bool:
+        return bool(conn.lookupByName(f"e2e_{name}").isActive())
+
+    def destroy_then(cond: Callable[[], bool]) -> Callable[[], bool]:
+        """Once watch's agent is up (alpha is running), kill both from outside."""
+        state = {"killed": False}
+
+        def check() -> bool:
+            if not state["killed"]:
+                time.sleep(1.0)
+                for name in ("alpha", "beta"):
+                    if active(name):
+                        conn.lookupByName(f"e2e_{name}").destroy()
+                state["killed"] = True
+            return cond()
+        return check
+
+    watch = ("watch", str(a.tree.root), "--interval", "3600")
+    run_until(a, destroy_then(lambda: active("alpha")), *watch)
+    assert active("alpha") and not active("beta")  # Always, but not this installation's
+
+    run_until(a, destroy_then(lambda: active("alpha") and active("beta")), *watch,
+              "--all-installations")
+    assert active("alpha") and active("beta")
