@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from reconciler.cli import main
+from reconciler.metanames import MAX_CLAIM_NAME
 
 from .test_apply_testdriver import Tree, conn, domains, tree, vm
 
@@ -28,10 +29,25 @@ def put(tree: Tree, file: str, body: dict[str, Any]) -> None:
 
 def test_names_at_the_limit_apply_and_longer_ones_are_refused_located(
         conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
-    longest = named("n" * 63)  # with its claim "<name>-data" and files derived from both
-    tree.put(longest)
+    namespace = "e2e-" + "x" * 59  # 63 characters
+    longest = named("n" * 63, namespace)  # 63 too
+    claim = "c" * MAX_CLAIM_NAME  # its file and the temporary name it is made under fit
+    longest["spec"]["dataVolumeTemplates"][0]["metadata"]["name"] = claim
+    longest["spec"]["template"]["spec"]["volumes"][1]["dataVolume"]["name"] = claim
+    put(tree, "longest.yaml", longest)
+    try:
+        apply_at_the_limits_then_refuse_longer(conn, tree, capsys, claim, f"{namespace}_{'n' * 63}")
+    finally:
+        for dom in conn.listAllDomains():
+            if dom.name().startswith(namespace):
+                dom.undefine()
+
+
+def apply_at_the_limits_then_refuse_longer(conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str], claim: str,
+                 domain: str) -> None:
     assert main(["apply", str(tree.root)]) == 0
-    assert f"e2e_{'n' * 63}" in domains(conn)
+    assert list(tree.storage.rglob(f"{claim}.qcow2"))
+    assert conn.lookupByName(domain)
     capsys.readouterr()
 
     put(tree, "long.yaml", named("v" * 253))  # valid in Kubernetes; crashed with ENAMETOOLONG
@@ -41,7 +57,7 @@ def test_names_at_the_limit_apply_and_longer_ones_are_refused_located(
     assert "Traceback" not in err and "internal error" not in err
     assert "long.yaml:4:3: error: metadata.name" in err and "at most 63" in err
     assert sorted(p for p in tree.storage.rglob("*")) == before  # refused before any change
-    assert set(domains(conn)) == {f"e2e_{'n' * 63}"}
+    assert not domains(conn)
 
 
 def test_long_name_in_a_long_namespace_is_refused_before_libvirt(
