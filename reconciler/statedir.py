@@ -12,6 +12,7 @@ from reconciler.fsutil import write_atomic
 from reconciler.model import VirtsyncError
 
 INSTALLATION_FILE = "installation-id"
+INSTALLATION_ENV = "VIRTSYNC_INSTALLATION_ID"
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -29,10 +30,16 @@ def state_dir() -> Path:
 
 def installation_id(state: Path) -> str:
     """This state directory's installation id: generated once, then only ever read.
+    `VIRTSYNC_INSTALLATION_ID` names it instead (a runner whose state is thrown away).
 
     Two processes starting at once agree on one id: each writes a candidate durably, and
     only a hard link (which never replaces) publishes it. A damaged id is an error, not a
     new id: a new one would orphan every VM this installation manages."""
+    configured = os.environ.get(INSTALLATION_ENV)
+    if configured is not None:
+        if not _ID.match(configured):
+            raise VirtsyncError(f"{INSTALLATION_ENV} is not an installation id (32 hex digits)")
+        return configured
     path = state / INSTALLATION_FILE
     if not path.exists():
         candidate = path.with_name(f".{INSTALLATION_FILE}.{os.getpid()}.{uuid.uuid4().hex}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.model import VirtsyncError
-from reconciler.statedir import INSTALLATION_FILE, installation_id
+from reconciler.statedir import INSTALLATION_ENV, INSTALLATION_FILE, installation_id
 
 
 def test_generated_once_then_read(tmp_path: Path) -> None:
@@ -33,3 +33,13 @@ def test_damaged_id_is_an_error_not_a_new_id(tmp_path: Path, content: bytes) -> 
     with pytest.raises(VirtsyncError, match="installation"):
         installation_id(tmp_path)
     assert (tmp_path / INSTALLATION_FILE).read_bytes() == content
+
+
+def test_environment_names_the_id_for_throw_away_state(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(INSTALLATION_ENV, "0123456789abcdef0123456789abcdef")
+    assert installation_id(tmp_path) == "0123456789abcdef0123456789abcdef"
+    assert not (tmp_path / INSTALLATION_FILE).exists()
+    monkeypatch.setenv(INSTALLATION_ENV, "laptop")
+    with pytest.raises(VirtsyncError, match=INSTALLATION_ENV):
+        installation_id(tmp_path)
