@@ -14,7 +14,8 @@ calling libvirt from inside the event loop would block the loop that delivers th
 Decisions are node.lifecycle.decide; what the agent remembers (consecutive failures,
 back-off deadline, last stop) is written to the domain's runtime metadata, so it
 survives agent restarts and the backend's status sees it. Only domains carrying
-virtsync's owner marker are ever started.
+virtsync's owner marker are ever started, and only those of the agent's `Scope`
+(rule 18: this installation's, unless it was started for every installation).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from node.lifecycle import (
     stop_kind_from_event,
     stop_kind_from_shutoff_reason,
 )
-from node.metadata import parse_owner_metadata
+from node.metadata import Scope, parse_owner_metadata
 from reconciler.model import JSON, VirtsyncError
 
 log = logging.getLogger("virtsync.agent")
@@ -93,8 +94,10 @@ class LifecycleAgent:
         *,
         policy: BackoffPolicy = DEFAULT_POLICY,
         clock: Callable[[], float] = time.time,
+        scope: Scope | None = None,
     ) -> None:
         self.host = host
+        self.scope = scope if scope is not None else host.scope
         self.policy = policy
         self.clock = clock
         # Items: a stop to handle, () to wake the worker (new timer), None to quit.
@@ -177,7 +180,7 @@ class LifecycleAgent:
         except libvirt.libvirtError:
             return None  # undefined meanwhile
         owner = parse_owner_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        return dom if owner is not None and owner.is_ours else None
+        return dom if owner is not None and self.scope.manages(owner) else None  # rule 18
 
     def handle_stop(self, uuid: str, kind: StopKind, at_startup: bool = False) -> Decision | None:
         """Apply the run strategy to a domain that stopped (or was found off)."""
@@ -222,6 +225,7 @@ class LifecycleAgent:
 def main(argv: list[str] | None = None) -> int:
     from node.cluster import NodeConfig
     from node.networks import NetworkMap
+    from reconciler.statedir import installation_id, state_dir
 
     p = argparse.ArgumentParser(prog="python -m node.agent", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -229,10 +233,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="local")
     p.add_argument("--storage-dir", required=True)
     p.add_argument("--image-dir", required=True)
+    p.add_argument("--all-installations", action="store_true",
+                   help="act on every virtsync VM, not only this state directory's (rule 18)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # Markers with this state directory's id; `virtsync agent` also knows the id-less
+    # markers its inventory lists.
+    scope = Scope(installation_id(state_dir()), every_installation=args.all_installations)
     host = NodeHost(NodeConfig(args.name, args.uri, args.storage_dir, args.image_dir),
-                    NetworkMap({}))
+                    NetworkMap({}), scope=scope)
     agent = LifecycleAgent(host)
     agent.start()
     try:

@@ -7,6 +7,8 @@ and enforces the node's safety rules:
 - rule 3: a domain is only touched when its persistent definition carries virtsync's
   owner marker for the expected VM; a domain named like a VM (`<ns>_<name>`) without
   the marker is a conflict, reported and never changed (`NotOurs`);
+- rule 18: the same for a marked domain outside this installation's `Scope` (another
+  state directory's VM): it is a conflict, never read as ours, never changed;
 - rule 6: a domain starts only after its disks were checked against every running
   domain of the node, and a restart redefines only after the old incarnation is
   confirmed off (node.stop);
@@ -42,7 +44,7 @@ from node.domain.naming import domain_name, parse_domain_name
 from node.domain.xml import to_xml
 from node.identity import IdentityStore
 from node.lifecycle import INTENT_NONE
-from node.metadata import OwnerMetadata, parse_owner_metadata
+from node.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
 from node.networks import NetworkMap, check_sources, resolve_interfaces
 from node.placement import NodeCapacity
 from node.records import (
@@ -163,8 +165,10 @@ class NodeHost:
         networks: NetworkMap,
         *,
         clock: Callable[[], float] = time.time,
+        scope: Scope = EVERY_INSTALLATION,
     ) -> None:
         self.config = config
+        self.scope = scope
         self.networks = networks
         self.storage = NodeStorage.of(config.storage_dir, config.image_dir)
         self.identities = IdentityStore(config.storage_dir)
@@ -240,7 +244,7 @@ class NodeHost:
             try:
                 inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 owner = parse_owner_metadata(etree.tostring(inactive))
-                if owner is None or not owner.is_ours:
+                if owner is None or not self.scope.manages(owner):
                     parsed = parse_domain_name(dom.name())
                     if parsed is not None:
                         conflicts.append(ObjectKey(VM_KIND, *parsed))
@@ -272,6 +276,12 @@ class NodeHost:
             raise NotOurs(
                 f"{self.where()}: domain {name} exists but does not carry virtsync's owner "
                 f"marker for {key.namespace}/{key.name}; it is left untouched"
+            )
+        if not self.scope.manages(owner):
+            raise NotOurs(
+                f"{self.where()}: domain {name} is managed by another virtsync installation "
+                f"({owner.installation or 'no id, not in this inventory'}); it is left "
+                "untouched"
             )
         return dom
 
@@ -329,7 +339,8 @@ class NodeHost:
         if problems:
             raise NodeError(f"{self.where()}: " + "; ".join(
                 f"interface {p.interface}: {p.message}" for p in problems))
-        owner = OwnerMetadata(vm.namespace, vm.name, revision, spec_hash(expanded), generation)
+        owner = OwnerMetadata(vm.namespace, vm.name, revision, spec_hash(expanded), generation,
+                              installation=self.scope.installation)
         facts = self.facts()
         Path(facts.console_log_dir).mkdir(parents=True, exist_ok=True)
         element = build_domain(spec, identity, facts, prepared.disks, interfaces,

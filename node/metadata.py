@@ -8,12 +8,19 @@ libvirt keeps one element per XML namespace in `<metadata>`; virtsync's is
       <virtsync:revision>3f2c...</virtsync:revision>        git commit (or '' when unknown)
       <virtsync:spec-hash>sha256:...</virtsync:spec-hash>   hash of the normalized spec
       <virtsync:generation>4</virtsync:generation>          bumps on every define
+      <virtsync:installation>9f1c...</virtsync:installation>  the state directory's id
     </virtsync:vm>
 
 Safety rule 3: only domains carrying this marker with owner "virtsync" are changed or
 pruned. `parse_owner_metadata` returns None for a domain without the marker and raises
 for a marker that is present but broken, so a damaged marker is never read as
 "not ours, ignore" nor as "ours, go ahead".
+
+Safety rule 18: several installations (state directories: a CI runner's and a laptop's,
+two teams') may share a node. Each define writes the installation's id; a `Scope` says
+which marked domains one installation acts on and lists. A marker from the first
+release carries no id: the installation whose inventory lists the VM manages it, and
+its next define writes the id (docs/apply.md, "Installations").
 
 The backend can update the marker in place with
 `dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, owner_element_xml(meta), PREFIX, NS)`
@@ -48,6 +55,7 @@ class OwnerMetadata:
     spec_hash: str
     generation: int = 1
     owner: str = OWNER
+    installation: str = ""  # '' in markers written before installations had ids
 
     @property
     def key(self) -> ObjectKey:
@@ -65,6 +73,8 @@ def _marker(meta: OwnerMetadata, q: str) -> etree._Element:
     etree.SubElement(root, q + "revision").text = meta.source_revision
     etree.SubElement(root, q + "spec-hash").text = meta.spec_hash
     etree.SubElement(root, q + "generation").text = str(meta.generation)
+    if meta.installation:
+        etree.SubElement(root, q + "installation").text = meta.installation
     return root
 
 
@@ -128,4 +138,30 @@ def _from_element(el: etree._Element) -> OwnerMetadata:
         spec_hash=text("spec-hash"),
         generation=generation,
         owner=text("owner"),
+        installation=el.findtext(q + "installation") or "",
     )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which virtsync-marked domains one installation acts on and lists (rule 18)."""
+
+    installation: str = ""  # this installation's id; '' when defines write none
+    legacy: frozenset[ObjectKey] = frozenset()  # id-less markers its inventory lists
+    every_installation: bool = False  # `--all-installations`: every marked domain
+
+    def manages(self, owner: OwnerMetadata) -> bool:
+        if not owner.is_ours:
+            return False
+        if self.every_installation:
+            return True
+        if owner.installation:
+            return owner.installation == self.installation
+        return owner.key in self.legacy
+
+    def widened(self) -> Scope:
+        return Scope(self.installation, self.legacy, every_installation=True)
+
+
+# Node components built without a scope (libraries, tests) see every marked domain.
+EVERY_INSTALLATION = Scope(every_installation=True)

@@ -105,6 +105,14 @@ class Inventory:
         return Inventory(self.source, {k: v for k, v in self.entries.items() if k not in gone})
 
 
+def managed_keys(state: Path) -> frozenset[ObjectKey]:
+    """Every object any source of this installation applied (all inventories)."""
+    keys: set[ObjectKey] = set()
+    for path in sorted((state / "inventory").glob("*.json")):
+        keys.update(Inventory.load(state, path.stem).entries)
+    return frozenset(keys)
+
+
 def prune_candidates(inventory: Inventory, desired: Iterable[ObjectKey]) -> list[InventoryEntry]:
     """Inventory − desired, in a stable order. Pure."""
     wanted = set(desired)

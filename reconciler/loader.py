@@ -7,6 +7,7 @@ the root the operator named (a symlink that leaves it is an error naming the lin
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import os
@@ -25,7 +26,7 @@ from reconciler.model import (
     format_path,
 )
 from reconciler.positions import doc_start, locate
-from reconciler.yamlsafe import YamlProblem, parse_documents
+from reconciler.yamlsafe import AliasBudget, YamlProblem, parse_documents
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -124,6 +125,8 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
     files: dict[Path, SourceFile] = {}
     findings: list[Finding] = []
     for given in paths:
+        if not _utf8(given):
+            raise VirtsyncError(f"{_printable(given)}: path is not valid UTF-8; rename it")
         p = Path(given)
         if not p.exists() and not p.is_symlink():
             raise VirtsyncError(f"{given}: no such file or directory")
@@ -144,6 +147,25 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
     return sorted(files.values(), key=lambda s: s.display), findings
 
 
+def _printable(text: str) -> str:
+    """A path for messages: bytes that are not UTF-8 (kept by Python as surrogates) are
+    shown as \\xNN escapes instead of breaking every encoder downstream."""
+    return os.fsencode(text).decode("utf-8", errors="backslashreplace")
+
+
+def _link_target(path: str) -> tuple[Path | None, str]:
+    """(resolved target, '') or (None, why it cannot be followed): a loop or a dangling
+    link (RuntimeError is what Python 3.11's pathlib raises for a loop)."""
+    try:
+        return Path(path).resolve(strict=True), ""
+    except RuntimeError:
+        return None, "symbolic link loop"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None, "symbolic link loop"
+        return None, f"symbolic link cannot be followed ({exc.strerror})"
+
+
 def _walk(top: Path, root: Path,
           ignore: IgnoreRules) -> Iterable[tuple[SourceFile | None, Finding | None]]:
     # Plain string joins: `top` is resolved once and symlinked folders are never entered,
@@ -154,36 +176,76 @@ def _walk(top: Path, root: Path,
         try:
             entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
         except OSError as exc:
-            raise VirtsyncError(f"{shown_dir}: cannot read directory: {exc.strerror}") from None
+            raise VirtsyncError(f"{_printable(shown_dir)}: cannot read directory: "
+                                f"{exc.strerror}") from None
         for entry in entries:
             shown = os.path.join(shown_dir, entry.name)
             rel = f"{rel_dir}{entry.name}"
+            if not _utf8(entry.name):
+                # Git, YAML tooling and our own reports all need a text name.
+                yield None, _finding(_printable(shown), 1, 1, ".",
+                                     "name is not valid UTF-8; rename it",
+                                     "path.not-utf8")
+                continue
             if entry.is_dir(follow_symlinks=False):
                 if entry.name not in SKIP_DIRS and not ignore.ignores(rel, True):
                     stack.append((entry.path, shown, rel + "/"))
                 continue
             if ignore.patterns and ignore.ignores(rel, False):
                 continue
-            if not entry.name.endswith(YAML_SUFFIXES) or entry.name.startswith(".#"):
-                continue  # not YAML, or an editor's lock file (Emacs: a dangling link)
             if entry.is_symlink():
-                real = Path(entry.path).resolve()
-                if not real.is_relative_to(root):
-                    yield None, _finding(
-                        shown, 1, 1, ".",
-                        f"symbolic link points outside {display_path(root)} "
-                        f"(to {real}); refusing to read it", "path.symlink-escape")
-                    continue
-                if not real.is_file():
-                    yield None, _finding(shown, 1, 1, ".",
-                                         "symbolic link does not point to a regular file",
-                                         "path.not-regular")
-                    continue
-                yield SourceFile(shown, real, via_link=True), None
+                yield from _link(entry, shown, root)
+            elif not _is_yaml_name(entry.name):
+                continue
             elif entry.is_file(follow_symlinks=False):
                 yield SourceFile(shown, Path(entry.path)), None
             else:
                 yield None, _finding(shown, 1, 1, ".", "not a regular file", "path.not-regular")
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_yaml_name(name: str) -> bool:
+    # not an editor's lock file (Emacs: a dangling link named .#file.yaml)
+    return name.endswith(YAML_SUFFIXES) and not name.startswith(".#")
+
+
+def _link(entry: os.DirEntry[str], shown: str,
+          root: Path) -> Iterable[tuple[SourceFile | None, Finding | None]]:
+    """A symbolic link met in the walk. Folder links are never entered (their files are
+    read through the real folder when it is inside the root); a link that leaves the root
+    or loops is refused and named, whatever it points to."""
+    yaml_name = _is_yaml_name(entry.name)
+    if not yaml_name and (entry.name.startswith(".#") or entry.name in SKIP_DIRS):
+        return
+    real, why = _link_target(entry.path)
+    if real is None:
+        if yaml_name or why == "symbolic link loop":
+            rule = "path.symlink-loop" if why == "symbolic link loop" else "path.not-regular"
+            yield None, _finding(shown, 1, 1, ".", f"{why}; refusing to read it", rule)
+        return  # a dangling link to something that is not YAML: not a spec
+    if not yaml_name and not real.is_dir():
+        return
+    if not real.is_relative_to(root):
+        what = "symbolic link" if yaml_name else "symbolic link to a folder"
+        yield None, _finding(
+            shown, 1, 1, ".",
+            f"{what} points outside {display_path(root)} (to {real}); refusing to read it",
+            "path.symlink-escape")
+        return
+    if not yaml_name:
+        return  # a folder inside the root: its files are read under their own names
+    if not real.is_file():
+        yield None, _finding(shown, 1, 1, ".", "symbolic link does not point to a regular file",
+                             "path.not-regular")
+        return
+    yield SourceFile(shown, real, via_link=True), None
 
 
 def read_source(src: SourceFile) -> bytes:
@@ -196,8 +258,10 @@ def read_source(src: SourceFile) -> bytes:
     return data
 
 
-def load_bytes(content: bytes, display: str) -> LoadedFile:
-    """Parse one file's bytes into Manifests plus located Findings. Pure."""
+def load_bytes(content: bytes, display: str,
+               run_budget: AliasBudget | None = None) -> LoadedFile:
+    """Parse one file's bytes into Manifests plus located Findings. Pure but for
+    `run_budget`, the alias expansion left to the run (spent as files are parsed)."""
     digest = hashlib.sha256(content).hexdigest()
 
     def fail(line: int, col: int, message: str, rule: str, path: str = ".") -> LoadedFile:
@@ -219,10 +283,10 @@ def load_bytes(content: bytes, display: str) -> LoadedFile:
 
     docs: list[JSON] = []
     try:
-        docs.extend(parse_documents(text))
+        docs.extend(parse_documents(text, run_budget))
     except YamlProblem as problem:
         line, col = problem.line, problem.column
-        if problem.rule in ("yaml.alias-bomb", "yaml.too-deep") and (line, col) == (1, 1):
+        if problem.rule in ("yaml.alias-bomb", "yaml.alias-budget", "yaml.too-deep") and (line, col) == (1, 1):
             line, col = doc_start(text, problem.doc)
         message = problem.message
         if problem.rule == "yaml.syntax" and _char_at(text, line, col) == "\t":
@@ -307,5 +371,6 @@ def _kind_of(value: JSON) -> str:
 def load_paths(paths: Sequence[str]) -> LoadResult:
     """Find and load every YAML file under `paths` (single process; see validate for more)."""
     sources, findings = find_yaml_files(paths)
-    files = tuple(load_bytes(read_source(s), s.display) for s in sources)
+    budget = AliasBudget.for_run()
+    files = tuple(load_bytes(read_source(s), s.display, budget) for s in sources)
     return LoadResult(files, tuple(findings))

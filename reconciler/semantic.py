@@ -1,9 +1,9 @@
 """Checks JSON Schema cannot express: names that must match or be unique, fields that
 exclude each other, and identity values that must be unique across the whole tree.
 
-Pure. `check_manifest` runs after `schema.check_schema` found nothing, so the shapes are
-right; optional mappings and lists may still be null (Kubernetes reads null as unset),
-hence the `or {}` / `or []` reads. The rules follow what KubeVirt's admission webhook
+Pure. `check_manifest` and `facts` also run on documents the schema refused, so that one
+run reports every problem: no read may assume a shape (`_map`, `_items`, `_get` turn a
+wrong type or null into "unset"; the schema reports the wrong type itself). The rules follow what KubeVirt's admission webhook
 rejects for a VirtualMachine, limited to the ones an operator actually hits.
 
 Issue paths point at the offending node: a disk's name for a missing volume, the second
@@ -17,7 +17,15 @@ import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from reconciler.metanames import (
+    MAX_CLAIM_NAME,
+    MAX_VM_NAME,
+    MAX_VOLUME_NAME,
+    metadata_issues,
+    too_long,
+)
 from reconciler.model import (
+    CDI_GROUP,
     JSON,
     KUBEVIRT_GROUP,
     Issue,
@@ -58,6 +66,10 @@ def _items(node: Any) -> list[Any]:
     return node if isinstance(node, list) else []
 
 
+def _map(node: Any) -> Mapping[str, Any]:
+    return node if isinstance(node, Mapping) else {}
+
+
 def _is_vm(m: Manifest) -> bool:
     return m.group == KUBEVIRT_GROUP and m.kind == "VirtualMachine"
 
@@ -66,14 +78,17 @@ def _is_vm(m: Manifest) -> bool:
 
 
 def check_manifest(m: Manifest) -> list[Issue]:
-    """Semantic problems of one schema-valid document."""
+    """Semantic problems of one document (schema-valid or not)."""
+    issues = [*metadata_issues(m.body.get("metadata"), ("metadata",)),
+              *_name_lengths(m)]
     if not _is_vm(m):
-        return []
+        return issues
     body = m.body
-    vmi = _get(body, *VMI_SPEC) or {}
-    domain = vmi.get("domain") or {}
-    devices = domain.get("devices") or {}
-    issues: list[Issue] = []
+    vmi = _map(_get(body, *VMI_SPEC))
+    domain = _map(vmi.get("domain"))
+    devices = _map(domain.get("devices"))
+    issues += metadata_issues(_get(body, "spec", "template", "metadata"),
+                              ("spec", "template", "metadata"))
     issues += _run_strategy(body)
     issues += _unique_names(vmi, devices)
     issues += _disks_and_volumes(vmi, devices)
@@ -83,8 +98,30 @@ def check_manifest(m: Manifest) -> list[Issue]:
     return issues
 
 
+def _name_lengths(m: Manifest) -> Iterator[Issue]:
+    """Names that become libvirt domain names and file names (see reconciler.metanames)."""
+    name = ("metadata", "name")
+    if m.group == CDI_GROUP and m.kind == "DataVolume":
+        yield from too_long(name, "a DataVolume name", m.name, MAX_CLAIM_NAME,
+                            "it names a disk file on the node")
+    if not _is_vm(m):
+        return
+    yield from too_long(name, "a VirtualMachine name", m.name, MAX_VM_NAME,
+                        "KubeVirt uses it as a label value and host name")
+    for i, tmpl in enumerate(_items(_get(m.body, "spec", "dataVolumeTemplates"))):
+        yield from too_long(("spec", "dataVolumeTemplates", i, *name), "a DataVolume name",
+                            _get(tmpl, *name), MAX_CLAIM_NAME, "it names a disk file on the node")
+    for i, vol in enumerate(_items(_get(m.body, *VMI_SPEC, "volumes"))):
+        base = (*VMI_SPEC, "volumes", i)
+        yield from too_long((*base, "name"), "a volume name", _get(vol, "name"),
+                            MAX_VOLUME_NAME, "it names a disk file on the node")
+        for source, field in (("persistentVolumeClaim", "claimName"), ("dataVolume", "name")):
+            yield from too_long((*base, source, field), "a claim name", _get(vol, source, field),
+                                MAX_CLAIM_NAME, "it names a disk file on the node")
+
+
 def _run_strategy(body: Mapping[str, JSON]) -> list[Issue]:
-    spec = body.get("spec") or {}
+    spec = _map(body.get("spec"))
     if "running" in spec and spec["running"] is not None and spec.get("runStrategy"):
         return [Issue(("spec", "running"),
                       "running and runStrategy are mutually exclusive; remove the "
@@ -203,8 +240,8 @@ def _boot_order(devices: Mapping[str, Any]) -> list[Issue]:
     for key in ("disks", "interfaces"):
         for i, item in enumerate(_items(devices.get(key))):
             order = _get(item, "bootOrder")
-            if order is None:
-                continue
+            if not isinstance(order, int) or isinstance(order, bool):
+                continue  # unset, or a wrong type the schema reports
             path = (*DEVICES, key, i, "bootOrder")
             if order < 1:
                 issues.append(Issue(path, f"bootOrder must be 1 or more, got {order}",
@@ -235,12 +272,12 @@ def _instancetype_conflicts(body: Mapping[str, JSON],
     # KubeVirt also rejects memory.guest, but its own shipped examples set it to the
     # instancetype's value; the instancetype lives in another document, so we cannot
     # compare here and accept it (the node layer must prefer the instancetype's value).
-    cpu = domain.get("cpu") or {}
+    cpu = _map(domain.get("cpu"))
     for topology in ("sockets", "cores", "threads"):
         if cpu.get(topology):
             conflict((*DOMAIN, "cpu", topology))
     for section in ("requests", "limits"):
-        res = _get(domain, "resources", section) or {}
+        res = _map(_get(domain, "resources", section))
         for resource in ("cpu", "memory"):
             if resource in res:
                 conflict((*DOMAIN, "resources", section, resource))
@@ -258,8 +295,8 @@ def facts(m: Manifest) -> ManifestFacts:
     """The identity values this document claims (see model.UniqueClaim)."""
     claims = [UniqueClaim("object", str(m.key), ("metadata", "name"))]
     if _is_vm(m):
-        domain = _get(m.body, *DOMAIN) or {}
-        firmware = domain.get("firmware") or {}
+        domain = _map(_get(m.body, *DOMAIN))
+        firmware = _map(domain.get("firmware"))
         uuid = firmware.get("uuid")
         if isinstance(uuid, str) and uuid:
             claims.append(UniqueClaim("firmware uuid", uuid.lower(), (*DOMAIN, "firmware", "uuid")))
@@ -267,7 +304,7 @@ def facts(m: Manifest) -> ManifestFacts:
         if isinstance(serial, str) and serial:
             claims.append(UniqueClaim("firmware serial", serial,
                                       (*DOMAIN, "firmware", "serial")))
-        devices = domain.get("devices") or {}
+        devices = _map(domain.get("devices"))
         for i, iface in enumerate(_items(devices.get("interfaces"))):
             mac = _get(iface, "macAddress")
             if isinstance(mac, str) and mac:

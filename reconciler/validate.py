@@ -39,6 +39,7 @@ from reconciler.model import (
 )
 from reconciler.positions import locate
 from reconciler.statedir import state_dir
+from reconciler.yamlsafe import MAX_ALIAS_NODES_PER_RUN, RUN_BUDGET_RULE, AliasBudget
 
 # Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 96
@@ -85,11 +86,14 @@ def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> Cach
                 findings.append(_locate(loaded.path, text, m.source.doc, unknown))
             continue
         objects.append((m.source.doc, m.key))
+        # Every check runs even when the schema fails, so one run reports every problem
+        # (semantic reads no shape for granted); a node the schema already reports is
+        # not reported twice.
         issues = schema.check_schema(m)
-        if not issues:
-            issues = semantic.check_manifest(m)
-            f = semantic.facts(m)
-            facts.append(CachedFacts(m.source.doc, f.key, f.claims))
+        reported = {i.path for i in issues}
+        issues += [i for i in semantic.check_manifest(m) if i.path not in reported]
+        f = semantic.facts(m)
+        facts.append(CachedFacts(m.source.doc, f.key, f.claims))
         findings.extend(_locate(loaded.path, text, m.source.doc, i) for i in issues)
     return CachedFile(tuple(objects), tuple(sorted(findings)), tuple(facts), loaded.documents)
 
@@ -100,18 +104,32 @@ def _locate(display: str, text: str, doc: int, issue: Issue) -> Finding:
 
 
 def check_bytes(content: bytes, display: str, *, ignore_unknown: bool = False,
-                keep_manifests: bool = False) -> FileReport:
-    loaded = load_bytes(content, display)
+                keep_manifests: bool = False, run_budget: AliasBudget | None = None) -> FileReport:
+    loaded = load_bytes(content, display, run_budget)
     text = content.decode("utf-8", errors="replace").lstrip("\ufeff")
     result = check_loaded(loaded, text, ignore_unknown=ignore_unknown)
     return FileReport(display, loaded.sha256, result,
                       loaded.manifests if keep_manifests else ())
 
 
+# A worker process's share of the run's alias budget (set by _init_worker).
+_worker_budget: AliasBudget | None = None
+
+
+def _init_worker(share: int) -> None:
+    global _worker_budget
+    _worker_budget = AliasBudget(share, "run")
+
+
 def _check_source(job: tuple[SourceFile, bool, bool]) -> FileReport:
     src, ignore_unknown, keep = job
     return check_bytes(read_source(src), src.display, ignore_unknown=ignore_unknown,
-                       keep_manifests=keep)
+                       keep_manifests=keep, run_budget=_worker_budget)
+
+
+def _cacheable(report: FileReport) -> bool:
+    """A refusal for the run's alias budget depends on the other files, not on this one."""
+    return not any(f.rule == RUN_BUDGET_RULE for f in report.result.findings)
 
 
 @lru_cache(maxsize=4)
@@ -119,7 +137,7 @@ def cache_namespace(ignore_unknown: bool) -> str:
     """Digest of everything a cached result depends on besides the file's bytes."""
     h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
     here = Path(__file__).parent
-    code = ["yamlsafe.py", "loader.py", "positions.py", "schema.py", "semantic.py",
+    code = ["yamlsafe.py", "loader.py", "positions.py", "schema.py", "semantic.py", "metanames.py",
             "validate.py", "model.py", "sensitive.py", "cache.py"]
     for name in code:
         h.update(name.encode())
@@ -195,7 +213,8 @@ def validate_paths(
                 todo.append(src)
         for report in _run_checks(todo, contents, ignore_unknown, False, workers):
             reports[report.path] = report
-            cache.put(report.sha256, report.result)
+            if _cacheable(report):
+                cache.put(report.sha256, report.result)
         tree = _tree_result([reports[s.display] for s in sources], by_display)
     try:
         cache.save(((d, stats[d], shas[d]) for d in shas), digest, tree)
@@ -210,14 +229,18 @@ def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_un
     if n_workers > 1 and len(todo) >= PARALLEL_THRESHOLD:
         jobs = [(s, ignore_unknown, keep) for s in todo]
         # fork: workers inherit compiled schemas; no re-import per worker.
-        with ProcessPoolExecutor(n_workers, mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
+                                 initializer=_init_worker,
+                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers,)) as pool:
             yield from pool.map(_check_source, jobs, chunksize=64)
         return
+    budget = AliasBudget.for_run()
     for src in todo:
         data = contents.get(src.display)
         if data is None:
             data = read_source(src)
-        yield check_bytes(data, src.display, ignore_unknown=ignore_unknown, keep_manifests=keep)
+        yield check_bytes(data, src.display, ignore_unknown=ignore_unknown, keep_manifests=keep,
+                          run_budget=budget)
 
 
 def _tree_result(reports: Sequence[FileReport],

@@ -67,6 +67,7 @@ class WatchOptions:
     max_prune: int | None = None
     apply: ApplyOptions = field(default_factory=ApplyOptions)
     agent: bool = True  # run the node lifecycle agent (run strategies) in-process
+    agent_every_installation: bool = False  # rule 18: the agent's scope, widened on request
 
 
 @dataclass(frozen=True)
@@ -446,7 +447,8 @@ class Watcher:
         from node.agent import LifecycleAgent
 
         for name, host in hosts.items():
-            agent = LifecycleAgent(host)
+            agent = LifecycleAgent(
+                host, scope=host.scope.widened() if self.options.agent_every_installation else None)
             try:
                 agent.start()
             except VirtsyncError as exc:

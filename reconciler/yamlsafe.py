@@ -7,7 +7,7 @@ On top of it this module refuses what a safe loader lets through silently:
 
 - duplicate mapping keys (PyYAML keeps the last one without a word),
 - non-string mapping keys (`on:`, `1:`) that JSON and Kubernetes cannot represent,
-- alias bombs: expansion is bounded by a node budget per document,
+- alias bombs: expansion is bounded per document, per file and per run,
 - nesting deeper than MAX_DEPTH,
 - values JSON cannot hold (binary, sets, timestamps are kept as strings).
 
@@ -16,7 +16,7 @@ Every problem is a `YamlProblem` carrying a 1-based line/column.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,12 @@ MAX_DEPTH = 64
 # Node visits allowed per document once aliases are expanded. A 110-line VM has ~250
 # nodes; a billion-laughs document blows through this within microseconds.
 MAX_NODES_PER_DOCUMENT = 200_000
+# Nodes alias expansion may add per file, and over all the files one run reads: without
+# these, 4,200 small bombs in one 2 MiB file (each under the per-document limit) cost
+# minutes of CPU. A legitimate spec's anchors add a few hundred nodes.
+MAX_ALIAS_NODES_PER_FILE = 200_000
+MAX_ALIAS_NODES_PER_RUN = 1_000_000
+RUN_BUDGET_RULE = "yaml.alias-budget"
 
 
 @dataclass(frozen=True)
@@ -117,12 +123,36 @@ _Loader.add_constructor("tag:yaml.org,2002:pairs", _refuse("!!pairs"))
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _refuse("!!timestamp"))
 
 
-def _check_shape(doc: JSON, doc_index: int) -> None:
-    """Bound depth and alias expansion with one iterative walk; refuse non-JSON values."""
+class AliasBudget:
+    """Nodes that alias expansion may still add (nodes beyond those written in the text).
+
+    One budget per file bounds a file of many small bombs, each under the per-document
+    limit; one shared by every file of a run bounds a tree of such files. Mutable by
+    design: the caller creates one per run and passes it along."""
+
+    def __init__(self, limit: int, scope: str) -> None:
+        self.limit = limit
+        self.remaining = limit
+        self.scope = scope  # "file" or "run": named in the refusal
+
+    @classmethod
+    def for_run(cls) -> AliasBudget:
+        return cls(MAX_ALIAS_NODES_PER_RUN, "run")
+
+
+def _check_shape(doc: JSON, doc_index: int, budgets: Sequence[AliasBudget] = ()) -> None:
+    """Bound depth and alias expansion with one iterative walk; refuse non-JSON values.
+
+    A container met a second time is an alias (the constructor reuses one object per
+    anchor); it and everything under it count against `budgets` too."""
     budget = MAX_NODES_PER_DOCUMENT
-    stack: list[tuple[JSON, int]] = [(doc, 0)]
+    tightest = min(budgets, key=lambda b: b.remaining, default=None)
+    alias_limit = tightest.remaining if tightest is not None else budget
+    aliased = 0
+    seen: set[int] = set()
+    stack: list[tuple[JSON, int, bool]] = [(doc, 0, False)]
     while stack:
-        value, depth = stack.pop()
+        value, depth, copy = stack.pop()
         budget -= 1
         if budget < 0:
             raise YamlProblem(
@@ -133,18 +163,32 @@ def _check_shape(doc: JSON, doc_index: int) -> None:
                 1,
                 doc_index,
             )
-        if isinstance(value, dict):
+        if isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
                 raise YamlProblem(
                     "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index
                 )
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            if depth >= MAX_DEPTH:
-                raise YamlProblem(
-                    "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index
-                )
-            stack.extend((v, depth + 1) for v in value)
+            if not copy:
+                copy = id(value) in seen
+                seen.add(id(value))
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((v, depth + 1, copy) for v in children)
+        if copy:
+            aliased += 1
+            if aliased > alias_limit:
+                raise _over_budget(tightest, doc_index)
+    for b in budgets:
+        b.remaining -= aliased
+
+
+def _over_budget(budget: AliasBudget | None, doc_index: int) -> YamlProblem:
+    scope = budget.scope if budget is not None else "file"
+    limit = budget.limit if budget is not None else MAX_NODES_PER_DOCUMENT
+    where = "this file's documents" if scope == "file" else "the files read in this run"
+    return YamlProblem(
+        "yaml.alias-bomb" if scope == "file" else RUN_BUDGET_RULE,
+        f"alias expansion over {where} exceeds {limit} nodes; refusing it",
+        1, 1, doc_index)
 
 
 def _problem_from(exc: yaml.YAMLError, doc_index: int) -> YamlProblem:
@@ -162,13 +206,16 @@ def _problem_from(exc: yaml.YAMLError, doc_index: int) -> YamlProblem:
     return YamlProblem("yaml.syntax", message, line, column, doc_index)
 
 
-def parse_documents(text: str) -> Iterator[JSON]:
+def parse_documents(text: str, run_budget: AliasBudget | None = None) -> Iterator[JSON]:
     """Yield each document of `text` as plain data (None for an empty document).
 
     Raises YamlProblem for anything unsafe or malformed; documents already yielded stay
     valid, but callers treat a failing file as failing whole.
     """
     loader = _Loader(text)
+    budgets = [AliasBudget(MAX_ALIAS_NODES_PER_FILE, "file")]
+    if run_budget is not None:
+        budgets.append(run_budget)
     doc_index = 0
     try:
         while loader.check_data():  # type: ignore[no-untyped-call]
@@ -178,7 +225,7 @@ def parse_documents(text: str) -> Iterator[JSON]:
                 raise YamlProblem(
                     "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index
                 ) from None
-            _check_shape(doc, doc_index)
+            _check_shape(doc, doc_index, budgets)
             yield doc
             doc_index += 1
     except yaml.YAMLError as exc:

@@ -30,6 +30,7 @@ from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
 from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP, starts_on_create
+from node.metadata import EVERY_INSTALLATION, Scope
 from node.networks import NetworkMap
 from node.pending import Pending, PendingStore
 from node.placement import UNSCHEDULABLE, place
@@ -86,10 +87,13 @@ class LibvirtBackend:
         *,
         state: str | Path | None = None,
         clock: Callable[[], float] = time.time,
+        scope: Scope = EVERY_INSTALLATION,
     ) -> None:
         networks = _network_map(cluster)
         self.cluster = cluster
-        self.hosts = {n.name: NodeHost(n, networks, clock=clock) for n in cluster.nodes}
+        # rule 18: which marked domains are this installation's (the CLI passes its own)
+        self.hosts = {n.name: NodeHost(n, networks, clock=clock, scope=scope)
+                      for n in cluster.nodes}
         self.pending = PendingStore(state if state is not None else state_dir())
         self.clock = clock
 

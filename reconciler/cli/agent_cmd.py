@@ -14,7 +14,7 @@ import sys
 import threading
 from types import FrameType
 
-from reconciler.cli.common import make_backend
+from reconciler.cli.common import add_scope_argument, make_backend
 from reconciler.model import VirtsyncError
 from reconciler.reconcile import load_desired
 
@@ -25,6 +25,7 @@ HELP = "Run the node lifecycle agents (run strategies) until SIGTERM; watch incl
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=".", metavar="PATH",
                    help="the specs' folder: its Cluster object names the nodes (default: .)")
+    add_scope_argument(p, "enforce run strategies on")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     ensure_event_loop()  # before any connection that should deliver events
     desired = load_desired([args.path])
-    backend = make_backend(desired, args)
+    backend = make_backend(desired, args, every_installation=args.all_installations)
     hosts = getattr(backend, "hosts", {})
     agents: list[LifecycleAgent] = []
     for name, host in hosts.items():

@@ -7,10 +7,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from node.metadata import Scope
 from reconciler.apply import Outcome
 from reconciler.backends.base import Backend
+from reconciler.inventory import managed_keys
 from reconciler.model import Manifest
 from reconciler.reconcile import Desired
+from reconciler.statedir import installation_id, state_dir
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,14 +40,31 @@ def add_change_permission_arguments(p: argparse.ArgumentParser, *, what_left: st
                         "terminationGracePeriodSeconds)")
 
 
+def add_scope_argument(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--all-installations", action="store_true",
+                   help=f"{what} every virtsync VM on the nodes, also those other "
+                        "installations (state directories) manage")
+
+
+def installation_scope() -> Scope:
+    """Rule 18: what this installation (its state directory) manages: domains marked
+    with its id, and id-less ones from the first release that its inventory lists."""
+    state = state_dir()
+    return Scope(installation_id(state), managed_keys(state))
+
+
 def make_backend(desired: Desired | Sequence[Manifest],
-                 args: argparse.Namespace | None) -> Backend:
+                 args: argparse.Namespace | None, *,
+                 every_installation: bool = False) -> Backend:
     """The libvirt backend for the nodes of the tree's Cluster object (or the default
-    local node: VIRTSYNC_LIBVIRT_URI, else qemu:///system)."""
+    local node: VIRTSYNC_LIBVIRT_URI, else qemu:///system), scoped to this installation
+    (`every_installation` widens it: for status and the agent, never for changes)."""
     from reconciler.backends.libvirt import LibvirtBackend
 
     manifests = desired.manifests if isinstance(desired, Desired) else desired
-    return LibvirtBackend.from_manifests(manifests)
+    scope = installation_scope()
+    return LibvirtBackend.from_manifests(
+        manifests, scope=scope.widened() if every_installation else scope)
 
 
 WORD_STYLE = {"failed": "bold red", "deleted": "red", "replaced": "yellow",

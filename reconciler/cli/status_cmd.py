@@ -8,13 +8,14 @@ import sys
 import time
 
 from reconciler.backends.base import LiveObject
-from reconciler.cli.common import make_backend
+from reconciler.cli.common import add_scope_argument, make_backend
 from reconciler.inventory import Inventory, source_id
 from reconciler.reconcile import load_desired, observe, plan_live
 from reconciler.statedir import state_dir
 
 NAME = "status"
-HELP = "Show every managed VM: node, status, readiness, age, applied revision, drift."
+HELP = ("Show every VM this installation manages: node, status, readiness, age, applied "
+        "revision, drift.")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the specs' folder: its Cluster object names the nodes, and drift "
                         "is measured against it (default: .)")
     p.add_argument("--output", "-o", choices=["table", "json"], default="table")
+    add_scope_argument(p, "list")
 
 
 def _age(created: float | None, now: float) -> str:
@@ -36,7 +38,7 @@ def _age(created: float | None, now: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     desired = load_desired([args.path])
-    backend = make_backend(desired, args)
+    backend = make_backend(desired, args, every_installation=args.all_installations)
     observation = observe(backend)
     inventory = Inventory.load(state_dir(), source_id(desired.root))
     plan = plan_live(desired, observation, inventory, prune=False, backend_name=backend.name)

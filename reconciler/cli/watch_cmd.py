@@ -3,6 +3,7 @@
     virtsync watch PATH [--git | --git-ref REF] [--interval S] [--prune] [--max-prune N]
                         [--allow-restart] [--allow-data-loss] [--force-stop]
                         [--metrics-port P] [--metrics-address A] [--no-agent]
+                        [--all-installations]
 
 Logs are JSON lines on stderr. SIGTERM or SIGINT: the action in progress finishes, then
 exit 0. Exit 2 when it cannot start (lock held, bad path or ref).
@@ -51,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="address for the metrics endpoint (default: 127.0.0.1)")
     p.add_argument("--no-agent", action="store_true",
                    help="do not run the node lifecycle agent (run strategies) in this process")
+    p.add_argument("--all-installations", action="store_true",
+                   help="the lifecycle agent enforces run strategies on every virtsync VM on "
+                        "the nodes, also other installations' (changes stay this one's)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                    default="info", help="least severe log level written (default: info)")
 
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         apply=ApplyOptions(allow_restart=args.allow_restart,
                            allow_data_loss=args.allow_data_loss, force_stop=args.force_stop,
                            prune=args.prune, grace_period=args.grace_period),
-        agent=not args.no_agent,
+        agent=not args.no_agent, agent_every_installation=args.all_installations,
     )
     log = JsonLogger(level=args.log_level)
     metrics = WatchMetrics() if args.metrics_port is not None else None

@@ -9,6 +9,7 @@ import pytest
 
 import reconciler.validate as validate_mod
 from reconciler.validate import validate_paths
+from reconciler.yamlsafe import AliasBudget
 
 VM = """apiVersion: kubevirt.io/v1
 kind: VirtualMachine
@@ -40,9 +41,10 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = validate_mod.load_bytes
 
-    def counting(content: bytes, display: str) -> validate_mod.LoadedFile:
+    def counting(content: bytes, display: str,
+                 run_budget: AliasBudget | None = None) -> validate_mod.LoadedFile:
         seen.append(Path(display).name)
-        return real(content, display)
+        return real(content, display, run_budget)
 
     monkeypatch.setattr(validate_mod, "load_bytes", counting)
     return seen
