@@ -154,6 +154,15 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> Do
     )
 
 
+def _named_for(domain: str, owner: OwnerMetadata) -> bool:
+    """Rule 3: a marker counts only on the domain named for the VM it names; a marker
+    naming another VM makes the domain a conflict, never that other VM."""
+    try:
+        return domain == domain_name(owner.namespace, owner.name)
+    except VirtsyncError:
+        return False
+
+
 class NodeHost:
     """Operations on one node. The libvirt connection is opened lazily and reused."""
 
@@ -240,7 +249,7 @@ class NodeHost:
             try:
                 inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 owner = parse_owner_metadata(etree.tostring(inactive))
-                if owner is None or not owner.is_ours:
+                if owner is None or not owner.is_ours or not _named_for(dom.name(), owner):
                     parsed = parse_domain_name(dom.name())
                     if parsed is not None:
                         conflicts.append(ObjectKey(VM_KIND, *parsed))

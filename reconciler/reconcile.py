@@ -114,8 +114,9 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     if conflicts:
         names = ", ".join(str(k) for k in sorted(conflicts))
         raise VirtsyncError(f"refusing to plan: {names} exist(s) live without virtsync's owner "
-                            "marker (an unmanaged domain with the same name); rename the VM "
-                            "in git or remove the unmanaged domain yourself")
+                            "marker for that VM (an unmanaged domain, or one marked for another "
+                            "VM, with the same name); rename the VM in git or remove the "
+                            "unmanaged domain yourself")
     # Backends hold secrets only as digests: compare the desired side the same way.
     planned = [replace(m, body=digest_sensitive(dict(m.body))) for m in desired.manifests]
     fingerprints = Fingerprints(
