@@ -97,3 +97,39 @@ def test_lookup_refuses_foreign_marker(conn: Any, tree: Tree, tmp_path: Path,
     finally:
         be.close()
     assert _xml(web) == before and web.isActive()
+
+
+def _record(tree: Tree, name: str) -> Path:
+    return tree.storage / ".virtsync-identity" / "e2e" / f"{name}.json"
+
+
+# Two shapes of damage: not JSON at all, and JSON of the wrong shape.
+CORRUPT = {"truncated": b'{"version": 1, "uuid": "', "wrong-shape": b'{"version": 1}\n'}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_corrupt_identity_record_fails_only_its_own_vm(
+        conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    tree.put(vm("web"))
+    assert run("apply", str(tree.root)) == 0
+    record = _record(tree, "web")
+    assert record.is_file()
+    uuid = conn.lookupByName("e2e_web").UUIDString()
+    record.write_bytes(CORRUPT[case])
+    # web changes (a label: no restart) and two new VMs arrive.
+    body = vm("web")
+    body["metadata"]["labels"] = {"tier": "front"}
+    tree.put(body)
+    tree.put(vm("db"))
+    tree.put(vm("cache", run="Halted"))
+    capsys.readouterr()
+    # Exit 1 for a partly failed apply (docs/apply.md), the others applied.
+    assert run("apply", str(tree.root)) == 1
+    out = capsys.readouterr().out
+    assert "VirtualMachine/e2e/db created" in out and "VirtualMachine/e2e/cache created" in out
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("VirtualMachine/e2e/web ")]
+    assert " failed " in line and str(record) in line and "identity record" in line
+    assert domains(conn) == {"e2e_web": True, "e2e_db": True, "e2e_cache": False}
+    # Never a new identity over the broken record; the record is left for the operator.
+    assert conn.lookupByName("e2e_web").UUIDString() == uuid
+    assert record.read_bytes() == CORRUPT[case]
