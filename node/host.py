@@ -64,6 +64,7 @@ from node.status import RuntimeRecord
 from node.stop import StopResult, graceful_stop
 from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
 from reconciler.sensitive import digest_sensitive
+from reconciler.statedir import state_dir
 
 VM_KIND = "VirtualMachine"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -175,7 +176,8 @@ class NodeHost:
     ) -> None:
         self.config = config
         self.networks = networks
-        self.storage = NodeStorage.of(config.storage_dir, config.image_dir)
+        self.storage = NodeStorage.of(config.storage_dir, config.image_dir,
+                                      config.host_disk_dir, protected=(state_dir(),))
         self.identities = IdentityStore(config.storage_dir)
         self.clock = clock
         self._conn: Any = None

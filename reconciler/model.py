@@ -187,11 +187,22 @@ class UniqueClaim:
     path: JSONPath
 
 
+@dataclass(frozen=True, order=True)
+class HostPath:
+    """A host path a document names, checked against the tree's Cluster config:
+    `what` is 'hostDisk' (a VM volume's path) or 'hostDiskDir' (a Cluster node's root)."""
+
+    what: str
+    value: str
+    path: JSONPath
+
+
 @dataclass(frozen=True)
 class ManifestFacts:
     """The small, cacheable summary of one valid-enough document that cross-file checks
-    need: its key, where it is, and the unique values it claims."""
+    need: its key, where it is, the unique values it claims and the host paths it names."""
 
     key: ObjectKey
     source: SourceRef
     claims: tuple[UniqueClaim, ...] = ()
+    host_paths: tuple[HostPath, ...] = ()

@@ -17,6 +17,7 @@ import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from reconciler import hostdisk
 from reconciler.model import (
     JSON,
     KUBEVIRT_GROUP,
@@ -67,6 +68,8 @@ def _is_vm(m: Manifest) -> bool:
 
 def check_manifest(m: Manifest) -> list[Issue]:
     """Semantic problems of one schema-valid document."""
+    if hostdisk.is_cluster(m):
+        return hostdisk.check_cluster(m)
     if not _is_vm(m):
         return []
     body = m.body
@@ -278,7 +281,7 @@ def facts(m: Manifest) -> ManifestFacts:
             if isinstance(disk_serial, str) and disk_serial:
                 claims.append(UniqueClaim("disk serial", disk_serial,
                                           (*DEVICES, "disks", i, "serial")))
-    return ManifestFacts(m.key, m.source, tuple(claims))
+    return ManifestFacts(m.key, m.source, tuple(claims), hostdisk.host_paths(m))
 
 
 def _where(ref: SourceRef, here: SourceRef) -> str:
