@@ -45,6 +45,7 @@ from node.lifecycle import INTENT_NONE
 from node.metadata import OwnerMetadata, parse_owner_metadata
 from node.networks import NetworkMap, check_sources, resolve_interfaces
 from node.placement import NodeCapacity
+from node.qemu_access import describe_blocks, is_local_system, qemu_account
 from node.records import (
     APPLIED_NS,
     RUNTIME_NS,
@@ -195,10 +196,35 @@ class NodeHost:
             except libvirt.libvirtError:
                 pass
         try:
-            self._conn = libvirt.open(self.config.uri)
+            conn = libvirt.open(self.config.uri)
         except libvirt.libvirtError as exc:
             raise NodeError(f"{self.where()}: cannot connect: {exc}") from exc
-        return self._conn
+        try:
+            self._check_qemu_access(conn)
+        except NodeError:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def console_log_dir(self) -> Path:
+        return Path(self.config.storage_dir) / ".virtsync-console"
+
+    def _check_qemu_access(self, conn: Any) -> None:
+        """Before anything is created: QEMU's user must be able to reach the node's
+        directories, or the guest would fail to start with "Permission denied"."""
+        if not is_local_system(self.config.uri) or conn.getType() != "QEMU":
+            return  # remote node or no QEMU (the test driver): nothing to check here
+        who = qemu_account()
+        if who is None:
+            return
+        dirs = [("storageDir", self.config.storage_dir), ("imageDir", self.config.image_dir),
+                ("console log directory", str(self.console_log_dir()))]
+        if self.config.host_disk_dir is not None:
+            dirs.append(("hostDiskDir", self.config.host_disk_dir))
+        problems = describe_blocks(dirs, who)
+        if problems:
+            raise NodeError(f"{self.where()}: " + "; ".join(problems))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -219,7 +245,7 @@ class NodeHost:
             domain_type=domain_type,  # type: ignore[arg-type]
             arch="i686" if test else "x86_64",
             machine="pc" if test else "q35",
-            console_log_dir=str(Path(self.config.storage_dir) / ".virtsync-console"),
+            console_log_dir=str(self.console_log_dir()),
         )
 
     def capacity(self) -> NodeCapacity:
