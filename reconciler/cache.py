@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.fsutil import write_atomic
-from reconciler.model import Finding, HostPath, ObjectKey, SourceRef, UniqueClaim
+from reconciler.model import Finding, HostPath, HostPathKind, ObjectKey, SourceRef, UniqueClaim
 
 FORMAT = "virtsync-validate-cache/3"
 
@@ -58,7 +58,7 @@ def _encode(entry: CachedFile) -> list[Any]:
         [
             [c.doc, c.key.kind, c.key.namespace, c.key.name,
              [[u.what, u.value, list(u.path)] for u in c.claims],
-             [[h.what, h.value, list(h.path)] for h in c.host_paths]]
+             [[h.what.value, h.value, list(h.path)] for h in c.host_paths]]
             for c in entry.facts
         ],
         entry.documents,
@@ -74,7 +74,8 @@ def _decode(raw: list[Any]) -> CachedFile:
         facts=tuple(
             CachedFacts(int(d), ObjectKey(k, ns, n),
                         tuple(UniqueClaim(w, v, tuple(p)) for w, v, p in claims),
-                        tuple(HostPath(w, v, tuple(p)) for w, v, p in host_paths))
+                        tuple(HostPath(HostPathKind(w), v, tuple(p))
+                              for w, v, p in host_paths))
             for d, k, ns, n, claims, host_paths in facts
         ),
         documents=int(documents),

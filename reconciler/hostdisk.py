@@ -17,6 +17,7 @@ from reconciler.model import (
     KUBEVIRT_GROUP,
     VIRTSYNC_GROUP,
     HostPath,
+    HostPathKind,
     Issue,
     JSONPath,
     Manifest,
@@ -61,8 +62,6 @@ def dir_conflict(host_disk_dir: str, own: Iterable[tuple[str, str]]) -> str | No
 # --------------------------------------------------------------------------- validate
 
 CLUSTER_KIND = "Cluster"
-HOST_DISK = "hostDisk"
-HOST_DISK_DIR = "hostDiskDir"
 _VOLUMES: JSONPath = ("spec", "template", "spec", "volumes")
 _TREES = ("storageDir", "imageDir")
 
@@ -82,15 +81,17 @@ def host_paths(m: Manifest) -> tuple[HostPath, ...]:
     out: list[HostPath] = []
     if is_cluster(m):
         for i, node in _nodes(m):
-            value = node.get(HOST_DISK_DIR)
+            value = node.get(HostPathKind.HOST_DISK_DIR)
             if isinstance(value, str):
-                out.append(HostPath(HOST_DISK_DIR, value, ("spec", "nodes", i, HOST_DISK_DIR)))
+                out.append(HostPath(HostPathKind.HOST_DISK_DIR, value,
+                                    ("spec", "nodes", i, HostPathKind.HOST_DISK_DIR)))
     elif m.group == KUBEVIRT_GROUP and m.kind == "VirtualMachine":
         for i, vol in enumerate(_list(m.body, *_VOLUMES)):
-            disk = vol.get(HOST_DISK) if isinstance(vol, Mapping) else None
+            disk = vol.get(HostPathKind.HOST_DISK) if isinstance(vol, Mapping) else None
             value = disk.get("path") if isinstance(disk, Mapping) else None
             if isinstance(value, str):
-                out.append(HostPath(HOST_DISK, value, (*_VOLUMES, i, HOST_DISK, "path")))
+                out.append(HostPath(HostPathKind.HOST_DISK, value,
+                                    (*_VOLUMES, i, HostPathKind.HOST_DISK, "path")))
     return tuple(out)
 
 
@@ -104,13 +105,13 @@ def check_cluster(m: Manifest) -> list[Issue]:
     """A Cluster node whose hostDiskDir overlaps the storageDir or imageDir it names."""
     issues: list[Issue] = []
     for i, node in _nodes(m):
-        root = node.get(HOST_DISK_DIR)
+        root = node.get(HostPathKind.HOST_DISK_DIR)
         if not isinstance(root, str):
             continue
         own = [(key, node[key]) for key in _TREES if isinstance(node.get(key), str)]
         problem = dir_conflict(root, own)
         if problem is not None:
-            issues.append(Issue(("spec", "nodes", i, HOST_DISK_DIR), problem,
+            issues.append(Issue(("spec", "nodes", i, HostPathKind.HOST_DISK_DIR), problem,
                                 "semantic.hostdisk-dir-overlap"))
     return issues
 
@@ -122,11 +123,11 @@ def check_tree(all_facts: Sequence[ManifestFacts]) -> list[tuple[SourceRef, Issu
     if len(clusters) != 1:
         return []
     (cluster,) = clusters
-    roots = [h.value for h in cluster.host_paths if h.what == HOST_DISK_DIR]
+    roots = [h.value for h in cluster.host_paths if h.what == HostPathKind.HOST_DISK_DIR]
     out: list[tuple[SourceRef, Issue]] = []
     for f in sorted(all_facts, key=lambda f: f.source):
         for h in f.host_paths:
-            if h.what != HOST_DISK:
+            if h.what != HostPathKind.HOST_DISK:
                 continue
             if not roots:
                 out.append((f.source, Issue(h.path, (
