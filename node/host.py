@@ -11,7 +11,9 @@ and enforces the node's safety rules:
   domain of the node, and a restart redefines only after the old incarnation is
   confirmed off (node.stop);
 - rule 9 and secrets: disk handling is node.disks (confined paths); the applied body is
-  stored digested (node.records).
+  stored digested (node.records); rule 14: hostDisk only in the node's hostDiskDir;
+- opening a local qemu:///system node checks that QEMU's user can reach its directories
+  (node.qemu_access), so nothing is created for a guest that could never start.
 """
 
 from __future__ import annotations

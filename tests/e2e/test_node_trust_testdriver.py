@@ -1,5 +1,6 @@
 """Trust boundaries on one node, through the CLI on libvirt's test driver (issue 8, 14):
-owner markers that name someone else, and one corrupt identity record."""
+owner markers that name someone else (rule 3), one corrupt identity record, and hostDisk
+confined to the node's hostDiskDir (rule 14)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import libvirt
 import pytest
 import yaml
 
+from node.cluster import cluster_from_manifests
 from node.metadata import NS, PREFIX, owner_element_xml, parse_owner_metadata
+from reconciler.backends.base import BackendError
 from reconciler.backends.libvirt import LibvirtBackend
 from reconciler.model import ObjectKey
+from reconciler.reconcile import load_desired
 
 from . import test_apply_testdriver as base
 from .test_apply_testdriver import Tree, domains, run, vm
@@ -83,9 +87,6 @@ def test_lookup_refuses_foreign_marker(conn: Any, tree: Tree, tmp_path: Path,
     web = conn.lookupByName("e2e_web")
     _remark(web, **FOREIGN[case])
     before = _xml(web)
-    from node.cluster import cluster_from_manifests
-    from reconciler.reconcile import load_desired
-
     be = LibvirtBackend(cluster_from_manifests(load_desired([str(tree.root)]).manifests),
                         state=tmp_path / "state")
     key = ObjectKey("VirtualMachine", "e2e", "web")
@@ -93,7 +94,7 @@ def test_lookup_refuses_foreign_marker(conn: Any, tree: Tree, tmp_path: Path,
         obs = be.observe_keys([key])
         assert obs.conflicts == (key,) and obs.objects == ()
         assert key in be.observe().conflicts
-        with pytest.raises(Exception, match="owner marker"):
+        with pytest.raises(BackendError, match="owner marker"):
             be.stop(key, grace_period=0, force=True)
     finally:
         be.close()
