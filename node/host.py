@@ -256,14 +256,16 @@ class NodeHost:
         try:
             conn = self.conn()
         except NodeError:
-            return NodeCapacity(self.config.name, self.config.labels, 0, reachable=False)
+            return NodeCapacity(self.config.name, self.config.labels, 0, reachable=False,
+                                host_disk_dir=self.config.host_disk_dir)
         if self.config.memory_mib is not None:
             used = sum(d.info()[2] for d in conn.listAllDomains(
                 libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
             free = self.config.memory_mib * 1024 - used
         else:
             free = conn.getFreeMemory() // 1024
-        return NodeCapacity(self.config.name, self.config.labels, max(0, free))
+        return NodeCapacity(self.config.name, self.config.labels, max(0, free),
+                            host_disk_dir=self.config.host_disk_dir)
 
     # ------------------------------------------------------------ reading
 
