@@ -274,7 +274,8 @@ def test_symlink_in_host_disk_dir_into_identity_store_is_refused_on_the_node(
 def test_host_disk_refused_on_a_node_without_host_disk_dir(
         conn: Any, tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """No Cluster in the tree: validate knows no node, the default node refuses."""
+    """No Cluster in the tree: validate knows no node; the default node has no hostDiskDir,
+    so the VM is not placed (and the node itself would refuse it: test_disks_prepare)."""
     (tree.root / "cluster.yaml").unlink()
     monkeypatch.setenv("VIRTSYNC_LIBVIRT_URI", base.URI)
     storage = tmp_path / "state" / "storage"
@@ -283,5 +284,6 @@ def test_host_disk_refused_on_a_node_without_host_disk_dir(
     capsys.readouterr()
     assert run("apply", str(tree.root)) == 1
     out = capsys.readouterr().out
-    assert "VirtualMachine/e2e/web failed" in out and "sets no hostDiskDir" in out
+    assert "VirtualMachine/e2e/web failed" in out and "ErrorUnschedulable" in out
+    assert "1 node(s) had no hostDiskDir holding the hostDisk path(s)" in out
     assert not (storage / "e2e" / "claims" / "db-data.qcow2").exists()
