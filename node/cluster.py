@@ -1,13 +1,15 @@
 """The Cluster config (`virtsync.io/v1alpha1` `Cluster`) as typed node and network settings.
 
     spec:
-      nodes:     [{name, uri, storageDir, imageDir, labels, memoryMiB}]
+      nodes:     [{name, uri, storageDir, imageDir, hostDiskDir, labels, memoryMiB}]
       networks:  [{name, libvirtNetwork | bridge}]
 
 No Cluster object (or one without nodes) means one local node named `local`: its URI
 comes from `VIRTSYNC_LIBVIRT_URI`, else `qemu:///system`; its directories default to
 `<state dir>/storage` and `<state dir>/images`. A listed node without `storageDir` gets
-`<state dir>/storage/<node name>`, so two nodes never share an identity store. Pure apart
+`<state dir>/storage/<node name>`, so two nodes never share an identity store. hostDisk
+volumes are allowed only on a node with `hostDiskDir`, which must be apart from the
+node's storageDir and imageDir and from the state directory (safety rule 14). Pure apart
 from reading the environment for those defaults (tests pass `env` explicitly).
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.hostdisk import dir_conflict
 from reconciler.model import JSON, JSONPath, Manifest, VirtsyncError, format_path
 from reconciler.statedir import state_dir
 
@@ -36,6 +39,7 @@ class NodeConfig:
     image_dir: str
     labels: Mapping[str, str] = field(default_factory=dict)
     memory_mib: int | None = None  # capacity override for placement
+    host_disk_dir: str | None = None  # hostDisk root; None: hostDisk refused (rule 14)
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,24 @@ def _abs_dir(value: JSON, where: str, path: JSONPath, default: Path) -> str:
     return text
 
 
+def _host_disk_dir(value: JSON, where: str, path: JSONPath,
+                   own: Iterable[tuple[str, str]]) -> str | None:
+    if _str(value, where, path, required=False) is None:
+        return None
+    text = _abs_dir(value, where, path, Path("/"))
+    problem = dir_conflict(text, own)
+    if problem is not None:
+        raise _err(where, path, problem)
+    return text
+
+
 def parse_cluster(
     body: Mapping[str, JSON], where: str = "Cluster", env: Mapping[str, str] | None = None
 ) -> ClusterConfig:
     """A Cluster manifest body → ClusterConfig. Errors name `where` and the field."""
     spec = _map(body.get("spec"), where, ("spec",))
     default = default_node(env)
+    base = _defaults(env)[1]
     nodes: list[NodeConfig] = []
     raw_nodes = spec.get("nodes") or []
     if not isinstance(raw_nodes, list):
@@ -140,6 +156,8 @@ def parse_cluster(
                            Path(default.storage_dir) / name)
         images = _abs_dir(node.get("imageDir"), where, (*p, "imageDir"),
                           Path(default.image_dir))
+        host_disks = _host_disk_dir(node.get("hostDiskDir"), where, (*p, "hostDiskDir"), (
+            ("storageDir", storage), ("imageDir", images), ("state directory", str(base))))
         nodes.append(
             NodeConfig(
                 name=name,
@@ -148,6 +166,7 @@ def parse_cluster(
                 image_dir=images,
                 labels=dict(labels),
                 memory_mib=memory,
+                host_disk_dir=host_disks,
             )
         )
     networks: list[NetworkConfig] = []

@@ -18,7 +18,9 @@ Layout (every name checked as a DNS-1123 component, every path confined):
   says where the file should be.
 - emptyDisk is scratch for one incarnation: `fresh_scratch=True` (a new incarnation
   is about to start) recreates it.
-- hostDisk paths must resolve inside the storage directory.
+- hostDisk paths must resolve (symlinks followed) inside the node's hostDiskDir, which
+  must not overlap storageDir, imageDir or the state directory; without a hostDiskDir,
+  hostDisk is refused (safety rule 14).
 - Files are created under a temporary name and renamed, so a crash never leaves a
   half-made disk that a rerun would take for a real one.
 """
@@ -42,6 +44,7 @@ from node.domain.model import DiskBus, KernelBoot, ResolvedDisk
 from node.identity import Identity
 from node.paths import UnsafePath, checked_chain, confine, image_info, safe_component
 from node.spec import DiskSpec, VmSpec, VolumeSpec, parse_quantity
+from reconciler.hostdisk import dir_conflict
 from reconciler.model import JSON, Manifest, VirtsyncError, format_path
 
 KERNEL_NAMES = ("vmlinux", "vmlinuz", "kernel", "bzImage")
@@ -51,16 +54,39 @@ BASE_IMAGE_NAMES = ("disk.qcow2", "disk.img", "disk.raw")
 
 @dataclass(frozen=True)
 class NodeStorage:
-    """Where one node keeps disks (`storage_dir`) and reads base images (`image_dir`)."""
+    """Where one node keeps disks (`storage_dir`), reads base images (`image_dir`) and
+    lets hostDisk volumes live (`host_disk_dir`, apart from those and `protected`)."""
 
     storage_dir: Path
     image_dir: Path
+    host_disk_dir: Path | None = None
+    protected: tuple[Path, ...] = ()  # more of virtsync's own trees (the state directory)
 
     @classmethod
     def of(
-        cls, storage_dir: str | os.PathLike[str], image_dir: str | os.PathLike[str]
+        cls,
+        storage_dir: str | os.PathLike[str],
+        image_dir: str | os.PathLike[str],
+        host_disk_dir: str | os.PathLike[str] | None = None,
+        protected: Iterable[str | os.PathLike[str]] = (),
     ) -> NodeStorage:
-        return cls(Path(storage_dir).resolve(), Path(image_dir).resolve())
+        return cls(Path(storage_dir).resolve(), Path(image_dir).resolve(),
+                   Path(host_disk_dir).resolve() if host_disk_dir is not None else None,
+                   tuple(Path(p).resolve() for p in protected))
+
+    def host_disk_root(self, where: str) -> Path:
+        """The hostDisk root, refused when unset or when, symlinks followed, it overlaps
+        one of virtsync's own trees (safety rule 14)."""
+        if self.host_disk_dir is None:
+            raise UnsafePath(
+                f"{where}: hostDisk is refused on this node: its Cluster entry sets no "
+                "hostDiskDir (hostDisk files live only there; safety rule 14)")
+        own = [("storageDir", str(self.storage_dir)), ("imageDir", str(self.image_dir)),
+               *(("state directory", str(p)) for p in self.protected)]
+        problem = dir_conflict(str(self.host_disk_dir), own)
+        if problem is not None:
+            raise UnsafePath(f"{where}: {problem}")
+        return self.host_disk_dir
 
     def claim_path(self, namespace: str, claim: str) -> Path:
         ns = safe_component(namespace, "namespace")
@@ -286,7 +312,8 @@ def _prepare_empty_disk(
 def _prepare_host_disk(vol: VolumeSpec, storage: NodeStorage, where: str) -> _Volume:
     if not vol.path:
         raise VirtsyncError(f"{where}: path missing")
-    path = confine(storage.storage_dir, vol.path, f"{where} path")
+    root = storage.host_disk_root(where)
+    path = confine(root, vol.path, f"{where} path")
     kind = vol.host_disk_type or "Disk"
     if not path.exists():
         if kind != "DiskOrCreate":
@@ -297,7 +324,7 @@ def _prepare_host_disk(vol: VolumeSpec, storage: NodeStorage, where: str) -> _Vo
         return _Volume(path, "raw", "created")
     if not path.is_file():
         raise VirtsyncError(f"{where}: {path} is not a regular file")
-    info = checked_chain(path, "raw", [storage.storage_dir], where)[0]
+    info = checked_chain(path, "raw", [root], where)[0]
     if vol.capacity_bytes is not None and vol.capacity_bytes < info.virtual_size:
         raise VirtsyncError(
             f"{where}: refusing to shrink {path} from {info.virtual_size} to "

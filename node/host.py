@@ -13,7 +13,9 @@ and enforces the node's safety rules:
   domain of the node, and a restart redefines only after the old incarnation is
   confirmed off (node.stop);
 - rule 9 and secrets: disk handling is node.disks (confined paths); the applied body is
-  stored digested (node.records).
+  stored digested (node.records); rule 14: hostDisk only in the node's hostDiskDir;
+- opening a local qemu:///system node checks that QEMU's user can reach its directories
+  (node.qemu_access), so nothing is created for a guest that could never start.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from node.lifecycle import INTENT_NONE
 from node.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
 from node.networks import NetworkMap, check_sources, resolve_interfaces
 from node.placement import NodeCapacity
+from node.qemu_access import describe_blocks, is_local_system, qemu_account
 from node.records import (
     APPLIED_NS,
     RUNTIME_NS,
@@ -66,6 +69,7 @@ from node.status import RuntimeRecord
 from node.stop import StopResult, graceful_stop
 from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
 from reconciler.sensitive import digest_sensitive
+from reconciler.statedir import state_dir
 
 VM_KIND = "VirtualMachine"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -156,6 +160,15 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> Do
     )
 
 
+def _named_for(domain: str, owner: OwnerMetadata) -> bool:
+    """Rule 3: a marker counts only on the domain named for the VM it names; a marker
+    naming another VM makes the domain a conflict, never that other VM."""
+    try:
+        return domain == domain_name(owner.namespace, owner.name)
+    except VirtsyncError:
+        return False
+
+
 class NodeHost:
     """Operations on one node. The libvirt connection is opened lazily and reused."""
 
@@ -170,7 +183,8 @@ class NodeHost:
         self.config = config
         self.scope = scope
         self.networks = networks
-        self.storage = NodeStorage.of(config.storage_dir, config.image_dir)
+        self.storage = NodeStorage.of(config.storage_dir, config.image_dir,
+                                      config.host_disk_dir, protected=(state_dir(),))
         self.identities = IdentityStore(config.storage_dir)
         self.clock = clock
         self._conn: Any = None
@@ -188,10 +202,35 @@ class NodeHost:
             except libvirt.libvirtError:
                 pass
         try:
-            self._conn = libvirt.open(self.config.uri)
+            conn = libvirt.open(self.config.uri)
         except libvirt.libvirtError as exc:
             raise NodeError(f"{self.where()}: cannot connect: {exc}") from exc
-        return self._conn
+        try:
+            self._check_qemu_access(conn)
+        except NodeError:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def console_log_dir(self) -> Path:
+        return Path(self.config.storage_dir) / ".virtsync-console"
+
+    def _check_qemu_access(self, conn: Any) -> None:
+        """Before anything is created: QEMU's user must be able to reach the node's
+        directories, or the guest would fail to start with "Permission denied"."""
+        if not is_local_system(self.config.uri) or conn.getType() != "QEMU":
+            return  # remote node or no QEMU (the test driver): nothing to check here
+        who = qemu_account()
+        if who is None:
+            return
+        dirs = [("storageDir", self.config.storage_dir), ("imageDir", self.config.image_dir),
+                ("console log directory", str(self.console_log_dir()))]
+        if self.config.host_disk_dir is not None:
+            dirs.append(("hostDiskDir", self.config.host_disk_dir))
+        problems = describe_blocks(dirs, who)
+        if problems:
+            raise NodeError(f"{self.where()}: " + "; ".join(problems))
 
     def close(self) -> None:
         if self._conn is not None:
@@ -212,7 +251,7 @@ class NodeHost:
             domain_type=domain_type,  # type: ignore[arg-type]
             arch="i686" if test else "x86_64",
             machine="pc" if test else "q35",
-            console_log_dir=str(Path(self.config.storage_dir) / ".virtsync-console"),
+            console_log_dir=str(self.console_log_dir()),
         )
 
     def capacity(self) -> NodeCapacity:
@@ -221,14 +260,16 @@ class NodeHost:
         try:
             conn = self.conn()
         except NodeError:
-            return NodeCapacity(self.config.name, self.config.labels, 0, reachable=False)
+            return NodeCapacity(self.config.name, self.config.labels, 0, reachable=False,
+                                host_disk_dir=self.config.host_disk_dir)
         if self.config.memory_mib is not None:
             used = sum(d.info()[2] for d in conn.listAllDomains(
                 libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
             free = self.config.memory_mib * 1024 - used
         else:
             free = conn.getFreeMemory() // 1024
-        return NodeCapacity(self.config.name, self.config.labels, max(0, free))
+        return NodeCapacity(self.config.name, self.config.labels, max(0, free),
+                            host_disk_dir=self.config.host_disk_dir)
 
     # ------------------------------------------------------------ reading
 
@@ -244,7 +285,8 @@ class NodeHost:
             try:
                 inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 owner = parse_owner_metadata(etree.tostring(inactive))
-                if owner is None or not self.scope.manages(owner):
+                if owner is None or not self.scope.manages(owner) \
+                        or not _named_for(dom.name(), owner):
                     parsed = parse_domain_name(dom.name())
                     if parsed is not None:
                         conflicts.append(ObjectKey(VM_KIND, *parsed))

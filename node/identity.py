@@ -13,7 +13,8 @@ libvirt:
 (A leading dot cannot start a Kubernetes namespace, so the directory never collides
 with per-namespace disk folders.) Records are written atomically: temp file in the same
 directory, fsync, rename, fsync of the directory. A record that cannot be read is an
-error, never a reason to generate a new identity.
+error for its own VM, never a reason to generate a new identity, and never an error for
+the node's other VMs (their MAC allocation skips it).
 
 Allocation rules (see docs/identity.md):
 - firmware UUID: random (uuid4) unless pinned in spec.domain.firmware.uuid.
@@ -170,12 +171,18 @@ class IdentityStore:
         return self._read(self.record_path(key))
 
     def items(self) -> Iterator[tuple[ObjectKey, Identity]]:
-        """Every stored identity, sorted by namespace and name."""
+        """Every readable stored identity, sorted by namespace and name (corrupt records
+        are left out: see `get`)."""
         if not self.root.is_dir():
             return
         for ns_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             for path in sorted(ns_dir.glob("*.json")):
-                ident = self._read_cached(path)
+                try:
+                    ident = self._read_cached(path)
+                except VirtsyncError:
+                    # A corrupt record fails only its own VM (get/ensure refuse it, naming
+                    # the file); every other VM of the node is still allocated and checked.
+                    continue
                 if ident is not None:
                     yield ObjectKey("VirtualMachine", ns_dir.name, path.stem), ident
 

@@ -5,9 +5,11 @@ Pure: callers measure the nodes (`NodeCapacity`) and pass them in. Rules, in ord
 1. A VM that already has a domain on a node stays there (moving it is a `replace` or a
    migration, which the plan decides, never placement).
 2. Only nodes whose labels contain every `nodeSelector` pair are candidates.
-3. When the VM is going to run, a candidate needs `free_kib >= memory_kib`; a VM that
+3. A VM with hostDisk volumes needs a node whose `hostDiskDir` holds every hostDisk path
+   (safety rule 14: elsewhere the node would refuse them).
+4. When the VM is going to run, a candidate needs `free_kib >= memory_kib`; a VM that
    stays off (Halted/Manual) only needs a matching node.
-4. Among the fitting nodes, the one with the most free memory wins; ties go to the first
+5. Among the fitting nodes, the one with the most free memory wins; ties go to the first
    node in the Cluster config, so the choice is deterministic.
 
 When nothing fits the result carries a Kubernetes-style reason
@@ -20,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reconciler.hostdisk import target
+
 UNSCHEDULABLE = "ErrorUnschedulable"
 
 
@@ -29,6 +33,14 @@ class NodeCapacity:
     labels: Mapping[str, str] = field(default_factory=dict)
     free_kib: int = 0
     reachable: bool = True
+    host_disk_dir: str | None = None
+
+
+def holds(node: NodeCapacity, host_disks: Sequence[str]) -> bool:
+    """True when the node's hostDiskDir holds every hostDisk path (by name; the node
+    resolves symlinks again when it prepares the disks)."""
+    root = node.host_disk_dir
+    return not host_disks or (root is not None and all(target(root, p) for p in host_disks))
 
 
 @dataclass(frozen=True)
@@ -54,16 +66,19 @@ def place(
     memory_kib: int,
     will_run: bool,
     current: str | None = None,
+    host_disks: Sequence[str] = (),
 ) -> Placement:
     if current is not None:
         return Placement(current)
-    counts = {"selector": 0, "memory": 0, "unreachable": 0}
+    counts = {"selector": 0, "hostdisk": 0, "memory": 0, "unreachable": 0}
     fitting: list[tuple[int, int, str]] = []
     for order, node in enumerate(nodes):
         if not node.reachable:
             counts["unreachable"] += 1
         elif not matches(selector, node.labels):
             counts["selector"] += 1
+        elif not holds(node, host_disks):
+            counts["hostdisk"] += 1
         elif will_run and node.free_kib < memory_kib:
             counts["memory"] += 1
         else:
@@ -74,6 +89,9 @@ def place(
     parts = []
     if counts["selector"]:
         parts.append(f"{counts['selector']} node(s) didn't match node selector")
+    if counts["hostdisk"]:
+        parts.append(f"{counts['hostdisk']} node(s) had no hostDiskDir holding the hostDisk "
+                     "path(s)")
     if counts["memory"]:
         parts.append(
             f"{counts['memory']} node(s) had insufficient memory "

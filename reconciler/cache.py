@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.fsutil import write_atomic
-from reconciler.model import Finding, ObjectKey, SourceRef, UniqueClaim
+from reconciler.model import Finding, HostPath, HostPathKind, ObjectKey, SourceRef, UniqueClaim
 
-FORMAT = "virtsync-validate-cache/2"
+FORMAT = "virtsync-validate-cache/3"
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class CachedFacts:
     doc: int
     key: ObjectKey
     claims: tuple[UniqueClaim, ...]
+    host_paths: tuple[HostPath, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def _encode(entry: CachedFile) -> list[Any]:
         [[f.line, f.column, f.path, f.message, f.rule, f.severity] for f in entry.findings],
         [
             [c.doc, c.key.kind, c.key.namespace, c.key.name,
-             [[u.what, u.value, list(u.path)] for u in c.claims]]
+             [[u.what, u.value, list(u.path)] for u in c.claims],
+             [[h.what.value, h.value, list(h.path)] for h in c.host_paths]]
             for c in entry.facts
         ],
         entry.documents,
@@ -71,8 +73,10 @@ def _decode(raw: list[Any]) -> CachedFile:
                        for ln, col, p, m, r, s in findings),
         facts=tuple(
             CachedFacts(int(d), ObjectKey(k, ns, n),
-                        tuple(UniqueClaim(w, v, tuple(p)) for w, v, p in claims))
-            for d, k, ns, n, claims in facts
+                        tuple(UniqueClaim(w, v, tuple(p)) for w, v, p in claims),
+                        tuple(HostPath(HostPathKind(w), v, tuple(p))
+                              for w, v, p in host_paths))
+            for d, k, ns, n, claims, host_paths in facts
         ),
         documents=int(documents),
     )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from reconciler import semantic
+from reconciler import hostdisk, semantic
 from reconciler.cache import CachedFile
 from reconciler.gitsource import (
     GitTree as GitListing,
@@ -61,7 +61,7 @@ from reconciler.plan import content_hash
 from reconciler.positions import locate
 from reconciler.reconcile import Desired, body_hash, git_revision
 from reconciler.revisions import with_revisions
-from reconciler.validate import PARALLEL_THRESHOLD, check_bytes
+from reconciler.validate import PARALLEL_THRESHOLD, check_bytes, host_facts
 
 Stat = tuple[int, int, int]
 
@@ -152,6 +152,7 @@ class DesiredTree:
         self._by_key: dict[ObjectKey, Manifest] = {}
         self._hashes: dict[ObjectKey, str] = {}
         self._noted: set[str] = set()  # files with any finding
+        self._host_files: set[str] = set()  # files with a Cluster or a hostDisk path
         self._path_findings: tuple[Finding, ...] = ()
 
     # -------------------------------------------------------------- maintenance
@@ -177,6 +178,8 @@ class DesiredTree:
                     self._dups.add(slot)
         if s.result.findings:
             self._noted.add(s.display)
+        if host_facts((s.display, c) for c in s.result.facts):
+            self._host_files.add(s.display)
         for m in s.manifests:
             self._key_files.setdefault(m.key, set()).add(s.display)
             self._refresh_key(m.key)
@@ -191,6 +194,7 @@ class DesiredTree:
                 if self._claims[slot] <= 0:
                     del self._claims[slot]
         self._noted.discard(s.display)
+        self._host_files.discard(s.display)
         for m in s.manifests:
             files = self._key_files.get(m.key)
             if files is not None:
@@ -249,14 +253,15 @@ class DesiredTree:
 
     def _tree_findings(self) -> list[Finding]:
         duplicated = self._dups
-        if not duplicated:
-            return []
         involved = [ManifestFacts(c.key, SourceRef(s.display, c.doc), c.claims)
                     for s in self._files.values() for c in s.result.facts
-                    if any((u.what, u.value) in duplicated for u in c.claims)]
+                    if any((u.what, u.value) in duplicated for u in c.claims)] \
+            if duplicated else []
+        host = host_facts((d, c) for d in sorted(self._host_files)
+                          for c in self._files[d].result.facts)
         out: list[Finding] = []
         texts: dict[str, str] = {}
-        for ref, issue in semantic.check_unique(involved):
+        for ref, issue in [*semantic.check_unique(involved), *hostdisk.check_tree(host)]:
             if ref.file not in texts:
                 texts[ref.file] = self.text_of(ref.file)
             line, col = locate(texts[ref.file], ref.doc, issue.path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeAlias
 
 # Plain JSON-like data as produced by the loader: dict/list/str/int/float/bool/None only.
@@ -187,11 +188,26 @@ class UniqueClaim:
     path: JSONPath
 
 
+class HostPathKind(StrEnum):
+    HOST_DISK = "hostDisk"  # a VM volume's hostDisk.path
+    HOST_DISK_DIR = "hostDiskDir"  # a Cluster node's hostDisk root
+
+
+@dataclass(frozen=True, order=True)
+class HostPath:
+    """A host path a document names, checked against the tree's Cluster config."""
+
+    what: HostPathKind
+    value: str
+    path: JSONPath
+
+
 @dataclass(frozen=True)
 class ManifestFacts:
     """The small, cacheable summary of one valid-enough document that cross-file checks
-    need: its key, where it is, and the unique values it claims."""
+    need: its key, where it is, the unique values it claims and the host paths it names."""
 
     key: ObjectKey
     source: SourceRef
     claims: tuple[UniqueClaim, ...] = ()
+    host_paths: tuple[HostPath, ...] = ()

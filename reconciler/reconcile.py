@@ -114,9 +114,10 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     if conflicts:
         names = ", ".join(str(k) for k in sorted(conflicts))
         raise VirtsyncError(f"refusing to plan: {names} exist(s) live without virtsync's owner "
-                            "marker (an unmanaged domain with the same name), or managed by "
-                            "another virtsync installation (rule 18); rename the VM in git or "
-                            "remove the other domain yourself")
+                            "marker for that VM (an unmanaged domain, or one marked for another "
+                            "VM, with the same name), or managed by another virtsync "
+                            "installation (rule 18); rename the VM in git or remove the other "
+                            "domain yourself")
     # Backends hold secrets only as digests: compare the desired side the same way.
     planned = [replace(m, body=digest_sensitive(dict(m.body))) for m in desired.manifests]
     fingerprints = Fingerprints(

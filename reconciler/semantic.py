@@ -17,6 +17,7 @@ import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from reconciler import hostdisk
 from reconciler.metanames import (
     MAX_CLAIM_NAME,
     MAX_VM_NAME,
@@ -81,6 +82,8 @@ def check_manifest(m: Manifest) -> list[Issue]:
     """Semantic problems of one document (schema-valid or not)."""
     issues = [*metadata_issues(m.body.get("metadata"), ("metadata",)),
               *_name_lengths(m)]
+    if hostdisk.is_cluster(m):
+        return issues + hostdisk.check_cluster(m)
     if not _is_vm(m):
         return issues
     body = m.body
@@ -315,7 +318,7 @@ def facts(m: Manifest) -> ManifestFacts:
             if isinstance(disk_serial, str) and disk_serial:
                 claims.append(UniqueClaim("disk serial", disk_serial,
                                           (*DEVICES, "disks", i, "serial")))
-    return ManifestFacts(m.key, m.source, tuple(claims))
+    return ManifestFacts(m.key, m.source, tuple(claims), hostdisk.host_paths(m))
 
 
 def _where(ref: SourceRef, here: SourceRef) -> str:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
 
-from reconciler import __version__, schema, semantic
+from reconciler import __version__, hostdisk, schema, semantic
 from reconciler.cache import CachedFacts, CachedFile, TreeResult, ValidationCache
 from reconciler.loader import (
     LoadedFile,
@@ -93,7 +93,7 @@ def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> Cach
         reported = {i.path for i in issues}
         issues += [i for i in semantic.check_manifest(m) if i.path not in reported]
         f = semantic.facts(m)
-        facts.append(CachedFacts(m.source.doc, f.key, f.claims))
+        facts.append(CachedFacts(m.source.doc, f.key, f.claims, f.host_paths))
         findings.extend(_locate(loaded.path, text, m.source.doc, i) for i in issues)
     return CachedFile(tuple(objects), tuple(sorted(findings)), tuple(facts), loaded.documents)
 
@@ -138,7 +138,7 @@ def cache_namespace(ignore_unknown: bool) -> str:
     h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
     here = Path(__file__).parent
     code = ["yamlsafe.py", "loader.py", "positions.py", "schema.py", "semantic.py", "metanames.py",
-            "validate.py", "model.py", "sensitive.py", "cache.py"]
+            "validate.py", "model.py", "sensitive.py", "cache.py", "hostdisk.py"]
     for name in code:
         h.update(name.encode())
         h.update((here / name).read_bytes())
@@ -262,7 +262,15 @@ def _tree_result(reports: Sequence[FileReport],
                     for r in reports for c in r.result.facts
                     if any((u.what, u.value) in duplicated for u in c.claims)]
         findings.extend(tree_findings(involved, sources))
+    findings.extend(located(hostdisk.check_tree(host_facts(
+        (r.path, c) for r in reports for c in r.result.facts)), sources))
     return TreeResult(tuple(objects), tuple(findings))
+
+
+def host_facts(facts: Iterable[tuple[str, CachedFacts]]) -> list[ManifestFacts]:
+    """The facts the hostDisk tree check needs: the Cluster and documents naming host paths."""
+    return [ManifestFacts(c.key, SourceRef(path, c.doc), c.claims, c.host_paths)
+            for path, c in facts if c.host_paths or c.key.kind == hostdisk.CLUSTER_KIND]
 
 
 def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
@@ -281,8 +289,14 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
 def tree_findings(facts: Sequence[ManifestFacts],
                   sources: Mapping[str, SourceFile]) -> list[Finding]:
     """Cross-file uniqueness; reads a file again only to locate a (rare) duplicate."""
+    return located(semantic.check_unique(facts), sources)
+
+
+def located(issues: Iterable[tuple[SourceRef, Issue]],
+            sources: Mapping[str, SourceFile]) -> list[Finding]:
+    """Cross-file issues as findings; reads a file again only to locate one (rare)."""
     out: list[Finding] = []
-    for ref, issue in semantic.check_unique(facts):
+    for ref, issue in issues:
         src = sources.get(ref.file)
         text = (read_source(src).decode("utf-8", errors="replace").lstrip("\ufeff")
                 if src is not None else "")
@@ -299,10 +313,11 @@ def validate_loaded(files: Sequence[LoadedFile], contents: Mapping[str, bytes], 
         text = contents[loaded.path].decode("utf-8", errors="replace").lstrip("\ufeff")
         result = check_loaded(loaded, text, ignore_unknown=ignore_unknown)
         findings.extend(result.findings_for(loaded.path))
-        all_facts.extend(ManifestFacts(c.key, SourceRef(loaded.path, c.doc), c.claims)
+        all_facts.extend(ManifestFacts(c.key, SourceRef(loaded.path, c.doc), c.claims,
+                                       c.host_paths)
                          for c in result.facts)
     texts = {p: c.decode("utf-8", errors="replace").lstrip("\ufeff")
              for p, c in contents.items()}
-    for ref, issue in semantic.check_unique(all_facts):
+    for ref, issue in [*semantic.check_unique(all_facts), *hostdisk.check_tree(all_facts)]:
         findings.append(_locate(ref.file, texts.get(ref.file, ""), ref.doc, issue))
     return tuple(sorted(set(findings)))

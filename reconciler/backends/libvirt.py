@@ -247,7 +247,9 @@ class LibvirtBackend:
         selector = _node_selector(expanded)
         will_run = starts_on_create(spec.run_strategy)
         placement = place([h.capacity() for h in self.hosts.values()], selector=selector,
-                          memory_kib=spec.memory_kib, will_run=will_run)
+                          memory_kib=spec.memory_kib, will_run=will_run,
+                          host_disks=[v.path for v in spec.volumes
+                                      if v.kind == "hostDisk" and v.path])
         if placement.node is None:
             self.pending.put(vm.key, vm.api_version, UNSCHEDULABLE, placement.reason,
                              revision, vm.body)

@@ -262,37 +262,74 @@ def test_empty_disk_is_scratch_per_incarnation(storage: NodeStorage) -> None:
     assert info(path, "qcow2")["virtual-size"] == 16 * MiB
 
 
-def test_host_disk_inside_storage_created_raw(storage: NodeStorage) -> None:
-    vm = vm_of(
-        vm_body(
-            [{"name": "h", "disk": {}}],
-            [
-                {
-                    "name": "h",
-                    "hostDisk": {
-                        "path": str(storage.storage_dir / "host" / "disk.img"),
-                        "type": "DiskOrCreate",
-                        "capacity": "4Mi",
-                    },
-                }
-            ],
-        )
-    )
-    prepared = prepare_disks(vm, IDENT, storage)
+def host_vm(path: str) -> VmSpec:
+    return vm_of(vm_body(
+        [{"name": "h", "disk": {}}],
+        [{"name": "h", "hostDisk": {"path": path, "type": "DiskOrCreate", "capacity": "4Mi"}}],
+    ))
+
+
+@pytest.fixture
+def host_storage(storage: NodeStorage, tmp_path: Path) -> NodeStorage:
+    (tmp_path / "hostdisks").mkdir()
+    return NodeStorage.of(storage.storage_dir, storage.image_dir, tmp_path / "hostdisks",
+                          protected=[tmp_path / "state"])
+
+
+@pytest.mark.parametrize("path", ["vm1/disk.img", "{root}/vm1/disk.img"])
+def test_host_disk_inside_host_disk_dir_created_raw(host_storage: NodeStorage,
+                                                    path: str) -> None:
+    root = host_storage.host_disk_dir
+    assert root is not None
+    prepared = prepare_disks(host_vm(path.format(root=root)), IDENT, host_storage)
     assert prepared.disks[0].format == "raw"
+    assert prepared.disks[0].path == str(root / "vm1" / "disk.img")
     assert Path(prepared.disks[0].path).stat().st_size == 4 * MiB
 
 
-@pytest.mark.parametrize("path", ["/etc/passwd", "../escape.img", "/var/lib/libvirt/images/x.img"])
-def test_host_disk_outside_storage_is_refused(storage: NodeStorage, path: str) -> None:
-    vm = vm_of(
-        vm_body(
-            [{"name": "h", "disk": {}}],
-            [{"name": "h", "hostDisk": {"path": path, "type": "DiskOrCreate", "capacity": "1Mi"}}],
-        )
-    )
+@pytest.mark.parametrize("path", [
+    "/etc/passwd", "../escape.img", "vm1/../../escape.img", "/var/lib/libvirt/images/x.img",
+    "{storage}/default/claims/other.qcow2", "{storage}/.virtsync-identity/default/x.json",
+    "{state}/inventory.json",
+])
+def test_host_disk_outside_host_disk_dir_is_refused(host_storage: NodeStorage,
+                                                    tmp_path: Path, path: str) -> None:
+    """Rule 14: never another namespace's claim, the identity store or the state dir."""
+    bad = path.format(storage=host_storage.storage_dir, state=tmp_path / "state")
     with pytest.raises(UnsafePath, match=r"volumes\[0\]\.hostDisk path"):
-        prepare_disks(vm, IDENT, storage)
+        prepare_disks(host_vm(bad), IDENT, host_storage)
+    assert not list((tmp_path / "hostdisks").iterdir())
+
+
+def test_host_disk_symlink_into_identity_store_is_refused(host_storage: NodeStorage,
+                                                          tmp_path: Path) -> None:
+    store = host_storage.storage_dir / ".virtsync-identity" / "default"
+    store.mkdir(parents=True)
+    (tmp_path / "hostdisks" / "link").symlink_to(store)
+    with pytest.raises(UnsafePath, match="outside"):
+        prepare_disks(host_vm("link/evil.json"), IDENT, host_storage)
+    assert not list(store.iterdir())
+
+
+def test_host_disk_without_host_disk_dir_is_refused(storage: NodeStorage) -> None:
+    with pytest.raises(UnsafePath, match="sets no hostDiskDir"):
+        prepare_disks(host_vm(str(storage.storage_dir / "x.img")), IDENT, storage)
+    assert not (storage.storage_dir / "x.img").exists()
+
+
+@pytest.mark.parametrize("target", ["storage", "state"])
+def test_host_disk_dir_resolving_into_own_trees_is_refused(storage: NodeStorage,
+                                                           tmp_path: Path, target: str) -> None:
+    """A hostDiskDir that is a symlink to (or under) virtsync's own trees is refused."""
+    (tmp_path / "state").mkdir()
+    real = storage.storage_dir / "hd" if target == "storage" else tmp_path / "state"
+    real.mkdir(exist_ok=True)
+    (tmp_path / "innocent").symlink_to(real)
+    s = NodeStorage.of(storage.storage_dir, storage.image_dir, tmp_path / "innocent",
+                       protected=[tmp_path / "state"])
+    with pytest.raises(UnsafePath, match="overlaps virtsync's"):
+        prepare_disks(host_vm("x.img"), IDENT, s)
+    assert not (real / "x.img").exists()
 
 
 def test_tampered_claim_with_backing_outside_is_refused(
