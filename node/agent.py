@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     from node.cluster import NodeConfig
     from node.networks import NetworkMap
 
-    p = argparse.ArgumentParser(prog="python -m node.agent", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m node.agent", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--uri", default="qemu:///system")
     p.add_argument("--name", default="local")
