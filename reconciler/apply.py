@@ -160,9 +160,10 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
     else:
         assert m is not None
         restart = "restart" in c.actions
-        steps.append(("update", lambda: backend.update(
-            m, revision=revision, refs=refs, restart=restart, grace_period=grace,
-            force=force)))
+        if "update" in c.actions or restart:  # a power-only change redefines nothing
+            steps.append(("update", lambda: backend.update(
+                m, revision=revision, refs=refs, restart=restart, grace_period=grace,
+                force=force)))
         if "stop" in c.actions:
             steps.append(("stop", lambda: backend.stop(c.key, grace_period=grace, force=force)))
             word = "stopped"

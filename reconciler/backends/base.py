@@ -49,6 +49,9 @@ class VMStatus:
     node: str = ""
     conditions: tuple[Condition, ...] = ()
     created_at: float | None = None  # epoch seconds when the VM was first created
+    # `virtsync stop` holds the guest off until `virtsync start` or git changes its run
+    # strategy (KubeVirt: a stop request); a plan never starts it meanwhile (rule 16).
+    stop_requested: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from node.cluster import ClusterConfig, cluster_from_manifests
 from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
-from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP, starts_on_create
+from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP
 from node.networks import NetworkMap
 from node.pending import Pending, PendingStore
 from node.placement import UNSCHEDULABLE, place
@@ -45,6 +45,7 @@ from reconciler.backends.base import (
     VMStatus,
 )
 from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.power import starts_on_create
 from reconciler.statedir import state_dir
 
 PVC_NOT_FOUND = "ErrorPvcNotFound"
@@ -184,7 +185,8 @@ class LibvirtBackend:
             revision=rec.owner.source_revision,
             spec_hash=rec.owner.spec_hash,
             identity=LiveIdentity(rec.uuid, rec.serial, dict(rec.facts.macs)),
-            status=_status(vm_status(view, node, now), rec.runtime.created),
+            status=replace(_status(vm_status(view, node, now), rec.runtime.created),
+                           stop_requested=rec.runtime.intent == INTENT_STOP),
         )
 
     # ------------------------------------------------------------------ finding a VM
