@@ -20,7 +20,7 @@ from typing import Any
 from reconciler.classify import Context, Disruption, classify
 from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
 from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
-from reconciler.normalize import Keyed, align_defaults, get_path, normalize
+from reconciler.normalize import Keyed, align_defaults, canonical_mac, get_path, normalize
 from reconciler.power import (
     PowerAction,
     PowerFacts,
@@ -202,7 +202,7 @@ def identity_values(body: Mapping[str, JSON]) -> list[str]:
         for iface in interfaces:
             mac = iface.get("macAddress") if isinstance(iface, Mapping) else None
             if isinstance(mac, str):
-                out.append("mac:" + mac.lower())
+                out.append("mac:" + canonical_mac(mac))
     return out
 
 

@@ -174,7 +174,8 @@ class LibvirtBackend:
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
         if rec.applied is not None:
-            body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts)
+            body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts,
+                                 uuid=rec.uuid, serial=rec.serial)
         view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
         api = str(body.get("apiVersion", "kubevirt.io/v1"))
         return LiveObject(
