@@ -119,6 +119,14 @@ class Backend(Protocol):
         """Stop (gracefully) and undefine. Disks are kept unless `delete_disks`."""
         ...
 
+    def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
+                refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
+                force: bool = False) -> None:
+        """Undefine `old` and define `vm` again (a rename when the keys differ), carrying
+        the identity, the disks and the power state over (rule 17). A step that fails
+        leaves the VM with a working domain: the old one, restored."""
+        ...
+
 
 def desired_refs(manifests: Sequence[Manifest]) -> dict[ObjectKey, Manifest]:
     """Index of every desired object by key (what `refs` expects)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from e2e.test_apply_testdriver import Tree, conn, domains, run, tree, vm  # noqa: F401  (fixtures)
+from e2e.test_apply_testdriver import Tree, domains, run, vm
 
 MAC = re.compile(r'macAddress: "([0-9a-f:]{17})"')
 UUID = re.compile(r'uuid: "([0-9a-f-]{36})"')
@@ -29,7 +29,7 @@ def respell(path: Path) -> None:
     path.write_text(text)
 
 
-def test_pin_then_plan_is_empty_and_starts_nothing(conn: Any, tree: Tree, tmp_path: Path,  # noqa: F811
+def test_pin_then_plan_is_empty_and_starts_nothing(conn: Any, tree: Tree, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     tree.put(vm("web"))  # Always: running
     tree.put(vm("manual", run="Manual"))  # created stopped
@@ -61,7 +61,7 @@ def test_pin_then_plan_is_empty_and_starts_nothing(conn: Any, tree: Tree, tmp_pa
 
 
 def test_a_pin_that_differs_from_live_is_an_identity_change(
-        conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+        conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
     body = vm("web")
     tree.put(body)
     assert run("apply", str(tree.root)) == 0
