@@ -375,7 +375,11 @@ class LibvirtBackend:
         rec = host.record(dom)
         old_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
         if rec.active:
-            host.stop(dom, grace, force=force, intent=INTENT_HOLD)
+            try:
+                host.stop(dom, grace, force=force, intent=INTENT_HOLD)
+            except VirtsyncError:
+                host.set_runtime(dom, rec.runtime)  # still running: the agent's again
+                raise
         try:
             host.identities.move(old, vm.key)
         except VirtsyncError:
