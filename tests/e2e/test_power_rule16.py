@@ -209,3 +209,29 @@ def test_halted_vm_started_outside_is_planned_to_stop(
     assert run("start", f"{tree.ns}/h", "--path", str(tree.root)) == 2
     assert "runStrategy is Halted" in capsys.readouterr().err
     assert not tree.running("h")
+
+
+def test_drift_healing_does_not_start_a_stopped_manual_vm(tree: Tree, tmp_path: Path) -> None:
+    """The resync that restores git over an outside edit redefines the VM and leaves a
+    stopped Manual (and Once) VM stopped."""
+    tree.put("man", "Manual")
+    tree.put("once", "Once")
+    watcher = Watcher(WatchOptions(path=str(tree.root), apply=ApplyOptions(), agent=False),
+                      state=tmp_path / "state",
+                      backend_factory=lambda ms: LibvirtBackend.from_manifests(
+                          ms, state=tmp_path / "state"),
+                      log=JsonLogger(io.StringIO(), level="debug"))
+    try:
+        assert watcher.startup().result == "ok"
+        tree.dom("once").shutdown()  # Once: ran, completed
+        config = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        for name in ("man", "once"):  # `virsh setmaxmem --config` behind virtsync's back
+            tree.dom(name).setMemoryFlags(32 * 1024, config | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+        report = watcher.resync()
+        assert report.drift == 2
+        assert sorted((o.key.name, o.word) for o in report.outcomes) == [
+            ("man", "configured"), ("once", "configured")]
+        assert not tree.running("man") and not tree.running("once")
+        assert watcher.resync().changes == 0
+    finally:
+        watcher.close()

@@ -5,6 +5,7 @@ a step that fails leaves the VM with a working domain (the old one, restored).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -139,3 +140,35 @@ def test_failed_rename_leaves_the_old_domain_working(
     tree.put(body)
     assert run("apply", str(tree.root), "--allow-restart") == 0, capsys.readouterr().err
     assert domains(conn) == {"e2e_svc2": True} and identity(conn, "svc2") == before
+
+
+def test_watch_renames_a_pinned_vm_carrying_its_identity(conn: Any, tree: Tree,
+                                                         tmp_path: Path) -> None:
+    import io
+
+    from reconciler.apply import ApplyOptions
+    from reconciler.backends.libvirt import LibvirtBackend
+    from reconciler.logs import JsonLogger
+    from reconciler.watch import Watcher, WatchOptions
+
+    tree.put(vm("cache"))
+    watcher = Watcher(WatchOptions(path=str(tree.root), agent=False,
+                                   apply=ApplyOptions(allow_restart=True)),
+                      state=tmp_path / "state",
+                      backend_factory=lambda ms: LibvirtBackend.from_manifests(
+                          ms, state=tmp_path / "state"),
+                      log=JsonLogger(io.StringIO(), level="debug"))
+    try:
+        assert watcher.startup().result == "ok"
+        assert run("pin", str(tree.root)) == 0
+        assert watcher.resync().changes == 0
+        before = identity(conn, "cache")
+        rename(tree, "cache", "cache2")  # saved: one file gone, one new
+        report = watcher.on_change({"fs": {str(tree.root / "vms" / "cache.yaml"),
+                                           str(tree.root / "vms" / "cache2.yaml")},
+                                    "git": set()})
+        assert [(o.key.name, o.word) for o in report.outcomes] == [("cache2", "replaced")]
+        assert domains(conn) == {"e2e_cache2": True} and identity(conn, "cache2") == before
+        assert watcher.resync().changes == 0
+    finally:
+        watcher.close()
