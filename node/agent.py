@@ -14,7 +14,9 @@ calling libvirt from inside the event loop would block the loop that delivers th
 Decisions are node.lifecycle.decide; what the agent remembers (consecutive failures,
 back-off deadline, last stop) is written to the domain's runtime metadata, so it
 survives agent restarts and the backend's status sees it. Only domains carrying
-virtsync's owner marker are ever started.
+virtsync's owner marker are ever started. STARTED events (and running domains found at
+start-up) of a VM whose run strategy is Halted are started outside virtsync: the agent
+shuts them down gracefully (rule 16, `handle_start`).
 """
 
 from __future__ import annotations
