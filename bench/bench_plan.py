@@ -45,7 +45,7 @@ def run_plan(root: Path, base: str, state: Path) -> tuple[float, int, dict[str, 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--changed", type=float, default=0.01)
     ap.add_argument("--json", type=Path, help="also write the figures here")

@@ -58,7 +58,7 @@ def one_round(node: tinyguest.Node, i: int) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__, allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json", action="store_true", help="print one JSON document")

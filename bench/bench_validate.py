@@ -49,7 +49,7 @@ def run_validate(root: Path, state: Path) -> tuple[float, float, int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
     ap.add_argument("--json", type=Path, help="also write the figures here")

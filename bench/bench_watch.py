@@ -77,7 +77,7 @@ def pct(values: Sequence[float], q: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vms", type=int, default=10_000)
     ap.add_argument("--edits", type=int, default=30)

@@ -153,7 +153,7 @@ def generate(out: Path, count: int, *, per_dir: int = 1000) -> list[Path]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     ap.add_argument("out", type=Path)
     ap.add_argument("--count", type=int, default=10_000)
     args = ap.parse_args()

@@ -15,18 +15,21 @@ Decisions are node.lifecycle.decide; what the agent remembers (consecutive failu
 back-off deadline, last stop) is written to the domain's runtime metadata, so it
 survives agent restarts and the backend's status sees it. Only domains carrying
 virtsync's owner marker are ever started, and only those of the agent's `Scope`
-(rule 18: this installation's, unless it was started for every installation).
+(rule 18: this installation's, unless it was started for every installation). STARTED
+events (and running domains found at start-up) of a VM whose run strategy is Halted are
+started outside virtsync: the agent shuts them down gracefully (rule 16, `handle_start`).
 """
 
 from __future__ import annotations
 
 import argparse
+import enum
 import heapq
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,7 +49,9 @@ from node.lifecycle import (
     stop_kind_from_shutoff_reason,
 )
 from node.metadata import Scope, parse_owner_metadata
-from reconciler.model import JSON, VirtsyncError
+from node.stop import press_power_button
+from reconciler.model import VirtsyncError
+from reconciler.power import run_strategy
 
 log = logging.getLogger("virtsync.agent")
 
@@ -71,20 +76,23 @@ def ensure_event_loop() -> None:
         _loop_started = True
 
 
-def run_strategy_of(body: Mapping[str, JSON]) -> str:
-    spec = body.get("spec")
-    if not isinstance(spec, Mapping):
-        return HALTED
-    strategy = spec.get("runStrategy")
-    if isinstance(strategy, str) and strategy:
-        return strategy
-    return "Always" if spec.get("running") is True else HALTED
+# A Halted guest started outside virtsync gets the power button every HALT_RETRY seconds
+# (a guest still booting has no ACPI listener yet), for at most HALT_GIVE_UP seconds;
+# never forced: pulling the power is the operator's call (`virtsync stop --force`).
+HALT_RETRY = 2.0
+HALT_GIVE_UP = 300.0
+
+
+class _Due(enum.Enum):
+    START = "start"  # start again if still wanted (run strategy, after a back-off)
+    HALT = "halt"  # press the power button again if a Halted guest still runs
 
 
 @dataclass(order=True)
 class _Timer:
     at: float
     uuid: str = field(compare=False)
+    what: _Due = field(default=_Due.START, compare=False)
 
 
 class LifecycleAgent:
@@ -100,10 +108,11 @@ class LifecycleAgent:
         self.scope = scope if scope is not None else host.scope
         self.policy = policy
         self.clock = clock
-        # Items: a stop to handle, () to wake the worker (new timer), None to quit.
-        self._events: queue.Queue[tuple[str, StopKind, bool] | tuple[()] | None] = (
-            queue.Queue()
-        )
+        # Items: a stop to handle, (uuid,) a start to check, () to wake the worker (new
+        # timer), None to quit.
+        self._events: queue.Queue[
+            tuple[str, StopKind, bool] | tuple[str] | tuple[()] | None] = queue.Queue()
+        self._halting: dict[str, float] = {}  # uuid → when to give up pressing the button
         self._timers: list[_Timer] = []
         self._timers_lock = threading.Lock()
         self._callback: int | None = None
@@ -125,6 +134,9 @@ class LifecycleAgent:
         for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_INACTIVE):
             kind = stop_kind_from_shutoff_reason(dom.state()[1])
             self._events.put((dom.UUIDString(), kind, True))
+        # Domains that run against a Halted strategy (started while no agent watched).
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            self._events.put((dom.UUIDString(),))
 
     def stop(self) -> None:
         if self._callback is not None:
@@ -142,6 +154,8 @@ class LifecycleAgent:
         # Runs on the event-loop thread: queue only, never call libvirt from here.
         if event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
             self._events.put((dom.UUIDString(), stop_kind_from_event(detail), False))
+        elif event == libvirt.VIR_DOMAIN_EVENT_STARTED:
+            self._events.put((dom.UUIDString(),))
 
     def _work(self) -> None:
         while True:
@@ -153,18 +167,26 @@ class LifecycleAgent:
                 item = ()
             if item is None:
                 return
-            if item:
+            if len(item) == 3:
                 uuid, kind, at_startup = item
                 self._guard(self.handle_stop, uuid, kind, at_startup)
-            for uuid in self._due():
-                self._guard(self.start_if_still_wanted, uuid)
+            elif len(item) == 1:
+                self._guard(self.handle_start, item[0])
+            for timer in self._due():
+                fn = self.start_if_still_wanted if timer.what is _Due.START else self.handle_start
+                self._guard(fn, timer.uuid)
 
-    def _due(self) -> list[str]:
+    def _due(self) -> list[_Timer]:
         with self._timers_lock:
             due = []
             while self._timers and self._timers[0].at <= self.clock():
-                due.append(heapq.heappop(self._timers).uuid)
+                due.append(heapq.heappop(self._timers))
             return due
+
+    def _schedule(self, timer: _Timer) -> None:
+        with self._timers_lock:
+            heapq.heappush(self._timers, timer)
+        self._events.put(())  # wake the worker: its wait may be longer than this timer
 
     def _guard(self, fn: Callable[..., object], *args: Any) -> None:
         try:
@@ -188,11 +210,11 @@ class LifecycleAgent:
         if dom is None or dom.isActive():
             return None
         rec = self.host.record(dom)
-        strategy = run_strategy_of(rec.applied.body) if rec.applied is not None else HALTED
+        strategy = run_strategy(rec.applied.body) if rec.applied is not None else HALTED
         rt = rec.runtime
         now = self.clock()
         ran_for = now - rt.last_start if rt.last_start and not at_startup else None
-        decision = decide(strategy, kind, intent=rt.intent, failures=rt.failures,
+        decision = decide(strategy or "", kind, intent=rt.intent, failures=rt.failures,
                           ran_for=ran_for, policy=self.policy, at_startup=at_startup)
         self.decisions.append((rec.domain, decision))
         log.info("%s: %s", rec.domain, decision.reason)
@@ -207,9 +229,35 @@ class LifecycleAgent:
         if rt.intent != INTENT_HOLD and updated != rt and (decision.start or not at_startup):
             self.host.set_runtime(dom, updated)
         if decision.start:
-            with self._timers_lock:
-                heapq.heappush(self._timers, _Timer(now + decision.delay, uuid))
-            self._events.put(())  # wake the worker: its wait may be longer than this timer
+            self._schedule(_Timer(now + decision.delay, uuid))
+        return decision
+
+    def handle_start(self, uuid: str) -> Decision | None:
+        """KubeVirt's Halted: a guest started outside virtsync (`virsh start`) is shut
+        down gracefully (rule 16); the plan meanwhile reports the drift."""
+        dom = self._managed(uuid)
+        rec = self.host.record(dom) if dom is not None and dom.isActive() else None
+        halted = rec is not None and rec.applied is not None and \
+            run_strategy(rec.applied.body) is HALTED and rec.runtime.intent != INTENT_HOLD
+        if rec is None or not halted:
+            self._halting.pop(uuid, None)
+            return None
+        now = self.clock()
+        first = uuid not in self._halting
+        give_up = self._halting.setdefault(uuid, now + HALT_GIVE_UP)
+        if now >= give_up:
+            log.warning("%s: runStrategy Halted, but the guest ignored the power button for "
+                        "%.0fs; left running (virtsync stop --force powers it off)",
+                        rec.domain, HALT_GIVE_UP)
+            self._halting.pop(uuid, None)
+            return None
+        decision = Decision(False, 0.0, rec.runtime.failures,
+                            "Halted: running (started outside virtsync); shutting it down")
+        if first:
+            self.decisions.append((rec.domain, decision))
+            log.info("%s: %s", rec.domain, decision.reason)
+        press_power_button(dom)
+        self._schedule(_Timer(now + HALT_RETRY, uuid, _Due.HALT))
         return decision
 
     def start_if_still_wanted(self, uuid: str) -> None:
@@ -227,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     from node.networks import NetworkMap
     from reconciler.statedir import installation_id, state_dir
 
-    p = argparse.ArgumentParser(prog="python -m node.agent", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m node.agent", description=__doc__, allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--uri", default="qemu:///system")
     p.add_argument("--name", default="local")

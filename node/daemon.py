@@ -191,7 +191,8 @@ def _pid_from_file(path: str) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.daemon", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m node.daemon", description=__doc__,
+                                     allow_abbrev=False)
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--uri", default=DEFAULT_URI)
     args = parser.parse_args(argv)

@@ -352,7 +352,18 @@ class NodeHost:
                     missing.append(vol.claim_name)
         return missing
 
-    def define(
+    def define(self, vm: Manifest, expanded: Mapping[str, JSON], **kw: Any) -> Any:
+        """Create what the VM needs on this node and (re)define its domain."""
+        return self.define_xml(self.render(vm, expanded, **kw), vm.key)
+
+    def define_xml(self, xml: str, key: ObjectKey) -> Any:
+        try:
+            return self.conn().defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: defining {key.namespace}/{key.name}: "
+                            f"{exc}") from exc
+
+    def render(
         self,
         vm: Manifest,
         expanded: Mapping[str, JSON],
@@ -362,8 +373,9 @@ class NodeHost:
         runtime: RuntimeRecord,
         generation: int,
         fresh_scratch: bool,
-    ) -> Any:
-        """Create what the VM needs on this node and (re)define its domain."""
+    ) -> str:
+        """Create what the VM needs on this node (identity, disks, checks of its networks)
+        and return its domain XML; nothing is defined yet."""
         spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
         dvs = [m for k, m in refs.items() if k.kind == "DataVolume" and k.namespace == vm.namespace]
         sizes = claim_sizes(expanded, dvs)
@@ -394,10 +406,7 @@ class NodeHost:
         if not runtime.created:
             runtime = replace(runtime, created=self.clock())
         decorate(element, applied_element(vm.body, effective), runtime)
-        try:
-            return self.conn().defineXML(to_xml(element))
-        except libvirt.libvirtError as exc:
-            raise NodeError(f"{self.where()}: defining {vm.namespace}/{vm.name}: {exc}") from exc
+        return to_xml(element)
 
     def start(self, dom: Any) -> None:
         """Start the domain (no-op when running) once no running domain holds its disks."""

@@ -274,6 +274,27 @@ class IdentityStore:
         with self.locked():
             self._write(path, ident)
 
+    def move(self, old: ObjectKey, new: ObjectKey) -> Identity | None:
+        """Carry a renamed VM's identity over to its new key (rule 17): the record is
+        written under `new`, then removed under `old`, under the lock, so a crash leaves
+        it under one key or both (then `new` wins at the next move). Idempotent: a record
+        already under `new` only is left there. None when neither key has one."""
+        src, dst = self.record_path(old), self.record_path(new)
+        with self.locked():
+            ident = self._read(src)
+            if ident is None:
+                return self._read(dst)
+            moved = self._read(dst)
+            if moved is not None and moved != ident:
+                raise VirtsyncError(f"{new}: cannot carry over the identity of {old}: "
+                                    f"{dst} already holds a different one")
+            if moved is None:
+                self._write(dst, ident)
+            src.unlink()
+            fsync_dir(src.parent)
+            self._bump(f"{old.namespace}/{old.name}", ())
+            return ident
+
     def forget(self, key: ObjectKey) -> bool:
         """Remove the VM's identity. Only for an explicit delete whose policy allows it:
         a forgotten identity can never be recovered from the store."""

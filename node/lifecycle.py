@@ -27,12 +27,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-ALWAYS = "Always"
-RERUN_ON_FAILURE = "RerunOnFailure"
-ONCE = "Once"
-MANUAL = "Manual"
-HALTED = "Halted"
-RUN_STRATEGIES = frozenset({ALWAYS, RERUN_ON_FAILURE, ONCE, MANUAL, HALTED})
+import libvirt
+
+from reconciler.power import RunStrategy
+
+ALWAYS = RunStrategy.ALWAYS
+RERUN_ON_FAILURE = RunStrategy.RERUN_ON_FAILURE
+ONCE = RunStrategy.ONCE
+MANUAL = RunStrategy.MANUAL
+HALTED = RunStrategy.HALTED
+RUN_STRATEGIES = frozenset(RunStrategy)
 
 INTENT_NONE = ""
 INTENT_STOP = "stop"
@@ -52,28 +56,28 @@ class StopKind(enum.Enum):
         return self in (StopKind.CRASHED, StopKind.FAILED)
 
 
-# libvirt constants, so this module stays pure (no libvirt import). Values are ABI-stable.
+# By libvirt's names, never by number (only the constants are used: still pure).
 # virDomainEventStoppedDetailType
 _EVENT_DETAIL = {
-    0: StopKind.GUEST_SHUTDOWN,  # VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN
-    1: StopKind.DESTROYED,  # ..._DESTROYED
-    2: StopKind.CRASHED,  # ..._CRASHED
-    3: StopKind.OTHER,  # ..._MIGRATED
-    4: StopKind.OTHER,  # ..._SAVED
-    5: StopKind.FAILED,  # ..._FAILED
-    6: StopKind.OTHER,  # ..._FROM_SNAPSHOT
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: StopKind.GUEST_SHUTDOWN,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED: StopKind.DESTROYED,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_CRASHED: StopKind.CRASHED,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_MIGRATED: StopKind.OTHER,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_SAVED: StopKind.OTHER,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FAILED: StopKind.FAILED,
+    libvirt.VIR_DOMAIN_EVENT_STOPPED_FROM_SNAPSHOT: StopKind.OTHER,
 }
 # virDomainShutoffReason
 _SHUTOFF_REASON = {
-    0: StopKind.NEVER_STARTED,  # VIR_DOMAIN_SHUTOFF_UNKNOWN
-    1: StopKind.GUEST_SHUTDOWN,  # ..._SHUTDOWN
-    2: StopKind.DESTROYED,  # ..._DESTROYED
-    3: StopKind.CRASHED,  # ..._CRASHED
-    4: StopKind.OTHER,  # ..._MIGRATED
-    5: StopKind.OTHER,  # ..._SAVED
-    6: StopKind.FAILED,  # ..._FAILED
-    7: StopKind.OTHER,  # ..._FROM_SNAPSHOT
-    8: StopKind.FAILED,  # ..._DAEMON: libvirtd lost the process
+    libvirt.VIR_DOMAIN_SHUTOFF_UNKNOWN: StopKind.NEVER_STARTED,
+    libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: StopKind.GUEST_SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: StopKind.DESTROYED,
+    libvirt.VIR_DOMAIN_SHUTOFF_CRASHED: StopKind.CRASHED,
+    libvirt.VIR_DOMAIN_SHUTOFF_MIGRATED: StopKind.OTHER,
+    libvirt.VIR_DOMAIN_SHUTOFF_SAVED: StopKind.OTHER,
+    libvirt.VIR_DOMAIN_SHUTOFF_FAILED: StopKind.FAILED,
+    libvirt.VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT: StopKind.OTHER,
+    libvirt.VIR_DOMAIN_SHUTOFF_DAEMON: StopKind.FAILED,  # libvirtd lost the process
 }
 
 
@@ -83,16 +87,6 @@ def stop_kind_from_event(detail: int) -> StopKind:
 
 def stop_kind_from_shutoff_reason(reason: int) -> StopKind:
     return _SHUTOFF_REASON.get(reason, StopKind.OTHER)
-
-
-def starts_on_create(strategy: str) -> bool:
-    """Whether a newly defined VM is started (KubeVirt: Always, RerunOnFailure, Once)."""
-    return strategy in (ALWAYS, RERUN_ON_FAILURE, ONCE)
-
-
-def should_be_running(strategy: str, intent: str) -> bool:
-    """Whether virtsync keeps this VM running (Always, RerunOnFailure without a stop)."""
-    return strategy in (ALWAYS, RERUN_ON_FAILURE) and intent != INTENT_STOP
 
 
 @dataclass(frozen=True)
@@ -149,10 +143,11 @@ def decide(
         return Decision(False, 0.0, count, f"unknown run strategy {strategy!r}")
     if kind is StopKind.OTHER:
         return Decision(False, 0.0, count, f"stopped ({kind.value}); not restarted")
-    restart = {
+    restart_when: dict[str, bool] = {
         ALWAYS: kind is not StopKind.NEVER_STARTED or at_startup,
         RERUN_ON_FAILURE: kind.is_failure,
-    }.get(strategy, False)
+    }
+    restart = restart_when.get(strategy, False)
     if not restart:
         return Decision(False, 0.0, count, f"{strategy}: {kind.value}; stays off")
     delay = policy.delay(count) if kind.is_failure else 0.0

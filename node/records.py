@@ -145,6 +145,7 @@ class DomainFacts:
     vcpus: int
     memory_kib: int
     macs: Mapping[str, str]  # KubeVirt interface name (from alias ua-NAME) → MAC
+    disk_serials: Mapping[str, str] = field(default_factory=dict)  # disk name → serial
 
 
 def domain_facts(domain_xml: str | bytes) -> DomainFacts:
@@ -166,7 +167,14 @@ def domain_facts(domain_xml: str | bytes) -> DomainFacts:
         name = alias.get("name", "") if alias is not None else ""
         if mac is not None and name.startswith("ua-"):
             macs[name[3:]] = (mac.get("address") or "").lower()
-    return DomainFacts(sockets, cores, threads, vcpus, memory_kib, macs)
+    serials: dict[str, str] = {}
+    for disk in root.iterfind("devices/disk"):
+        alias = disk.find("alias")
+        name = alias.get("name", "") if alias is not None else ""
+        serial = disk.findtext("serial")
+        if serial and name.startswith("ua-"):
+            serials[name[3:]] = serial
+    return DomainFacts(sockets, cores, threads, vcpus, memory_kib, macs, serials)
 
 
 _UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
@@ -178,10 +186,14 @@ def _kib(value: str, unit: str) -> int:
 
 
 def overlay_drift(
-    body: Mapping[str, JSON], expected: Effective, actual: DomainFacts
+    body: Mapping[str, JSON], expected: Effective, actual: DomainFacts, *, uuid: str,
+    serial: str,
 ) -> dict[str, Any]:
     """`body` with every fact that drifted from `expected` written where the operator
-    would set it: domain.cpu topology, domain.memory.guest, interfaces[].macAddress."""
+    would set it (domain.cpu topology, domain.memory.guest), and the live identity where
+    a pin would set it: firmware uuid and serial, interfaces[].macAddress,
+    disks[].serial. So a pin equal to the live identity is no change (rule 17), and
+    values git leaves unset are dropped again by reconciler.normalize.align_defaults."""
     out: dict[str, Any] = copy.deepcopy(dict(body))
     tmpl = out.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
     domain = tmpl.setdefault("domain", {})
@@ -192,12 +204,14 @@ def overlay_drift(
     if actual.memory_kib != expected.memory_kib:
         memory = domain.get("memory") if isinstance(domain.get("memory"), dict) else {}
         domain["memory"] = {**memory, "guest": f"{actual.memory_kib}Ki"}
-    interfaces = (domain.get("devices") or {}).get("interfaces") or []
-    for iface in interfaces:
-        if not isinstance(iface, dict):
-            continue
-        name = iface.get("name")
-        have = actual.macs.get(str(name))
-        if have is not None and have != expected.macs.get(str(name)):
-            iface["macAddress"] = have
+    if uuid or serial:
+        firmware = domain.get("firmware") if isinstance(domain.get("firmware"), dict) else {}
+        domain["firmware"] = {**firmware, **({"uuid": uuid} if uuid else {}),
+                              **({"serial": serial} if serial else {})}
+    devices = domain.get("devices") if isinstance(domain.get("devices"), dict) else {}
+    for field_name, key, live in (("interfaces", "macAddress", actual.macs),
+                                  ("disks", "serial", actual.disk_serials)):
+        for item in devices.get(field_name) or []:
+            if isinstance(item, dict) and str(item.get("name")) in live:
+                item[key] = live[str(item.get("name"))]
     return out

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reconciler.model import JSON, JSONPath, Manifest, VirtsyncError, format_path
+from reconciler.normalize import canonical_mac
 
 DOMAIN_PATH: JSONPath = ("spec", "template", "spec", "domain")
 
@@ -66,7 +67,7 @@ def normalize_mac(value: object, path: JSONPath) -> str:
     """'02-AB-...' or '02:ab:...' → '02:ab:...'. Refuses non-strings (a YAML 1.1 integer)."""
     if not isinstance(value, str) or not _MAC.match(value.lower()):
         raise VirtsyncError(f"{format_path(path)}: not a MAC address: {value!r}")
-    return value.lower().replace("-", ":")
+    return canonical_mac(value)
 
 
 def normalize_uuid(value: object, path: JSONPath) -> str:

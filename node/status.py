@@ -16,28 +16,62 @@ spec hash than the running incarnation: a restart is needed to apply it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+import libvirt
 
 from node.lifecycle import INTENT_STOP
 
-# virDomainState (ABI-stable values; kept here so this module needs no libvirt).
-NOSTATE, RUNNING, BLOCKED, PAUSED, SHUTDOWN, SHUTOFF, CRASHED, PMSUSPENDED = range(8)
-# virDomainPausedReason values that mean "a migration is moving this guest".
-_PAUSED_MIGRATION = {2, 11}  # VIR_DOMAIN_PAUSED_MIGRATION, VIR_DOMAIN_PAUSED_POSTCOPY
-_PAUSED_REASONS = {
-    1: "PausedByUser",
-    2: "Migrating",
-    3: "Saving",
-    4: "Dumping",
-    5: "PausedIOError",
-    6: "PausedWatchdog",
-    7: "RestoringSnapshot",
-    8: "ShuttingDown",
-    9: "Snapshot",
-    10: "PausedCrashed",
-    11: "Migrating",
-    12: "PostcopyFailed",
+
+@dataclass(frozen=True)
+class Shown:
+    """How one libvirt (state, reason) is shown: printableStatus, and the reason of the
+    Paused condition when the guest is paused ('' for none)."""
+
+    printable: str
+    paused: str = ""
+
+
+# virDomainPausedReason → what KubeVirt would show. By libvirt's names, never numbers:
+# reason 11 is STARTING_UP (QEMU launched, CPUs not yet running), not a migration.
+PAUSED_REASONS: Mapping[int, Shown] = {
+    libvirt.VIR_DOMAIN_PAUSED_UNKNOWN: Shown("Paused", "Paused"),
+    libvirt.VIR_DOMAIN_PAUSED_USER: Shown("Paused", "PausedByUser"),
+    libvirt.VIR_DOMAIN_PAUSED_MIGRATION: Shown("Migrating", "Migrating"),
+    libvirt.VIR_DOMAIN_PAUSED_SAVE: Shown("Paused", "Saving"),
+    libvirt.VIR_DOMAIN_PAUSED_DUMP: Shown("Paused", "Dumping"),
+    libvirt.VIR_DOMAIN_PAUSED_IOERROR: Shown("Paused", "PausedIOError"),
+    libvirt.VIR_DOMAIN_PAUSED_WATCHDOG: Shown("Paused", "PausedWatchdog"),
+    libvirt.VIR_DOMAIN_PAUSED_FROM_SNAPSHOT: Shown("Paused", "RestoringSnapshot"),
+    libvirt.VIR_DOMAIN_PAUSED_SHUTTING_DOWN: Shown("Stopping"),
+    libvirt.VIR_DOMAIN_PAUSED_SNAPSHOT: Shown("Paused", "Snapshot"),
+    libvirt.VIR_DOMAIN_PAUSED_CRASHED: Shown("Paused", "PausedCrashed"),
+    libvirt.VIR_DOMAIN_PAUSED_STARTING_UP: Shown("Starting"),
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY: Shown("Migrating", "Migrating"),
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: Shown("Paused", "PostcopyFailed"),
 }
+UNKNOWN_PAUSE = Shown("Paused", "Paused")  # a reason newer than this table
+
+# virDomainState → what KubeVirt would show, for every state not decided by its reason
+# (paused) or by the runtime record (running while a stop is requested, shut off while
+# backing off).
+STATES: Mapping[int, Shown] = {
+    libvirt.VIR_DOMAIN_NOSTATE: Shown("Starting"),
+    libvirt.VIR_DOMAIN_RUNNING: Shown("Running"),
+    libvirt.VIR_DOMAIN_BLOCKED: Shown("Running"),
+    libvirt.VIR_DOMAIN_SHUTDOWN: Shown("Stopping"),
+    libvirt.VIR_DOMAIN_SHUTOFF: Shown("Stopped"),
+    libvirt.VIR_DOMAIN_CRASHED: Shown("Stopped"),
+    libvirt.VIR_DOMAIN_PMSUSPENDED: Shown("Paused", "GuestSuspended"),
+}
+
+
+def shown(state: int, reason: int) -> Shown:
+    """The table lookup alone (no runtime record): one row per state or paused reason."""
+    if state == libvirt.VIR_DOMAIN_PAUSED:
+        return PAUSED_REASONS.get(reason, UNKNOWN_PAUSE)
+    return STATES.get(state, Shown("Unknown"))
 
 
 @dataclass(frozen=True)
@@ -91,23 +125,12 @@ def unplaced_status(printable: str, message: str) -> NodeVMStatus:
 
 def vm_status(view: DomainView, node: str, now: float) -> NodeVMStatus:
     rt = view.runtime
-    paused_reason = ""
-    if view.state in (RUNNING, BLOCKED):
-        printable = "Stopping" if rt.intent == INTENT_STOP else "Running"
-    elif view.state == PAUSED:
-        paused_reason = _PAUSED_REASONS.get(view.reason, "Paused")
-        printable = "Migrating" if view.reason in _PAUSED_MIGRATION else "Paused"
-    elif view.state == PMSUSPENDED:
-        paused_reason, printable = "GuestSuspended", "Paused"
-    elif view.state == SHUTDOWN:
+    row = shown(view.state, view.reason)
+    printable, paused_reason = row.printable, row.paused
+    if printable == "Running" and rt.intent == INTENT_STOP:
         printable = "Stopping"
-    elif view.state in (SHUTOFF, CRASHED):
-        in_backoff = rt.backoff_until > now and rt.failures >= 2
-        printable = "CrashLoopBackOff" if in_backoff else "Stopped"
-    elif view.state == NOSTATE:
-        printable = "Starting"
-    else:
-        printable = "Unknown"
+    elif printable == "Stopped" and rt.backoff_until > now and rt.failures >= 2:
+        printable = "CrashLoopBackOff"
 
     ready = printable == "Running"
     conditions = [_ready(printable, rt, now)]

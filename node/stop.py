@@ -38,7 +38,7 @@ def is_off(dom: Any) -> bool:
     return not dom.isActive()
 
 
-def _press_power_button(dom: Any) -> None:
+def press_power_button(dom: Any) -> None:
     if dom.connect().getType() == "TEST":
         dom.shutdown()
     else:
@@ -66,7 +66,7 @@ def graceful_stop(
         )
     if state not in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
         try:
-            _press_power_button(dom)
+            press_power_button(dom)
         except libvirt.libvirtError as exc:
             if is_off(dom):  # it went down on its own meanwhile
                 return StopResult(True, False, clock() - start)

@@ -149,9 +149,8 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
     elif "replace" in c.actions:
         assert m is not None
         old = c.previous_key or c.key
-        steps.append(("delete", lambda: backend.delete(
-            old, delete_disks=False, grace_period=grace, force=force)))
-        steps.append(("create", lambda: backend.create(m, revision=revision, refs=refs)))
+        steps.append(("replace", lambda: backend.replace(
+            old, m, revision=revision, refs=refs, grace_period=grace, force=force)))
         word = "replaced"
     elif "create" in c.actions:
         assert m is not None
@@ -160,17 +159,18 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
     else:
         assert m is not None
         restart = "restart" in c.actions
-        steps.append(("update", lambda: backend.update(
-            m, revision=revision, refs=refs, restart=restart, grace_period=grace,
-            force=force)))
-        if "stop" in c.actions:
-            steps.append(("stop", lambda: backend.stop(c.key, grace_period=grace, force=force)))
-            word = "stopped"
-        elif "start" in c.actions:
-            steps.append(("start", lambda: backend.start(c.key)))
-            word = "started"
-        elif restart:
+        if "update" in c.actions or restart:  # a power-only change redefines nothing
+            steps.append(("update", lambda: backend.update(
+                m, revision=revision, refs=refs, restart=restart, grace_period=grace,
+                force=force)))
+        if restart:
             word = "restarted"
+    if "stop" in c.actions:  # rule 16: only when the plan says the run strategy demands it
+        steps.append(("stop", lambda: backend.stop(c.key, grace_period=grace, force=force)))
+        word = "stopped" if word == "configured" else word
+    elif "start" in c.actions and "create" not in c.actions:
+        steps.append(("start", lambda: backend.start(c.key)))
+        word = "started" if word == "configured" else word
     for action, call in steps:
         seq = journal.intent(action, c.key, c.disruption.label)
         try:

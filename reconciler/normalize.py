@@ -10,6 +10,8 @@
   mappings by name, so matching is by name, not position; the order is kept for the
   lists where it matters to the guest (disks, interfaces);
 - quantities compare by value (`1Gi` == `1024Mi`, see `reconciler.quantity`);
+- MAC addresses and the firmware UUID compare case-insensitively (`02-AB-..` ==
+  `02:ab:..`), so a pin equal to the live identity is no change;
 - a VirtualMachine's `running: true/false` becomes `runStrategy: Always/Halted`, and no
   run strategy at all is KubeVirt's default, `Halted`.
 
@@ -149,11 +151,20 @@ def _value(key: str | None, value: JSON) -> JSON:
             if keyed is not None:
                 return keyed
         return items
+    if key == "macAddress" and isinstance(value, str):
+        return canonical_mac(value)
+    if key == "uuid" and isinstance(value, str):
+        return value.lower()
     if key in QUANTITY_KEYS:
         quantity = as_quantity(value)
         if quantity is not None:
             return quantity
     return value
+
+
+def canonical_mac(value: str) -> str:
+    """'02-AB-...' or '02:ab:...' → '02:ab:...' (the spelling libvirt reports)."""
+    return value.lower().replace("-", ":")
 
 
 def _keyed(key: str, field: tuple[str, ...], items: list[JSON]) -> Keyed | None:

@@ -20,7 +20,15 @@ from typing import Any
 from reconciler.classify import Context, Disruption, classify
 from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
 from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
-from reconciler.normalize import Keyed, align_defaults, get_path, normalize
+from reconciler.normalize import Keyed, align_defaults, canonical_mac, get_path, normalize
+from reconciler.power import (
+    PowerAction,
+    PowerFacts,
+    RunStrategy,
+    power_action,
+    run_strategy,
+    starts_on_create,
+)
 from reconciler.quantity import Quantity
 from reconciler.sensitive import MASK, is_sensitive_path, redact
 
@@ -28,7 +36,6 @@ FORMAT_VERSION = "1"
 WAVE_ANNOTATION = "virtsync.io/wave"
 DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
 ACTIONS = ("create", "update", "start", "stop", "restart", "replace", "delete")
-RUNNING_STRATEGIES = frozenset({"Always", "RerunOnFailure", "Once"})
 # Applied first: what VMs refer to must exist before them.
 KIND_RANK: Mapping[str, int] = {
     "Cluster": 0,
@@ -44,11 +51,15 @@ KIND_RANK: Mapping[str, int] = {
 @dataclass(frozen=True)
 class Observed:
     """One live object: its manifest (as the live system reports it), the node it is on
-    and whether it is running, when known. In git mode node and running are None."""
+    and whether it is running, when known. In git mode node and running are None.
+    `operator_stop`: held off by `virtsync stop`; `backoff`: held off by the lifecycle
+    agent after repeated failures (rule 16: a plan does not start either)."""
 
     manifest: Manifest
     node: str | None = None
     running: bool | None = None
+    operator_stop: bool = False
+    backoff: bool = False
 
     @property
     def key(self) -> ObjectKey:
@@ -191,7 +202,7 @@ def identity_values(body: Mapping[str, JSON]) -> list[str]:
         for iface in interfaces:
             mac = iface.get("macAddress") if isinstance(iface, Mapping) else None
             if isinstance(mac, str):
-                out.append("mac:" + mac.lower())
+                out.append("mac:" + canonical_mac(mac))
     return out
 
 
@@ -231,11 +242,18 @@ def make_plan(
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
 
 
-def _is_running(body: Mapping[str, JSON], observed: bool | None) -> bool:
-    if observed is not None:
-        return observed
-    strategy = get_path(body, ("spec", "runStrategy"))
-    return bool(strategy != "Halted")  # Manual and unknown: assume running (the safe side)
+def _power_facts(body: Mapping[str, JSON], obs: Observed) -> PowerFacts:
+    """The node's facts, or in git mode (power unknown) what the base run strategy
+    implies: Manual and unknown strategies count as running (the safe side)."""
+    if obs.running is not None:
+        return PowerFacts(obs.running, obs.operator_stop, obs.backoff)
+    return PowerFacts(run_strategy(body) is not RunStrategy.HALTED)
+
+
+POWER_CAUSE = {
+    PowerAction.START: "power: the run strategy wants the guest running and it is stopped",
+    PowerAction.STOP: "power: runStrategy Halted, but the guest is running",
+}
 
 
 def plan_update(desired: Manifest, obs: Observed, backend: str,
@@ -247,11 +265,18 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
     diffs = diff(before, after) if before != after else []
     if node is not None and obs.node is not None and node != obs.node:
         diffs.append(FieldDiff((NODE,), obs.node, node))
-    if not diffs:
+    power = PowerAction.NONE
+    run_before = run_after = False
+    if desired.kind == "VirtualMachine":  # rule 16: power changes only as the strategy demands
+        facts = _power_facts(before, obs)
+        power = power_action(run_strategy(before), run_strategy(after), facts)
+        run_before = facts.running
+        run_after = power is PowerAction.START or (run_before and power is not PowerAction.STOP)
+    if not diffs and power is PowerAction.NONE:
         return None, notes
+    if not diffs:
+        return _power_only(desired, power, count_leaves(after)), notes
     ctx = Context(desired.kind, before, after)
-    run_before = _is_running(before, obs.running)
-    run_after = _is_running(after, None)
     restarts = run_before and run_after
     scored: list[tuple[FieldDiff, Disruption, Disruption, str, bool]] = []
     for d in diffs:
@@ -270,11 +295,8 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
     fields = tuple(_field(d, cls, reason, ident, forces=(d is forcing[0] and worst > 0))
                    for d, cls, _, reason, ident in scored)
     actions = ["update"]
-    if desired.kind == "VirtualMachine":
-        if run_after and not run_before:
-            actions.append("start")
-        elif run_before and not run_after:
-            actions.append("stop")
+    if power is not PowerAction.NONE:
+        actions.append(power.value)
     if mechanical >= Disruption.REPLACE or obs.key != desired.key:
         actions = [a for a in actions if a != "update"] + ["replace"]
     elif mechanical == Disruption.RESTART and restarts:
@@ -291,12 +313,20 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
     ), notes
 
 
+def _power_only(desired: Manifest, power: PowerAction, leaves: int) -> ObjectChange:
+    """Nothing in git changed, but the run strategy's demand is not met (rule 16)."""
+    return ObjectChange(
+        key=desired.key, api_version=desired.api_version, actions=(power.value,),
+        disruption=Disruption.LIVE, cause=POWER_CAUSE[power], fields=(), unchanged=leaves,
+        source=desired.source.file, wave=wave_of(desired.body))
+
+
 def plan_create(desired: Manifest) -> ObjectChange:
     after = normalize(desired.kind, desired.body, desired.namespace)
     fields = tuple(_field(d, Disruption.NONE, "new object", False, forces=False)
                    for d in diff({}, after))
     actions = ["create"]
-    if desired.kind == "VirtualMachine" and _is_running(after, None):
+    if desired.kind == "VirtualMachine" and starts_on_create(run_strategy(after)):
         actions.append("start")
     return ObjectChange(desired.key, desired.api_version, tuple(actions), Disruption.NONE,
                         "new object", fields, 0, desired.source.file, wave_of(desired.body))

@@ -78,7 +78,9 @@ def load_desired(paths: Sequence[str]) -> Desired:
 def _observed_vm(o: LiveObject) -> Observed:
     m = Manifest(o.api_version, o.key.kind, o.key.namespace, o.key.name, o.body,
                  SourceRef(f"<live:{o.node or '?'}>", 0))
-    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES)
+    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES,
+                    operator_stop=o.status.stop_requested,
+                    backoff=o.status.printable_status == "CrashLoopBackOff")
 
 
 def observe_live(observation: Observation, inventory: Inventory) -> list[Observed]:
@@ -95,7 +97,8 @@ def observe_live(observation: Observation, inventory: Inventory) -> list[Observe
 
 
 def live_hash(observed: Sequence[Observed]) -> str:
-    return content_hash((str(o.key), f"{body_hash(o.manifest.body)}|{o.node}|{o.running}")
+    return content_hash((str(o.key), f"{body_hash(o.manifest.body)}|{o.node}|{o.running}"
+                                      f"|{o.operator_stop}|{o.backoff}")
                         for o in observed)
 
 

@@ -311,7 +311,7 @@ def render(schema: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--check", action="store_true",
                         help="do not write; exit 1 if a committed schema differs")
     parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,

@@ -49,6 +49,9 @@ class VMStatus:
     node: str = ""
     conditions: tuple[Condition, ...] = ()
     created_at: float | None = None  # epoch seconds when the VM was first created
+    # `virtsync stop` holds the guest off until `virtsync start` or git changes its run
+    # strategy (KubeVirt: a stop request); a plan never starts it meanwhile (rule 16).
+    stop_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,14 @@ class Backend(Protocol):
     def delete(self, key: ObjectKey, *, delete_disks: bool, grace_period: int | None = None,
                force: bool = False) -> None:
         """Stop (gracefully) and undefine. Disks are kept unless `delete_disks`."""
+        ...
+
+    def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
+                refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
+                force: bool = False) -> None:
+        """Undefine `old` and define `vm` again (a rename when the keys differ), carrying
+        the identity, the disks and the power state over (rule 17). A step that fails
+        leaves the VM with a working domain: the old one, restored."""
         ...
 
 

@@ -29,7 +29,7 @@ from node.cluster import ClusterConfig, cluster_from_manifests
 from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
-from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP, starts_on_create
+from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP
 from node.metadata import EVERY_INSTALLATION, Scope
 from node.networks import NetworkMap
 from node.pending import Pending, PendingStore
@@ -46,6 +46,7 @@ from reconciler.backends.base import (
     VMStatus,
 )
 from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.power import starts_on_create
 from reconciler.statedir import state_dir
 
 PVC_NOT_FOUND = "ErrorPvcNotFound"
@@ -177,7 +178,8 @@ class LibvirtBackend:
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
         if rec.applied is not None:
-            body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts)
+            body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts,
+                                 uuid=rec.uuid, serial=rec.serial)
         view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
         api = str(body.get("apiVersion", "kubevirt.io/v1"))
         return LiveObject(
@@ -188,7 +190,8 @@ class LibvirtBackend:
             revision=rec.owner.source_revision,
             spec_hash=rec.owner.spec_hash,
             identity=LiveIdentity(rec.uuid, rec.serial, dict(rec.facts.macs)),
-            status=_status(vm_status(view, node, now), rec.runtime.created),
+            status=replace(_status(vm_status(view, node, now), rec.runtime.created),
+                           stop_requested=rec.runtime.intent == INTENT_STOP),
         )
 
     # ------------------------------------------------------------------ finding a VM
@@ -342,6 +345,84 @@ class LibvirtBackend:
         except VirtsyncError as exc:
             raise BackendError(str(exc)) from exc
         self.pending.remove(key)
+
+
+    def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
+                refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
+                force: bool = False) -> None:
+        try:
+            found = self._find(old)
+            if old == vm.key or found is None:
+                # Another node or placement (or an earlier run already undefined the
+                # old domain): define anew; a moved identity record is found under vm.key.
+                if found is not None:
+                    self.delete(old, delete_disks=False, grace_period=grace_period,
+                                force=force)
+                self.create(vm, revision=revision, refs=refs)
+                return
+            if self._find(vm.key) is not None:
+                raise BackendError(f"{vm.key}: cannot rename {old} to it: it already has a "
+                                   "domain")
+            self._rename(found, old, vm, revision, refs,
+                         self._grace(found[0], found[1], grace_period), force)
+        except BackendError:
+            raise
+        except VirtsyncError as exc:
+            raise BackendError(f"{vm.key}: {exc}") from exc
+
+    def _rename(self, found: tuple[NodeHost, Any], old: ObjectKey, vm: Manifest,
+                revision: str, refs: Mapping[ObjectKey, Manifest], grace: int,
+                force: bool) -> None:
+        """Rule 17: the renamed VM keeps its UUID, serial, MACs and disk serials, and a
+        failed step leaves the old domain defined (and running if it was). libvirt
+        refuses two domains with one UUID, so the old one is undefined just before the
+        new one is defined, and defined again from its saved XML if that fails."""
+        host, dom = found
+        rec = host.record(dom)
+        old_xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+        if rec.active:
+            try:
+                host.stop(dom, grace, force=force, intent=INTENT_HOLD)
+            except VirtsyncError:
+                host.set_runtime(dom, rec.runtime)  # still running: the agent's again
+                raise
+        try:
+            host.identities.move(old, vm.key)
+        except VirtsyncError:
+            self._restore(host, old, None, old_xml, rec.active)
+            raise
+        try:
+            expanded = expand(vm, refs)
+            runtime = replace(rec.runtime, intent=INTENT_NONE if rec.runtime.intent ==
+                              INTENT_HOLD else rec.runtime.intent)
+            xml = host.render(vm, expanded, revision=revision, refs=refs, runtime=runtime,
+                              generation=rec.owner.generation + 1, fresh_scratch=True)
+            host.undefine(dom)
+        except VirtsyncError:
+            self._restore(host, old, vm.key, old_xml, rec.active)
+            raise
+        try:
+            new = host.define_xml(xml, vm.key)
+        except VirtsyncError as exc:
+            self._restore(host, old, vm.key, old_xml, rec.active)
+            raise BackendError(f"{vm.key}: renaming {old} failed; its domain was restored: "
+                               f"{exc}") from exc
+        self.pending.remove(vm.key)
+        spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
+        if rec.active and spec.run_strategy != "Halted":  # the power state carries over
+            host.start(new)
+
+    @staticmethod
+    def _restore(host: NodeHost, old: ObjectKey, moved_to: ObjectKey | None, old_xml: str,
+                 was_running: bool) -> None:
+        """Undo a rename that failed midway: the identity back under the old key (if it
+        was moved), the old domain defined again from its saved XML (if it was
+        undefined), and started if it ran."""
+        if moved_to is not None:
+            host.identities.move(moved_to, old)
+        dom = host.lookup(old) or host.define_xml(old_xml, old)
+        if was_running:
+            host.start(dom)
 
 
 def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:

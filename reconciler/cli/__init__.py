@@ -48,17 +48,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or (with `only`) one that loads just that subcommand's module, so
     `virtsync validate` never imports libvirt or the plan renderers."""
     parser = argparse.ArgumentParser(
-        prog="virtsync",
+        prog="virtsync", allow_abbrev=False,
         description="GitOps for virtual machines: validate, plan and reconcile VM specs from git.",
     )
     parser.add_argument("--version", action="version", version=f"virtsync {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for word in SUBCOMMANDS:
         if only is not None and word != only:
-            sub.add_parser(word, help=argparse.SUPPRESS)
+            sub.add_parser(word, help=argparse.SUPPRESS, allow_abbrev=False)
             continue
         mod = _module(word)
-        p = sub.add_parser(word, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(word, help=mod.HELP, description=mod.HELP,
+                           allow_abbrev=False)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

@@ -1,8 +1,10 @@
 """`virtsync start|stop|restart NAME`: operator power control without rewriting git.
 
 With runStrategy Manual these are the only power control. Otherwise the node records
-the operator's stop so the run strategy does not undo it at once (shown in status),
-until git changes the VM again or `virtsync start` is used.
+the operator's stop so the run strategy does not undo it (shown in status): no apply,
+watch cycle or agent starts the VM again until git changes its runStrategy or
+`virtsync start` is used (safety rule 16). A Halted VM is not started: the run strategy
+would stop it again at once; change runStrategy in git instead.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 
 from reconciler.cli.common import make_backend
 from reconciler.model import DEFAULT_NAMESPACE, ObjectKey, VirtsyncError
+from reconciler.power import RunStrategy, run_strategy
 from reconciler.reconcile import load_desired
 
 NAME = "start"  # also registered as "stop" and "restart"; args.command tells which
@@ -42,8 +45,12 @@ def run(args: argparse.Namespace) -> int:
     key = key_of(args)
     desired = load_desired([args.path])
     backend = make_backend(desired, args)
-    if key not in {o.key for o in backend.observe().objects}:
+    live = {o.key: o for o in backend.observe().objects}
+    if key not in live:
         raise VirtsyncError(f"{key} is not a VM managed by virtsync on these nodes")
+    if verb != "stop" and run_strategy(live[key].body) is RunStrategy.HALTED:
+        raise VirtsyncError(f"{key}: runStrategy is Halted, so the guest would be stopped "
+                            "again at once (rule 16); change runStrategy in git to run it")
     if verb == "start":
         backend.start(key)
     elif verb == "stop":

@@ -290,3 +290,23 @@ def test_macs_allocated_by_another_store_object_are_seen(
     monkeypatch.setattr(identity_mod, "new_mac", lambda: next(draws))
     three = first.ensure(ObjectKey("VirtualMachine", "default", "three"), vm(["a"], []))
     assert three.macs["a"] == "02:00:00:00:00:99"
+
+
+def test_move_carries_a_renamed_vms_identity_and_its_pins(tmp_path: Path) -> None:
+    """Rule 17: after `move`, the new name owns the record, so its pinned MACs are no
+    longer "already used" by the old name; moving twice is harmless."""
+    store = IdentityStore(tmp_path)
+    new = ObjectKey("VirtualMachine", "default", "web-renamed")
+    ident = store.ensure(KEY, vm(["default"], ["root"]))
+    pinned = vm(["default"], ["root"], macs=dict(ident.macs), uuid=ident.uuid)
+    with pytest.raises(VirtsyncError, match="already used by default/web"):
+        store.ensure(new, pinned)
+    assert store.move(KEY, new) == ident
+    assert store.get(KEY) is None and store.get(new) == ident
+    assert store.ensure(new, pinned) == ident
+    assert store.move(KEY, new) == ident  # already moved (a rerun after a crash)
+    other = ObjectKey("VirtualMachine", "default", "other")
+    store.ensure(other, vm(["default"], []))
+    with pytest.raises(VirtsyncError, match="already holds a different one"):
+        store.move(other, new)
+    assert store.get(other) is not None

@@ -164,3 +164,40 @@ def test_startup_scan_writes_nothing_for_halted_vms(tmp_path: Path) -> None:
     finally:
         b.close()
         conn.close()
+
+
+@pytest.mark.parametrize("when", ["while the agent watches", "before the agent started"])
+def test_halted_vm_started_outside_is_shut_down(tmp_path: Path, when: str) -> None:
+    """Rule 16, KubeVirt's Halted: a guest started outside virtsync (`virsh start`) is
+    shut down gracefully (the power button, never forced); other strategies are left
+    running."""
+    ensure_event_loop()
+    conn = libvirt.open(TEST_URI)
+    b = backend(tmp_path, node(tmp_path))
+    agent_backend = backend(tmp_path)
+    agent = LifecycleAgent(agent_backend.hosts["n1"])
+    try:
+        b.create(manifest(vm_body("halted", run_strategy="Halted")), revision="r", refs={})
+        b.create(manifest(vm_body("manual", run_strategy="Manual")), revision="r", refs={})
+        if when == "while the agent watches":
+            agent.start()
+        for name in ("halted", "manual"):
+            conn.lookupByName(f"default_{name}").create()
+        if when == "before the agent started":
+            agent.start()
+        assert wait_for(lambda: not conn.lookupByName("default_halted").isActive())
+        state = conn.lookupByName("default_halted").state()
+        assert state == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN]
+        assert any(d == "default_halted" and "Halted" in dec.reason for d, dec in agent.decisions)
+        time.sleep(0.2)
+        assert conn.lookupByName("default_manual").isActive()
+    finally:
+        agent.stop()
+        agent_backend.close()
+        b.close()
+        for name in ("halted", "manual"):
+            dom = conn.lookupByName(f"default_{name}")
+            if dom.isActive():
+                dom.destroy()
+            dom.undefine()
+        conn.close()
