@@ -61,7 +61,7 @@ from reconciler.plan import content_hash
 from reconciler.positions import locate
 from reconciler.reconcile import Desired, body_hash, git_revision
 from reconciler.revisions import with_revisions
-from reconciler.validate import PARALLEL_THRESHOLD, check_bytes
+from reconciler.validate import PARALLEL_THRESHOLD, check_bytes, line_of_in
 
 Stat = tuple[int, int, int]
 
@@ -256,10 +256,14 @@ class DesiredTree:
                     if any((u.what, u.value) in duplicated for u in c.claims)]
         out: list[Finding] = []
         texts: dict[str, str] = {}
-        for ref, issue in semantic.check_unique(involved):
-            if ref.file not in texts:
-                texts[ref.file] = self.text_of(ref.file)
-            line, col = locate(texts[ref.file], ref.doc, issue.path)
+
+        def text_of(file: str) -> str:
+            if file not in texts:
+                texts[file] = self.text_of(file)
+            return texts[file]
+
+        for ref, issue in semantic.check_unique(involved, line_of_in(text_of)):
+            line, col = locate(text_of(ref.file), ref.doc, issue.path)
             out.append(Finding(ref.file, line, col, format_path(issue.path), issue.message,
                                issue.rule))
         return out

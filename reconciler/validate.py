@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -258,13 +258,22 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
 def tree_findings(facts: Sequence[ManifestFacts],
                   sources: Mapping[str, SourceFile]) -> list[Finding]:
     """Cross-file uniqueness; reads a file again only to locate a (rare) duplicate."""
-    out: list[Finding] = []
-    for ref, issue in semantic.check_unique(facts):
-        src = sources.get(ref.file)
-        text = (read_source(src).decode("utf-8", errors="replace").lstrip("\ufeff")
-                if src is not None else "")
-        out.append(_locate(ref.file, text, ref.doc, issue))
-    return out
+    texts: dict[str, str] = {}
+
+    def text_of(file: str) -> str:
+        if file not in texts:
+            src = sources.get(file)
+            texts[file] = (read_source(src).decode("utf-8", errors="replace").lstrip("\ufeff")
+                           if src is not None else "")
+        return texts[file]
+
+    return [_locate(ref.file, text_of(ref.file), ref.doc, issue)
+            for ref, issue in semantic.check_unique(facts, line_of_in(text_of))]
+
+
+def line_of_in(text_of: Callable[[str], str]) -> semantic.LineOf:
+    """Where a uniqueness finding's first claim is, to name it (file:line) in the message."""
+    return lambda ref, path: locate(text_of(ref.file), ref.doc, path)[0]
 
 
 def validate_loaded(files: Sequence[LoadedFile], contents: Mapping[str, bytes], *,
@@ -280,6 +289,7 @@ def validate_loaded(files: Sequence[LoadedFile], contents: Mapping[str, bytes], 
                          for c in result.facts)
     texts = {p: c.decode("utf-8", errors="replace").lstrip("\ufeff")
              for p, c in contents.items()}
-    for ref, issue in semantic.check_unique(all_facts):
+    for ref, issue in semantic.check_unique(all_facts,
+                                            line_of_in(lambda f: texts.get(f, ""))):
         findings.append(_locate(ref.file, texts.get(ref.file, ""), ref.doc, issue))
     return tuple(sorted(set(findings)))
