@@ -65,17 +65,22 @@ def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prun
 
 
 def prune_cap(inventory: Inventory, max_prune: int | None) -> int:
+    """The most objects one run may prune. An explicit `--max-prune 0` means none, not
+    the default (`is not None`, never truthiness)."""
     if max_prune is not None:
         return max_prune
     return max(1, int(len(inventory.entries) * DEFAULT_PRUNE_FRACTION))
 
 
-def check_prune_cap(plan: Plan, inventory: Inventory, max_prune: int | None) -> None:
+def prune_refusal(plan: Plan, inventory: Inventory, max_prune: int | None) -> str | None:
+    """Why the plan's prune is refused (over the cap), or None. A refusal, not an error:
+    the caller exits 1 like any other refused apply."""
     deletions = [c for c in plan.changes if c.is_delete]
     cap = prune_cap(inventory, max_prune)
     if len(deletions) > cap:
-        raise VirtsyncError(f"refusing to prune {len(deletions)} objects (cap {cap}); if this "
-                            f"is intended, pass --max-prune {len(deletions)}")
+        return (f"apply refused: pruning {len(deletions)} objects is over the cap ({cap}); "
+                f"nothing was changed. If this is intended, pass --max-prune {len(deletions)}")
+    return None
 
 
 def new_journal(state: Path) -> Journal:

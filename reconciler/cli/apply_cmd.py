@@ -21,9 +21,9 @@ from reconciler.cli.common import (
 )
 from reconciler.cycle import (
     DEFAULT_PRUNE_FRACTION,  # noqa: F401  (kept importable from here)
-    check_prune_cap,
     new_journal,
     plan_cycle,
+    prune_refusal,
     record,
 )
 from reconciler.inventory import Inventory, source_id
@@ -68,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
             check_fresh(saved, plan.fingerprints)
             plan = saved
 
-        if args.prune:
-            check_prune_cap(plan, inventory, args.max_prune)
+        capped = prune_refusal(plan, inventory, args.max_prune) if args.prune else None
+        if capped:
+            print(capped, file=sys.stderr)
+            return 1
         refusals = gate(plan, desired.by_key, options)
         if refusals:
             print(describe_refusals(refusals), file=sys.stderr)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.test_apply_testdriver import conn, run, tree, vm
+from e2e.test_apply_testdriver import Tree, conn, domains, run, tree, vm
 
 __all__ = ["conn", "tree"]  # fixtures used below
 
@@ -95,3 +95,29 @@ def test_same_template_name_in_other_namespaces_and_shared_mounts_are_valid(
     _write(tmp_path, "a.yaml", [vm("alpha")])
     _write(tmp_path, "b.yaml", [other, reader])
     assert run("validate", str(tmp_path), "--no-cache") == 0, capsys.readouterr()
+
+
+# ------------------------------------------------------------------ the prune cap
+
+
+@pytest.mark.parametrize("removed", [1, 2])
+def test_max_prune_zero_means_none_and_a_capped_prune_exits_1(
+        conn: Any, tree: Tree, removed: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 14: `--max-prune 0` must not fall back to the default cap (which would allow
+    one of 10 here). Issue 8: a refused prune is a refusal (exit 1), not an error (2)."""
+    for i in range(10):
+        tree.put(vm(f"cap{i}", run="Halted"))
+    assert run("apply", str(tree.root)) == 0
+    for i in range(removed):
+        tree.remove(f"cap{i}")
+    before = set(domains(conn))
+    capsys.readouterr()
+    assert run("apply", str(tree.root), "--prune", "--max-prune", "0") == 1
+    err = capsys.readouterr().err
+    assert f"pruning {removed} objects is over the cap (0)" in err
+    assert "nothing was changed" in err
+    assert set(domains(conn)) == before
+    assert run("apply", str(tree.root), "--prune", "--max-prune", "-1") == 2  # usage error
+    assert set(domains(conn)) == before
+    assert run("apply", str(tree.root), "--prune", "--max-prune", str(removed)) == 0
+    assert len(domains(conn)) == 10 - removed
