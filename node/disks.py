@@ -12,8 +12,9 @@ Layout (every name checked as a DNS-1123 component, every path confined):
 
 - A claim disk is created once (size from the DataVolume or the VM's
   dataVolumeTemplates), then kept across restarts, recreations and VM deletion; it
-  is removed only by `remove_vm_disks(..., delete_claims=True)`, which the caller
-  passes only when a policy in git says Delete. It may grow; shrinking is refused.
+  is removed only by `remove_files`, with the list a plan made (a pruned VM with disk
+  policy Delete that owns the claim, nothing else referencing it: safety rule 13). It
+  may grow; shrinking is refused.
 - containerDisk: nothing is pulled from a registry; a missing image is an error that
   says where the file should be.
 - emptyDisk is scratch for one incarnation: `fresh_scratch=True` (a new incarnation
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,6 +71,49 @@ class NodeStorage:
         ns = safe_component(namespace, "namespace")
         vm = safe_component(name, "VM name")
         return confine(self.storage_dir, Path(ns, "vms", vm), f"VM {namespace}/{name}")
+
+    def own_file(self, namespace: str, name: str, source: str, volume: str) -> Path:
+        """The file of a volume the VM owns alone (overlay, scratch disk, seed)."""
+        pattern = OWN_FILES[source]
+        return self.vm_dir(namespace, name) / pattern.format(safe_component(volume,
+                                                                            "volume name"))
+
+
+# Files inside a VM's own directory, per volume source.
+OWN_FILES: Mapping[str, str] = {
+    "containerDisk": "containerdisk-{}.qcow2",
+    "emptyDisk": "empty-{}.qcow2",
+    "cloudInitNoCloud": "cidata-{}.iso",
+}
+CLAIM_SOURCES = frozenset({"persistentVolumeClaim", "dataVolume"})
+
+
+@dataclass(frozen=True)
+class VolumeFile:
+    """Where one of a VM's disks lives on the node (path arithmetic only)."""
+
+    volume: str
+    source: str
+    path: Path
+    claim: str = ""
+
+
+def volume_files(vm: VmSpec, storage: NodeStorage) -> list[VolumeFile]:
+    """The file behind each disk of the VM, as `prepare_disks` creates it. hostDisk
+    volumes are the operator's files and not listed (never owned, never deleted)."""
+    out: list[VolumeFile] = []
+    for disk in vm.disks:
+        vol = vm.volume(disk.name)
+        if vol is None:
+            continue
+        if vol.kind in CLAIM_SOURCES and vol.claim_name:
+            out.append(VolumeFile(vol.name, vol.kind,
+                                  storage.claim_path(vm.namespace, vol.claim_name),
+                                  vol.claim_name))
+        elif vol.kind in OWN_FILES:
+            out.append(VolumeFile(vol.name, vol.kind,
+                                  storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -253,8 +296,7 @@ def _prepare_container_disk(
     if not vol.image:
         raise VirtsyncError(f"{where}: image missing")
     base, base_fmt = _base_image(storage, vol.image, where)
-    name = safe_component(vol.name, "volume name")
-    path = storage.vm_dir(vm.namespace, vm.name) / f"containerdisk-{name}.qcow2"
+    path = storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)
     make = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_fmt, "{}"]
     if path.exists():
         chain = checked_chain(path, "qcow2", [storage.storage_dir, storage.image_dir], where)
@@ -272,8 +314,7 @@ def _prepare_empty_disk(
 ) -> _Volume:
     if not vol.capacity_bytes:
         raise VirtsyncError(f"{where}: capacity missing")
-    name = safe_component(vol.name, "volume name")
-    path = storage.vm_dir(vm.namespace, vm.name) / f"empty-{name}.qcow2"
+    path = storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)
     if path.exists() and not fresh:
         info = checked_chain(path, "qcow2", [storage.storage_dir], where)[0]
         if info.virtual_size == vol.capacity_bytes:
@@ -317,8 +358,7 @@ def _prepare_cloud_init(
             f"{where}: secretRef is not supported on libvirt nodes (there is no Kubernetes "
             "Secret to read); put the data in userData/networkData"
         )
-    name = safe_component(vol.name, "volume name")
-    path = storage.vm_dir(vm.namespace, vm.name) / f"cidata-{name}.iso"
+    path = storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)
     seed = seed_files(
         instance_id=identity.uuid,
         hostname=vm.name,
@@ -415,7 +455,7 @@ def prepare_disks(
         vindex = vm.volumes.index(vol)
         where = format_path((*base, "volumes", vindex, vol.kind))
         device, bus = _device_and_bus(disk, vol, dwhere)
-        if vol.kind in ("persistentVolumeClaim", "dataVolume"):
+        if vol.kind in CLAIM_SOURCES:
             v = _prepare_claim(vm, vol, storage, sizes, where)
         elif vol.kind == "containerDisk":
             v = _prepare_container_disk(vm, vol, storage, where)
@@ -447,14 +487,17 @@ def prepare_disks(
 # ---------------------------------------------------------------- live checks and removal
 
 
-def files_of_running_domains(conn: Any) -> dict[str, str]:
+def files_of_running_domains(conn: Any, *, defined_too: bool = False) -> dict[str, str]:
     """Resolved disk file → name of the running domain using it (`conn` is a
-    libvirt.virConnect)."""
+    libvirt.virConnect); with `defined_too`, of every defined domain, running or not,
+    managed or not."""
     import libvirt
 
     used: dict[str, str] = {}
-    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-        root = etree.fromstring(dom.XMLDesc(0).encode())
+    flags = 0 if defined_too else libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+    for dom in conn.listAllDomains(flags):
+        root = etree.fromstring(dom.XMLDesc(0 if not defined_too else
+                                            libvirt.VIR_DOMAIN_XML_INACTIVE).encode())
         for src in root.iterfind("devices/disk/source"):
             f = src.get("file")
             if f:
@@ -476,22 +519,36 @@ def ensure_not_attached_elsewhere(
             )
 
 
-def remove_vm_disks(vm: VmSpec, storage: NodeStorage, *, delete_claims: bool) -> tuple[str, ...]:
-    """Delete the VM's own files (overlays, scratch disks, seeds). Claim disks are kept
-    unless `delete_claims` (only when a policy in git says Delete). Returns what went."""
+def remove_files(storage: NodeStorage, namespace: str, name: str, paths: Iterable[str],
+                 *, in_use: Mapping[str, str]) -> tuple[str, ...]:
+    """Delete exactly `paths` (the plan's list, safety rule 13), each confined to the
+    storage directory, except a file a defined domain still uses (`in_use`, resolved
+    path → domain; the plan cannot see unmanaged domains); then the VM's own directory
+    if nothing else is left in it. Returns what went."""
     removed: list[str] = []
-    vm_dir = storage.vm_dir(vm.namespace, vm.name)
-    if vm_dir.exists():
-        removed.extend(str(p) for p in sorted(vm_dir.iterdir()))
-        shutil.rmtree(vm_dir)
-    if delete_claims:
-        for vol in vm.volumes:
-            if vol.kind in ("persistentVolumeClaim", "dataVolume") and vol.claim_name:
-                path = storage.claim_path(vm.namespace, vol.claim_name)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed.append(str(path))
+    for raw in paths:
+        path = confine(storage.storage_dir, Path(raw), f"disk file of {namespace}/{name}")
+        if str(path.resolve()) in in_use:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(str(path))
+    vm_dir = storage.vm_dir(namespace, name)
+    with contextlib.suppress(FileNotFoundError, OSError):
+        vm_dir.rmdir()  # only when empty: a file not in the plan stays
     return tuple(removed)
+
+
+def own_leftovers(storage: NodeStorage, vm: VmSpec, known: Iterable[Path]) -> list[Path]:
+    """Files in the VM's own directory that none of its volumes uses now (an overlay of
+    a removed volume, a temp file from a killed apply): its own, for prune to list."""
+    vm_dir = storage.vm_dir(vm.namespace, vm.name)
+    try:
+        entries = sorted(p for p in vm_dir.iterdir() if p.is_file() and not p.is_symlink())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    used = set(known)
+    return [p for p in entries if p not in used]
 
 
 __all__ = [
@@ -502,7 +559,9 @@ __all__ = [
     "claim_sizes",
     "ensure_not_attached_elsewhere",
     "files_of_running_domains",
+    "own_leftovers",
     "prepare_disks",
-    "remove_vm_disks",
+    "remove_files",
     "resolve_kernel",
+    "volume_files",
 ]

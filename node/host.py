@@ -33,8 +33,10 @@ from node.disks import (
     NodeStorage,
     claim_sizes,
     files_of_running_domains,
+    own_leftovers,
     prepare_disks,
-    remove_vm_disks,
+    remove_files,
+    volume_files,
 )
 from node.domain.builder import build_domain
 from node.domain.model import NodeFacts
@@ -62,7 +64,7 @@ from node.records import (
 from node.spec import VmSpec
 from node.status import RuntimeRecord
 from node.stop import StopResult, graceful_stop
-from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.sensitive import digest_sensitive
 
 VM_KIND = "VirtualMachine"
@@ -390,16 +392,44 @@ class NodeHost:
         except libvirt.libvirtError as exc:
             raise NodeError(f"{self.where()}: undefining {dom.name()}: {exc}") from exc
 
-    def remove_disks(self, key: ObjectKey, applied_body: Mapping[str, JSON]) -> tuple[str, ...]:
-        """Remove the VM's disk files (claims included) and forget its identity."""
-        # Only the volumes matter here; the applied body may leave CPU and memory to an
-        # instancetype, so give VmSpec a placeholder instead of expanding again.
-        tmpl = applied_body.get("spec", {}).get("template", {}).get("spec", {})
-        volumes = tmpl.get("volumes") if isinstance(tmpl, Mapping) else None
-        minimal = {"spec": {"template": {"spec": {
-            "domain": {"memory": {"guest": "1Mi"}}, "volumes": volumes or [],
-        }}}}
-        spec = VmSpec.from_body(key.namespace, key.name, minimal)
-        removed = remove_vm_disks(spec, self.storage, delete_claims=True)
+    def disk_files(self, key: ObjectKey, applied_body: Mapping[str, JSON]) -> tuple[DiskFile, ...]:
+        """The files the VM's disks use, whether each exists, and leftovers in its own
+        directory: what a plan needs to report a missing disk and to prune (rule 13)."""
+        try:
+            spec = _volumes_only(key, applied_body)
+            files = volume_files(spec, self.storage)
+            out = [DiskFile(f.volume, f.source, str(f.path), f.path.exists(), f.claim)
+                   for f in files]
+            out += [DiskFile("", "file", str(p), True)
+                     for p in own_leftovers(self.storage, spec, (f.path for f in files))]
+        except VirtsyncError:
+            return ()  # a name that cannot be a path: nothing of it exists on the node
+        return tuple(out)
+
+    def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:
+        """Delete exactly the planned files (call after undefining the VM's domain) and
+        forget the VM's identity."""
+        in_use = files_of_running_domains(self.conn(), defined_too=True)
+        removed = remove_files(self.storage, key.namespace, key.name, paths, in_use=in_use)
         self.identities.forget(key)
         return removed
+
+
+def _volumes_only(key: ObjectKey, applied_body: Mapping[str, JSON]) -> VmSpec:
+    """A VmSpec with the applied disks and volumes only: the applied body may leave CPU
+    and memory to an instancetype, so give VmSpec a placeholder instead of expanding."""
+    spec = applied_body.get("spec")
+    tmpl = _get_map(_get_map(spec, "template"), "spec")
+    domain = _get_map(tmpl, "domain")
+    minimal = {"spec": {"template": {"spec": {
+        "domain": {"memory": {"guest": "1Mi"}, "devices": {
+            "disks": _get_map(domain, "devices").get("disks") or []}},
+        "volumes": tmpl.get("volumes") or [],
+    }}}}
+    return VmSpec.from_body(key.namespace, key.name, minimal)
+
+
+def _get_map(value: object, key: str | None = None) -> Mapping[str, JSON]:
+    if key is not None:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else {}

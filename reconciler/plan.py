@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.classify import Context, Disruption, classify
-from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
-from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.diff import (
+    DISK_FILE,
+    MISSING,
+    NODE,
+    FieldDiff,
+    Sel,
+    count_leaves,
+    diff,
+    format_path,
+    plain_path,
+)
+from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.normalize import Keyed, align_defaults, get_path, normalize
 from reconciler.quantity import Quantity
 from reconciler.sensitive import MASK, is_sensitive_path, redact
@@ -49,6 +59,7 @@ class Observed:
     manifest: Manifest
     node: str | None = None
     running: bool | None = None
+    disks: tuple[DiskFile, ...] = ()  # the files it uses on its node, when known
 
     @property
     def key(self) -> ObjectKey:
@@ -74,6 +85,17 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
+class DiskFate:
+    """What deleting a VM does to one of its files (safety rule 13): deleted only when
+    the VM owns it and nothing else references it; otherwise kept, and why."""
+
+    path: str
+    volume: str
+    delete: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class ObjectChange:
     key: ObjectKey
     api_version: str
@@ -86,6 +108,11 @@ class ObjectChange:
     wave: int = 0
     previous_key: ObjectKey | None = None  # set when the object is renamed
     identity_change: bool = False
+    disks: tuple[DiskFate, ...] = ()  # a deleted VM's files: deleted or kept
+
+    @property
+    def deleted_files(self) -> tuple[str, ...]:
+        return tuple(d.path for d in self.disks if d.delete)
 
     @property
     def is_delete(self) -> bool:
@@ -203,20 +230,24 @@ def make_plan(
     backend: str = "libvirt",
     placement: Mapping[ObjectKey, str] | None = None,
     unchanged: int = 0,
+    claim_refs: ClaimRefs | None = None,
 ) -> Plan:
     """The plan turning `live` into `desired`.
 
     `placement` is the node each desired VM should be on (when a scheduler decided it);
     `unchanged` counts objects the caller already knows to be identical (git mode skips
-    files whose blob did not change) and adds them to the summary.
+    files whose blob did not change) and adds them to the summary. `claim_refs` says which
+    objects reference each claim (see `claim_users`); by default, `desired` and `live`.
     """
+    refs = claim_refs if claim_refs is not None else claim_users(desired, live)
+    blank = blank_claims(desired)
     changes: list[ObjectChange] = []
     unpinned: list[UnpinnedIdentity] = []
     same = unchanged
     for p in pair(desired, live):
         if p.desired is not None and p.live is not None:
             node = placement.get(p.key) if placement else None
-            change, notes = plan_update(p.desired, p.live, backend, node)
+            change, notes = plan_update(p.desired, p.live, backend, node, blank)
             unpinned.extend(notes)
             if change is None:
                 same += 1
@@ -225,7 +256,7 @@ def make_plan(
         elif p.desired is not None:
             changes.append(plan_create(p.desired))
         elif p.live is not None:
-            changes.append(plan_delete(p.live, backend))
+            changes.append(plan_delete(p.live, backend, refs))
     ordered = order(changes)
     return Plan(tuple(ordered), summarize(ordered, same), fingerprints, backend,
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
@@ -238,8 +269,9 @@ def _is_running(body: Mapping[str, JSON], observed: bool | None) -> bool:
     return bool(strategy != "Halted")  # Manual and unknown: assume running (the safe side)
 
 
-def plan_update(desired: Manifest, obs: Observed, backend: str,
-                node: str | None) -> tuple[ObjectChange | None, list[UnpinnedIdentity]]:
+def plan_update(desired: Manifest, obs: Observed, backend: str, node: str | None,
+                blank: frozenset[ClaimKey] = frozenset(),
+                ) -> tuple[ObjectChange | None, list[UnpinnedIdentity]]:
     after = normalize(desired.kind, desired.body, desired.namespace)
     before_raw = normalize(obs.manifest.kind, obs.manifest.body, obs.manifest.namespace)
     before, unpinned_paths = align_defaults(after, before_raw, desired.kind)
@@ -247,6 +279,7 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
     diffs = diff(before, after) if before != after else []
     if node is not None and obs.node is not None and node != obs.node:
         diffs.append(FieldDiff((NODE,), obs.node, node))
+    diffs += missing_files(obs, blank)
     if not diffs:
         return None, notes
     ctx = Context(desired.kind, before, after)
@@ -302,14 +335,134 @@ def plan_create(desired: Manifest) -> ObjectChange:
                         "new object", fields, 0, desired.source.file, wave_of(desired.body))
 
 
-def plan_delete(obs: Observed, backend: str = "libvirt") -> ObjectChange:
+def plan_delete(obs: Observed, backend: str = "libvirt",
+                claim_refs: ClaimRefs | None = None) -> ObjectChange:
     m = obs.manifest
     before = normalize(m.kind, m.body, m.namespace)
     disruption, cause = delete_class(m.kind, before, backend)
+    fates: tuple[DiskFate, ...] = ()
+    if disruption == Disruption.DATA_LOSS and obs.disks and m.kind == "VirtualMachine":
+        fates = disk_fates(obs, claim_refs or {})
+        disruption, cause = _delete_outcome(fates, cause)
     fields = tuple(_field(d, disruption, cause, False, forces=False)
                    for d in diff(before, {}))
     return ObjectChange(m.key, m.api_version, ("delete",), disruption, cause, fields, 0,
-                        m.source.file, wave_of(m.body))
+                        m.source.file, wave_of(m.body), disks=fates)
+
+
+# --- disk ownership (safety rule 13) --------------------------------------------------
+
+ClaimKey = tuple[str, str]  # (namespace, claim name)
+ClaimRefs = Mapping[ClaimKey, frozenset[ObjectKey]]
+_CLAIM_SOURCES = (("persistentVolumeClaim", "claimName"), ("dataVolume", "name"))
+
+
+def _template_names(body: Mapping[str, JSON]) -> list[tuple[str, Mapping[str, JSON]]]:
+    """(name, spec) of each of a VM's dataVolumeTemplates: the claims it owns."""
+    out = []
+    templates = get_path(body, ("spec", "dataVolumeTemplates"))
+    for t in templates if isinstance(templates, list) else ():
+        name = get_path(t, ("metadata", "name"))
+        spec = get_path(t, ("spec",))
+        if isinstance(name, str):
+            out.append((name, spec if isinstance(spec, Mapping) else {}))
+    return out
+
+
+def _referenced_claims(m: Manifest) -> set[str]:
+    """Claim names an object refers to: a VM's volumes and owned templates, a
+    DataVolume itself."""
+    if m.kind == "DataVolume":
+        return {m.name}
+    if m.kind != "VirtualMachine":
+        return set()
+    names = {name for name, _ in _template_names(m.body)}
+    volumes = get_path(m.body, ("spec", "template", "spec", "volumes"))
+    for vol in volumes if isinstance(volumes, list) else ():
+        for source, field_name in _CLAIM_SOURCES:
+            ref = get_path(vol, (source, field_name))
+            if isinstance(ref, str):
+                names.add(ref)
+    return names
+
+
+def claim_users(desired: Iterable[Manifest], live: Iterable[Observed]) -> dict[ClaimKey,
+                                                                              frozenset[ObjectKey]]:
+    """Every object (desired or live, on any node) that references each claim. Pure."""
+    users: dict[ClaimKey, set[ObjectKey]] = {}
+    for m in [*desired, *(o.manifest for o in live)]:
+        for name in _referenced_claims(m):
+            users.setdefault((m.namespace, name), set()).add(m.key)
+    return {k: frozenset(v) for k, v in users.items()}
+
+
+def disk_fates(obs: Observed, claim_refs: ClaimRefs) -> tuple[DiskFate, ...]:
+    """Which of a deleted VM's files go: its own (overlay, scratch, seed, leftovers in its
+    directory) and the claims it owns (dataVolumeTemplates) that no other desired or live
+    object references. Everything else is kept, with the reason."""
+    m = obs.manifest
+    owned = {name for name, _ in _template_names(m.body)}
+    fates: dict[str, DiskFate] = {}
+    for d in sorted(obs.disks):
+        if not d.exists or d.path in fates:
+            continue
+        if not d.is_claim:
+            fates[d.path] = DiskFate(d.path, d.volume, True, "its own file")
+            continue
+        others = sorted(str(k) for k in claim_refs.get((m.namespace, d.claim), ())
+                        if k != m.key)
+        why = [f"in use by {', '.join(others)}"] if others else []
+        if d.claim not in owned:
+            why.append("not owned by this VM (no dataVolumeTemplate of that name)")
+        fates[d.path] = DiskFate(d.path, d.volume, not why,
+                                 f"claim {d.claim} is " + "; ".join(why) if why
+                                 else f"owned claim {d.claim}, used by no other VM")
+    return tuple(sorted(fates.values(), key=lambda f: (not f.delete, f.path)))
+
+
+def _delete_outcome(fates: tuple[DiskFate, ...], cause: str) -> tuple[Disruption, str]:
+    deleted = sum(f.delete for f in fates)
+    kept = len(fates) - deleted
+    if not deleted:
+        return Disruption.REPLACE, "the domain is undefined; no disk file of its own is " \
+            "deleted" + (f" ({kept} kept: in use or not owned)" if kept else "")
+    return Disruption.DATA_LOSS, cause + (f"; {kept} kept (in use or not owned)" if kept
+                                          else "")
+
+
+def blank_claims(desired: Iterable[Manifest]) -> frozenset[ClaimKey]:
+    """Claims a node can create again, empty: declared with a blank source (or none)."""
+    out: set[ClaimKey] = set()
+    for m in desired:
+        specs = ([(m.name, m.body.get("spec"))] if m.kind == "DataVolume" else
+                 _template_names(m.body) if m.kind == "VirtualMachine" else [])
+        for name, spec in specs:
+            source = get_path(spec, ("source",))
+            if get_path(spec, ("sourceRef",)) is None and (
+                    source is None or (isinstance(source, Mapping) and set(source) <= {"blank"})):
+                out.add((m.namespace, name))
+    return frozenset(out)
+
+
+def missing_files(obs: Observed, blank: frozenset[ClaimKey]) -> list[FieldDiff]:
+    """A live VM's disk files that are gone: never "up to date". The next define creates
+    them again — blank — where that is possible; the plan says which."""
+    out: list[FieldDiff] = []
+    for d in obs.disks:
+        if d.exists or not d.volume:
+            continue
+        if d.is_claim and (obs.manifest.namespace, d.claim) not in blank:
+            after = "cannot be created again (no blank size declared): restore the file"
+        elif d.is_claim or d.source == "emptyDisk":
+            after = "created again, blank"
+        else:
+            after = "written again"
+        out.append(FieldDiff((*VOLUMES, Sel("name", d.volume), DISK_FILE),
+                             f"missing: {d.path}", after))
+    return out
+
+
+VOLUMES = ("spec", "template", "spec", "volumes")
 
 
 def delete_class(kind: str, body: Mapping[str, JSON],
@@ -441,6 +594,9 @@ def _change_doc(c: ObjectChange) -> dict[str, Any]:
                     "disruption": f.disruption.label, "reason": f.reason,
                     "identity": f.identity, "sensitive": f.sensitive, "forces": f.forces}
                    for f in c.fields],
+        "disks": [{"path": d.path, "volume": d.volume,
+                   "action": "delete" if d.delete else "keep", "reason": d.reason}
+                  for d in c.disks],
     }
 
 
@@ -471,7 +627,9 @@ def from_document(doc: Mapping[str, Any]) -> Plan:
                              for f in c["fields"]),
                 unchanged=c["unchanged_fields"], source=c["source"], wave=c["wave"],
                 previous_key=_key(c["previous_key"]) if c["previous_key"] else None,
-                identity_change=c["identity_change"])
+                identity_change=c["identity_change"],
+                disks=tuple(DiskFate(d["path"], d["volume"], d["action"] == "delete",
+                                     d["reason"]) for d in c["disks"]))
             for c in doc["changes"])
         s = doc["summary"]
         summary = Summary(s["create"], s["update"], s["restart"], s["replace"], s["delete"],

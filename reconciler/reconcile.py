@@ -19,7 +19,14 @@ from pathlib import Path
 from reconciler.backends.base import Backend, LiveObject, Observation
 from reconciler.inventory import Inventory
 from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
-from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan
+from reconciler.plan import (
+    Fingerprints,
+    Observed,
+    Plan,
+    claim_users,
+    content_hash,
+    make_plan,
+)
 from reconciler.revisions import with_revisions
 from reconciler.sensitive import digest_sensitive
 from reconciler.validate import validate_paths
@@ -78,7 +85,7 @@ def load_desired(paths: Sequence[str]) -> Desired:
 def _observed_vm(o: LiveObject) -> Observed:
     m = Manifest(o.api_version, o.key.kind, o.key.namespace, o.key.name, o.body,
                  SourceRef(f"<live:{o.node or '?'}>", 0))
-    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES)
+    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES, o.disks)
 
 
 def observe_live(observation: Observation, inventory: Inventory) -> list[Observed]:
@@ -108,8 +115,8 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     git are still listed as deletions so the operator sees them, and apply skips them.
     """
     wanted = {m.key for m in desired.manifests}
-    observed = [o for o in observe_live(observation, inventory)
-                if o.key in wanted or o.key in inventory.entries]
+    everything = observe_live(observation, inventory)
+    observed = [o for o in everything if o.key in wanted or o.key in inventory.entries]
     conflicts = set(observation.conflicts) & wanted
     if conflicts:
         names = ", ".join(str(k) for k in sorted(conflicts))
@@ -124,7 +131,10 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
         live_source=f"{backend_name}:{'prune' if prune else 'no-prune'}",
         live_hash=live_hash(observed),
     )
-    return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name)
+    # Every live VM counts as a user of the claims it mounts, whichever source applied it
+    # and whichever node it is on (safety rule 13).
+    return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name,
+                     claim_refs=claim_users(desired.manifests, everything))
 
 
 def observe(backend: Backend) -> Observation:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from reconciler.backends.base import (
     Observation,
     VMStatus,
 )
-from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.statedir import state_dir
 
 PVC_NOT_FOUND = "ErrorPvcNotFound"
@@ -172,9 +172,12 @@ class LibvirtBackend:
 
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
+        disks: tuple[DiskFile, ...] = ()
         if rec.applied is not None:
             body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts)
+            disks = self.hosts[node].disk_files(rec.key, rec.applied.body)
         view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
+        status = _status(vm_status(view, node, now), rec.runtime.created)
         api = str(body.get("apiVersion", "kubevirt.io/v1"))
         return LiveObject(
             key=rec.key,
@@ -184,7 +187,8 @@ class LibvirtBackend:
             revision=rec.owner.source_revision,
             spec_hash=rec.owner.spec_hash,
             identity=LiveIdentity(rec.uuid, rec.serial, dict(rec.facts.macs)),
-            status=_status(vm_status(view, node, now), rec.runtime.created),
+            status=_with_missing_disks(status, disks),
+            disks=disks,
         )
 
     # ------------------------------------------------------------------ finding a VM
@@ -321,21 +325,34 @@ class LibvirtBackend:
             raise BackendError(str(exc)) from exc
 
     def delete(self, key: ObjectKey, *, delete_disks: bool, grace_period: int | None = None,
-               force: bool = False) -> None:
+               force: bool = False, files: Sequence[str] = ()) -> None:
         found = self._find(key)
         if found is None:
             self.pending.remove(key)
             return
         host, dom = found
         try:
-            rec = host.record(dom)
             host.stop(dom, self._grace(host, dom, grace_period), force=force, intent=INTENT_STOP)
             host.undefine(dom)
-            if delete_disks and rec.applied is not None:
-                host.remove_disks(key, rec.applied.body)
+            if delete_disks:
+                host.remove_files(key, tuple(files))
         except VirtsyncError as exc:
             raise BackendError(str(exc)) from exc
         self.pending.remove(key)
+
+
+def _with_missing_disks(status: VMStatus, disks: tuple[DiskFile, ...]) -> VMStatus:
+    """A VM whose disk file is gone is not healthy, whatever its power state: KubeVirt
+    prints ErrorPvcNotFound for a missing claim; any missing file makes Ready false."""
+    missing = [d for d in disks if not d.exists]
+    if not missing:
+        return status
+    message = "disk file missing: " + ", ".join(f"{d.path} (volume {d.volume})"
+                                               for d in missing)
+    printable = PVC_NOT_FOUND if any(d.is_claim for d in missing) else status.printable_status
+    others = tuple(c for c in status.conditions if c.type != "Ready")
+    return replace(status, printable_status=printable, ready=False,
+                   conditions=(Condition("Ready", False, "DiskFileMissing", message), *others))
 
 
 def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:

@@ -121,3 +121,104 @@ def test_max_prune_zero_means_none_and_a_capped_prune_exits_1(
     assert set(domains(conn)) == before
     assert run("apply", str(tree.root), "--prune", "--max-prune", str(removed)) == 0
     assert len(domains(conn)) == 10 - removed
+
+
+# ------------------------------------------------------------------ prune deletes only what it owns
+
+DELETE = {"virtsync.io/disk-policy": "Delete"}
+
+
+def _mount(body: dict[str, Any], volume: dict[str, Any]) -> dict[str, Any]:
+    """Add a disk and volume to a VM body (e.g. another VM's claim)."""
+    tmpl = body["spec"]["template"]["spec"]
+    tmpl["volumes"].append(volume)
+    tmpl["domain"]["devices"]["disks"].append({"name": volume["name"],
+                                               "disk": {"bus": "virtio"}})
+    return body
+
+
+def _plan_json(tree: Tree, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = run("plan", str(tree.root), "-o", "json")
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _claim(tree: Tree, name: str) -> Path:
+    return tree.storage / "e2e" / "claims" / f"{name}.qcow2"
+
+
+def test_prune_with_delete_policy_keeps_a_claim_another_vm_owns_and_uses(
+        conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 8: pruning a Delete-policy VM that also mounts another VM's claim
+    (persistentVolumeClaim.claimName) deleted that VM's disk. Rule 13: only files the
+    pruned VM owns and nothing else references go; the plan lists each one."""
+    tree.put(vm("keeper", run="Halted"))  # rule 6: one running domain per disk
+    tree.put(_mount(vm("wiper", annotations=DELETE),
+                    {"name": "peer", "persistentVolumeClaim": {"claimName": "keeper-data"}}))
+    assert run("apply", str(tree.root)) == 0
+    keeper_disk, wiper_disk = _claim(tree, "keeper-data"), _claim(tree, "wiper-data")
+    scratch = tree.storage / "e2e" / "vms" / "wiper" / "empty-scratch.qcow2"
+    assert keeper_disk.is_file() and wiper_disk.is_file() and scratch.is_file()
+    keeper_bytes = keeper_disk.read_bytes()
+
+    tree.remove("wiper")
+    code, doc = _plan_json(tree, capsys)
+    assert code == 1
+    (change,) = doc["changes"]
+    assert change["key"] == "VirtualMachine/e2e/wiper" and change["disruption"] == "data-loss"
+    assert [(d["path"], d["action"]) for d in change["disks"]] == [
+        (str(wiper_disk), "delete"), (str(scratch), "delete"), (str(keeper_disk), "keep")]
+    kept = change["disks"][2]
+    assert kept["volume"] == "peer"
+    assert kept["reason"].startswith("claim keeper-data is in use by VirtualMachine/e2e/keeper")
+    assert "1 kept" in change["cause"]
+    # The text and markdown plans say the same.
+    capsys.readouterr()
+    run("plan", str(tree.root))
+    text = capsys.readouterr().out
+    assert f"- delete file {wiper_disk} (volume data)" in text
+    assert f"= keep file {keeper_disk} (volume peer)" in text
+    assert "in use by VirtualMachine/e2e/keeper" in text
+    run("plan", str(tree.root), "-o", "markdown")
+    assert f"keep file {keeper_disk}" in capsys.readouterr().out
+
+    assert run("apply", str(tree.root), "--prune", "--allow-data-loss") == 0
+    assert "e2e_wiper" not in domains(conn)
+    assert keeper_disk.read_bytes() == keeper_bytes, "another VM's disk must survive"
+    assert not wiper_disk.exists() and not scratch.exists() and not scratch.parent.exists()
+    assert run("plan", str(tree.root), "--detailed-exitcode") == 0
+
+
+def test_prune_keeps_a_claim_a_live_vm_of_another_source_mounts_as_datavolume(
+        conn: Any, tree: Tree, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Second case: the pruned VM owns the claim (its dataVolumeTemplate); the user is a
+    live VM that another source folder applied (not in this tree, not in its inventory),
+    mounting it with a dataVolume volume. And a Delete-policy VM whose claim nobody uses
+    loses it: the rule keeps only what is referenced."""
+    tree.put(vm("owner", annotations=DELETE))
+    tree.put(vm("lonely", annotations=DELETE))
+    for i in range(8):
+        tree.put(vm(f"pad{i}", run="Halted"))
+    assert run("apply", str(tree.root)) == 0
+    other = Tree(tmp_path / "other", tree.storage)
+    reader = vm("reader", run="Halted")
+    reader["spec"].pop("dataVolumeTemplates")
+    reader["spec"]["template"]["spec"]["volumes"][1] = {
+        "name": "data", "dataVolume": {"name": "owner-data"}}
+    other.put(reader)
+    assert run("apply", str(other.root)) == 0
+    owner_disk, lonely_disk = _claim(tree, "owner-data"), _claim(tree, "lonely-data")
+
+    tree.remove("owner")
+    tree.remove("lonely")
+    code, doc = _plan_json(tree, capsys)
+    assert code == 1
+    fates = {c["name"]: {d["path"]: (d["action"], d["reason"]) for d in c["disks"]}
+             for c in doc["changes"]}
+    assert fates["owner"][str(owner_disk)] == (
+        "keep", "claim owner-data is in use by VirtualMachine/e2e/reader")
+    assert fates["lonely"][str(lonely_disk)][0] == "delete"
+    assert run("apply", str(tree.root), "--prune", "--allow-data-loss") == 0
+    assert owner_disk.is_file() and not lonely_disk.exists()
+    assert "e2e_reader" in domains(conn)
+    assert run("plan", str(other.root), "--detailed-exitcode") == 0
