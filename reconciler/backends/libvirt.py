@@ -342,14 +342,18 @@ class LibvirtBackend:
 
 
 def _with_missing_disks(status: VMStatus, disks: tuple[DiskFile, ...]) -> VMStatus:
-    """A VM whose disk file is gone is not healthy, whatever its power state: KubeVirt
-    prints ErrorPvcNotFound for a missing claim; any missing file makes Ready false."""
+    """A VM whose disk file is gone is not healthy: any missing file makes Ready false
+    (reason DiskFileMissing); one that is not running cannot start and prints KubeVirt's
+    ErrorPvcNotFound for a missing claim. A running guest still holds the deleted file
+    open, so it stays Running (the plan relies on the power state)."""
     missing = [d for d in disks if not d.exists]
     if not missing:
         return status
     message = "disk file missing: " + ", ".join(f"{d.path} (volume {d.volume})"
                                                for d in missing)
-    printable = PVC_NOT_FOUND if any(d.is_claim for d in missing) else status.printable_status
+    printable = status.printable_status
+    if printable in ("Stopped", "CrashLoopBackOff") and any(d.is_claim for d in missing):
+        printable = PVC_NOT_FOUND
     others = tuple(c for c in status.conditions if c.type != "Ready")
     return replace(status, printable_status=printable, ready=False,
                    conditions=(Condition("Ready", False, "DiskFileMissing", message), *others))

@@ -222,3 +222,87 @@ def test_prune_keeps_a_claim_a_live_vm_of_another_source_mounts_as_datavolume(
     assert owner_disk.is_file() and not lonely_disk.exists()
     assert "e2e_reader" in domains(conn)
     assert run("plan", str(other.root), "--detailed-exitcode") == 0
+
+
+# ------------------------------------------------------------------ a missing disk file
+
+
+def _status_rows(tree: Tree, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    capsys.readouterr()
+    assert run("status", str(tree.root), "-o", "json") == 0
+    return {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+
+
+def test_missing_claim_file_is_reported_and_recreated_blank_only_with_permission(
+        conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 8: the surviving VM pointed at a missing file and the plan said "No
+    changes". A missing claim is ErrorPvcNotFound in status, a data-loss change in the
+    plan (it can only come back blank), refused without --allow-data-loss."""
+    tree.put(vm("victim"))
+    assert run("apply", str(tree.root)) == 0
+    disk = _claim(tree, "victim-data")
+    disk.unlink()  # what the old prune did to another VM's claim
+
+    row = _status_rows(tree, capsys)["victim"]
+    # Still running on the deleted file's open inode: Running, but not Ready.
+    assert row["printableStatus"] == "Running" and row["ready"] is False
+    assert row["drift"] is True
+    ready = next(c for c in row["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "DiskFileMissing" and str(disk) in ready["message"]
+
+    code, doc = _plan_json(tree, capsys)
+    assert code == 1
+    (change,) = doc["changes"]
+    assert change["disruption"] == "data-loss" and "restart" in change["actions"]
+    (field,) = change["fields"]
+    assert (field["path"], field["before"], field["after"]) == (
+        "spec.template.spec.volumes[name=data](file)", f"missing: {disk}",
+        "created again, blank")
+    capsys.readouterr()
+    run("plan", str(tree.root))
+    assert "No changes" not in capsys.readouterr().out
+
+    assert run("apply", str(tree.root)) == 1  # refused: nothing is recreated silently
+    assert not disk.exists()
+    conn.lookupByName("e2e_victim").destroy()  # powered off: it cannot start any more
+    rows = _status_rows(tree, capsys)
+    assert rows["victim"]["printableStatus"] == "ErrorPvcNotFound"
+    code, doc = _plan_json(tree, capsys)
+    assert code == 1 and doc["changes"][0]["disruption"] == "data-loss"
+    assert run("apply", str(tree.root), "--allow-data-loss") == 0
+    assert disk.is_file()
+    assert _status_rows(tree, capsys)["victim"]["ready"] is True
+    assert run("plan", str(tree.root), "--detailed-exitcode") == 0
+
+
+def test_missing_claim_without_a_declared_size_is_never_made_up(
+        conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    """Second case: the claim is mounted by persistentVolumeClaim and nothing in git
+    declares it (its owner left git with Retain), so it cannot come back: the plan says
+    to restore it, and apply creates nothing. A missing generated file (the cloud-init
+    seed) is a live change that apply writes again without any flag."""
+    tree.put(vm("gone", run="Halted"))
+    assert run("apply", str(tree.root)) == 0
+    tree.remove("gone")
+    assert run("apply", str(tree.root), "--prune") == 0  # Retain: its claim stays
+    user = vm("user", run="Halted", user_data="#cloud-config\n")
+    _mount(user, {"name": "old", "persistentVolumeClaim": {"claimName": "gone-data"}})
+    tree.put(user)
+    assert run("apply", str(tree.root)) == 0
+    orphan = _claim(tree, "gone-data")
+    seed = tree.storage / "e2e" / "vms" / "user" / "cidata-ci.iso"
+    orphan.unlink()
+    seed.unlink()
+
+    code, doc = _plan_json(tree, capsys)
+    assert code == 1
+    (change,) = doc["changes"]
+    got = {f["path"]: (f["after"], f["disruption"]) for f in change["fields"]}
+    assert got == {
+        "spec.template.spec.volumes[name=old](file)": (
+            "cannot be created again (no blank size declared): restore the file", "data-loss"),
+        "spec.template.spec.volumes[name=ci](file)": ("written again", "live"),
+    }
+    assert _status_rows(tree, capsys)["user"]["printableStatus"] == "ErrorPvcNotFound"
+    assert run("apply", str(tree.root), "--allow-data-loss") == 1  # fails: nothing invented
+    assert not orphan.exists()
