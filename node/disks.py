@@ -21,13 +21,15 @@ Layout (every name checked as a DNS-1123 component, every path confined):
   is about to start) recreates it.
 - hostDisk paths must resolve inside the storage directory.
 - Files are created under a temporary name and renamed, so a crash never leaves a
-  half-made disk that a rerun would take for a real one.
+  half-made disk that a rerun would take for a real one; `sweep_temp_files` removes
+  such leftovers once a later apply has converged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -539,6 +541,32 @@ def remove_files(storage: NodeStorage, namespace: str, name: str, paths: Iterabl
     return tuple(removed)
 
 
+# Names `_create_atomically` and cloudinit.write_seed give their temp files (mkstemp
+# adds 8 characters): what a `kill -9` between create and rename leaves behind.
+TEMP_NAME = re.compile(r"^\.(?:[a-z0-9][a-z0-9.-]*\.(?:qcow2|iso|raw|img)\.|cidata-)[a-z0-9_]{8}$")
+TEMP_MIN_AGE = 60.0  # seconds: never take a file another writer may still be renaming
+
+
+def sweep_temp_files(storage: NodeStorage, now: float,
+                     min_age: float = TEMP_MIN_AGE) -> tuple[str, ...]:
+    """Delete temp files of interrupted disk creations in the claims and VM folders
+    (`<ns>/claims/`, `<ns>/vms/<vm>/`) older than `min_age`. Call only once the state
+    has converged, under the state lock. Returns what went."""
+    folders = [*storage.storage_dir.glob("*/claims"), *storage.storage_dir.glob("*/vms/*")]
+    removed: list[str] = []
+    for folder in folders:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if not TEMP_NAME.match(entry.name) or entry.is_symlink() or not entry.is_file():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat().st_mtime >= min_age:
+                    entry.unlink()
+                    removed.append(str(entry))
+    return tuple(sorted(removed))
+
+
 def own_leftovers(storage: NodeStorage, vm: VmSpec, known: Iterable[Path]) -> list[Path]:
     """Files in the VM's own directory that none of its volumes uses now (an overlay of
     a removed volume, a temp file from a killed apply): its own, for prune to list."""
@@ -563,5 +591,6 @@ __all__ = [
     "prepare_disks",
     "remove_files",
     "resolve_kernel",
+    "sweep_temp_files",
     "volume_files",
 ]

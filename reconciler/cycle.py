@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 from reconciler.apply import Outcome
 from reconciler.backends.base import Backend, Observation
 from reconciler.inventory import Inventory
-from reconciler.journal import Journal
+from reconciler.journal import Journal, JournalEntry, resolve
 from reconciler.model import ObjectKey, VirtsyncError
 from reconciler.plan import Plan
 from reconciler.reconcile import Desired, observe, plan_live
@@ -81,6 +81,28 @@ def prune_refusal(plan: Plan, inventory: Inventory, max_prune: int | None) -> st
         return (f"apply refused: pruning {len(deletions)} objects is over the cap ({cap}); "
                 f"nothing was changed. If this is intended, pass --max-prune {len(deletions)}")
     return None
+
+
+@runtime_checkable
+class TempSweeper(Protocol):
+    """A backend that can remove temp files interrupted disk creations left behind."""
+
+    def sweep_temp_files(self) -> tuple[str, ...]: ...
+
+
+def settle(state: Path, backend: Backend, earlier: Sequence[JournalEntry],
+           outcomes: Sequence[Outcome]) -> tuple[int, tuple[str, ...]]:
+    """After a run, clean what an earlier `kill -9` left once this run converged past it:
+    earlier unfinished intents whose object has no failed or skipped outcome now are
+    marked resolved (noted once, not forever); when nothing failed, temp disk files are
+    swept. Returns (intents resolved, files removed)."""
+    unsettled = {o.key for o in outcomes if o.failed or o.word == "skipped"}
+    done = [e for e in earlier if e.key not in unsettled]
+    resolve(state, done)
+    swept: tuple[str, ...] = ()
+    if not any(o.failed for o in outcomes) and isinstance(backend, TempSweeper):
+        swept = backend.sweep_temp_files()
+    return len(done), swept
 
 
 def new_journal(state: Path) -> Journal:

@@ -26,6 +26,7 @@ from typing import Any
 import libvirt
 
 from node.cluster import ClusterConfig, cluster_from_manifests
+from node.disks import sweep_temp_files
 from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
@@ -100,6 +101,12 @@ class LibvirtBackend:
     def close(self) -> None:
         for host in self.hosts.values():
             host.close()
+
+    def sweep_temp_files(self) -> tuple[str, ...]:
+        """Temp disk files interrupted applies left on every node (see cycle.settle)."""
+        now = self.clock()
+        return tuple(p for host in self.hosts.values()
+                     for p in sweep_temp_files(host.storage, now))
 
     # ------------------------------------------------------------------ observe
 

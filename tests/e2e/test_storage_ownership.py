@@ -7,6 +7,11 @@ places); prune deletes only files the pruned VM owns and nothing else references
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +311,79 @@ def test_missing_claim_without_a_declared_size_is_never_made_up(
     assert _status_rows(tree, capsys)["user"]["printableStatus"] == "ErrorPvcNotFound"
     assert run("apply", str(tree.root), "--allow-data-loss") == 1  # fails: nothing invented
     assert not orphan.exists()
+
+
+# ------------------------------------------------------------------ after a kill -9
+
+
+def _apply_killed(tree: Tree, fault: str) -> None:
+    """A real `virtsync apply` process, SIGKILLed by the journal's fault hook."""
+    env = dict(os.environ, VIRTSYNC_FAULT_KILL=fault, PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-m", "reconciler", "apply", str(tree.root)],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+@pytest.mark.parametrize("fault", ["intent:1", "action:2"])
+def test_leftovers_of_a_killed_apply_are_cleaned_once_converged(
+        conn: Any, tree: Tree, fault: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 8: temp disk files a `kill -9` left were never removed, and the "earlier
+    apply stopped" note repeated on every apply. Both go once an apply converged; a temp
+    file young enough to belong to a running writer, and other files, stay."""
+    tree.put(vm("crashy"))
+    tree.put(vm("other", run="Halted"))
+    _apply_killed(tree, fault)
+    assert run("apply", str(tree.root)) == 0  # test driver: this process converges
+    claims = tree.storage / "e2e" / "claims"
+    vm_dir = tree.storage / "e2e" / "vms" / "crashy"
+    old = [claims / ".crashy-data.qcow2.k9x2_abc", vm_dir / ".cidata-0a1b2c3d",
+           vm_dir / ".empty-scratch.qcow2.zz00yy11"]
+    young = claims / ".other-data.qcow2.young123"
+    unrelated = [claims / "notes.txt", claims / ".crashy-data.qcow2.toolong123"]
+    for p in [*old, young, *unrelated]:
+        p.write_bytes(b"half-made")
+    for p in [*old, *unrelated]:
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    # A second kill leaves a journal with an unfinished step.
+    tree.put(vm("crashy", cores=2))
+    _apply_killed(tree, "intent:1")
+    capsys.readouterr()
+
+    assert run("apply", str(tree.root), "--allow-restart") == 0
+    err = capsys.readouterr().err
+    assert "an earlier apply stopped during" in err
+    assert "converged past" in err
+    assert [p for p in old if p.exists()] == []
+    assert young.exists() and all(p.exists() for p in unrelated)
+    for p in old:
+        assert f"removed {p}" in err
+
+    assert run("apply", str(tree.root)) == 0
+    err = capsys.readouterr().err
+    assert "earlier apply stopped" not in err and "removed" not in err
+    assert "No changes" in err
+
+
+def test_a_failed_apply_leaves_the_notes_and_temp_files(
+        conn: Any, tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    """Second case: not converged (an action failed), nothing is cleaned yet."""
+    tree.put(vm("crashy"))
+    _apply_killed(tree, "intent:1")
+    claims = tree.storage / "e2e" / "claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    leftover = claims / ".crashy-data.qcow2.abcdefgh"
+    leftover.write_bytes(b"x")
+    os.utime(leftover, (time.time() - 3600, time.time() - 3600))
+    broken = vm("crashy")
+    broken["spec"]["template"]["spec"]["volumes"][1] = {
+        "name": "data", "persistentVolumeClaim": {"claimName": "nowhere"}}
+    broken["spec"].pop("dataVolumeTemplates")
+    tree.put(broken)
+    capsys.readouterr()
+    assert run("apply", str(tree.root)) == 1  # the claim does not exist: create fails
+    assert leftover.exists()
+    tree.put(vm("crashy"))
+    assert run("apply", str(tree.root)) == 0
+    err = capsys.readouterr().err
+    assert err.count("an earlier apply stopped during") == 2  # still noted: not converged
+    assert not leftover.exists()
