@@ -19,8 +19,8 @@ from reconciler.backends.base import Backend, Observation
 from reconciler.inventory import Inventory
 from reconciler.journal import Journal, JournalEntry, resolve
 from reconciler.model import ObjectKey, VirtsyncError
-from reconciler.plan import Plan
-from reconciler.reconcile import Desired, observe, plan_live
+from reconciler.plan import Plan, claim_users
+from reconciler.reconcile import Desired, observe, observe_live, plan_live
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
 APPLIED_WORDS = frozenset({"created", "configured", "restarted", "replaced", "started",
@@ -60,8 +60,17 @@ def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prun
                        desired.revision, desired.desired_hash, desired.root)
     entries = {k: inventory.entries[k] for k in wanted if k in inventory.entries}
     observation = observe_some(backend, wanted)
-    return plan_live(narrowed, observation, Inventory(inventory.source, entries), prune=prune,
-                     backend_name=backend.name), observation
+    narrow_inventory = Inventory(inventory.source, entries)
+    plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
+                     backend_name=backend.name)
+    if any(c.deleted_files for c in plan.changes):
+        # Deleting a file: every VM (whole tree, every node) must be asked whether it
+        # still uses the claim, not just the changed keys (safety rule 13). Rare.
+        everyone = observe_live(observe(backend), inventory)
+        refs = claim_users(desired.manifests, everyone)
+        plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
+                         backend_name=backend.name, claim_refs=refs)
+    return plan, observation
 
 
 def prune_cap(inventory: Inventory, max_prune: int | None) -> int:

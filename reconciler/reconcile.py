@@ -20,6 +20,7 @@ from reconciler.backends.base import Backend, LiveObject, Observation
 from reconciler.inventory import Inventory
 from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
 from reconciler.plan import (
+    ClaimRefs,
     Fingerprints,
     Observed,
     Plan,
@@ -107,8 +108,10 @@ def live_hash(observed: Sequence[Observed]) -> str:
 
 
 def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
-              prune: bool, backend_name: str = "libvirt") -> Plan:
-    """The plan that makes live match desired. Pure.
+              prune: bool, backend_name: str = "libvirt",
+              claim_refs: ClaimRefs | None = None) -> Plan:
+    """The plan that makes live match desired. Pure. `claim_refs` (default: from
+    `desired` and everything observed) says who references each claim (rule 13).
 
     Live objects are considered only when desired names them or the inventory holds
     them (virtsync applied them from this source); with `prune` off, objects that left
@@ -133,8 +136,9 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     )
     # Every live VM counts as a user of the claims it mounts, whichever source applied it
     # and whichever node it is on (safety rule 13).
+    refs = claim_refs if claim_refs is not None else claim_users(desired.manifests, everything)
     return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name,
-                     claim_refs=claim_users(desired.manifests, everything))
+                     claim_refs=refs)
 
 
 def observe(backend: Backend) -> Observation:

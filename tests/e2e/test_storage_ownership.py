@@ -387,3 +387,31 @@ def test_a_failed_apply_leaves_the_notes_and_temp_files(
     err = capsys.readouterr().err
     assert err.count("an earlier apply stopped during") == 2  # still noted: not converged
     assert not leftover.exists()
+
+
+def test_an_incremental_cycle_asks_every_vm_before_deleting_a_claim(
+        conn: Any, tree: Tree, tmp_path: Path) -> None:
+    """watch (git mode) prunes in incremental cycles that observe only the changed keys:
+    the VM still using the claim is not among them, and must still keep it."""
+    from reconciler.backends.libvirt import LibvirtBackend
+    from reconciler.cycle import plan_cycle
+    from reconciler.inventory import Inventory, source_id
+    from reconciler.model import ObjectKey
+    from reconciler.reconcile import load_desired
+
+    tree.put(vm("owner", annotations=DELETE))
+    reader = vm("reader", run="Halted")
+    _mount(reader, {"name": "peer", "dataVolume": {"name": "owner-data"}})
+    tree.put(reader)
+    assert run("apply", str(tree.root)) == 0
+    tree.remove("owner")
+    desired = load_desired([str(tree.root)])
+    backend = LibvirtBackend.from_manifests(desired.manifests, state=tmp_path / "state")
+    inventory = Inventory.load(tmp_path / "state", source_id(desired.root))
+    owner = ObjectKey("VirtualMachine", "e2e", "owner")
+    plan, _ = plan_cycle(desired, backend, inventory, prune=True, keys={owner})
+    (change,) = plan.changes
+    claim = str(_claim(tree, "owner-data"))
+    assert claim not in change.deleted_files
+    assert [d.reason for d in change.disks if d.path == claim] == [
+        "claim owner-data is in use by VirtualMachine/e2e/reader"]
