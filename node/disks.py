@@ -74,11 +74,11 @@ class NodeStorage:
         vm = safe_component(name, "VM name")
         return confine(self.storage_dir, Path(ns, "vms", vm), f"VM {namespace}/{name}")
 
-    def own_file(self, namespace: str, name: str, source: str, volume: str) -> Path:
-        """The file of a volume the VM owns alone (overlay, scratch disk, seed)."""
-        pattern = OWN_FILES[source]
-        return self.vm_dir(namespace, name) / pattern.format(safe_component(volume,
-                                                                            "volume name"))
+    @staticmethod
+    def own_file(vm_dir: Path, source: str, volume: str) -> Path:
+        """The file in the VM's own directory (`vm_dir`) of a volume it owns alone
+        (overlay, scratch disk, seed)."""
+        return vm_dir / OWN_FILES[source].format(safe_component(volume, "volume name"))
 
 
 # Files inside a VM's own directory, per volume source.
@@ -88,34 +88,6 @@ OWN_FILES: Mapping[str, str] = {
     "cloudInitNoCloud": "cidata-{}.iso",
 }
 CLAIM_SOURCES = frozenset({"persistentVolumeClaim", "dataVolume"})
-
-
-@dataclass(frozen=True)
-class VolumeFile:
-    """Where one of a VM's disks lives on the node (path arithmetic only)."""
-
-    volume: str
-    source: str
-    path: Path
-    claim: str = ""
-
-
-def volume_files(vm: VmSpec, storage: NodeStorage) -> list[VolumeFile]:
-    """The file behind each disk of the VM, as `prepare_disks` creates it. hostDisk
-    volumes are the operator's files and not listed (never owned, never deleted)."""
-    out: list[VolumeFile] = []
-    for disk in vm.disks:
-        vol = vm.volume(disk.name)
-        if vol is None:
-            continue
-        if vol.kind in CLAIM_SOURCES and vol.claim_name:
-            out.append(VolumeFile(vol.name, vol.kind,
-                                  storage.claim_path(vm.namespace, vol.claim_name),
-                                  vol.claim_name))
-        elif vol.kind in OWN_FILES:
-            out.append(VolumeFile(vol.name, vol.kind,
-                                  storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)))
-    return out
 
 
 @dataclass(frozen=True)
@@ -298,7 +270,7 @@ def _prepare_container_disk(
     if not vol.image:
         raise VirtsyncError(f"{where}: image missing")
     base, base_fmt = _base_image(storage, vol.image, where)
-    path = storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)
+    path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
     make = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_fmt, "{}"]
     if path.exists():
         chain = checked_chain(path, "qcow2", [storage.storage_dir, storage.image_dir], where)
@@ -316,7 +288,7 @@ def _prepare_empty_disk(
 ) -> _Volume:
     if not vol.capacity_bytes:
         raise VirtsyncError(f"{where}: capacity missing")
-    path = storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)
+    path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
     if path.exists() and not fresh:
         info = checked_chain(path, "qcow2", [storage.storage_dir], where)[0]
         if info.virtual_size == vol.capacity_bytes:
@@ -360,7 +332,7 @@ def _prepare_cloud_init(
             f"{where}: secretRef is not supported on libvirt nodes (there is no Kubernetes "
             "Secret to read); put the data in userData/networkData"
         )
-    path = storage.own_file(vm.namespace, vm.name, vol.kind, vol.name)
+    path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
     seed = seed_files(
         instance_id=identity.uuid,
         hostname=vm.name,
@@ -567,12 +539,12 @@ def sweep_temp_files(storage: NodeStorage, now: float,
     return tuple(sorted(removed))
 
 
-def own_leftovers(storage: NodeStorage, vm: VmSpec, known: Iterable[Path]) -> list[Path]:
+def own_leftovers(vm_dir: Path, known: Iterable[Path]) -> list[Path]:
     """Files in the VM's own directory that none of its volumes uses now (an overlay of
     a removed volume, a temp file from a killed apply): its own, for prune to list."""
-    vm_dir = storage.vm_dir(vm.namespace, vm.name)
     try:
-        entries = sorted(p for p in vm_dir.iterdir() if p.is_file() and not p.is_symlink())
+        with os.scandir(vm_dir) as it:
+            entries = sorted(Path(e.path) for e in it if e.is_file(follow_symlinks=False))
     except (FileNotFoundError, NotADirectoryError):
         return []
     used = set(known)
@@ -592,5 +564,4 @@ __all__ = [
     "remove_files",
     "resolve_kernel",
     "sweep_temp_files",
-    "volume_files",
 ]

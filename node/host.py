@@ -30,13 +30,14 @@ from lxml import etree
 
 from node.cluster import NodeConfig
 from node.disks import (
+    CLAIM_SOURCES,
+    OWN_FILES,
     NodeStorage,
     claim_sizes,
     files_of_running_domains,
     own_leftovers,
     prepare_disks,
     remove_files,
-    volume_files,
 )
 from node.domain.builder import build_domain
 from node.domain.model import NodeFacts
@@ -46,6 +47,7 @@ from node.identity import IdentityStore
 from node.lifecycle import INTENT_NONE
 from node.metadata import OwnerMetadata, parse_owner_metadata
 from node.networks import NetworkMap, check_sources, resolve_interfaces
+from node.paths import safe_component
 from node.placement import NodeCapacity
 from node.records import (
     APPLIED_NS,
@@ -392,18 +394,32 @@ class NodeHost:
         except libvirt.libvirtError as exc:
             raise NodeError(f"{self.where()}: undefining {dom.name()}: {exc}") from exc
 
-    def disk_files(self, key: ObjectKey, applied_body: Mapping[str, JSON]) -> tuple[DiskFile, ...]:
-        """The files the VM's disks use, whether each exists, and leftovers in its own
-        directory: what a plan needs to report a missing disk and to prune (rule 13)."""
+    def disk_files(self, key: ObjectKey, applied_body: Mapping[str, JSON],
+                   used: Mapping[str, str]) -> tuple[DiskFile, ...]:
+        """The files the VM's domain uses (`used`: disk name → file, from its definition)
+        with their volume's source as applied, whether each exists, and leftovers in its
+        own directory: what a plan needs to report a missing disk and to prune (rule 13).
+        hostDisk files are the operator's: never listed. Lookups and stats only."""
+        volumes = {v.get("name"): v for v in _applied_volumes(applied_body)}
+        out: list[DiskFile] = []
+        for name, path in sorted(used.items()):
+            vol = volumes.get(name, {})
+            source = next((k for k in vol if k in CLAIM_SOURCES or k in OWN_FILES), "")
+            if not source:
+                continue
+            ref = vol.get(source)
+            claim = ref.get("claimName", ref.get("name", "")) if isinstance(ref, Mapping) else ""
+            out.append(DiskFile(name, source, path, os.path.exists(path),
+                                claim if source in CLAIM_SOURCES else ""))
+        # Checked names, joined but not resolved (cheap: this runs for every VM on every
+        # observe); remove_files confines each path before deleting.
         try:
-            spec = _volumes_only(key, applied_body)
-            files = volume_files(spec, self.storage)
-            out = [DiskFile(f.volume, f.source, str(f.path), f.path.exists(), f.claim)
-                   for f in files]
-            out += [DiskFile("", "file", str(p), True)
-                     for p in own_leftovers(self.storage, spec, (f.path for f in files))]
+            vm_dir = Path(self.storage.storage_dir, safe_component(key.namespace, "namespace"),
+                          "vms", safe_component(key.name, "VM name"))
         except VirtsyncError:
-            return ()  # a name that cannot be a path: nothing of it exists on the node
+            return tuple(out)
+        out += [DiskFile("", "file", str(p), True)
+                for p in own_leftovers(vm_dir, (Path(d.path) for d in out))]
         return tuple(out)
 
     def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -415,18 +431,10 @@ class NodeHost:
         return removed
 
 
-def _volumes_only(key: ObjectKey, applied_body: Mapping[str, JSON]) -> VmSpec:
-    """A VmSpec with the applied disks and volumes only: the applied body may leave CPU
-    and memory to an instancetype, so give VmSpec a placeholder instead of expanding."""
-    spec = applied_body.get("spec")
-    tmpl = _get_map(_get_map(spec, "template"), "spec")
-    domain = _get_map(tmpl, "domain")
-    minimal = {"spec": {"template": {"spec": {
-        "domain": {"memory": {"guest": "1Mi"}, "devices": {
-            "disks": _get_map(domain, "devices").get("disks") or []}},
-        "volumes": tmpl.get("volumes") or [],
-    }}}}
-    return VmSpec.from_body(key.namespace, key.name, minimal)
+def _applied_volumes(body: Mapping[str, JSON]) -> list[Mapping[str, JSON]]:
+    tmpl = _get_map(_get_map(body.get("spec"), "template"), "spec")
+    volumes = tmpl.get("volumes")
+    return [v for v in volumes if isinstance(v, Mapping)] if isinstance(volumes, list) else []
 
 
 def _get_map(value: object, key: str | None = None) -> Mapping[str, JSON]:

@@ -145,6 +145,8 @@ class DomainFacts:
     vcpus: int
     memory_kib: int
     macs: Mapping[str, str]  # KubeVirt interface name (from alias ua-NAME) → MAC
+    # KubeVirt disk name (from alias ua-NAME) → the file it uses
+    disk_files: Mapping[str, str] = field(default_factory=dict)
 
 
 def domain_facts(domain_xml: str | bytes) -> DomainFacts:
@@ -166,7 +168,13 @@ def domain_facts(domain_xml: str | bytes) -> DomainFacts:
         name = alias.get("name", "") if alias is not None else ""
         if mac is not None and name.startswith("ua-"):
             macs[name[3:]] = (mac.get("address") or "").lower()
-    return DomainFacts(sockets, cores, threads, vcpus, memory_kib, macs)
+    files: dict[str, str] = {}
+    for disk in root.iterfind("devices/disk"):
+        alias, source = disk.find("alias"), disk.find("source")
+        name = alias.get("name", "") if alias is not None else ""
+        if source is not None and source.get("file") and name.startswith("ua-"):
+            files[name[3:]] = source.get("file", "")
+    return DomainFacts(sockets, cores, threads, vcpus, memory_kib, macs, files)
 
 
 _UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,

@@ -182,7 +182,8 @@ class LibvirtBackend:
         disks: tuple[DiskFile, ...] = ()
         if rec.applied is not None:
             body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts)
-            disks = self.hosts[node].disk_files(rec.key, rec.applied.body)
+            disks = self.hosts[node].disk_files(rec.key, rec.applied.body,
+                                                rec.facts.disk_files)
         view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
         status = _status(vm_status(view, node, now), rec.runtime.created)
         api = str(body.get("apiVersion", "kubevirt.io/v1"))
