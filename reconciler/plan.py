@@ -669,3 +669,14 @@ def check_fresh(plan: Plan, current: Fingerprints) -> None:
     if saved.live_hash != current.live_hash:
         raise VirtsyncError("stale plan: live state changed since the plan was made "
                             f"({saved.live_source}); plan again")
+
+
+def check_same_disks(saved: Plan, current: Plan) -> None:
+    """Refuse a saved plan whose disk files (what a prune deletes or keeps) are not the
+    ones planning now finds: a plan file must never name a file to delete (rule 13)."""
+    now = {c.key: c.disks for c in current.changes}
+    for c in saved.changes:
+        if c.disks != now.get(c.key, ()):
+            raise VirtsyncError(f"saved plan lists other disk files for {c.key} than the "
+                                "current plan; refusing it (plan again)")
+

@@ -31,7 +31,7 @@ from reconciler.cycle import (
 from reconciler.inventory import Inventory, source_id
 from reconciler.journal import JournalEntry, unfinished
 from reconciler.lock import StateLock
-from reconciler.plan import Plan, check_fresh, load_plan
+from reconciler.plan import Plan, check_fresh, check_same_disks, load_plan
 from reconciler.reconcile import load_desired
 from reconciler.statedir import state_dir
 
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         if args.plan:
             saved = load_plan(Path(args.plan))
             check_fresh(saved, plan.fingerprints)
+            check_same_disks(saved, plan)
             plan = saved
 
         capped = prune_refusal(plan, inventory, args.max_prune) if args.prune else None

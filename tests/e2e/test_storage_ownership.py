@@ -415,3 +415,28 @@ def test_an_incremental_cycle_asks_every_vm_before_deleting_a_claim(
     assert claim not in change.deleted_files
     assert [d.reason for d in change.disks if d.path == claim] == [
         "claim owner-data is in use by VirtualMachine/e2e/reader"]
+
+
+def test_a_saved_plan_cannot_add_a_file_to_delete(
+        conn: Any, tree: Tree, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A plan file lists the files a prune deletes; one edited to name another VM's claim
+    is refused, and the claim survives (rule 13)."""
+    tree.put(vm("keeper", run="Halted"))
+    tree.put(vm("wiper", annotations=DELETE))
+    for i in range(8):
+        tree.put(vm(f"pad{i}", run="Halted"))
+    assert run("apply", str(tree.root)) == 0
+    tree.remove("wiper")
+    plan_file = tmp_path / "plan.json"
+    assert run("plan", str(tree.root), "--out-file", str(plan_file)) == 1
+    doc = json.loads(plan_file.read_text())
+    (change,) = doc["changes"]
+    keeper_disk = _claim(tree, "keeper-data")
+    change["disks"].append({"path": str(keeper_disk), "volume": "data", "action": "delete",
+                            "reason": "edited"})
+    plan_file.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert run("apply", str(tree.root), "--plan", str(plan_file), "--prune",
+               "--allow-data-loss") == 2
+    assert "other disk files" in capsys.readouterr().err
+    assert keeper_disk.is_file() and "e2e_wiper" in domains(conn)
