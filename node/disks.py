@@ -44,7 +44,7 @@ from node.domain.model import DiskBus, KernelBoot, ResolvedDisk
 from node.identity import Identity
 from node.paths import UnsafePath, checked_chain, confine, image_info, safe_component
 from node.spec import DiskSpec, VmSpec, VolumeSpec, parse_quantity
-from reconciler.model import JSON, Manifest, VirtsyncError, format_path
+from reconciler.model import CLAIM_SOURCES, JSON, Manifest, VirtsyncError, format_path
 
 KERNEL_NAMES = ("vmlinux", "vmlinuz", "kernel", "bzImage")
 _BUSES: dict[str, DiskBus] = {"virtio": "virtio", "sata": "sata", "scsi": "scsi", "usb": "usb"}
@@ -87,7 +87,6 @@ OWN_FILES: Mapping[str, str] = {
     "emptyDisk": "empty-{}.qcow2",
     "cloudInitNoCloud": "cidata-{}.iso",
 }
-CLAIM_SOURCES = frozenset({"persistentVolumeClaim", "dataVolume"})
 
 
 @dataclass(frozen=True)

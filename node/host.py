@@ -30,7 +30,6 @@ from lxml import etree
 
 from node.cluster import NodeConfig
 from node.disks import (
-    CLAIM_SOURCES,
     OWN_FILES,
     NodeStorage,
     claim_sizes,
@@ -66,7 +65,7 @@ from node.records import (
 from node.spec import VmSpec
 from node.status import RuntimeRecord
 from node.stop import StopResult, graceful_stop
-from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.sensitive import digest_sensitive
 
 VM_KIND = "VirtualMachine"

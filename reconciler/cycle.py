@@ -19,7 +19,8 @@ from reconciler.backends.base import Backend, Observation
 from reconciler.inventory import Inventory
 from reconciler.journal import Journal, JournalEntry, resolve
 from reconciler.model import ObjectKey, VirtsyncError
-from reconciler.plan import Plan, claim_users
+from reconciler.ownership import claim_users
+from reconciler.plan import Plan
 from reconciler.reconcile import Desired, observe, observe_live, plan_live
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
@@ -67,7 +68,7 @@ def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prun
         # Deleting a file: every VM (whole tree, every node) must be asked whether it
         # still uses the claim, not just the changed keys (safety rule 13). Rare.
         everyone = observe_live(observe(backend), inventory)
-        refs = claim_users(desired.manifests, everyone)
+        refs = claim_users(desired.manifests, (o.manifest for o in everyone))
         plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
                          backend_name=backend.name, claim_refs=refs)
     return plan, observation

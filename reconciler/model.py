@@ -197,6 +197,10 @@ class ManifestFacts:
     claims: tuple[UniqueClaim, ...] = ()
 
 
+# Volume sources that name a claim (a disk shared by name, kept across VM deletions).
+CLAIM_SOURCES = frozenset({"persistentVolumeClaim", "dataVolume"})
+
+
 @dataclass(frozen=True, order=True)
 class DiskFile:
     """One file a VM's domain uses on its node, as observed: which volume (empty for a
@@ -212,5 +216,5 @@ class DiskFile:
 
     @property
     def is_claim(self) -> bool:
-        return self.source in ("persistentVolumeClaim", "dataVolume")
+        return self.source in CLAIM_SOURCES
 

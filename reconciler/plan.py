@@ -18,19 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.classify import Context, Disruption, classify
-from reconciler.diff import (
-    DISK_FILE,
-    MISSING,
-    NODE,
-    FieldDiff,
-    Sel,
-    count_leaves,
-    diff,
-    format_path,
-    plain_path,
-)
+from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
 from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.normalize import Keyed, align_defaults, get_path, normalize
+from reconciler.ownership import (
+    ClaimKey,
+    ClaimRefs,
+    DiskFate,
+    blank_claims,
+    claim_users,
+    delete_outcome,
+    disk_fates,
+    missing_files,
+)
 from reconciler.quantity import Quantity
 from reconciler.sensitive import MASK, is_sensitive_path, redact
 
@@ -82,17 +82,6 @@ class FieldChange:
     identity: bool = False
     sensitive: bool = False
     forces: bool = False  # this field sets the object's disruption class
-
-
-@dataclass(frozen=True)
-class DiskFate:
-    """What deleting a VM does to one of its files (safety rule 13): deleted only when
-    the VM owns it and nothing else references it; otherwise kept, and why."""
-
-    path: str
-    volume: str
-    delete: bool
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -239,7 +228,8 @@ def make_plan(
     files whose blob did not change) and adds them to the summary. `claim_refs` says which
     objects reference each claim (see `claim_users`); by default, `desired` and `live`.
     """
-    refs = claim_refs if claim_refs is not None else claim_users(desired, live)
+    refs = claim_refs if claim_refs is not None else claim_users(
+        desired, (o.manifest for o in live))
     blank = blank_claims(desired)
     changes: list[ObjectChange] = []
     unpinned: list[UnpinnedIdentity] = []
@@ -279,7 +269,7 @@ def plan_update(desired: Manifest, obs: Observed, backend: str, node: str | None
     diffs = diff(before, after) if before != after else []
     if node is not None and obs.node is not None and node != obs.node:
         diffs.append(FieldDiff((NODE,), obs.node, node))
-    diffs += missing_files(obs, blank)
+    diffs += missing_files(obs.manifest.namespace, obs.disks, blank)
     if not diffs:
         return None, notes
     ctx = Context(desired.kind, before, after)
@@ -342,127 +332,12 @@ def plan_delete(obs: Observed, backend: str = "libvirt",
     disruption, cause = delete_class(m.kind, before, backend)
     fates: tuple[DiskFate, ...] = ()
     if disruption == Disruption.DATA_LOSS and obs.disks and m.kind == "VirtualMachine":
-        fates = disk_fates(obs, claim_refs or {})
-        disruption, cause = _delete_outcome(fates, cause)
+        fates = disk_fates(m, obs.disks, claim_refs or {})
+        disruption, cause = delete_outcome(fates, cause)
     fields = tuple(_field(d, disruption, cause, False, forces=False)
                    for d in diff(before, {}))
     return ObjectChange(m.key, m.api_version, ("delete",), disruption, cause, fields, 0,
                         m.source.file, wave_of(m.body), disks=fates)
-
-
-# --- disk ownership (safety rule 13) --------------------------------------------------
-
-ClaimKey = tuple[str, str]  # (namespace, claim name)
-ClaimRefs = Mapping[ClaimKey, frozenset[ObjectKey]]
-_CLAIM_SOURCES = (("persistentVolumeClaim", "claimName"), ("dataVolume", "name"))
-
-
-def _template_names(body: Mapping[str, JSON]) -> list[tuple[str, Mapping[str, JSON]]]:
-    """(name, spec) of each of a VM's dataVolumeTemplates: the claims it owns."""
-    out = []
-    templates = get_path(body, ("spec", "dataVolumeTemplates"))
-    for t in templates if isinstance(templates, list) else ():
-        name = get_path(t, ("metadata", "name"))
-        spec = get_path(t, ("spec",))
-        if isinstance(name, str):
-            out.append((name, spec if isinstance(spec, Mapping) else {}))
-    return out
-
-
-def _referenced_claims(m: Manifest) -> set[str]:
-    """Claim names an object refers to: a VM's volumes and owned templates, a
-    DataVolume itself."""
-    if m.kind == "DataVolume":
-        return {m.name}
-    if m.kind != "VirtualMachine":
-        return set()
-    names = {name for name, _ in _template_names(m.body)}
-    volumes = get_path(m.body, ("spec", "template", "spec", "volumes"))
-    for vol in volumes if isinstance(volumes, list) else ():
-        for source, field_name in _CLAIM_SOURCES:
-            ref = get_path(vol, (source, field_name))
-            if isinstance(ref, str):
-                names.add(ref)
-    return names
-
-
-def claim_users(desired: Iterable[Manifest], live: Iterable[Observed]) -> dict[ClaimKey,
-                                                                              frozenset[ObjectKey]]:
-    """Every object (desired or live, on any node) that references each claim. Pure."""
-    users: dict[ClaimKey, set[ObjectKey]] = {}
-    for m in [*desired, *(o.manifest for o in live)]:
-        for name in _referenced_claims(m):
-            users.setdefault((m.namespace, name), set()).add(m.key)
-    return {k: frozenset(v) for k, v in users.items()}
-
-
-def disk_fates(obs: Observed, claim_refs: ClaimRefs) -> tuple[DiskFate, ...]:
-    """Which of a deleted VM's files go: its own (overlay, scratch, seed, leftovers in its
-    directory) and the claims it owns (dataVolumeTemplates) that no other desired or live
-    object references. Everything else is kept, with the reason."""
-    m = obs.manifest
-    owned = {name for name, _ in _template_names(m.body)}
-    fates: dict[str, DiskFate] = {}
-    for d in sorted(obs.disks):
-        if not d.exists or d.path in fates:
-            continue
-        if not d.is_claim:
-            fates[d.path] = DiskFate(d.path, d.volume, True, "its own file")
-            continue
-        others = sorted(str(k) for k in claim_refs.get((m.namespace, d.claim), ())
-                        if k != m.key)
-        why = [f"in use by {', '.join(others)}"] if others else []
-        if d.claim not in owned:
-            why.append("not owned by this VM (no dataVolumeTemplate of that name)")
-        fates[d.path] = DiskFate(d.path, d.volume, not why,
-                                 f"claim {d.claim} is " + "; ".join(why) if why
-                                 else f"owned claim {d.claim}, used by no other VM")
-    return tuple(sorted(fates.values(), key=lambda f: (not f.delete, f.path)))
-
-
-def _delete_outcome(fates: tuple[DiskFate, ...], cause: str) -> tuple[Disruption, str]:
-    deleted = sum(f.delete for f in fates)
-    kept = len(fates) - deleted
-    if not deleted:
-        return Disruption.REPLACE, "the domain is undefined; no disk file of its own is " \
-            "deleted" + (f" ({kept} kept: in use or not owned)" if kept else "")
-    return Disruption.DATA_LOSS, cause + (f"; {kept} kept (in use or not owned)" if kept
-                                          else "")
-
-
-def blank_claims(desired: Iterable[Manifest]) -> frozenset[ClaimKey]:
-    """Claims a node can create again, empty: declared with a blank source (or none)."""
-    out: set[ClaimKey] = set()
-    for m in desired:
-        specs = ([(m.name, m.body.get("spec"))] if m.kind == "DataVolume" else
-                 _template_names(m.body) if m.kind == "VirtualMachine" else [])
-        for name, spec in specs:
-            source = get_path(spec, ("source",))
-            if get_path(spec, ("sourceRef",)) is None and (
-                    source is None or (isinstance(source, Mapping) and set(source) <= {"blank"})):
-                out.add((m.namespace, name))
-    return frozenset(out)
-
-
-def missing_files(obs: Observed, blank: frozenset[ClaimKey]) -> list[FieldDiff]:
-    """A live VM's disk files that are gone: never "up to date". The next define creates
-    them again — blank — where that is possible; the plan says which."""
-    out: list[FieldDiff] = []
-    for d in obs.disks:
-        if d.exists or not d.volume:
-            continue
-        if d.is_claim and (obs.manifest.namespace, d.claim) not in blank:
-            after = "cannot be created again (no blank size declared): restore the file"
-        elif d.is_claim or d.source == "emptyDisk":
-            after = "created again, blank"
-        else:
-            after = "written again"
-        out.append(FieldDiff((*VOLUMES, Sel("name", d.volume), DISK_FILE),
-                             f"missing: {d.path}", after))
-    return out
-
-
-VOLUMES = ("spec", "template", "spec", "volumes")
 
 
 def delete_class(kind: str, body: Mapping[str, JSON],

@@ -19,15 +19,8 @@ from pathlib import Path
 from reconciler.backends.base import Backend, LiveObject, Observation
 from reconciler.inventory import Inventory
 from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
-from reconciler.plan import (
-    ClaimRefs,
-    Fingerprints,
-    Observed,
-    Plan,
-    claim_users,
-    content_hash,
-    make_plan,
-)
+from reconciler.ownership import ClaimRefs, claim_users
+from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan
 from reconciler.revisions import with_revisions
 from reconciler.sensitive import digest_sensitive
 from reconciler.validate import validate_paths
@@ -136,7 +129,8 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     )
     # Every live VM counts as a user of the claims it mounts, whichever source applied it
     # and whichever node it is on (safety rule 13).
-    refs = claim_refs if claim_refs is not None else claim_users(desired.manifests, everything)
+    refs = claim_refs if claim_refs is not None else claim_users(
+        desired.manifests, (o.manifest for o in everything))
     return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name,
                      claim_refs=refs)
 

@@ -8,7 +8,8 @@ from typing import Any
 from plan_helpers import FP
 
 from reconciler.model import DiskFile, Manifest, SourceRef
-from reconciler.plan import Observed, claim_users, make_plan
+from reconciler.ownership import claim_users
+from reconciler.plan import Observed, make_plan
 
 
 def _vm(name: str, *, owns: tuple[str, ...] = (),
@@ -47,7 +48,8 @@ def test_a_live_vm_on_another_node_keeps_the_claim() -> None:
                     disks=(_disk("data", "gone-data"), _disk("empty-x.qcow2", source="file")))
     # `far` is live only (another source applied it, on node n2): plan_live leaves it out
     # of the pairs but counts it among the claim's users, as here.
-    plan = make_plan([], [gone], fingerprints=FP, claim_refs=claim_users([], [gone, other]))
+    plan = make_plan([], [gone], fingerprints=FP, claim_refs=claim_users(
+        [], [gone.manifest, other.manifest]))
     fates = {d.path: (d.delete, d.reason) for d in plan.changes[0].disks}
     assert fates == {"/s/ns/claims/gone-data.qcow2": (False,
                                                       "claim gone-data is in use by "
