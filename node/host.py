@@ -418,7 +418,7 @@ class NodeHost:
         except VirtsyncError:
             return tuple(out)
         out += [DiskFile("", "file", str(p), True)
-                for p in own_leftovers(vm_dir, (Path(d.path) for d in out))]
+                for p in own_leftovers(vm_dir, (Path(f) for f in used.values()))]
         return tuple(out)
 
     def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:
