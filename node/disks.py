@@ -12,8 +12,9 @@ Layout (every name checked as a DNS-1123 component, every path confined):
 
 - A claim disk is created once (size from the DataVolume or the VM's
   dataVolumeTemplates), then kept across restarts, recreations and VM deletion; it
-  is removed only by `remove_vm_disks(..., delete_claims=True)`, which the caller
-  passes only when a policy in git says Delete. It may grow; shrinking is refused.
+  is removed only by `remove_files`, with the list a plan made (a pruned VM with disk
+  policy Delete that owns the claim, nothing else referencing it: safety rule 13). It
+  may grow; shrinking is refused.
 - containerDisk: nothing is pulled from a registry; a missing image is an error that
   says where the file should be.
 - emptyDisk is scratch for one incarnation: `fresh_scratch=True` (a new incarnation
@@ -22,14 +23,15 @@ Layout (every name checked as a DNS-1123 component, every path confined):
   must not overlap storageDir, imageDir or the state directory; without a hostDiskDir,
   hostDisk is refused (safety rule 14).
 - Files are created under a temporary name and renamed, so a crash never leaves a
-  half-made disk that a rerun would take for a real one.
+  half-made disk that a rerun would take for a real one; `sweep_temp_files` removes
+  such leftovers once a later apply has converged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,7 +47,7 @@ from node.identity import Identity
 from node.paths import UnsafePath, checked_chain, confine, image_info, safe_component
 from node.spec import DiskSpec, VmSpec, VolumeSpec, parse_quantity
 from reconciler.hostdisk import dir_conflict
-from reconciler.model import JSON, Manifest, VirtsyncError, format_path
+from reconciler.model import CLAIM_SOURCES, JSON, Manifest, VirtsyncError, format_path
 
 KERNEL_NAMES = ("vmlinux", "vmlinuz", "kernel", "bzImage")
 _BUSES: dict[str, DiskBus] = {"virtio": "virtio", "sata": "sata", "scsi": "scsi", "usb": "usb"}
@@ -97,6 +99,20 @@ class NodeStorage:
         ns = safe_component(namespace, "namespace")
         vm = safe_component(name, "VM name")
         return confine(self.storage_dir, Path(ns, "vms", vm), f"VM {namespace}/{name}")
+
+    @staticmethod
+    def own_file(vm_dir: Path, source: str, volume: str) -> Path:
+        """The file in the VM's own directory (`vm_dir`) of a volume it owns alone
+        (overlay, scratch disk, seed)."""
+        return vm_dir / OWN_FILES[source].format(safe_component(volume, "volume name"))
+
+
+# Files inside a VM's own directory, per volume source.
+OWN_FILES: Mapping[str, str] = {
+    "containerDisk": "containerdisk-{}.qcow2",
+    "emptyDisk": "empty-{}.qcow2",
+    "cloudInitNoCloud": "cidata-{}.iso",
+}
 
 
 @dataclass(frozen=True)
@@ -279,8 +295,7 @@ def _prepare_container_disk(
     if not vol.image:
         raise VirtsyncError(f"{where}: image missing")
     base, base_fmt = _base_image(storage, vol.image, where)
-    name = safe_component(vol.name, "volume name")
-    path = storage.vm_dir(vm.namespace, vm.name) / f"containerdisk-{name}.qcow2"
+    path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
     make = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_fmt, "{}"]
     if path.exists():
         chain = checked_chain(path, "qcow2", [storage.storage_dir, storage.image_dir], where)
@@ -298,8 +313,7 @@ def _prepare_empty_disk(
 ) -> _Volume:
     if not vol.capacity_bytes:
         raise VirtsyncError(f"{where}: capacity missing")
-    name = safe_component(vol.name, "volume name")
-    path = storage.vm_dir(vm.namespace, vm.name) / f"empty-{name}.qcow2"
+    path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
     if path.exists() and not fresh:
         info = checked_chain(path, "qcow2", [storage.storage_dir], where)[0]
         if info.virtual_size == vol.capacity_bytes:
@@ -344,8 +358,7 @@ def _prepare_cloud_init(
             f"{where}: secretRef is not supported on libvirt nodes (there is no Kubernetes "
             "Secret to read); put the data in userData/networkData"
         )
-    name = safe_component(vol.name, "volume name")
-    path = storage.vm_dir(vm.namespace, vm.name) / f"cidata-{name}.iso"
+    path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
     seed = seed_files(
         instance_id=identity.uuid,
         hostname=vm.name,
@@ -442,7 +455,7 @@ def prepare_disks(
         vindex = vm.volumes.index(vol)
         where = format_path((*base, "volumes", vindex, vol.kind))
         device, bus = _device_and_bus(disk, vol, dwhere)
-        if vol.kind in ("persistentVolumeClaim", "dataVolume"):
+        if vol.kind in CLAIM_SOURCES:
             v = _prepare_claim(vm, vol, storage, sizes, where)
         elif vol.kind == "containerDisk":
             v = _prepare_container_disk(vm, vol, storage, where)
@@ -474,15 +487,17 @@ def prepare_disks(
 # ---------------------------------------------------------------- live checks and removal
 
 
-def files_of_running_domains(conn: Any) -> dict[str, str]:
+def files_of_running_domains(conn: Any, *, defined_too: bool = False) -> dict[str, str]:
     """Resolved disk file → name of the running domain using it (`conn` is a
-    libvirt.virConnect)."""
+    libvirt.virConnect); with `defined_too`, of every defined domain, running or not,
+    managed or not."""
     import libvirt
 
     used: dict[str, str] = {}
-    for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+    flags = 0 if defined_too else libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+    for dom in conn.listAllDomains(flags):
         try:
-            xml = dom.XMLDesc(0)
+            xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if defined_too else 0)
         except libvirt.libvirtError as exc:
             # Gone between the listing and the read: it holds no disk any more.
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
@@ -510,22 +525,62 @@ def ensure_not_attached_elsewhere(
             )
 
 
-def remove_vm_disks(vm: VmSpec, storage: NodeStorage, *, delete_claims: bool) -> tuple[str, ...]:
-    """Delete the VM's own files (overlays, scratch disks, seeds). Claim disks are kept
-    unless `delete_claims` (only when a policy in git says Delete). Returns what went."""
+def remove_files(storage: NodeStorage, namespace: str, name: str, paths: Iterable[str],
+                 *, in_use: Mapping[str, str]) -> tuple[str, ...]:
+    """Delete exactly `paths` (the plan's list, safety rule 13), each confined to the
+    storage directory, except a file a defined domain still uses (`in_use`, resolved
+    path → domain; the plan cannot see unmanaged domains); then the VM's own directory
+    if nothing else is left in it. Returns what went."""
     removed: list[str] = []
-    vm_dir = storage.vm_dir(vm.namespace, vm.name)
-    if vm_dir.exists():
-        removed.extend(str(p) for p in sorted(vm_dir.iterdir()))
-        shutil.rmtree(vm_dir)
-    if delete_claims:
-        for vol in vm.volumes:
-            if vol.kind in ("persistentVolumeClaim", "dataVolume") and vol.claim_name:
-                path = storage.claim_path(vm.namespace, vol.claim_name)
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                    removed.append(str(path))
+    for raw in paths:
+        path = confine(storage.storage_dir, Path(raw), f"disk file of {namespace}/{name}")
+        if str(path.resolve()) in in_use:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed.append(str(path))
+    vm_dir = storage.vm_dir(namespace, name)
+    with contextlib.suppress(FileNotFoundError, OSError):
+        vm_dir.rmdir()  # only when empty: a file not in the plan stays
     return tuple(removed)
+
+
+# Names `_create_atomically` and cloudinit.write_seed give their temp files (mkstemp
+# adds 8 characters): what a `kill -9` between create and rename leaves behind.
+TEMP_NAME = re.compile(r"^\.(?:[a-z0-9][a-z0-9.-]*\.(?:qcow2|iso|raw|img)\.|cidata-)[a-z0-9_]{8}$")
+TEMP_MIN_AGE = 60.0  # seconds: never take a file another writer may still be renaming
+
+
+def sweep_temp_files(storage: NodeStorage, now: float,
+                     min_age: float = TEMP_MIN_AGE) -> tuple[str, ...]:
+    """Delete temp files of interrupted disk creations in the claims and VM folders
+    (`<ns>/claims/`, `<ns>/vms/<vm>/`) older than `min_age`. Call only once the state
+    has converged, under the state lock. Returns what went."""
+    folders = [*storage.storage_dir.glob("*/claims"), *storage.storage_dir.glob("*/vms/*")]
+    removed: list[str] = []
+    for folder in folders:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if not TEMP_NAME.match(entry.name) or entry.is_symlink() or not entry.is_file():
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if now - entry.stat().st_mtime >= min_age:
+                    entry.unlink()
+                    removed.append(str(entry))
+    return tuple(sorted(removed))
+
+
+def own_leftovers(vm_dir: Path, known: Iterable[Path]) -> list[Path]:
+    """Files in the VM's own directory that none of its volumes uses now (an overlay of
+    a removed volume, a temp file from a killed apply): its own, for prune to list."""
+    try:
+        with os.scandir(vm_dir) as it:
+            entries = sorted(Path(e.path) for e in it if e.is_file(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    used = set(known)
+    return [p for p in entries if p not in used]
 
 
 __all__ = [
@@ -536,7 +591,9 @@ __all__ = [
     "claim_sizes",
     "ensure_not_attached_elsewhere",
     "files_of_running_domains",
+    "own_leftovers",
     "prepare_disks",
-    "remove_vm_disks",
+    "remove_files",
     "resolve_kernel",
+    "sweep_temp_files",
 ]

@@ -34,11 +34,13 @@ from lxml import etree
 
 from node.cluster import NodeConfig
 from node.disks import (
+    OWN_FILES,
     NodeStorage,
     claim_sizes,
     files_of_running_domains,
+    own_leftovers,
     prepare_disks,
-    remove_vm_disks,
+    remove_files,
 )
 from node.domain.builder import build_domain
 from node.domain.model import NodeFacts
@@ -48,6 +50,7 @@ from node.identity import IdentityStore
 from node.lifecycle import INTENT_NONE
 from node.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
 from node.networks import NetworkMap, check_sources, resolve_interfaces
+from node.paths import safe_component
 from node.placement import NodeCapacity
 from node.qemu_access import describe_blocks, is_local_system, qemu_account
 from node.records import (
@@ -67,7 +70,7 @@ from node.records import (
 from node.spec import VmSpec
 from node.status import RuntimeRecord
 from node.stop import StopResult, graceful_stop
-from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.sensitive import digest_sensitive
 from reconciler.statedir import state_dir
 
@@ -452,16 +455,50 @@ class NodeHost:
         except libvirt.libvirtError as exc:
             raise NodeError(f"{self.where()}: undefining {dom.name()}: {exc}") from exc
 
-    def remove_disks(self, key: ObjectKey, applied_body: Mapping[str, JSON]) -> tuple[str, ...]:
-        """Remove the VM's disk files (claims included) and forget its identity."""
-        # Only the volumes matter here; the applied body may leave CPU and memory to an
-        # instancetype, so give VmSpec a placeholder instead of expanding again.
-        tmpl = applied_body.get("spec", {}).get("template", {}).get("spec", {})
-        volumes = tmpl.get("volumes") if isinstance(tmpl, Mapping) else None
-        minimal = {"spec": {"template": {"spec": {
-            "domain": {"memory": {"guest": "1Mi"}}, "volumes": volumes or [],
-        }}}}
-        spec = VmSpec.from_body(key.namespace, key.name, minimal)
-        removed = remove_vm_disks(spec, self.storage, delete_claims=True)
+    def disk_files(self, key: ObjectKey, applied_body: Mapping[str, JSON],
+                   used: Mapping[str, str]) -> tuple[DiskFile, ...]:
+        """The files the VM's domain uses (`used`: disk name → file, from its definition)
+        with their volume's source as applied, whether each exists, and leftovers in its
+        own directory: what a plan needs to report a missing disk and to prune (rule 13).
+        hostDisk files are the operator's: never listed. Lookups and stats only."""
+        volumes = {v.get("name"): v for v in _applied_volumes(applied_body)}
+        out: list[DiskFile] = []
+        for name, path in sorted(used.items()):
+            vol = volumes.get(name, {})
+            source = next((k for k in vol if k in CLAIM_SOURCES or k in OWN_FILES), "")
+            if not source:
+                continue
+            ref = vol.get(source)
+            claim = ref.get("claimName", ref.get("name", "")) if isinstance(ref, Mapping) else ""
+            out.append(DiskFile(name, source, path, os.path.exists(path),
+                                claim if source in CLAIM_SOURCES else ""))
+        # Checked names, joined but not resolved (cheap: this runs for every VM on every
+        # observe); remove_files confines each path before deleting.
+        try:
+            vm_dir = Path(self.storage.storage_dir, safe_component(key.namespace, "namespace"),
+                          "vms", safe_component(key.name, "VM name"))
+        except VirtsyncError:
+            return tuple(out)
+        out += [DiskFile("", "file", str(p), True)
+                for p in own_leftovers(vm_dir, (Path(f) for f in used.values()))]
+        return tuple(out)
+
+    def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:
+        """Delete exactly the planned files (call after undefining the VM's domain) and
+        forget the VM's identity."""
+        in_use = files_of_running_domains(self.conn(), defined_too=True)
+        removed = remove_files(self.storage, key.namespace, key.name, paths, in_use=in_use)
         self.identities.forget(key)
         return removed
+
+
+def _applied_volumes(body: Mapping[str, JSON]) -> list[Mapping[str, JSON]]:
+    tmpl = _get_map(_get_map(body.get("spec"), "template"), "spec")
+    volumes = tmpl.get("volumes")
+    return [v for v in volumes if isinstance(v, Mapping)] if isinstance(volumes, list) else []
+
+
+def _get_map(value: object, key: str | None = None) -> Mapping[str, JSON]:
+    if key is not None:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else {}

@@ -146,6 +146,8 @@ class DomainFacts:
     memory_kib: int
     macs: Mapping[str, str]  # KubeVirt interface name (from alias ua-NAME) → MAC
     disk_serials: Mapping[str, str] = field(default_factory=dict)  # disk name → serial
+    # KubeVirt disk name (from alias ua-NAME) → the file it uses
+    disk_files: Mapping[str, str] = field(default_factory=dict)
 
 
 def domain_facts(domain_xml: str | bytes) -> DomainFacts:
@@ -168,13 +170,19 @@ def domain_facts(domain_xml: str | bytes) -> DomainFacts:
         if mac is not None and name.startswith("ua-"):
             macs[name[3:]] = (mac.get("address") or "").lower()
     serials: dict[str, str] = {}
+    files: dict[str, str] = {}
     for disk in root.iterfind("devices/disk"):
-        alias = disk.find("alias")
+        alias, source = disk.find("alias"), disk.find("source")
         name = alias.get("name", "") if alias is not None else ""
+        if not name.startswith("ua-"):
+            continue
         serial = disk.findtext("serial")
-        if serial and name.startswith("ua-"):
+        if serial:
             serials[name[3:]] = serial
-    return DomainFacts(sockets, cores, threads, vcpus, memory_kib, macs, serials)
+        if source is not None and source.get("file"):
+            files[name[3:]] = source.get("file", "")
+    return DomainFacts(sockets, cores, threads, vcpus, memory_kib, macs,
+                       disk_serials=serials, disk_files=files)
 
 
 _UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,

@@ -143,8 +143,10 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
     word = "configured"
     if c.is_delete:
         wipe = delete_disks(c.key)
+        # Exactly the files the plan lists (rule 13); none when the policy says keep.
         steps.append(("delete", lambda: backend.delete(
-            c.key, delete_disks=wipe, grace_period=grace, force=force)))
+            c.key, delete_disks=wipe, grace_period=grace, force=force,
+            files=c.deleted_files)))
         word = "deleted"
     elif "replace" in c.actions:
         assert m is not None

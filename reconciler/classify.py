@@ -111,6 +111,9 @@ RULES: tuple[Rule, ...] = (
          when="grow"),
     Rule("spec.dataVolumeTemplates[*].**", D,
          "DataVolume spec is immutable: deleted and created again"),
+    Rule(f"{TPL}.volumes[*](file)", D, "disk file missing on the node: its data is gone; "
+         "restore the file first to keep it", when="holds_data"),
+    Rule(f"{TPL}.volumes[*](file)", L, "generated file missing on the node: written again"),
     Rule(f"{TPL}.volumes[*]", L, "hot-unplugged volume", ops=REMOVE, when="hotpluggable"),
     Rule(f"{TPL}.volumes[*]", D, "volume holding data removed", ops=REMOVE,
          when="holds_data"),

@@ -17,10 +17,11 @@ from typing import Protocol, runtime_checkable
 from reconciler.apply import Outcome
 from reconciler.backends.base import Backend, Observation
 from reconciler.inventory import Inventory
-from reconciler.journal import Journal
+from reconciler.journal import Journal, JournalEntry, resolve
 from reconciler.model import ObjectKey, VirtsyncError
+from reconciler.ownership import claim_users
 from reconciler.plan import Plan
-from reconciler.reconcile import Desired, observe, plan_live
+from reconciler.reconcile import Desired, observe, observe_live, plan_live
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
 APPLIED_WORDS = frozenset({"created", "configured", "restarted", "replaced", "started",
@@ -60,22 +61,58 @@ def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prun
                        desired.revision, desired.desired_hash, desired.root)
     entries = {k: inventory.entries[k] for k in wanted if k in inventory.entries}
     observation = observe_some(backend, wanted)
-    return plan_live(narrowed, observation, Inventory(inventory.source, entries), prune=prune,
-                     backend_name=backend.name), observation
+    narrow_inventory = Inventory(inventory.source, entries)
+    plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
+                     backend_name=backend.name)
+    if any(c.deleted_files for c in plan.changes):
+        # Deleting a file: every VM (whole tree, every node) must be asked whether it
+        # still uses the claim, not just the changed keys (safety rule 13). Rare.
+        everyone = observe_live(observe(backend), inventory)
+        refs = claim_users(desired.manifests, (o.manifest for o in everyone))
+        plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
+                         backend_name=backend.name, claim_refs=refs)
+    return plan, observation
 
 
 def prune_cap(inventory: Inventory, max_prune: int | None) -> int:
+    """The most objects one run may prune. An explicit `--max-prune 0` means none, not
+    the default (`is not None`, never truthiness)."""
     if max_prune is not None:
         return max_prune
     return max(1, int(len(inventory.entries) * DEFAULT_PRUNE_FRACTION))
 
 
-def check_prune_cap(plan: Plan, inventory: Inventory, max_prune: int | None) -> None:
+def prune_refusal(plan: Plan, inventory: Inventory, max_prune: int | None) -> str | None:
+    """Why the plan's prune is refused (over the cap), or None. A refusal, not an error:
+    the caller exits 1 like any other refused apply."""
     deletions = [c for c in plan.changes if c.is_delete]
     cap = prune_cap(inventory, max_prune)
     if len(deletions) > cap:
-        raise VirtsyncError(f"refusing to prune {len(deletions)} objects (cap {cap}); if this "
-                            f"is intended, pass --max-prune {len(deletions)}")
+        return (f"apply refused: pruning {len(deletions)} objects is over the cap ({cap}); "
+                f"nothing was changed. If this is intended, pass --max-prune {len(deletions)}")
+    return None
+
+
+@runtime_checkable
+class TempSweeper(Protocol):
+    """A backend that can remove temp files interrupted disk creations left behind."""
+
+    def sweep_temp_files(self) -> tuple[str, ...]: ...
+
+
+def settle(state: Path, backend: Backend, earlier: Sequence[JournalEntry],
+           outcomes: Sequence[Outcome]) -> tuple[int, tuple[str, ...]]:
+    """After a run, clean what an earlier `kill -9` left once this run converged past it:
+    earlier unfinished intents whose object has no failed or skipped outcome now are
+    marked resolved (noted once, not forever); when nothing failed, temp disk files are
+    swept. Returns (intents resolved, files removed)."""
+    unsettled = {o.key for o in outcomes if o.failed or o.word == "skipped"}
+    done = [e for e in earlier if e.key not in unsettled]
+    resolve(state, done)
+    swept: tuple[str, ...] = ()
+    if not any(o.failed for o in outcomes) and isinstance(backend, TempSweeper):
+        swept = backend.sweep_temp_files()
+    return len(done), swept
 
 
 def new_journal(state: Path) -> Journal:

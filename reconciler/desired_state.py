@@ -61,7 +61,7 @@ from reconciler.plan import content_hash
 from reconciler.positions import locate
 from reconciler.reconcile import Desired, body_hash, git_revision
 from reconciler.revisions import with_revisions
-from reconciler.validate import PARALLEL_THRESHOLD, check_bytes, host_facts
+from reconciler.validate import PARALLEL_THRESHOLD, check_bytes, host_facts, line_of_in
 
 Stat = tuple[int, int, int]
 
@@ -261,10 +261,15 @@ class DesiredTree:
                           for c in self._files[d].result.facts)
         out: list[Finding] = []
         texts: dict[str, str] = {}
-        for ref, issue in [*semantic.check_unique(involved), *hostdisk.check_tree(host)]:
-            if ref.file not in texts:
-                texts[ref.file] = self.text_of(ref.file)
-            line, col = locate(texts[ref.file], ref.doc, issue.path)
+
+        def text_of(file: str) -> str:
+            if file not in texts:
+                texts[file] = self.text_of(file)
+            return texts[file]
+
+        for ref, issue in [*semantic.check_unique(involved, line_of_in(text_of)),
+                           *hostdisk.check_tree(host)]:
+            line, col = locate(text_of(ref.file), ref.doc, issue.path)
             out.append(Finding(ref.file, line, col, format_path(issue.path), issue.message,
                                issue.rule))
         return out

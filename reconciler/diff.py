@@ -25,7 +25,7 @@ class Sel:
 
 @dataclass(frozen=True, order=True)
 class Marker:
-    """A synthetic field: (order) of a keyed list, (node) of a VM."""
+    """A synthetic field: (order) of a keyed list, (node) of a VM, (file) of a volume."""
 
     name: str
 
@@ -35,6 +35,7 @@ Path: TypeAlias = tuple[PathPart, ...]
 
 ORDER = Marker("order")
 NODE = Marker("node")
+DISK_FILE = Marker("file")  # a volume's file on the node is missing (plan.missing_files)
 
 
 class _Missing:

@@ -23,7 +23,7 @@ from reconciler.model import ObjectKey
 class JournalEntry:
     run: str
     seq: int
-    phase: str  # intent | done | failed
+    phase: str  # intent | done | failed | resolved (a later run converged past it)
     action: str  # create | update | start | stop | restart | replace | delete
     key: ObjectKey
     detail: str = ""
@@ -42,6 +42,36 @@ def _fault(phase: str, seq: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _append(path: Path, entry: JournalEntry) -> None:
+    """One line, one write, fsync'd: a crash can tear only this line."""
+    line = json.dumps({
+        "run": entry.run, "seq": entry.seq, "phase": entry.phase, "action": entry.action,
+        "kind": entry.key.kind, "namespace": entry.key.namespace, "name": entry.key.name,
+        "detail": entry.detail, "at": entry.at,
+    }, separators=(",", ":")) + "\n"
+    _append_raw(path, line.encode())
+
+
+def _ends_line(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return True
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+    except FileNotFoundError:
+        return True
+
+
+def _append_raw(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Journal:
     """Append-only journal of one apply run, in `<state>/journal/<run>.jsonl`."""
 
@@ -53,17 +83,7 @@ class Journal:
         self._seq = 0
 
     def _append(self, entry: JournalEntry) -> None:
-        line = json.dumps({
-            "run": entry.run, "seq": entry.seq, "phase": entry.phase, "action": entry.action,
-            "kind": entry.key.kind, "namespace": entry.key.namespace, "name": entry.key.name,
-            "detail": entry.detail, "at": entry.at,
-        }, separators=(",", ":")) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _append(self.path, entry)
 
     def intent(self, action: str, key: ObjectKey, detail: str = "") -> int:
         self._seq += 1
@@ -111,3 +131,17 @@ def unfinished(state: Path) -> list[JournalEntry]:
                 open_intents.pop(entry.seq, None)
         out.extend(open_intents.values())
     return out
+
+
+def resolve(state: Path, entries: list[JournalEntry]) -> None:
+    """Close earlier runs' unfinished intents once a later run converged past them: a
+    `resolved` line in their own journal (the history stays), so they are noted once,
+    not on every apply from then on."""
+    for e in entries:
+        path = state / "journal" / f"{e.run}.jsonl"
+        if not _ends_line(path):
+            _append_raw(path, b"\n")  # end a line torn by the crash: ours stays whole
+        _append(path,
+                JournalEntry(e.run, e.seq, "resolved", e.action, e.key,
+                             "a later apply converged", time.time()))
+

@@ -211,3 +211,26 @@ class ManifestFacts:
     source: SourceRef
     claims: tuple[UniqueClaim, ...] = ()
     host_paths: tuple[HostPath, ...] = ()
+
+
+# Volume sources that name a claim (a disk shared by name, kept across VM deletions).
+CLAIM_SOURCES = frozenset({"persistentVolumeClaim", "dataVolume"})
+
+
+@dataclass(frozen=True, order=True)
+class DiskFile:
+    """One file a VM's domain uses on its node, as observed: which volume (empty for a
+    leftover in the VM's own directory), its source kind (persistentVolumeClaim,
+    dataVolume, containerDisk, emptyDisk, cloudInitNoCloud; "file" for a leftover), the
+    claim name for a claim, the path, and whether the file exists."""
+
+    volume: str
+    source: str
+    path: str
+    exists: bool
+    claim: str = ""
+
+    @property
+    def is_claim(self) -> bool:
+        return self.source in CLAIM_SOURCES
+

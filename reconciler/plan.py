@@ -19,8 +19,18 @@ from typing import Any
 
 from reconciler.classify import Context, Disruption, classify
 from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
-from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.normalize import Keyed, align_defaults, canonical_mac, get_path, normalize
+from reconciler.ownership import (
+    ClaimKey,
+    ClaimRefs,
+    DiskFate,
+    blank_claims,
+    claim_users,
+    delete_outcome,
+    disk_fates,
+    missing_files,
+)
 from reconciler.power import (
     PowerAction,
     PowerFacts,
@@ -58,6 +68,7 @@ class Observed:
     manifest: Manifest
     node: str | None = None
     running: bool | None = None
+    disks: tuple[DiskFile, ...] = ()  # the files it uses on its node, when known
     operator_stop: bool = False
     backoff: bool = False
 
@@ -97,6 +108,11 @@ class ObjectChange:
     wave: int = 0
     previous_key: ObjectKey | None = None  # set when the object is renamed
     identity_change: bool = False
+    disks: tuple[DiskFate, ...] = ()  # a deleted VM's files: deleted or kept
+
+    @property
+    def deleted_files(self) -> tuple[str, ...]:
+        return tuple(d.path for d in self.disks if d.delete)
 
     @property
     def is_delete(self) -> bool:
@@ -214,20 +230,25 @@ def make_plan(
     backend: str = "libvirt",
     placement: Mapping[ObjectKey, str] | None = None,
     unchanged: int = 0,
+    claim_refs: ClaimRefs | None = None,
 ) -> Plan:
     """The plan turning `live` into `desired`.
 
     `placement` is the node each desired VM should be on (when a scheduler decided it);
     `unchanged` counts objects the caller already knows to be identical (git mode skips
-    files whose blob did not change) and adds them to the summary.
+    files whose blob did not change) and adds them to the summary. `claim_refs` says which
+    objects reference each claim (see `claim_users`); by default, `desired` and `live`.
     """
+    refs = claim_refs if claim_refs is not None else claim_users(
+        desired, (o.manifest for o in live))
+    blank = blank_claims(desired)
     changes: list[ObjectChange] = []
     unpinned: list[UnpinnedIdentity] = []
     same = unchanged
     for p in pair(desired, live):
         if p.desired is not None and p.live is not None:
             node = placement.get(p.key) if placement else None
-            change, notes = plan_update(p.desired, p.live, backend, node)
+            change, notes = plan_update(p.desired, p.live, backend, node, blank)
             unpinned.extend(notes)
             if change is None:
                 same += 1
@@ -236,7 +257,7 @@ def make_plan(
         elif p.desired is not None:
             changes.append(plan_create(p.desired))
         elif p.live is not None:
-            changes.append(plan_delete(p.live, backend))
+            changes.append(plan_delete(p.live, backend, refs))
     ordered = order(changes)
     return Plan(tuple(ordered), summarize(ordered, same), fingerprints, backend,
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
@@ -256,8 +277,9 @@ POWER_CAUSE = {
 }
 
 
-def plan_update(desired: Manifest, obs: Observed, backend: str,
-                node: str | None) -> tuple[ObjectChange | None, list[UnpinnedIdentity]]:
+def plan_update(desired: Manifest, obs: Observed, backend: str, node: str | None,
+                blank: frozenset[ClaimKey] = frozenset(),
+                ) -> tuple[ObjectChange | None, list[UnpinnedIdentity]]:
     after = normalize(desired.kind, desired.body, desired.namespace)
     before_raw = normalize(obs.manifest.kind, obs.manifest.body, obs.manifest.namespace)
     before, unpinned_paths = align_defaults(after, before_raw, desired.kind)
@@ -265,6 +287,7 @@ def plan_update(desired: Manifest, obs: Observed, backend: str,
     diffs = diff(before, after) if before != after else []
     if node is not None and obs.node is not None and node != obs.node:
         diffs.append(FieldDiff((NODE,), obs.node, node))
+    diffs += missing_files(obs.manifest.namespace, obs.disks, blank)
     power = PowerAction.NONE
     run_before = run_after = False
     if desired.kind == "VirtualMachine":  # rule 16: power changes only as the strategy demands
@@ -332,14 +355,19 @@ def plan_create(desired: Manifest) -> ObjectChange:
                         "new object", fields, 0, desired.source.file, wave_of(desired.body))
 
 
-def plan_delete(obs: Observed, backend: str = "libvirt") -> ObjectChange:
+def plan_delete(obs: Observed, backend: str = "libvirt",
+                claim_refs: ClaimRefs | None = None) -> ObjectChange:
     m = obs.manifest
     before = normalize(m.kind, m.body, m.namespace)
     disruption, cause = delete_class(m.kind, before, backend)
+    fates: tuple[DiskFate, ...] = ()
+    if disruption == Disruption.DATA_LOSS and obs.disks and m.kind == "VirtualMachine":
+        fates = disk_fates(m, obs.disks, claim_refs or {})
+        disruption, cause = delete_outcome(fates, cause)
     fields = tuple(_field(d, disruption, cause, False, forces=False)
                    for d in diff(before, {}))
     return ObjectChange(m.key, m.api_version, ("delete",), disruption, cause, fields, 0,
-                        m.source.file, wave_of(m.body))
+                        m.source.file, wave_of(m.body), disks=fates)
 
 
 def delete_class(kind: str, body: Mapping[str, JSON],
@@ -471,6 +499,9 @@ def _change_doc(c: ObjectChange) -> dict[str, Any]:
                     "disruption": f.disruption.label, "reason": f.reason,
                     "identity": f.identity, "sensitive": f.sensitive, "forces": f.forces}
                    for f in c.fields],
+        "disks": [{"path": d.path, "volume": d.volume,
+                   "action": "delete" if d.delete else "keep", "reason": d.reason}
+                  for d in c.disks],
     }
 
 
@@ -501,7 +532,9 @@ def from_document(doc: Mapping[str, Any]) -> Plan:
                              for f in c["fields"]),
                 unchanged=c["unchanged_fields"], source=c["source"], wave=c["wave"],
                 previous_key=_key(c["previous_key"]) if c["previous_key"] else None,
-                identity_change=c["identity_change"])
+                identity_change=c["identity_change"],
+                disks=tuple(DiskFate(d["path"], d["volume"], d["action"] == "delete",
+                                     d["reason"]) for d in c["disks"]))
             for c in doc["changes"])
         s = doc["summary"]
         summary = Summary(s["create"], s["update"], s["restart"], s["replace"], s["delete"],

@@ -19,6 +19,7 @@ from pathlib import Path
 from reconciler.backends.base import Backend, LiveObject, Observation
 from reconciler.inventory import Inventory
 from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
+from reconciler.ownership import ClaimRefs, claim_users
 from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan
 from reconciler.revisions import with_revisions
 from reconciler.sensitive import digest_sensitive
@@ -78,7 +79,7 @@ def load_desired(paths: Sequence[str]) -> Desired:
 def _observed_vm(o: LiveObject) -> Observed:
     m = Manifest(o.api_version, o.key.kind, o.key.namespace, o.key.name, o.body,
                  SourceRef(f"<live:{o.node or '?'}>", 0))
-    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES,
+    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES, o.disks,
                     operator_stop=o.status.stop_requested,
                     backoff=o.status.printable_status == "CrashLoopBackOff")
 
@@ -103,16 +104,18 @@ def live_hash(observed: Sequence[Observed]) -> str:
 
 
 def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
-              prune: bool, backend_name: str = "libvirt") -> Plan:
-    """The plan that makes live match desired. Pure.
+              prune: bool, backend_name: str = "libvirt",
+              claim_refs: ClaimRefs | None = None) -> Plan:
+    """The plan that makes live match desired. Pure. `claim_refs` (default: from
+    `desired` and everything observed) says who references each claim (rule 13).
 
     Live objects are considered only when desired names them or the inventory holds
     them (virtsync applied them from this source); with `prune` off, objects that left
     git are still listed as deletions so the operator sees them, and apply skips them.
     """
     wanted = {m.key for m in desired.manifests}
-    observed = [o for o in observe_live(observation, inventory)
-                if o.key in wanted or o.key in inventory.entries]
+    everything = observe_live(observation, inventory)
+    observed = [o for o in everything if o.key in wanted or o.key in inventory.entries]
     conflicts = set(observation.conflicts) & wanted
     if conflicts:
         names = ", ".join(str(k) for k in sorted(conflicts))
@@ -129,7 +132,12 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
         live_source=f"{backend_name}:{'prune' if prune else 'no-prune'}",
         live_hash=live_hash(observed),
     )
-    return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name)
+    # Every live VM counts as a user of the claims it mounts, whichever source applied it
+    # and whichever node it is on (safety rule 13).
+    refs = claim_refs if claim_refs is not None else claim_users(
+        desired.manifests, (o.manifest for o in everything))
+    return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name,
+                     claim_refs=refs)
 
 
 def observe(backend: Backend) -> Observation:

@@ -14,7 +14,7 @@ occurrence for a duplicate, the deprecated `running` when it is combined with
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reconciler import hostdisk
@@ -52,6 +52,7 @@ CLAIM_RULES: Mapping[str, str] = {
     "firmware serial": "semantic.duplicate-serial",
     "MAC address": "semantic.duplicate-mac",
     "disk serial": "semantic.duplicate-disk-serial",
+    "DataVolume": "semantic.duplicate-datavolume",
 }
 
 
@@ -294,9 +295,27 @@ def _mac(value: str) -> str:
     return value.strip().lower().replace("-", ":")
 
 
+def _datavolume_claims(m: Manifest) -> list[UniqueClaim]:
+    """A DataVolume name is unique per namespace and owned by one object (KubeVirt): a
+    DataVolume document, or one VM's dataVolumeTemplate. Two owners would silently share
+    one disk file, and pruning either would delete the other's data (safety rule 13)."""
+    if m.kind == "DataVolume":
+        return [UniqueClaim("DataVolume", f"{m.namespace}/{m.name}", ("metadata", "name"))]
+    if not _is_vm(m):
+        return []
+    out = []
+    for i, tmpl in enumerate(_items(_get(m.body, "spec", "dataVolumeTemplates"))):
+        name = _get(tmpl, "metadata", "name")
+        if isinstance(name, str) and name:
+            out.append(UniqueClaim("DataVolume", f"{m.namespace}/{name}",
+                                   ("spec", "dataVolumeTemplates", i, "metadata", "name")))
+    return out
+
+
 def facts(m: Manifest) -> ManifestFacts:
     """The identity values this document claims (see model.UniqueClaim)."""
     claims = [UniqueClaim("object", str(m.key), ("metadata", "name"))]
+    claims += _datavolume_claims(m)
     if _is_vm(m):
         domain = _map(_get(m.body, *DOMAIN))
         firmware = _map(domain.get("firmware"))
@@ -321,15 +340,27 @@ def facts(m: Manifest) -> ManifestFacts:
     return ManifestFacts(m.key, m.source, tuple(claims), hostdisk.host_paths(m))
 
 
-def _where(ref: SourceRef, here: SourceRef) -> str:
+_CLAIM_HINTS: Mapping[str, str] = {
+    "DataVolume": ("; a DataVolume has one owner: to share the disk, mount it from the other "
+                   "VM with a dataVolume or persistentVolumeClaim volume"),
+}
+LineOf = Callable[[SourceRef, JSONPath], int]
+
+
+def _where(ref: SourceRef, here: SourceRef, line: int = 0) -> str:
+    at = f", line {line}" if line else ""
     if ref.file == here.file:
-        return f"document {ref.doc + 1} of this file"
+        return f"document {ref.doc + 1} of this file{at}"
+    if line:
+        return f"{ref.file}:{line}" + (f", document {ref.doc + 1}" if ref.doc else "")
     return ref.file if ref.doc == 0 else f"{ref.file}, document {ref.doc + 1}"
 
 
-def check_unique(all_facts: Sequence[ManifestFacts]) -> list[tuple[SourceRef, Issue]]:
+def check_unique(all_facts: Sequence[ManifestFacts],
+                 line_of: LineOf | None = None) -> list[tuple[SourceRef, Issue]]:
     """Values claimed twice anywhere in the tree. The first claim (in file, document order)
-    wins; every later one is reported, naming the first object and its file."""
+    wins; every later one is reported, naming the first object and its file (and line,
+    when `line_of` can locate a path in a file)."""
     first: dict[tuple[str, str], tuple[ManifestFacts, UniqueClaim]] = {}
     out: list[tuple[SourceRef, Issue]] = []
     for f in sorted(all_facts, key=lambda f: f.source):
@@ -339,13 +370,16 @@ def check_unique(all_facts: Sequence[ManifestFacts]) -> list[tuple[SourceRef, Is
                 first[slot] = (f, claim)
                 continue
             owner, owner_claim = first[slot]
+            line = line_of(owner.source, owner_claim.path) if line_of else 0
             if claim.what == "object":
-                message = f"{f.key} is defined twice; first in {_where(owner.source, f.source)}"
+                message = (f"{f.key} is defined twice; first in "
+                           f"{_where(owner.source, f.source, line)}")
             elif owner.source == f.source:
                 message = (f"{claim.what} {claim.value} is already used at "
                            f"{format_path(owner_claim.path)} of this object")
             else:
                 message = (f"{claim.what} {claim.value} is already used by {owner.key} "
-                           f"({_where(owner.source, f.source)})")
+                           f"({_where(owner.source, f.source, line)})")
+            message += _CLAIM_HINTS.get(claim.what, "")
             out.append((f.source, Issue(claim.path, message, CLAIM_RULES[claim.what])))
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -289,19 +289,33 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
 def tree_findings(facts: Sequence[ManifestFacts],
                   sources: Mapping[str, SourceFile]) -> list[Finding]:
     """Cross-file uniqueness; reads a file again only to locate a (rare) duplicate."""
-    return located(semantic.check_unique(facts), sources)
+    return located(semantic.check_unique(facts, line_of_in(_text_reader(sources))), sources)
+
+
+def _text_reader(sources: Mapping[str, SourceFile]) -> Callable[[str], str]:
+    """A file's text by path, read once (only to locate rare cross-file findings)."""
+    texts: dict[str, str] = {}
+
+    def text_of(file: str) -> str:
+        if file not in texts:
+            src = sources.get(file)
+            texts[file] = (read_source(src).decode("utf-8", errors="replace").lstrip("\ufeff")
+                           if src is not None else "")
+        return texts[file]
+
+    return text_of
 
 
 def located(issues: Iterable[tuple[SourceRef, Issue]],
             sources: Mapping[str, SourceFile]) -> list[Finding]:
     """Cross-file issues as findings; reads a file again only to locate one (rare)."""
-    out: list[Finding] = []
-    for ref, issue in issues:
-        src = sources.get(ref.file)
-        text = (read_source(src).decode("utf-8", errors="replace").lstrip("\ufeff")
-                if src is not None else "")
-        out.append(_locate(ref.file, text, ref.doc, issue))
-    return out
+    text_of = _text_reader(sources)
+    return [_locate(ref.file, text_of(ref.file), ref.doc, issue) for ref, issue in issues]
+
+
+def line_of_in(text_of: Callable[[str], str]) -> semantic.LineOf:
+    """Where a uniqueness finding's first claim is, to name it (file:line) in the message."""
+    return lambda ref, path: locate(text_of(ref.file), ref.doc, path)[0]
 
 
 def validate_loaded(files: Sequence[LoadedFile], contents: Mapping[str, bytes], *,
@@ -318,6 +332,7 @@ def validate_loaded(files: Sequence[LoadedFile], contents: Mapping[str, bytes], 
                          for c in result.facts)
     texts = {p: c.decode("utf-8", errors="replace").lstrip("\ufeff")
              for p, c in contents.items()}
-    for ref, issue in [*semantic.check_unique(all_facts), *hostdisk.check_tree(all_facts)]:
+    for ref, issue in [*semantic.check_unique(all_facts, line_of_in(lambda f: texts.get(f, ""))),
+                       *hostdisk.check_tree(all_facts)]:
         findings.append(_locate(ref.file, texts.get(ref.file, ""), ref.doc, issue))
     return tuple(sorted(set(findings)))

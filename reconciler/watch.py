@@ -38,6 +38,7 @@ from reconciler.cycle import (
     observe_some,
     plan_cycle,
     prune_cap,
+    settle,
     updated_inventory,
 )
 from reconciler.desired_state import GitTree, Snapshot, WorkdirTree, changed_keys
@@ -151,10 +152,6 @@ class Watcher:
                       mode="git" if self.options.git else "worktree",
                       ref=self.options.git_ref if self.options.git else None,
                       interval=self.options.interval, prune=self.options.prune)
-        for entry in unfinished(self.state):
-            self.log.warning("journal.unfinished", entry.key, action=entry.action,
-                             note="an earlier run stopped mid-action; converging from "
-                                  "live state")
         try:
             self.startup(observe_files=observe_files)
             if after_startup is not None:
@@ -213,13 +210,28 @@ class Watcher:
         """Read the whole tree and reconcile everything. File events are watched from
         just after the read, so a save during a long first apply is not missed."""
         start = self.clock()
+        earlier = unfinished(self.state)
+        for entry in earlier:
+            self.log.warning("journal.unfinished", entry.key, action=entry.action,
+                             note="an earlier run stopped mid-action; converging from "
+                                  "live state")
         if isinstance(self.tree, GitTree):
             self.tree.refresh()
         else:
             self.tree.refresh_all()
         if observe_files:
             self._start_observer()
-        return self._cycle(self.tree.snapshot(), None, "startup", start)
+        report = self._cycle(self.tree.snapshot(), None, "startup", start)
+        if report.result == "ok" and self.backend is not None:
+            # Converged past a crash: close its journal steps and sweep its temp files.
+            unsettled = [Outcome(r.key, "skipped") for r in report.refusals]
+            resolved, swept = settle(self.state, self.backend, earlier,
+                                     [*report.outcomes, *unsettled])
+            if resolved:
+                self.log.info("journal.resolved", steps=resolved)
+            for path in swept:
+                self.log.info("disk.temp-removed", path=path)
+        return report
 
     def resync(self) -> CycleReport:
         """Full re-read (only changed files are parsed) and full observe: finds drift."""

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 
 
 class BackendError(VirtsyncError):
@@ -73,6 +73,9 @@ class LiveObject:
     spec_hash: str = ""
     identity: LiveIdentity = field(default_factory=LiveIdentity)
     status: VMStatus = field(default_factory=lambda: VMStatus("Unknown"))
+    # The files its disks use and leftovers in its own directory (what prune may delete,
+    # rule 13; a missing one is reported, never "up to date").
+    disks: tuple[DiskFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,10 @@ class Backend(Protocol):
                 force: bool = False) -> None: ...
 
     def delete(self, key: ObjectKey, *, delete_disks: bool, grace_period: int | None = None,
-               force: bool = False) -> None:
-        """Stop (gracefully) and undefine. Disks are kept unless `delete_disks`."""
+               force: bool = False, files: Sequence[str] = ()) -> None:
+        """Stop (gracefully) and undefine. With `delete_disks`, exactly the planned
+        `files` are deleted (safety rule 13: the plan chose only files the VM owns and
+        nothing else references); every other disk is kept."""
         ...
 
     def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import libvirt
 
 from node.cluster import ClusterConfig, cluster_from_manifests
+from node.disks import sweep_temp_files
 from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
@@ -45,7 +46,7 @@ from reconciler.backends.base import (
     Observation,
     VMStatus,
 )
-from reconciler.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.power import starts_on_create
 from reconciler.statedir import state_dir
 
@@ -105,6 +106,12 @@ class LibvirtBackend:
     def close(self) -> None:
         for host in self.hosts.values():
             host.close()
+
+    def sweep_temp_files(self) -> tuple[str, ...]:
+        """Temp disk files interrupted applies left on every node (see cycle.settle)."""
+        now = self.clock()
+        return tuple(p for host in self.hosts.values()
+                     for p in sweep_temp_files(host.storage, now))
 
     # ------------------------------------------------------------------ observe
 
@@ -177,10 +184,14 @@ class LibvirtBackend:
 
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
+        disks: tuple[DiskFile, ...] = ()
         if rec.applied is not None:
             body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts,
                                  uuid=rec.uuid, serial=rec.serial)
+            disks = self.hosts[node].disk_files(rec.key, rec.applied.body,
+                                                rec.facts.disk_files)
         view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
+        status = _status(vm_status(view, node, now), rec.runtime.created)
         api = str(body.get("apiVersion", "kubevirt.io/v1"))
         return LiveObject(
             key=rec.key,
@@ -190,8 +201,9 @@ class LibvirtBackend:
             revision=rec.owner.source_revision,
             spec_hash=rec.owner.spec_hash,
             identity=LiveIdentity(rec.uuid, rec.serial, dict(rec.facts.macs)),
-            status=replace(_status(vm_status(view, node, now), rec.runtime.created),
+            status=replace(_with_missing_disks(status, disks),
                            stop_requested=rec.runtime.intent == INTENT_STOP),
+            disks=disks,
         )
 
     # ------------------------------------------------------------------ finding a VM
@@ -330,18 +342,17 @@ class LibvirtBackend:
             raise BackendError(str(exc)) from exc
 
     def delete(self, key: ObjectKey, *, delete_disks: bool, grace_period: int | None = None,
-               force: bool = False) -> None:
+               force: bool = False, files: Sequence[str] = ()) -> None:
         found = self._find(key)
         if found is None:
             self.pending.remove(key)
             return
         host, dom = found
         try:
-            rec = host.record(dom)
             host.stop(dom, self._grace(host, dom, grace_period), force=force, intent=INTENT_STOP)
             host.undefine(dom)
-            if delete_disks and rec.applied is not None:
-                host.remove_disks(key, rec.applied.body)
+            if delete_disks:
+                host.remove_files(key, tuple(files))
         except VirtsyncError as exc:
             raise BackendError(str(exc)) from exc
         self.pending.remove(key)
@@ -423,6 +434,24 @@ class LibvirtBackend:
         dom = host.lookup(old) or host.define_xml(old_xml, old)
         if was_running:
             host.start(dom)
+
+
+def _with_missing_disks(status: VMStatus, disks: tuple[DiskFile, ...]) -> VMStatus:
+    """A VM whose disk file is gone is not healthy: any missing file makes Ready false
+    (reason DiskFileMissing); one that is not running cannot start and prints KubeVirt's
+    ErrorPvcNotFound for a missing claim. A running guest still holds the deleted file
+    open, so it stays Running (the plan relies on the power state)."""
+    missing = [d for d in disks if not d.exists]
+    if not missing:
+        return status
+    message = "disk file missing: " + ", ".join(f"{d.path} (volume {d.volume})"
+                                               for d in missing)
+    printable = status.printable_status
+    if printable in ("Stopped", "CrashLoopBackOff") and any(d.is_claim for d in missing):
+        printable = PVC_NOT_FOUND
+    others = tuple(c for c in status.conditions if c.type != "Ready")
+    return replace(status, printable_status=printable, ready=False,
+                   conditions=(Condition("Ready", False, "DiskFileMissing", message), *others))
 
 
 def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:

@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from reconciler.apply import ApplyOptions, describe_refusals, execute, gate
+from reconciler.apply import ApplyOptions, Outcome, describe_refusals, execute, gate
+from reconciler.backends.base import Backend
 from reconciler.cli.common import (
     add_backend_arguments,
     add_change_permission_arguments,
@@ -21,13 +22,14 @@ from reconciler.cli.common import (
 )
 from reconciler.cycle import (
     DEFAULT_PRUNE_FRACTION,  # noqa: F401  (kept importable from here)
-    check_prune_cap,
     new_journal,
     plan_cycle,
+    prune_refusal,
     record,
+    settle,
 )
 from reconciler.inventory import Inventory, source_id
-from reconciler.journal import unfinished
+from reconciler.journal import JournalEntry, unfinished
 from reconciler.lock import StateLock
 from reconciler.plan import Plan, read_plan_document
 from reconciler.reconcile import load_desired
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     state = state_dir()
     with StateLock(state):
         desired = load_desired([args.path])
-        for entry in unfinished(state):
+        earlier = unfinished(state)
+        for entry in earlier:
             print(f"virtsync: note: an earlier apply stopped during {entry.action} of "
                   f"{entry.key}; converging from live state", file=sys.stderr)
         backend = make_backend(desired, args)
@@ -70,14 +73,17 @@ def run(args: argparse.Namespace) -> int:
             check_saved_plan(read_plan_document(Path(args.plan)), plan,
                              inventory.entries.keys(), args.plan)
 
-        if args.prune:
-            check_prune_cap(plan, inventory, args.max_prune)
+        capped = prune_refusal(plan, inventory, args.max_prune) if args.prune else None
+        if capped:
+            print(capped, file=sys.stderr)
+            return 1
         refusals = gate(plan, desired.by_key, options)
         if refusals:
             print(describe_refusals(refusals), file=sys.stderr)
             return 1
         if plan.empty:
             record(state, inventory, desired, [])
+            _settle(state, backend, earlier, [])
             print("No changes. Live state matches the specs.", file=sys.stderr)
             return 0
         if sys.stdin.isatty() and sys.stdout.isatty() and not args.auto_approve:
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                                if k in inventory.entries else False,
                                report=report)
         record(state, inventory, desired, outcomes)
+        _settle(state, backend, earlier, outcomes)
     failed = [o for o in outcomes if o.failed]
     counts = {w: sum(1 for o in outcomes if o.word == w) for w in
               ("created", "configured", "restarted", "replaced", "started", "stopped",
@@ -100,6 +107,17 @@ def run(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {w}" for w, n in counts.items() if n)
     print(f"Apply complete: {summary}.", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _settle(state: Path, backend: Backend, earlier: list[JournalEntry],
+            outcomes: list[Outcome]) -> None:
+    resolved, swept = settle(state, backend, earlier, outcomes)
+    if resolved:
+        print(f"virtsync: note: converged past {resolved} step(s) an earlier apply left "
+              "unfinished", file=sys.stderr)
+    for path in swept:
+        print(f"virtsync: note: removed {path}, a temp file an interrupted apply left",
+              file=sys.stderr)
 
 
 def _confirm(plan: Plan, args: argparse.Namespace) -> bool:

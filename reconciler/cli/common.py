@@ -21,13 +21,20 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
                    help="colour terminal output (auto: on a terminal, unless NO_COLOR)")
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: want a count, 0 or more")
+    return value
+
+
 def add_change_permission_arguments(p: argparse.ArgumentParser, *, what_left: str) -> None:
     """The flags apply and watch share: prune, its cap, and the disruption permissions."""
     p.add_argument("--prune", action="store_true",
                    help=f"delete objects virtsync applied earlier that left {what_left}")
-    p.add_argument("--max-prune", type=int, metavar="N",
-                   help="refuse to prune more than N objects at once (default: 20%% of the "
-                        "inventory, at least 1)")
+    p.add_argument("--max-prune", type=_count, metavar="N",
+                   help="refuse to prune more than N objects at once; 0 allows none "
+                        "(default: 20%% of the inventory, at least 1)")
     p.add_argument("--allow-restart", action="store_true",
                    help="permit changes that restart or replace a guest")
     p.add_argument("--allow-data-loss", action="store_true",

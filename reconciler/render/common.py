@@ -19,6 +19,7 @@ LEGEND = {
     "-/+": "replace (undefine, define again)",
     "-": "delete / remove",
     "!": "destroys data",
+    "=": "kept",
 }
 
 
@@ -167,3 +168,13 @@ def unpinned_summary(plan: Plan, limit: int = 5) -> str | None:
                                        else "")
     return (f"Identity not pinned in git ({', '.join(whats)}) on {len(keys)} "
             f"object{'s' if len(keys) != 1 else ''}: {shown}. Live values are kept.")
+
+
+def disk_lines(c: ObjectChange) -> list[Line]:
+    """A deleted VM's files (safety rule 13): each one deleted, and each one kept with
+    the reason (in use by another VM, not owned)."""
+    return [Line("-" if d.delete else "=",
+                 f"{'delete' if d.delete else 'keep'} file {d.path}"
+                 + (f" (volume {d.volume})" if d.volume else ""), d.reason)
+            for d in c.disks]
+

@@ -11,6 +11,7 @@ from reconciler.classify import Disruption
 from reconciler.plan import ObjectChange, Plan
 from reconciler.render.common import (
     data_loss_line,
+    disk_lines,
     field_lines,
     heading,
     summary_line,
@@ -104,6 +105,8 @@ def _section(c: ObjectChange) -> str:
             lines.append(f"{sign} {line.text}{note}")
     if c.unchanged:
         lines.append(f"  ({c.unchanged} unchanged fields hidden)")
+    for line in disk_lines(c):  # deleted files and kept claims (rule 13)
+        lines.append(f"{'-' if line.sign == '-' else ' '} {line.text}  # {line.note}")
     body = "\n".join(lines)
     fence = _fence(body)
     summary = (f"<code>{html.escape(str(c.key))}</code> {html.escape(heading(c))} "

@@ -19,6 +19,7 @@ from reconciler.render.common import (
     LEGEND,
     Line,
     data_loss_line,
+    disk_lines,
     field_lines,
     heading,
     summary_line,
@@ -29,7 +30,8 @@ from reconciler.render.common import (
 # (text, style) pieces of one output line; style "" is plain.
 Piece = tuple[str, str]
 
-SIGN_STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta", "!": "bold red"}
+SIGN_STYLE = {"+": "green", "~": "yellow", "-": "red", "-/+": "magenta", "!": "bold red",
+              "=": "cyan"}
 CLASS_STYLE = {
     Disruption.NONE: "", Disruption.LIVE: "cyan", Disruption.RESTART: "yellow",
     Disruption.REPLACE: "magenta", Disruption.DATA_LOSS: "bold red",
@@ -106,6 +108,7 @@ def _object_lines(c: ObjectChange, used: set[str]) -> list[list[Piece]]:
     out.extend(_field_piece(line, used) for line in body)
     if c.unchanged:
         out.append([(f"      ({c.unchanged} unchanged fields hidden)", "dim")])
+    out.extend(_field_piece(line, used) for line in disk_lines(c))
     return out
 
 

@@ -200,7 +200,8 @@ def test_delete_keeps_disks_unless_asked(be: LibvirtBackend, tmp_path: Path, con
     # Re-creating finds the kept disk and the same identity.
     be.create(manifest(body), revision="r", refs={})
     uuid = obj(be).identity.uuid
-    be.delete(KEY, delete_disks=True)
+    assert ("data", "web-data", True) in [(d.volume, d.claim, d.exists) for d in obj(be).disks]
+    be.delete(KEY, delete_disks=True, files=[str(claim_file)])  # exactly the planned files
     assert not claim_file.exists()
     be.create(manifest(body), revision="r", refs={})
     assert obj(be).identity.uuid != uuid  # identity forgotten only with the disks

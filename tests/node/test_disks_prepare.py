@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from node.cloudinit import read_iso
-from node.disks import NodeStorage, claim_sizes, prepare_disks, remove_vm_disks
+from node.disks import NodeStorage, claim_sizes, prepare_disks, remove_files
 from node.identity import Identity
 from node.paths import UnsafePath
 from node.spec import VmSpec
@@ -435,7 +435,9 @@ def test_kernel_boot_resolves_inside_the_image_folder(storage: NodeStorage) -> N
         prepare_disks(vm_of(body), IDENT, storage)
 
 
-def test_remove_keeps_claims_unless_policy_says_delete(storage: NodeStorage) -> None:
+def test_remove_deletes_exactly_the_listed_files(storage: NodeStorage) -> None:
+    """Rule 13: removal takes the plan's list and nothing else; a file a defined domain
+    still uses is kept; the VM's directory goes only once empty."""
     body = vm_body(
         [{"name": "data", "disk": {}}, {"name": "scratch", "disk": {}}],
         [
@@ -446,10 +448,17 @@ def test_remove_keeps_claims_unless_policy_says_delete(storage: NodeStorage) -> 
     vm = vm_of(body)
     prepared = prepare_disks(vm, IDENT, storage, sizes={"keepme": MiB})
     claim, scratch = (Path(d.path) for d in prepared.disks)
-    assert remove_vm_disks(vm, storage, delete_claims=False) == (str(scratch),)
+    assert remove_files(storage, vm.namespace, vm.name, [str(scratch)], in_use={}) == (
+        str(scratch),)
     assert claim.exists() and not scratch.exists()
-    assert remove_vm_disks(vm, storage, delete_claims=True) == (str(claim),)
+    assert not scratch.parent.exists()
+    assert remove_files(storage, vm.namespace, vm.name, [str(claim)],
+                        in_use={str(claim.resolve()): "other"}) == ()
+    assert claim.exists()
+    assert remove_files(storage, vm.namespace, vm.name, [str(claim)], in_use={}) == (str(claim),)
     assert not claim.exists()
+    with pytest.raises(UnsafePath):
+        remove_files(storage, vm.namespace, vm.name, ["/etc/hostname"], in_use={})
 
 
 def test_unsafe_names_never_become_paths(storage: NodeStorage) -> None:

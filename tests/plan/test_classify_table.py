@@ -33,6 +33,7 @@ def vm_body(volumes: list[dict[str, Any]] | None = None, max_guest: str | None =
 HOT = [{"name": "data", "dataVolume": {"name": "data-dv", "hotpluggable": True}}]
 PVC = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
 EMPTY = vm_body()
+CIDATA = {"name": "ci", "cloudInitNoCloud": {"userData": "#cloud-config"}}
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ CASES = [
          "10Gi", "20Gi"),
     Case("DataVolume spec is immutable: deleted and created again",
          "spec.dataVolumeTemplates[name=d].spec.pvc.storageClassName", "a", "b"),
+    Case("disk file missing on the node: its data is gone; restore the file first to keep it",
+         f"{TPL}.volumes[name=data](file)", "missing: /s/claims/data.qcow2",
+         "created again, blank", ctx_before=vm_body(PVC), ctx_after=vm_body(PVC)),
+    Case("generated file missing on the node: written again",
+         f"{TPL}.volumes[name=ci](file)", "missing: /s/vms/a/cidata-ci.iso", "written again",
+         ctx_before=vm_body([CIDATA]), ctx_after=vm_body([CIDATA])),
     Case("hot-unplugged volume", f"{TPL}.volumes[name=data]", HOT[0], M,
          ctx_before=vm_body(HOT), ctx_after=EMPTY),
     Case("volume holding data removed", f"{TPL}.volumes[name=data]", PVC[0], M,

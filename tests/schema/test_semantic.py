@@ -169,8 +169,10 @@ def test_other_kinds_have_no_semantic_rules() -> None:
     dv = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
           "metadata": {"name": "d"}, "spec": {}}
     assert check_manifest(manifest(dv)) == []
+    # A DataVolume claims its name per namespace, like a VM's dataVolumeTemplate (rule 13).
     assert facts(manifest(dv)).claims == (
-        UniqueClaim("object", "DataVolume/default/d", ("metadata", "name")),)
+        UniqueClaim("object", "DataVolume/default/d", ("metadata", "name")),
+        UniqueClaim("DataVolume", "default/d", ("metadata", "name")))
 
 
 def test_facts_normalize_identity() -> None:

@@ -18,8 +18,11 @@ from reconciler.validate import validate_paths
 NS = "ds"
 
 
-def _vm(name: str, *, mac: str | None = None, label: str = "a") -> str:
+def _vm(name: str, *, mac: str | None = None, label: str = "a", dv: str | None = None) -> str:
     body = vm_body(name, NS, labels={"l": label})
+    if dv is not None:  # owns a DataVolume (one owner per name and namespace, rule 13)
+        body["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": dv}, "spec": {
+            "source": {"blank": {}}, "storage": {"resources": {"requests": {"storage": "1Mi"}}}}}]
     if mac is not None:
         body["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"] = [
             {"name": "default", "masquerade": {}, "macAddress": mac}]
@@ -55,10 +58,10 @@ def test_incremental_snapshot_equals_full_validation_through_random_edits(
     rules: set[str] = set()
     valid_states = 0
     paths = sorted(root.rglob("*.yaml"))
-    for step in range(60):
+    for step in range(120):
         path = rng.choice(paths)
-        op = rng.choice(["label", "broken", "dup-mac", "dup-name", "delete", "comment",
-                         "restore"])
+        op = rng.choice(["label", "broken", "dup-mac", "dup-name", "dup-dv", "delete",
+                         "comment", "restore"])
         name = path.stem
         if op == "label":
             path.write_text(_vm(name, label=f"s{step}"))
@@ -66,6 +69,8 @@ def test_incremental_snapshot_equals_full_validation_through_random_edits(
             path.write_text("apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nspec: [\n")
         elif op == "dup-mac":
             path.write_text(_vm(name, mac="02:00:00:00:00:01"))
+        elif op == "dup-dv":
+            path.write_text(_vm(name, dv="shared"))
         elif op == "dup-name":
             path.write_text(_vm("vm3"))
         elif op == "delete":
@@ -76,12 +81,17 @@ def test_incremental_snapshot_equals_full_validation_through_random_edits(
         else:
             path.write_text(_vm(name))
         assert tree.refresh_paths([str(path)]) is not None
+        if step % 20 == 19:  # heal everything: duplicate claims must drop out incrementally
+            for p in paths:
+                p.write_text(_vm(p.stem))
+            assert tree.refresh_paths([str(p) for p in paths]) is not None
         seen = _agrees(tree, root)
         rules |= seen
         valid_states += not seen
     # The walk went through broken, duplicated and valid states (the check is not vacuous).
     assert valid_states > 0
-    assert {"yaml.syntax", "semantic.duplicate-mac", "semantic.duplicate-object"} <= rules, rules
+    assert {"yaml.syntax", "semantic.duplicate-mac", "semantic.duplicate-object",
+            "semantic.duplicate-datavolume"} <= rules, rules
 
 
 def test_only_changed_files_are_read_again(tmp_path: Path) -> None:

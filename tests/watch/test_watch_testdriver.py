@@ -349,3 +349,32 @@ def test_folder_modified_events_do_not_force_a_tree_walk() -> None:
     # The folder-modified event is dropped (the file's own events name the change); a new
     # folder still goes through (it may hold specs: a walk is needed).
     assert sink.paths == ["/t/vms/a.yaml", "/t/vms/a.yaml", "/t/new"]
+
+
+def test_startup_after_a_crash_resolves_its_journal_steps_and_sweeps_temp_files(
+        rig: Rig) -> None:
+    """Issue 8: what a `kill -9` left (an unfinished journal step, a temp disk file) is
+    cleaned once watch's startup cycle converged; the next start notes nothing."""
+    import os
+    import time as _time
+
+    from reconciler.journal import Journal
+
+    Journal(rig.state, "19700101T000000Z-dead0000").intent(
+        "create", ObjectKey("VirtualMachine", rig.ns, "vm0"))
+    claims = rig.base / "storage" / rig.ns / "claims"
+    claims.mkdir(parents=True)
+    leftover = claims / ".vm0-data.qcow2.k1ll9abc"
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (_time.time() - 600, _time.time() - 600))
+    w = rig.make_watcher()
+    assert w.startup().result == "ok"
+    assert [e["key"] for e in rig.events("journal.unfinished")] == [f"VirtualMachine/{rig.ns}/vm0"]
+    assert rig.events("journal.resolved")[0]["details"]["steps"] == 1
+    assert not leftover.exists()
+    assert [e["details"]["path"] for e in rig.events("disk.temp-removed")] == [str(leftover)]
+    w.close()
+    w2 = rig.make_watcher()
+    before = len(rig.events("journal.unfinished"))
+    assert w2.startup().result == "ok"
+    assert len(rig.events("journal.unfinished")) == before

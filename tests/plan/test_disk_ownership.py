@@ -1,0 +1,89 @@
+"""Safety rule 13 in the pure planner: which files a deleted VM's prune lists, whoever
+(desired or live, on any node) references its claims."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plan_helpers import FP
+
+from reconciler.model import DiskFile, Manifest, SourceRef
+from reconciler.ownership import claim_users
+from reconciler.plan import Observed, make_plan
+
+
+def _vm(name: str, *, owns: tuple[str, ...] = (),
+        mounts: dict[str, dict[str, Any]] | None = None, delete: bool = False) -> Manifest:
+    meta: dict[str, Any] = {"name": name, "namespace": "ns"}
+    if delete:
+        meta["annotations"] = {"virtsync.io/disk-policy": "Delete"}
+    body = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": meta,
+            "spec": {"dataVolumeTemplates": [{"metadata": {"name": n}, "spec": {}}
+                                             for n in owns],
+                     "template": {"spec": {"volumes": [
+                         {"name": v, **src} for v, src in (mounts or {}).items()]}}}}
+    return Manifest("kubevirt.io/v1", "VirtualMachine", "ns", name, body, SourceRef("x.yaml"))
+
+
+def _fates(live: list[Observed],
+           desired: tuple[Manifest, ...] = ()) -> dict[str, tuple[bool, str]]:
+    plan = make_plan(list(desired), live, fingerprints=FP)
+    (change,) = [c for c in plan.changes if c.is_delete]
+    return {d.path: (d.delete, d.reason) for d in change.disks}
+
+
+def _disk(volume: str, claim: str = "", source: str = "dataVolume") -> DiskFile:
+    path = f"/s/ns/claims/{claim}.qcow2" if claim else f"/s/ns/vms/gone/{volume}"
+    return DiskFile(volume, source, path, True, claim)
+
+
+GONE = _vm("gone", owns=("gone-data",), delete=True,
+           mounts={"data": {"dataVolume": {"name": "gone-data"}}})
+
+
+def test_a_live_vm_on_another_node_keeps_the_claim() -> None:
+    other = Observed(_vm("far", mounts={"d": {"persistentVolumeClaim": {
+        "claimName": "gone-data"}}}), node="n2", running=True)
+    gone = Observed(GONE, node="n1", running=False,
+                    disks=(_disk("data", "gone-data"), _disk("empty-x.qcow2", source="file")))
+    # `far` is live only (another source applied it, on node n2): plan_live leaves it out
+    # of the pairs but counts it among the claim's users, as here.
+    plan = make_plan([], [gone], fingerprints=FP, claim_refs=claim_users(
+        [], [gone.manifest, other.manifest]))
+    fates = {d.path: (d.delete, d.reason) for d in plan.changes[0].disks}
+    assert fates == {"/s/ns/claims/gone-data.qcow2": (False,
+                                                      "claim gone-data is in use by "
+                                                      "VirtualMachine/ns/far"),
+                     "/s/ns/vms/gone/empty-x.qcow2": (True, "its own file")}
+
+
+def test_a_desired_datavolume_of_that_name_keeps_it_and_unowned_claims_stay() -> None:
+    dv = Manifest("cdi.kubevirt.io/v1beta1", "DataVolume", "ns", "gone-data",
+                  {"spec": {}}, SourceRef("dv.yaml"))
+    gone = Observed(_vm("gone", owns=("gone-data",), delete=True, mounts={
+        "data": {"dataVolume": {"name": "gone-data"}},
+        "shared": {"persistentVolumeClaim": {"claimName": "common"}}}),
+        disks=(_disk("data", "gone-data"), _disk("shared", "common", "persistentVolumeClaim")))
+    fates = _fates([gone], (dv,))
+    assert fates["/s/ns/claims/gone-data.qcow2"] == (
+        False, "claim gone-data is in use by DataVolume/ns/gone-data")
+    assert fates["/s/ns/claims/common.qcow2"] == (
+        False, "claim common is not owned by this VM (no dataVolumeTemplate of that name)")
+
+
+def test_nothing_deleted_is_not_data_loss_and_other_namespaces_do_not_count() -> None:
+    elsewhere = _vm("far", mounts={"d": {"dataVolume": {"name": "gone-data"}}})
+    elsewhere = Manifest(elsewhere.api_version, elsewhere.kind, "other", "far",
+                         {**elsewhere.body, "metadata": {"name": "far", "namespace": "other"}},
+                         elsewhere.source)
+    gone = Observed(GONE, disks=(_disk("data", "gone-data"),))
+    plan = make_plan([elsewhere], [gone], fingerprints=FP)
+    (change,) = [c for c in plan.changes if c.is_delete]
+    assert change.deleted_files == ("/s/ns/claims/gone-data.qcow2",)
+    assert change.disruption.label == "data-loss"
+    keep_all = Observed(GONE, disks=(_disk("data", "gone-data"),))
+    user = _vm("user", mounts={"d": {"dataVolume": {"name": "gone-data"}}})
+    plan = make_plan([user], [keep_all], fingerprints=FP)
+    (change,) = [c for c in plan.changes if c.is_delete]
+    assert change.deleted_files == () and change.disruption.label == "replace"
+    assert "no disk file of its own is deleted (1 kept" in change.cause

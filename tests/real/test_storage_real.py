@@ -1,0 +1,172 @@
+"""Storage ownership on qemu:///system through the CLI (issue 8, safety rule 13): pruning a
+Delete-policy VM that mounts another VM's claim deletes exactly the files the plan lists
+— its own — and the other VM's disk, domain and booting guest survive; a VM whose disk
+file went missing is reported by `status` and `plan`, and comes back only with
+--allow-data-loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import tinyguest
+
+NS = f"vsstor{tinyguest.SUFFIX}"
+URI = "qemu:///system"
+DELETE = {"virtsync.io/disk-policy": "Delete"}
+
+
+def vm(name: str, *, run: str = "Halted", boot: bool = False,
+       annotations: dict[str, str] | None = None,
+       mount: str | None = None) -> dict[str, Any]:
+    disks: list[Any] = [{"name": "data", "disk": {"bus": "virtio"}}]
+    volumes: list[Any] = [{"name": "data", "dataVolume": {"name": f"{name}-data"}}]
+    if mount:  # another VM's claim
+        disks.append({"name": "peer", "disk": {"bus": "virtio"}})
+        volumes.append({"name": "peer", "persistentVolumeClaim": {"claimName": mount}})
+    domain: dict[str, Any] = {"memory": {"guest": "128Mi"}, "devices": {
+        "disks": disks, "interfaces": [{"name": "default", "masquerade": {}}]}}
+    if boot:
+        domain["firmware"] = {"kernelBoot": {
+            "container": {"image": tinyguest.IMAGE_NAME, "kernelPath": "/vmlinux",
+                          "initrdPath": "/initramfs.cpio.gz"},
+            "kernelArgs": "console=ttyS0"}}
+    meta: dict[str, Any] = {"name": name, "namespace": NS}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": meta,
+            "spec": {"runStrategy": run,
+                     "dataVolumeTemplates": [{"metadata": {"name": f"{name}-data"}, "spec": {
+                         "storage": {"resources": {"requests": {"storage": "8Mi"}}},
+                         "source": {"blank": {}}}}],
+                     "template": {"spec": {"terminationGracePeriodSeconds": 20,
+                                           "domain": domain,
+                                           "networks": [{"name": "default", "pod": {}}],
+                                           "volumes": volumes}}}}
+
+
+class Repo:
+    def __init__(self, node_root: Path, tiny_guest_dir: Path) -> None:
+        self.root = node_root / "stor-repo"
+        self.storage = node_root / "stor-storage"
+        images = node_root / "stor-images"
+        for d in (self.root / "vms", self.storage, images):
+            d.mkdir(parents=True, exist_ok=True)
+        tinyguest.install_image(tiny_guest_dir, images)
+        tinyguest.make_world_traversable(self.storage)
+        tinyguest.make_world_traversable(images)
+        (self.root / "cluster.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "virtsync.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},
+            "spec": {"nodes": [{"name": "local", "uri": URI, "storageDir": str(self.storage),
+                                "imageDir": str(images)}]}}))
+        self.env = dict(os.environ, VIRTSYNC_STATE_DIR=str(node_root / "stor-state"))
+
+    def put(self, body: dict[str, Any]) -> None:
+        (self.root / "vms" / f"{body['metadata']['name']}.yaml").write_text(yaml.safe_dump(body))
+
+    def virtsync(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconciler", *args], env=self.env,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    def claim(self, name: str) -> Path:
+        return self.storage / NS / "claims" / f"{name}.qcow2"
+
+    def files(self) -> set[str]:
+        """Disk files (virtsync's own trees — identity, console logs — left out)."""
+        return {str(p) for p in self.storage.rglob("*") if p.is_file()
+                and not any(part.startswith(".virtsync") for part in p.parts)}
+
+    def plan(self) -> dict[str, Any]:
+        r = self.virtsync("plan", str(self.root), "-o", "json")
+        assert r.returncode == 1, r.stdout + r.stderr
+        return dict(json.loads(r.stdout))
+
+    def status(self) -> dict[str, Any]:
+        r = self.virtsync("status", str(self.root), "-o", "json")
+        assert r.returncode == 0, r.stderr
+        return {row["name"]: row for row in json.loads(r.stdout)}
+
+
+def ours(conn: Any) -> dict[str, Any]:
+    return {d.name(): d for d in conn.listAllDomains() if d.name().startswith(f"{NS}_")}
+
+
+def wait_console(storage: Path, domain: str, marker: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = list(storage.rglob(f"{domain}*.log"))
+        if logs and marker in logs[0].read_text(errors="replace"):
+            return
+        assert time.monotonic() < deadline, f"{domain}: no {marker!r} on the console"
+        time.sleep(0.2)
+
+
+def test_prune_deletes_exactly_the_planned_files_and_the_shared_claim_survives(
+        libvirt_conn: Any, node_root: Path, tiny_guest_dir: Path) -> None:
+    import libvirt
+
+    repo = Repo(node_root, tiny_guest_dir)
+    repo.put(vm("keeper", run="Always", boot=True))
+    # Halted: rule 6 keeps a claim out of two running domains.
+    repo.put(vm("wiper", annotations=DELETE, mount="keeper-data"))
+    repo.put(vm("blank"))
+    try:
+        r = repo.virtsync("apply", str(repo.root))
+        assert r.returncode == 0, r.stderr
+        wait_console(repo.storage, f"{NS}_keeper", "VS-BOOT")
+        keeper_disk, wiper_disk = repo.claim("keeper-data"), repo.claim("wiper-data")
+        assert keeper_disk.is_file() and wiper_disk.is_file()
+
+        (repo.root / "vms" / "wiper.yaml").unlink()
+        (change,) = repo.plan()["changes"]
+        deletes = {d["path"] for d in change["disks"] if d["action"] == "delete"}
+        keeps = {d["path"]: d["reason"] for d in change["disks"] if d["action"] == "keep"}
+        assert deletes == {str(wiper_disk)}
+        assert keeps == {str(keeper_disk):
+                         f"claim keeper-data is in use by VirtualMachine/{NS}/keeper; not "
+                         "owned by this VM (no dataVolumeTemplate of that name)"}
+
+        before = repo.files()
+        r = repo.virtsync("apply", str(repo.root), "--prune", "--allow-data-loss")
+        assert r.returncode == 0, r.stderr
+        assert before - repo.files() == deletes, "exactly the planned files are deleted"
+        assert f"{NS}_wiper" not in ours(libvirt_conn)
+        assert keeper_disk.is_file()
+        r = repo.virtsync("plan", str(repo.root), "--detailed-exitcode")
+        assert r.returncode == 0, r.stdout + r.stderr
+
+        # The surviving VM's domain is still valid: powered off hard, it boots again.
+        dom = ours(libvirt_conn)[f"{NS}_keeper"]
+        dom.destroy()
+        for log in repo.storage.rglob(f"{NS}_keeper*.log"):
+            log.write_text("")
+        r = repo.virtsync("start", f"{NS}/keeper", "--path", str(repo.root))
+        assert r.returncode == 0, r.stderr
+        wait_console(repo.storage, f"{NS}_keeper", "VS-BOOT")
+
+        # A missing disk file: reported by status and plan, never "No changes".
+        repo.claim("blank-data").unlink()
+        row = repo.status()["blank"]
+        assert row["printableStatus"] == "ErrorPvcNotFound" and row["drift"] is True
+        (change,) = repo.plan()["changes"]
+        assert change["name"] == "blank" and change["disruption"] == "data-loss"
+        assert [f["after"] for f in change["fields"]] == ["created again, blank"]
+        assert repo.virtsync("apply", str(repo.root)).returncode == 1  # refused
+        assert not repo.claim("blank-data").exists()
+        r = repo.virtsync("apply", str(repo.root), "--allow-data-loss")
+        assert r.returncode == 0, r.stderr
+        assert repo.claim("blank-data").is_file()
+        assert repo.status()["blank"]["printableStatus"] == "Stopped"
+        assert repo.virtsync("plan", str(repo.root), "--detailed-exitcode").returncode == 0
+    finally:
+        for d in ours(libvirt_conn).values():
+            if d.isActive():
+                d.destroy()
+            d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
