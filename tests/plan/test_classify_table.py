@@ -86,6 +86,10 @@ CASES = [
          "Always"),
     Case(N, "template labels and annotations", "spec.template.metadata.labels.tier", "a", "b"),
     Case(D, "owned DataVolume deleted with its data", "spec.dataVolumeTemplates[name=d]", {}, M),
+    # the whole list removed is one field change of its own (found by the gate tests)
+    Case(D, "owned DataVolume deleted with its data", "spec.dataVolumeTemplates",
+         normalize("VirtualMachine", {"spec": {"dataVolumeTemplates": [
+             {"metadata": {"name": "d"}, "spec": {}}]}})["spec"]["dataVolumeTemplates"], M),
     Case(L, "new owned DataVolume", "spec.dataVolumeTemplates[name=d]", M, {}),
     Case(D, "new DataVolume source: the disk is re-imported",
          "spec.dataVolumeTemplates[name=d].spec.source.http.url", "http://a", "http://b"),
@@ -102,6 +106,8 @@ CASES = [
          ctx_before=vm_body(HOT), ctx_after=EMPTY),
     Case(D, "volume holding data removed", f"{TPL}.volumes[name=data]", PVC[0], M,
          ctx_before=vm_body(PVC), ctx_after=EMPTY),
+    Case(D, "volume holding data removed", f"{TPL}.volumes", vm_body(PVC)["spec"]["template"]
+         ["spec"]["volumes"], M, ctx_before=vm_body(PVC), ctx_after=EMPTY),
     Case(D, "emptyDisk recreated: its contents are lost",
          f"{TPL}.volumes[name=scratch].emptyDisk.capacity", "1Gi", "2Gi"),
     Case(L, "hotplugged volume", f"{TPL}.volumes[name=data]", M, HOT[0],
@@ -194,6 +200,13 @@ def test_shrink_is_data_loss_but_grow_is_live() -> None:
     assert shrink.disruption == Disruption.DATA_LOSS
     assert grow.disruption == Disruption.DATA_LOSS  # no condition held: immutable spec row
     assert RULES[_row(Case(N, "", path, "10Gi", "11Gi"))].disruption == Disruption.LIVE
+
+
+def test_removing_all_volumes_without_data_is_not_data_loss() -> None:
+    cloud = [{"name": "ci", "cloudInitNoCloud": {"userData": "x"}}]
+    volumes = vm_body(cloud)["spec"]["template"]["spec"]["volumes"]
+    case = Case(R, "", f"{TPL}.volumes", volumes, M, ctx_before=vm_body(cloud))
+    assert _verdict(case).disruption == Disruption.RESTART
 
 
 def test_memory_beyond_max_guest_needs_restart() -> None:
