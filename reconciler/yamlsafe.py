@@ -69,6 +69,9 @@ _Loader.yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers
 def _construct_mapping(
     loader: _Loader, node: yaml.MappingNode, deep: bool = False
 ) -> dict[Any, Any]:
+    if not isinstance(node, yaml.MappingNode):  # `!!map scalar`
+        raise _Located("yaml.bad-tag", "a value tagged !!map is not a mapping",
+                       node.start_mark)
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
@@ -109,6 +112,24 @@ def _refuse(tag_name: str) -> Any:
     return construct
 
 
+def _checked(tag_name: str, kind: str) -> Any:
+    """PyYAML's constructor for an explicit scalar tag, with a bad value (`!!int web`) as
+    a located problem instead of a bare ValueError/KeyError. The value is not quoted: it
+    may be a secret (safety rule 10)."""
+    base = _Loader.yaml_constructors[f"tag:yaml.org,2002:{tag_name}"]
+
+    def construct(loader: _Loader, node: yaml.Node) -> Any:
+        try:
+            return base(loader, node)
+        except (ValueError, KeyError, TypeError, OverflowError):
+            raise _Located("yaml.bad-tag", f"a value tagged !!{tag_name} is not {kind}",
+                           node.start_mark) from None
+
+    return construct
+
+
+for _tag, _kind in (("bool", "true or false"), ("int", "an integer"), ("float", "a number")):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _checked(_tag, _kind))
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:binary", _refuse("!!binary"))
 _Loader.add_constructor("tag:yaml.org,2002:set", _refuse("!!set"))
