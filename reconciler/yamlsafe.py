@@ -66,6 +66,23 @@ class _Loader(yaml.CSafeLoader):
 _Loader.yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers
 
 
+def _string_key(loader: _Loader, key_node: yaml.Node) -> str:
+    if not isinstance(key_node, yaml.ScalarNode):
+        raise _Located(
+            "yaml.complex-key", "mapping keys must be plain strings", key_node.start_mark
+        )
+    key = loader.construct_object(key_node)
+    if not isinstance(key, str):
+        shown = "null" if key is None else str(key).lower() if isinstance(key, bool) else key
+        raise _Located(
+            "yaml.non-string-key",
+            f"mapping key {key_node.value!r} is read as {type(key).__name__} {shown} "
+            "by YAML 1.1 (kubectl); quote it",
+            key_node.start_mark,
+        )
+    return key
+
+
 def _construct_mapping(
     loader: _Loader, node: yaml.MappingNode, deep: bool = False
 ) -> dict[Any, Any]:
@@ -76,19 +93,7 @@ def _construct_mapping(
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue
-        if not isinstance(key_node, yaml.ScalarNode):
-            raise _Located(
-                "yaml.complex-key", "mapping keys must be plain strings", key_node.start_mark
-            )
-        key = loader.construct_object(key_node)
-        if not isinstance(key, str):
-            shown = "null" if key is None else str(key).lower() if isinstance(key, bool) else key
-            raise _Located(
-                "yaml.non-string-key",
-                f"mapping key {key_node.value!r} is read as {type(key).__name__} {shown} "
-                "by YAML 1.1 (kubectl); quote it",
-                key_node.start_mark,
-            )
+        key = _string_key(loader, key_node)
         if key in seen:
             first = seen[key].start_mark
             raise _Located(
@@ -98,6 +103,10 @@ def _construct_mapping(
             )
         seen[key] = key_node
     loader.flatten_mapping(node)
+    # Keys brought in by a merge (`<<: {on: x}`) bypass the loop above: check them too.
+    # (A merged key that the mapping sets again is normal merge semantics, not a duplicate.)
+    for key_node, _ in node.value:
+        _string_key(loader, key_node)
     return dict(yaml.constructor.BaseConstructor.construct_mapping(loader, node, deep=deep))
 
 

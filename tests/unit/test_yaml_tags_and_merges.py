@@ -1,6 +1,7 @@
 """Regressions found by the YAML-text fuzz (issue 14): explicit tags on values they do
 not fit, and keys that come from a merge key (`<<:`), were internal errors (a Python
-traceback) instead of located findings."""
+traceback) instead of located findings; a non-string key inside a merge got past the
+non-string-key check."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def test_error_under_a_merged_key_is_located(merge: str) -> None:
     lines = text.count("\n")
     for line, column, rule, _ in found:
         assert 1 <= line <= lines and column >= 1 and rule
+
+
+@pytest.mark.parametrize("merge", ['<<: {on: "yes"}', "<<: [{a: b}, {1: x}]", "<<: {null: x}"])
+def test_non_string_key_brought_in_by_a_merge_is_refused(merge: str) -> None:
+    text = f'{HEAD}  name: web\n  labels:\n    {merge}\nspec:\n  runStrategy: Halted\n'
+    (line, _, rule, _), = findings(text)
+    assert (line, rule) == (6, "yaml.non-string-key")
+
+
+def test_merged_key_set_again_is_merge_semantics_not_a_duplicate() -> None:
+    text = f"{HEAD}  name: web\n  labels:\n    <<: {{app: a}}\n    app: b\n"
+    assert all(rule != "yaml.duplicate-key" for _, _, rule, _ in findings(text))
