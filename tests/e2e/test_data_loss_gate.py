@@ -223,3 +223,58 @@ def test_plan_base_shows_data_loss(tree: Tree, row: Row, backend: str,
     assert any(p == row.path or p.startswith(row.path + ".") for p in fields), fields
     decided = [f for p, f in fields.items() if p == row.path or p.startswith(row.path + ".")]
     assert all(f["disruption"] == "data-loss" for f in decided), decided
+
+
+# Deleting objects (not a row of RULES: plan.delete_class). What is data loss depends on
+# the object, its disk policy and the backend.
+DELETES = [
+    # (what is removed from git, disk policy of the VM, backend, expected class)
+    ("DataVolume", None, "libvirt", "data-loss"),
+    ("DataVolume", None, "kubevirt", "data-loss"),
+    ("VirtualMachine", "Delete", "libvirt", "data-loss"),
+    ("VirtualMachine", "Delete", "kubevirt", "data-loss"),
+    ("VirtualMachine", None, "kubevirt", "data-loss"),  # its owned DataVolumes go
+    ("VirtualMachine", None, "libvirt", "replace"),  # undefined, disks kept (rule 4)
+]
+
+
+def _policy_vm(policy: str | None) -> Body:
+    body = _user_vm()
+    if policy:
+        body["metadata"]["annotations"] = {"virtsync.io/disk-policy": policy}
+    return body
+
+
+@pytest.mark.parametrize(("kind", "policy", "backend", "expected"), DELETES)
+def test_plan_base_classes_deletions(tree: Tree, kind: str, policy: str | None, backend: str,
+                                     expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tree.put(_policy_vm(policy))
+    _put_dv(tree, datavolume())
+    _git(tree.root, "init", "-q", "-b", "main")
+    _git(tree.root, "add", "-A")
+    _git(tree.root, "commit", "-q", "-m", "base")
+    if kind == "DataVolume":
+        (tree.root / "vms" / "shared-dv.yaml").unlink()
+    else:
+        tree.remove("web")
+    _git(tree.root, "commit", "-qam", "delete")
+    capsys.readouterr()
+    assert run("plan", str(tree.root), "--base", "HEAD~1", "-o", "json",
+               "--backend", backend) == 1
+    (change,) = json.loads(capsys.readouterr().out)["changes"]
+    assert (change["kind"], change["actions"], change["disruption"]) == \
+        (kind, ["delete"], expected)
+
+
+def test_prune_with_disk_deletion_needs_the_flag(conn: Any, tree: Tree,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    tree.put(_policy_vm("Delete"))
+    _put_dv(tree, datavolume())
+    assert run("apply", str(tree.root)) == 0
+    before = _snapshot(conn, tree)
+    tree.remove("web")
+    capsys.readouterr()
+    assert run("apply", str(tree.root), "--prune", "--allow-restart", "--auto-approve") == 1
+    err = capsys.readouterr().err
+    assert "needs --allow-data-loss" in err and "disk policy Delete" in err, err
+    assert _snapshot(conn, tree) == before
