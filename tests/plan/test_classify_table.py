@@ -159,6 +159,60 @@ CASES = [
 ]
 
 
+# Second cases for rows whose condition or kinds have more than one branch: each kills
+# a mutant that the first case alone lets through (tools/mutate.py).
+DV_KIND, CIT = "DataVolume", "VirtualMachineClusterInstancetype"
+HOT_PVC = [{"name": "data", "persistentVolumeClaim": {"claimName": "d", "hotpluggable": True}}]
+HOST = [{"name": "data", "hostDisk": {"path": "/d.img", "type": "Disk"}}]
+CONTAINER = [{"name": "data", "containerDisk": {"image": "x"}}]
+DVOL = [{"name": "data", "dataVolume": {"name": "data-dv"}}]
+SCRATCH = [{"name": "data", "emptyDisk": {"capacity": "1Gi"}}]
+MORE_CASES = [
+    Case(X, "moves to another node without live migration", "(node)", "n1", "n2",
+         kind=DV_KIND),
+    Case(X, "renamed: the domain is defined again under the new name", "metadata.name", "a",
+         "b", kind=DV_KIND),
+    Case(X, "moved to another namespace", "metadata.namespace", "a", "b", kind=DV_KIND),
+    Case(N, "metadata only", "metadata.labels.app", "a", "b", kind=DV_KIND),
+    Case(N, "metadata only", "metadata.labels.app", "a", "b", kind=CIT),
+    Case(N, "API version spelling only", "apiVersion", "cdi.kubevirt.io/v1alpha1",
+         "cdi.kubevirt.io/v1beta1", kind=DV_KIND),
+    Case(N, "API version spelling only", "apiVersion", "instancetype.kubevirt.io/v1alpha1",
+         "instancetype.kubevirt.io/v1beta1", kind=CIT),
+    # hotplug: a PVC too; a disk whose volume does not exist is not hotpluggable
+    Case(L, "hot-unplugged volume", f"{TPL}.volumes[name=data]", HOT_PVC[0], M,
+         ctx_before=vm_body(HOT_PVC), ctx_after=EMPTY),
+    Case(R, "disk not hotpluggable", f"{DEV}.disks[name=data]", M, {"disk": {}}),
+    Case(R, "disk not hotpluggable", f"{DEV}.disks[0]", M, {"disk": {}},
+         ctx_after=vm_body(HOT)),
+    # what holds data: every source that does, and one that does not
+    Case(D, "volume holding data removed", f"{TPL}.volumes[name=data]", HOST[0], M,
+         ctx_before=vm_body(HOST)),
+    Case(D, "volume holding data removed", f"{TPL}.volumes[name=data]", DVOL[0], M,
+         ctx_before=vm_body(DVOL)),
+    Case(D, "volume holding data removed", f"{TPL}.volumes[name=data]", SCRATCH[0], M,
+         ctx_before=vm_body(SCRATCH)),
+    Case(R, "guest definition", f"{TPL}.volumes[name=data]", CONTAINER[0], M,
+         ctx_before=vm_body(CONTAINER)),
+    Case(R, "guest definition", f"{TPL}.volumes", vm_body(CONTAINER)["spec"]["template"]
+         ["spec"]["volumes"], M, ctx_before=vm_body(CONTAINER)),
+    # quantities: an added request is neither a shrink nor a grow
+    Case(D, "DataVolume spec is immutable: deleted and created again",
+         "spec.dataVolumeTemplates[name=d].spec.pvc.resources.requests.storage", M, "1Gi"),
+    Case(D, "DataVolume spec is immutable: deleted and created again",
+         "spec.dataVolumeTemplates[name=d].spec.pvc.resources.requests.storage", "1Gi", M),
+    # memory: up to exactly maxGuest is live; down, or with maxGuest changed, a restart
+    Case(L, "memory hotplug within maxGuest", f"{TPL}.domain.memory.guest", "1Gi", "4Gi",
+         ctx_before=vm_body(max_guest="4Gi"), ctx_after=vm_body(max_guest="4Gi")),
+    Case(R, "guest memory", f"{TPL}.domain.memory.guest", "2Gi", "1Gi",
+         ctx_before=vm_body(max_guest="4Gi"), ctx_after=vm_body(max_guest="4Gi")),
+    Case(R, "guest memory", f"{TPL}.domain.memory.guest", "1Gi", "2Gi",
+         ctx_before=vm_body(max_guest="2Gi"), ctx_after=vm_body(max_guest="4Gi")),
+    Case(R, "guest memory", f"{TPL}.domain.memory.guest", "1Gi", "2Gi",
+         ctx_before=vm_body(max_guest="4Gi"), ctx_after=vm_body()),
+]
+
+
 def _verdict(case: Case) -> Verdict:
     diff = FieldDiff(P(case.path), case.before, case.after)
     ctx = Context(case.kind, case.ctx_before or EMPTY, case.ctx_after or EMPTY)
@@ -169,7 +223,8 @@ def _row(case: Case) -> int:
     return _verdict(case).rule
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.kind}:{c.path}:{c.backend}")
+@pytest.mark.parametrize("case", CASES + MORE_CASES,
+                         ids=lambda c: f"{c.kind}:{c.path}:{c.backend}")
 def test_row_decides(case: Case) -> None:
     verdict = _verdict(case)
     row = RULES[verdict.rule]
@@ -196,7 +251,8 @@ def test_identity_rows_are_flagged_and_restart() -> None:
 def test_shrink_is_data_loss_but_grow_is_live() -> None:
     path = "spec.dataVolumeTemplates[name=d].spec.pvc.resources.requests.storage"
     shrink = RULES[_row(Case(N, "", path, "10Gi", "9Gi"))]
-    grow = RULES[_row(Case(N, "", path, "10Gi", "10240Mi"))]  # equal value: not a grow
+    grow = RULES[_row(Case(N, "", path, "10Gi", "10240Mi"))]  # equal value: neither
+    assert grow.reason == "DataVolume spec is immutable: deleted and created again"
     assert shrink.disruption == Disruption.DATA_LOSS
     assert grow.disruption == Disruption.DATA_LOSS  # no condition held: immutable spec row
     assert RULES[_row(Case(N, "", path, "10Gi", "11Gi"))].disruption == Disruption.LIVE

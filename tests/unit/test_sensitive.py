@@ -89,3 +89,19 @@ def test_digest_keeps_secrets_comparable_without_holding_them() -> None:
     assert da["volumes"][0]["cloudInitNoCloud"]["x"] == 1
     assert sensitive_digest("CANARY-1").startswith("sha256:")
     assert sensitive_digest({"a": 1, "b": 2}) == sensitive_digest({"b": 2, "a": 1})
+
+
+def test_show_value_limit_is_80_characters() -> None:
+    exact = "y" * 78  # 80 with its quotes: shown whole
+    assert show_value(exact, ("image",)) == f'"{exact}"'
+    over = "y" * 79
+    assert show_value(over, ("image",)) == '"' + "y" * 76 + "..."
+
+
+def test_digest_is_stable_across_versions() -> None:
+    # Backends store specs with these digests: a different spelling after an upgrade would
+    # make every stored secret look changed.
+    assert sensitive_digest("x") == \
+        "sha256:ba2df4903a2c14e86dc3bcca58911b44ac1d2514b7227bf6eb08cfb978f55a1b"
+    assert sensitive_digest({"a": [1, "b"]}) == \
+        "sha256:ee70aef572200b15408cec63724334e0ccd6c2b5d1cd7225a7f6a3f2a9aa80a9"
