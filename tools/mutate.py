@@ -57,7 +57,8 @@ TARGETS: dict[str, Target] = {
          "tests/e2e/test_secret_canaries.py::test_no_canary_in_any_output_or_state_file")),
     "metadata": Target(
         "node/metadata.py", ("*",),
-        ("tests/node/test_domain_metadata.py", "tests/node/test_backend_testdriver.py",
+        ("tests/node/test_domain_metadata.py", "tests/node/test_owner_marker_parse.py",
+         "tests/node/test_backend_testdriver.py",
          "tests/e2e/test_apply_testdriver.py")),
     "host-ownership": Target(
         "node/host.py", ("scan", "lookup", "record", "_read_record"),
