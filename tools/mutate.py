@@ -62,7 +62,7 @@ TARGETS: dict[str, Target] = {
          "tests/e2e/test_apply_testdriver.py")),
     "host-ownership": Target(
         "node/host.py", ("scan", "lookup", "record", "_read_record"),
-        ("tests/node/test_backend_testdriver.py", "tests/e2e/test_apply_testdriver.py")),
+        ("tests/node/test_host_scan_errors.py", "tests/node/test_backend_testdriver.py", "tests/e2e/test_apply_testdriver.py")),
     "inventory": Target(
         "reconciler/inventory.py", ("*",),
         ("tests/e2e/test_apply_testdriver.py", "tests/watch/test_watch_testdriver.py")),
