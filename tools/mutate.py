@@ -65,8 +65,9 @@ TARGETS: dict[str, Target] = {
         ("tests/node/test_host_scan_errors.py", "tests/node/test_backend_testdriver.py", "tests/e2e/test_apply_testdriver.py")),
     "inventory": Target(
         "reconciler/inventory.py", ("*",),
-        ("tests/e2e/test_apply_testdriver.py", "tests/watch/test_watch_testdriver.py",
-         "-k", "prune or broken or nothing_to_do")),
+        ("tests/unit/test_inventory.py", "tests/e2e/test_apply_testdriver.py",
+         "tests/watch/test_watch_testdriver.py", "-k",
+         "prune or broken or nothing_to_do or inventory or source_id or entry or save")),
     "prune-cap": Target(
         "reconciler/cycle.py", ("prune_cap", "check_prune_cap"),
         ("tests/e2e/test_apply_testdriver.py", "tests/watch/test_watch_testdriver.py",
