@@ -70,8 +70,8 @@ TARGETS: dict[str, Target] = {
          "prune or broken or nothing_to_do or inventory or source_id or entry or save")),
     "prune-cap": Target(
         "reconciler/cycle.py", ("prune_cap", "check_prune_cap"),
-        ("tests/e2e/test_apply_testdriver.py", "tests/watch/test_watch_testdriver.py",
-         "-k", "prune")),
+        ("tests/unit/test_inventory.py", "tests/e2e/test_apply_testdriver.py",
+         "tests/watch/test_watch_testdriver.py", "-k", "prune")),
     "apply-gate": Target(
         "reconciler/apply.py", ("allowed_by_policy", "gate"),
         ("tests/e2e/test_apply_testdriver.py", "tests/e2e/test_data_loss_gate.py",

@@ -73,3 +73,12 @@ def test_save_round_trips_and_rewrites_only_changes(tmp_path: Path) -> None:
     changed = Inventory("src", {KEY: InventoryEntry(KEY, "kubevirt.io/v1", "r2", True)})
     changed.save(tmp_path)
     assert Inventory.load(tmp_path, "src").entries[KEY].revision == "r2"
+
+
+@pytest.mark.parametrize(("entries", "cap"), [(0, 1), (4, 1), (9, 1), (10, 2), (27, 5)])
+def test_default_prune_cap_is_20_percent_and_at_least_one(entries: int, cap: int) -> None:
+    from reconciler.cycle import prune_cap
+
+    keys = [ObjectKey("VirtualMachine", "ns", f"v{i}") for i in range(entries)]
+    assert prune_cap(Inventory("src", {k: InventoryEntry(k) for k in keys}), None) == cap
+    assert prune_cap(Inventory("src", {}), 3) == 3
