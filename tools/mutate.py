@@ -74,8 +74,9 @@ TARGETS: dict[str, Target] = {
          "tests/watch/test_watch_testdriver.py", "-k", "prune")),
     "apply-gate": Target(
         "reconciler/apply.py", ("allowed_by_policy", "gate"),
-        ("tests/e2e/test_apply_testdriver.py", "tests/e2e/test_data_loss_gate.py",
-         "-k", "restart or policy or prune or refuses")),
+        ("tests/plan/test_gate.py", "tests/e2e/test_apply_testdriver.py",
+         "tests/e2e/test_data_loss_gate.py", "-k",
+         "gate or restart or policy or prune or refuses")),
     "freshness": Target(
         "reconciler/plan.py", ("content_hash", "check_fresh"),
         ("tests/e2e/test_apply_testdriver.py::test_plan_host_mode_and_stale_plan_file",
