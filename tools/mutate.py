@@ -114,10 +114,10 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
      "delete statement (line 324: \"raise AssertionError('the last rule matches everyt\")"):
         "unreachable: the last row matches every field of every kind",
     # sensitive.py: redact/digest_sensitive recurse with (*path, key)
-    **{("sensitive", line, "drop element 0 (line %d: *path)" % line):
+    **{("sensitive", line, f"drop element 0 (line {line}: *path)"):
        "the ancestors were just checked and are not sensitive (else the function returned): "
        "only the new key decides" for line in (40, 42, 71, 73)},
-    **{("sensitive", line, "drop element 1 (line %d: i)" % line):
+    **{("sensitive", line, f"drop element 1 (line {line}: i)"):
        "a list index is never a sensitive key (is_sensitive_path looks at strings only)"
        for line in (42, 73)},
 }
