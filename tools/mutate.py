@@ -84,8 +84,8 @@ TARGETS: dict[str, Target] = {
          "tests/plan/test_cli_plan.py", "tests/plan/test_plan_model.py")),
     "yamlsafe": Target(
         "reconciler/yamlsafe.py", ("*",),
-        ("tests/unit/test_loader.py", "tests/unit/test_fixtures.py",
-         "tests/unit/test_yaml_tags_and_merges.py")),
+        ("tests/unit/test_yamlsafe_limits.py", "tests/unit/test_loader.py",
+         "tests/unit/test_fixtures.py", "tests/unit/test_yaml_tags_and_merges.py")),
     "loader": Target(
         "reconciler/loader.py", ("load_bytes",),
         ("tests/unit/test_loader.py", "tests/unit/test_fixtures.py")),
