@@ -120,6 +120,16 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
     **{("sensitive", line, f"drop element 1 (line {line}: i)"):
        "a list index is never a sensitive key (is_sensitive_path looks at strings only)"
        for line in (42, 73)},
+    # node/metadata.py: _PARSER's hardening flags (line 39) back each other up: either of
+    # resolve_entities=False / load_dtd=False stops entity expansion (the one that alone
+    # stops it is killed by test_entities_are_not_expanded); no_network matters only when
+    # a DTD is loaded; remove_blank_text drops whitespace between elements, not their text.
+    ("metadata", 39, "True -> False"): "redundant hardening flag (see above)",
+    ("metadata", 39, "False -> True"): "redundant hardening flag (see above)",
+    ("metadata", 49, "1 -> 2"):
+        "a default the product never uses: every OwnerMetadata it builds names its generation",
+    ("host-ownership", 139, "0 -> 1"):
+        "XMLDesc(VIR_DOMAIN_XML_SECURE) adds graphics passwords, never the owner marker read",
 }
 
 _SWAP_CMP: dict[type[ast.cmpop], type[ast.cmpop]] = {
