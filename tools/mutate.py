@@ -130,6 +130,14 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
         "a default the product never uses: every OwnerMetadata it builds names its generation",
     ("host-ownership", 139, "0 -> 1"):
         "XMLDesc(VIR_DOMAIN_XML_SECURE) adds graphics passwords, never the owner marker read",
+    ("inventory", 33, "False -> True"):
+        "entries are compared and sorted only among unique keys: the body never decides",
+    ("inventory", 86, "1 -> 2"):
+        "JSON indentation of the file: load parses it, save compares with its own output",
+    ("inventory", 108,
+     "delete statement (line 111: 'return sorted((e for k, e in inventory.entries.ite')"):
+        "prune_candidates has no caller (dead code; prune works from the plan's deletions)",
+    ("inventory", 111, "NotIn -> In"): "prune_candidates has no caller (dead code)",
 }
 
 _SWAP_CMP: dict[type[ast.cmpop], type[ast.cmpop]] = {
