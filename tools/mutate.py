@@ -88,7 +88,8 @@ TARGETS: dict[str, Target] = {
          "tests/unit/test_fixtures.py", "tests/unit/test_yaml_tags_and_merges.py")),
     "loader": Target(
         "reconciler/loader.py", ("load_bytes",),
-        ("tests/unit/test_loader.py", "tests/unit/test_fixtures.py")),
+        ("tests/unit/test_loader_edges.py", "tests/unit/test_loader.py",
+         "tests/unit/test_fixtures.py")),
     "identity": Target(
         "node/identity.py", ("Identity", "_merge", "ensure", "forget", "_macs_of_others",
                              "_Excluding", "new_mac"),
