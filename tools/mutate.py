@@ -139,6 +139,9 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
      "delete statement (line 111: 'return sorted((e for k, e in inventory.entries.ite')"):
         "prune_candidates has no caller (dead code; prune works from the plan's deletions)",
     ("inventory", 111, "NotIn -> In"): "prune_candidates has no caller (dead code)",
+    ("apply-gate", 81, "Disruption.REPLACE -> RESTART"):
+        "allowed_by_policy returns only LIVE, REPLACE or DATA_LOSS: `policy < REPLACE` and "
+        "`policy < RESTART` agree on each",
 }
 
 _SWAP_CMP: dict[type[ast.cmpop], type[ast.cmpop]] = {
