@@ -45,3 +45,23 @@ def test_complex_key_is_refused() -> None:
     with pytest.raises(YamlProblem) as exc:
         list(parse_documents("? [a, b]\n: x\n"))
     assert exc.value.rule == "yaml.complex-key"
+
+
+def _aliased(last: int) -> str:
+    """A document of 1 + 199 * 1000 + (1 + last) nodes once its aliases are expanded."""
+    items = ",".join(["0"] * 999)
+    keys = "".join(f"k{i}: *x\n" for i in range(198))
+    return f"a: &x [{items}]\n{keys}last: [{','.join(['0'] * last)}]\n"
+
+
+def test_alias_expansion_budget_is_exactly_200000_nodes() -> None:
+    assert list(parse_documents(_aliased(998)))  # 200,000 nodes
+    with pytest.raises(YamlProblem) as exc:
+        list(parse_documents(_aliased(999)))  # 200,001
+    assert exc.value.rule == "yaml.alias-bomb" and "200000 nodes" in exc.value.message
+
+
+def test_syntax_message_is_pyyaml_context_and_problem() -> None:
+    with pytest.raises(YamlProblem) as exc:
+        list(parse_documents("a: [\n"))
+    assert exc.value.message == "while parsing a flow node, did not find expected node content"
