@@ -25,6 +25,7 @@ def test_size_limit_is_exactly_2_mib() -> None:
 def test_bad_byte_is_located() -> None:
     assert located(b"a: 1\nbc: \xff\n") == [(2, 5, "yaml.encoding")]
     assert located(b"\xfe") == [(1, 1, "yaml.encoding")]
+    assert located(b"\n\xff") == [(2, 1, "yaml.encoding")]  # a newline first
 
 
 def test_byte_order_mark_is_not_content() -> None:
