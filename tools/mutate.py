@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -371,9 +372,9 @@ def mutants(name: str, target: Target, root: Path) -> list[Mutant]:
 _WORKDIR: Path | None = None
 
 
-def _prepare_copy(root: str) -> None:
+def _prepare_copy(root: str, parent: str) -> None:
     global _WORKDIR
-    work = Path(tempfile.mkdtemp(prefix="virtsync-mutate-"))
+    work = Path(tempfile.mkdtemp(prefix="worker-", dir=parent))
     for part in ("reconciler", "node", "tests", "schemas", "examples", "pyproject.toml"):
         src = Path(root) / part
         if src.is_dir():
@@ -456,7 +457,20 @@ def main(argv: list[str] | None = None) -> int:
     _warm_imports()
     ctx = mp.get_context("fork")
     results: list[Result] = []
-    with ctx.Pool(args.jobs, initializer=_prepare_copy, initargs=(str(args.root),)) as pool:
+    parent = tempfile.mkdtemp(prefix="virtsync-mutate-")  # the workers' copies, removed below
+    try:
+        _run_all(ctx, args, names, parent, results)
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+    return 0
+
+
+def _run_all(ctx: Any, args: argparse.Namespace, names: list[str], parent: str,
+             results: list[Result]) -> None:
+    with ctx.Pool(args.jobs, initializer=_prepare_copy,
+                  initargs=(str(args.root), parent)) as pool:
         for name in names:
             target = TARGETS[name]
             # Test files this checkout does not have yet (an older one) are left out.
@@ -474,9 +488,6 @@ def main(argv: list[str] | None = None) -> int:
                     r.status = "equivalent"
             results += mine
             _report(name, mine, time.monotonic() - start)
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
-    return 0
 
 
 def _report(name: str, results: list[Result], seconds: float) -> None:
