@@ -103,6 +103,10 @@ RULES: tuple[Rule, ...] = (
     # data loss
     Rule("spec.dataVolumeTemplates[*]", D, "owned DataVolume deleted with its data",
          ops=REMOVE),
+    # The whole list removed (or added) is one field change: it must weigh what its items
+    # would (a missing key is diffed as one subtree, not item by item).
+    Rule("spec.dataVolumeTemplates", D, "owned DataVolume deleted with its data",
+         ops=REMOVE),
     Rule("spec.dataVolumeTemplates[*]", L, "new owned DataVolume", ops=ADD),
     Rule(f"{DVT}.source.**", D, "new DataVolume source: the disk is re-imported"),
     Rule(f"{DVT}.sourceRef.**", D, "new DataVolume source: the disk is re-imported"),
@@ -117,6 +121,8 @@ RULES: tuple[Rule, ...] = (
     Rule(f"{TPL}.volumes[*]", L, "hot-unplugged volume", ops=REMOVE, when="hotpluggable"),
     Rule(f"{TPL}.volumes[*]", D, "volume holding data removed", ops=REMOVE,
          when="holds_data"),
+    Rule(f"{TPL}.volumes", D, "volume holding data removed", ops=REMOVE,
+         when="any_holds_data"),
     Rule(f"{TPL}.volumes[*].emptyDisk.**", D, "emptyDisk recreated: its contents are lost"),
     Rule(f"{TPL}.volumes[*]", L, "hotplugged volume", ops=ADD, when="hotpluggable"),
     Rule(f"{DEV}.disks[*]", L, "hotplugged disk", ops=ADD_REMOVE, when="hotpluggable"),
@@ -191,11 +197,22 @@ def _hotpluggable(ctx: Context, change: FieldDiff) -> bool:
                for src in ("dataVolume", "persistentVolumeClaim"))
 
 
-def _holds_data(ctx: Context, change: FieldDiff) -> bool:
-    volume = _volume(ctx, change)
+def _volume_holds_data(volume: JSON) -> bool:
     return isinstance(volume, Mapping) and any(
         src in volume for src in ("dataVolume", "persistentVolumeClaim", "hostDisk",
                                   "emptyDisk"))
+
+
+def _holds_data(ctx: Context, change: FieldDiff) -> bool:
+    return _volume_holds_data(_volume(ctx, change))
+
+
+def _any_holds_data(ctx: Context, change: FieldDiff) -> bool:
+    """For the whole volumes list (normalized: keyed by name) removed at once."""
+    volumes = change.before
+    items = volumes.values() if isinstance(volumes, Mapping) else \
+        volumes if isinstance(volumes, list) else ()
+    return any(_volume_holds_data(v) for v in items)
 
 
 def _quantities(change: FieldDiff) -> tuple[Quantity, Quantity] | None:
@@ -228,6 +245,7 @@ def _within_max_guest(ctx: Context, change: FieldDiff) -> bool:
 CONDITIONS: Mapping[str, Callable[[Context, FieldDiff], bool]] = {
     "hotpluggable": _hotpluggable,
     "holds_data": _holds_data,
+    "any_holds_data": _any_holds_data,
     "shrink": _shrink,
     "grow": _grow,
     "within_max_guest": _within_max_guest,

@@ -54,8 +54,9 @@ def locate(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, int]:
     best = _start(node) or doc_start(text, doc)
     for part in path:
         if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
-            line, col = node.lc.key(part)
-            best = (line + 1, col + 1)
+            if part in (node.lc.data or ()):  # a key merged in by `<<:` has no position of its own
+                line, col = node.lc.key(part)
+                best = (line + 1, col + 1)
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
             line, col = node.lc.item(part)
@@ -78,7 +79,7 @@ def locate_value(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, i
         except (KeyError, IndexError, TypeError):
             return locate(text, doc, path)
     last = path[-1]
-    if isinstance(parent, CommentedMap) and isinstance(last, str) and last in parent:
+    if isinstance(parent, CommentedMap) and isinstance(last, str) and last in (parent.lc.data or ()):
         line, col = parent.lc.value(last)
         return (line + 1, col + 1)
     return locate(text, doc, path)

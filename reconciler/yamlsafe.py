@@ -72,26 +72,34 @@ class _Loader(yaml.CSafeLoader):
 _Loader.yaml_implicit_resolvers = _Resolver.yaml_implicit_resolvers
 
 
+def _string_key(loader: _Loader, key_node: yaml.Node) -> str:
+    if not isinstance(key_node, yaml.ScalarNode):
+        raise _Located(
+            "yaml.complex-key", "mapping keys must be plain strings", key_node.start_mark
+        )
+    key = loader.construct_object(key_node)
+    if not isinstance(key, str):
+        shown = "null" if key is None else str(key).lower() if isinstance(key, bool) else key
+        raise _Located(
+            "yaml.non-string-key",
+            f"mapping key {key_node.value!r} is read as {type(key).__name__} {shown} "
+            "by YAML 1.1 (kubectl); quote it",
+            key_node.start_mark,
+        )
+    return key
+
+
 def _construct_mapping(
     loader: _Loader, node: yaml.MappingNode, deep: bool = False
 ) -> dict[Any, Any]:
+    if not isinstance(node, yaml.MappingNode):  # `!!map scalar`
+        raise _Located("yaml.bad-tag", "a value tagged !!map is not a mapping",
+                       node.start_mark)
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":
             continue
-        if not isinstance(key_node, yaml.ScalarNode):
-            raise _Located(
-                "yaml.complex-key", "mapping keys must be plain strings", key_node.start_mark
-            )
-        key = loader.construct_object(key_node)
-        if not isinstance(key, str):
-            shown = "null" if key is None else str(key).lower() if isinstance(key, bool) else key
-            raise _Located(
-                "yaml.non-string-key",
-                f"mapping key {key_node.value!r} is read as {type(key).__name__} {shown} "
-                "by YAML 1.1 (kubectl); quote it",
-                key_node.start_mark,
-            )
+        key = _string_key(loader, key_node)
         if key in seen:
             first = seen[key].start_mark
             raise _Located(
@@ -101,6 +109,10 @@ def _construct_mapping(
             )
         seen[key] = key_node
     loader.flatten_mapping(node)
+    # Keys brought in by a merge (`<<: {on: x}`) bypass the loop above: check them too.
+    # (A merged key that the mapping sets again is normal merge semantics, not a duplicate.)
+    for key_node, _ in node.value:
+        _string_key(loader, key_node)
     return dict(yaml.constructor.BaseConstructor.construct_mapping(loader, node, deep=deep))
 
 
@@ -115,6 +127,24 @@ def _refuse(tag_name: str) -> Any:
     return construct
 
 
+def _checked(tag_name: str, kind: str) -> Any:
+    """PyYAML's constructor for an explicit scalar tag, with a bad value (`!!int web`) as
+    a located problem instead of a bare ValueError/KeyError. The value is not quoted: it
+    may be a secret (safety rule 10)."""
+    base = _Loader.yaml_constructors[f"tag:yaml.org,2002:{tag_name}"]
+
+    def construct(loader: _Loader, node: yaml.Node) -> Any:
+        try:
+            return base(loader, node)
+        except (ValueError, KeyError, TypeError, OverflowError):
+            raise _Located("yaml.bad-tag", f"a value tagged !!{tag_name} is not {kind}",
+                           node.start_mark) from None
+
+    return construct
+
+
+for _tag, _kind in (("bool", "true or false"), ("int", "an integer"), ("float", "a number")):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _checked(_tag, _kind))
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:binary", _refuse("!!binary"))
 _Loader.add_constructor("tag:yaml.org,2002:set", _refuse("!!set"))

@@ -1,4 +1,4 @@
-"""Test-suite-wide set-up: make tests/ importable (refdata), nothing else."""
+"""Test-suite-wide set-up: make tests/ importable (refdata), and CI strictness."""
 
 from __future__ import annotations
 
@@ -6,3 +6,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ci_strict import (
+    pytest_collectreport,
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
+
+__all__ = ["pytest_collectreport", "pytest_configure", "pytest_runtest_logreport",
+           "pytest_sessionfinish", "pytest_terminal_summary"]

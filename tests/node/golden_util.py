@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from golden_files import check_golden
+
 GOLDEN_DIR = Path(__file__).parent / "golden"
-UPDATE_GOLDEN = os.environ.get("VIRTSYNC_UPDATE_GOLDEN") == "1"
 
 
 def assert_golden(name: str, text: str) -> None:
-    """Compare `text` with tests/node/golden/<name>; VIRTSYNC_UPDATE_GOLDEN=1 rewrites it."""
-    path = GOLDEN_DIR / name
-    if UPDATE_GOLDEN:
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing golden file {path} (run with VIRTSYNC_UPDATE_GOLDEN=1)"
-    assert text == path.read_text(encoding="utf-8"), f"output differs from golden {path}"
+    """Compare `text` with tests/node/golden/<name> (see tests/golden_files.py)."""
+    check_golden(GOLDEN_DIR, name, text)

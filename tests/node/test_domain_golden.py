@@ -9,7 +9,8 @@ from typing import Any
 import libvirt
 import pytest
 from domain_cases import CASES, EFI_KVM, FULL, KERNEL, MINIMAL, Case
-from golden_util import assert_golden
+from golden_files import assert_no_orphans
+from golden_util import GOLDEN_DIR, assert_golden
 from lxml import etree
 
 from node.domain.builder import CONFIGURATORS, build_from_inputs, to_xml
@@ -49,9 +50,12 @@ def test_domain_golden(case: Case) -> None:
     assert to_xml(build_from_inputs(case.inputs())) == xml
 
 
-def _golden_xml(case: Case) -> str:
-    from golden_util import GOLDEN_DIR
+def test_no_orphaned_goldens() -> None:
+    assert_no_orphans(GOLDEN_DIR, [f"conf-{_conf_id(item)}.xml" for item in CONFIG_CASES]
+                      + [f"domain-{case.name}.xml" for case in CASES])
 
+
+def _golden_xml(case: Case) -> str:
     return (GOLDEN_DIR / f"domain-{case.name}.xml").read_text(encoding="utf-8")
 
 

@@ -1,16 +1,17 @@
 """Golden files for each renderer on realistic before/after pairs.
 
-Regenerate after an intended change with VIRTSYNC_UPDATE_GOLDEN=1 and review the diff.
+Regenerate after an intended change with VIRTSYNC_UPDATE_GOLDEN=1 (the run fails on each
+rewritten file; review the diff, run again) — never under CI.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jsonschema
 import pytest
+from golden_files import assert_no_orphans, check_golden
 from plan_helpers import plan_of
 from plan_scenarios import SCENARIOS
 
@@ -28,14 +29,6 @@ RENDERERS = {
 }
 
 
-def check_golden(name: str, actual: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("VIRTSYNC_UPDATE_GOLDEN") == "1":
-        path.write_text(actual, encoding="utf-8")
-    assert path.exists(), f"missing golden file {path}; run with VIRTSYNC_UPDATE_GOLDEN=1"
-    assert actual == path.read_text(encoding="utf-8")
-
-
 def _plan(name: str) -> Plan:
     base, head = SCENARIOS[name]
     return plan_of(head, base)
@@ -44,7 +37,11 @@ def _plan(name: str) -> Plan:
 @pytest.mark.parametrize("ext", sorted(RENDERERS))
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_golden(scenario: str, ext: str) -> None:
-    check_golden(f"{scenario}.{ext}", RENDERERS[ext](_plan(scenario)))
+    check_golden(GOLDEN, f"{scenario}.{ext}", RENDERERS[ext](_plan(scenario)))
+
+
+def test_no_orphaned_goldens() -> None:
+    assert_no_orphans(GOLDEN, (f"{s}.{ext}" for s in SCENARIOS for ext in RENDERERS))
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
