@@ -199,16 +199,23 @@ class TrustModel(RuleBasedStateMachine):
     # ------------------------------------------------------------------ git edits
 
     @precondition(lambda self: len(self.desired) < MAX_VMS)
-    @rule(then=THEN, data=st.data(), strategy=st.sampled_from(RUN_STRATEGIES), delete=st.booleans())
-    def add_vm(self, data: st.DataObject, then: str, strategy: str, delete: bool) -> None:
+    @rule(then=THEN, data=st.data(), strategy=st.sampled_from(RUN_STRATEGIES),
+          delete=st.booleans(), share=st.booleans())
+    def add_vm(self, data: st.DataObject, then: str, strategy: str, delete: bool,
+               share: bool) -> None:
+        """A new VM; sometimes it also mounts another VM's claim (and is then Halted)."""
         free = [n for n in NAMES if n not in self.desired and n not in self.applied]
         if not free:
             return
         name = data.draw(st.sampled_from(free), label="name")
+        owner = data.draw(st.sampled_from(sorted(self.desired)), label="owner") \
+            if share and self.desired else None
         self._step("add")
         self.dv_counter += 1
-        self._edit(VmModel(name, f"{name}{self.dv_counter}-data", strategy,
-                           delete_policy=delete))
+        vm = VmModel(name, f"{name}{self.dv_counter}-data", strategy, delete_policy=delete)
+        if owner is not None:
+            vm = replace(vm, shares=self.desired[owner].dv, strategy="Halted")
+        self._edit(vm)
         self._then(then)
 
     def _removable(self) -> list[str]:
@@ -374,6 +381,7 @@ class TrustModel(RuleBasedStateMachine):
         if killed.code != -signal.SIGKILL:  # refused, or fewer steps than the fault's number
             self._after_apply(killed, before, allow_data_loss=False, prune=prune)
             return
+        STATS.rules["killed"] += 1
         self.check_disks()
         self.check_identity_kept()
         self.check_owner_marker()
