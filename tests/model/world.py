@@ -96,6 +96,7 @@ class Lane:
     uri: str
     grace: int
     can_kill: bool
+    acpi: bool = True  # guests react to the power button (the test driver: at once)
     memory_mib: int | None = None
 
 

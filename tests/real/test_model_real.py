@@ -28,7 +28,7 @@ PHASES = tuple(Phase) if os.environ.get("VIRTSYNC_MODEL_SHRINK", "1") == "1" els
 
 def test_trust_model_with_kill_on_qemu(libvirt_conn: Any) -> None:
     class OnQemu(TrustModel):
-        lane = Lane(uri=URI, grace=1, can_kill=True)
+        lane = Lane(uri=URI, grace=1, can_kill=True, acpi=False)
 
     OnQemu.conn = libvirt_conn
     try:
