@@ -314,7 +314,7 @@ class TrustModel(RuleBasedStateMachine):
     @rule()
     def pin(self) -> None:
         self._step("pin")
-        was_converged = self.converged
+        check = self._plan_should_be_empty()
         ran = self.world.cli("pin", str(self.world.repo))
         if ran.code == 1 and self.renames:
             # A rename in git not applied yet: its pins may contradict a record the node
@@ -327,7 +327,7 @@ class TrustModel(RuleBasedStateMachine):
             if pins != vm.pins:
                 self.desired[name] = replace(vm, pins=pins)
                 self.converged = False
-        if was_converged and self._plan_should_be_empty():
+        if check and not self.lost_track:
             # Committing pins equal to the live identity is the documented workflow.
             plan = self._plan()
             if plan.code != 0:
