@@ -1,8 +1,7 @@
 """The libvirt backend: VMs as libvirt domains on the nodes of the Cluster config.
 
 Thin on purpose: it maps the Backend protocol onto node components —
-node.cluster (which nodes), node.expand (instancetypes/preferences), node.placement
-(which node), node.host (define/start/stop/undefine with the owner marker checked
+node.cluster (which nodes), node.expand (instancetypes/preferences), node.host (define/start/stop/undefine with the owner marker checked
 first), node.status (printableStatus and conditions), node.pending (VMs that got no
 domain: ErrorUnschedulable, ErrorPvcNotFound).
 
@@ -34,7 +33,6 @@ from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP
 from node.metadata import EVERY_INSTALLATION, Scope
 from node.networks import NetworkMap
 from node.pending import Pending, PendingStore
-from node.placement import UNSCHEDULABLE, place
 from node.records import overlay_drift
 from node.spec import VmSpec
 from node.status import DomainView, NodeVMStatus, RuntimeRecord, unplaced_status, vm_status
@@ -48,6 +46,7 @@ from reconciler.backends.base import (
 )
 from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.power import starts_on_create
+from reconciler.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
 from reconciler.statedir import state_dir
 
 PVC_NOT_FOUND = "ErrorPvcNotFound"
@@ -141,7 +140,8 @@ class LibvirtBackend:
             if p.key not in objects:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered))
+        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
+                           self._nodes())
 
     def observe_keys(self, keys: Iterable[ObjectKey]) -> Observation:
         """observe() narrowed to `keys`, by name lookups instead of listing every domain
@@ -180,7 +180,8 @@ class LibvirtBackend:
             for p in pending:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered))
+        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
+                           self._nodes())
 
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
@@ -205,6 +206,10 @@ class LibvirtBackend:
                            stop_requested=rec.runtime.intent == INTENT_STOP),
             disks=disks,
         )
+
+    def _nodes(self) -> tuple[NodeCapacity, ...]:
+        """The nodes as the scheduler sees them (the plan's placement step)."""
+        return tuple(h.capacity() for h in self.hosts.values())
 
     # ------------------------------------------------------------------ finding a VM
 
@@ -239,9 +244,9 @@ class LibvirtBackend:
     # ------------------------------------------------------------------ verbs
 
     def create(self, vm: Manifest, *, revision: str,
-               refs: Mapping[ObjectKey, Manifest]) -> None:
+               refs: Mapping[ObjectKey, Manifest], node: str | None = None) -> None:
         try:
-            self._create(vm, revision, refs)
+            self._create(vm, revision, refs, node)
         except (NotOurs, NodeError) as exc:
             raise BackendError(str(exc)) from exc
         except VirtsyncError as exc:
@@ -249,7 +254,8 @@ class LibvirtBackend:
                 raise
             raise BackendError(f"{vm.key}: {exc}") from exc
 
-    def _create(self, vm: Manifest, revision: str, refs: Mapping[ObjectKey, Manifest]) -> None:
+    def _create(self, vm: Manifest, revision: str, refs: Mapping[ObjectKey, Manifest],
+                node: str | None = None) -> None:
         expanded = expand(vm, refs)
         spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
         found = self._find(vm.key)
@@ -259,17 +265,17 @@ class LibvirtBackend:
             if starts_on_create(spec.run_strategy):
                 found[0].start(found[1])
             return
-        selector = _node_selector(expanded)
         will_run = starts_on_create(spec.run_strategy)
-        placement = place([h.capacity() for h in self.hosts.values()], selector=selector,
-                          memory_kib=spec.memory_kib, will_run=will_run,
-                          host_disks=[v.path for v in spec.volumes
-                                      if v.kind == "hostDisk" and v.path])
-        if placement.node is None:
-            self.pending.put(vm.key, vm.api_version, UNSCHEDULABLE, placement.reason,
-                             revision, vm.body)
-            raise BackendError(f"{vm.key}: {UNSCHEDULABLE}: {placement.reason}")
-        host = self.hosts[placement.node]
+        # The plan's placement; without one (a direct call), the same scheduler decides.
+        chosen = Placement(node) if node else place(self._nodes(), request_of(vm, refs))
+        if chosen.node is None:
+            self.pending.put(vm.key, vm.api_version, UNSCHEDULABLE, chosen.reason, revision,
+                             vm.body)
+            raise BackendError(f"{vm.key}: {UNSCHEDULABLE}: {chosen.reason}")
+        host = self.hosts.get(chosen.node)
+        if host is None:
+            raise BackendError(f"{vm.key}: the plan places it on node {chosen.node}, which is "
+                               "not in the Cluster config; plan again")
         try:
             dom = host.define(vm, expanded, revision=revision, refs=refs,
                               runtime=RuntimeRecord(), generation=1, fresh_scratch=True)
@@ -281,11 +287,12 @@ class LibvirtBackend:
             host.start(dom)
 
     def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
-               restart: bool, grace_period: int | None = None, force: bool = False) -> None:
+               restart: bool, grace_period: int | None = None, force: bool = False,
+               node: str | None = None) -> None:
         try:
             found = self._find(vm.key)
             if found is None:  # pending (unschedulable, claim missing): try again
-                self._create(vm, revision, refs)
+                self._create(vm, revision, refs, node)
                 return
             expanded = expand(vm, refs)
             spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
@@ -360,7 +367,7 @@ class LibvirtBackend:
 
     def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
                 refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
-                force: bool = False) -> None:
+                force: bool = False, node: str | None = None) -> None:
         try:
             found = self._find(old)
             if old == vm.key or found is None:
@@ -369,7 +376,7 @@ class LibvirtBackend:
                 if found is not None:
                     self.delete(old, delete_disks=False, grace_period=grace_period,
                                 force=force)
-                self.create(vm, revision=revision, refs=refs)
+                self.create(vm, revision=revision, refs=refs, node=node)
                 return
             if self._find(vm.key) is not None:
                 raise BackendError(f"{vm.key}: cannot rename {old} to it: it already has a "
@@ -459,11 +466,6 @@ def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:
     tmpl = spec.get("template") if isinstance(spec, Mapping) else None
     tspec = tmpl.get("spec") if isinstance(tmpl, Mapping) else None
     return tspec if isinstance(tspec, Mapping) else {}
-
-
-def _node_selector(body: Mapping[str, JSON]) -> dict[str, str]:
-    sel = _template_spec(body).get("nodeSelector")
-    return {str(k): str(v) for k, v in sel.items()} if isinstance(sel, Mapping) else {}
 
 
 def _fingerprint(objects: tuple[LiveObject, ...]) -> str:

@@ -17,9 +17,11 @@ from reconciler.plan import (
     load_plan,
     make_plan,
     save_plan,
+    to_document,
 )
 from reconciler.render.markdown import MARKER, render_markdown
 from reconciler.render.text import render_text
+from reconciler.schedule import Placement
 
 
 def by_name(plan, name):  # type: ignore[no-untyped-def]
@@ -82,10 +84,14 @@ def test_node_move_is_replace() -> None:
     desired = manifests(vm("w"))
     live = [Observed(m, node="n1") for m in manifests(vm("w"))]
     key = desired[0].key
-    (c,) = make_plan(desired, live, fingerprints=FP, placement={key: "n2"}).changes
+    (c,) = make_plan(desired, live, fingerprints=FP, placement={key: Placement("n2")}).changes
     assert c.actions == ("replace",) and c.disruption == Disruption.REPLACE
     assert c.fields[0].path == "(node)"
-    same = make_plan(desired, live, fingerprints=FP, placement={key: "n1"})
+    assert (c.placement.previous_node, c.placement.node, c.placement.moves) == ("n1", "n2", True)
+    assert to_document(make_plan(desired, live, fingerprints=FP, placement={
+        key: Placement("n2")}))["changes"][0]["placement"] == {
+        "node": "n2", "previous_node": "n1", "reason": ""}
+    same = make_plan(desired, live, fingerprints=FP, placement={key: Placement("n1")})
     assert same.empty
 
 
