@@ -33,6 +33,7 @@ import libvirt
 from lxml import etree
 
 from node.cluster import NodeConfig
+from node.cluster_identity import NodeIdentities
 from node.disks import (
     OWN_FILES,
     NodeStorage,
@@ -182,13 +183,17 @@ class NodeHost:
         *,
         clock: Callable[[], float] = time.time,
         scope: Scope = EVERY_INSTALLATION,
+        identities: IdentityStore | NodeIdentities | None = None,
     ) -> None:
         self.config = config
         self.scope = scope
         self.networks = networks
         self.storage = NodeStorage.of(config.storage_dir, config.image_dir,
                                       config.host_disk_dir, protected=(state_dir(),))
-        self.identities = IdentityStore(config.storage_dir)
+        # The backend passes the cluster-scoped view (node.cluster_identity); alone, a
+        # node keeps identity in its own storage directory.
+        self.identities = identities if identities is not None else IdentityStore(
+            config.storage_dir)
         self.clock = clock
         self._conn: Any = None
 

@@ -25,10 +25,12 @@ from typing import Any
 import libvirt
 
 from node.cluster import ClusterConfig, cluster_from_manifests
+from node.cluster_identity import ClusterIdentities
 from node.disks import sweep_temp_files
 from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
+from node.identity import IdentityStore
 from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP
 from node.metadata import EVERY_INSTALLATION, Scope
 from node.networks import NetworkMap
@@ -92,10 +94,16 @@ class LibvirtBackend:
     ) -> None:
         networks = _network_map(cluster)
         self.cluster = cluster
+        base = state if state is not None else state_dir()
+        # Identity follows the VM across nodes: the record in the state directory counts,
+        # node stores are caches (node.cluster_identity, docs/identity.md).
+        self.identities = ClusterIdentities(
+            IdentityStore(base), {n.name: IdentityStore(n.storage_dir) for n in cluster.nodes})
         # rule 18: which marked domains are this installation's (the CLI passes its own)
-        self.hosts = {n.name: NodeHost(n, networks, clock=clock, scope=scope)
+        self.hosts = {n.name: NodeHost(n, networks, clock=clock, scope=scope,
+                                       identities=self.identities.on(n.name))
                       for n in cluster.nodes}
-        self.pending = PendingStore(state if state is not None else state_dir())
+        self.pending = PendingStore(base)
         self.clock = clock
 
     @classmethod
