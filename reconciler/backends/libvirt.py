@@ -1,9 +1,11 @@
 """The libvirt backend: VMs as libvirt domains on the nodes of the Cluster config.
 
 Thin on purpose: it maps the Backend protocol onto node components —
-node.cluster (which nodes), node.expand (instancetypes/preferences), node.host (define/start/stop/undefine with the owner marker checked
-first), node.status (printableStatus and conditions), node.pending (VMs that got no
-domain: ErrorUnschedulable, ErrorPvcNotFound).
+node.cluster (which nodes), node.expand (instancetypes/preferences), node.cluster_identity
+(identity at cluster scope), node.host (define/start/stop/undefine with the owner marker
+checked first; on the node the plan placed it, reconciler.schedule), node.status
+(printableStatus and conditions), node.pending (VMs that got no domain:
+ErrorUnschedulable, ErrorPvcNotFound).
 
 What `observe()` returns per VM: the body as last applied (sensitive values digested,
 from the domain's metadata) with drifted facts of the persistent definition — vCPU
