@@ -1,7 +1,8 @@
 """The Cluster config (`virtsync.io/v1alpha1` `Cluster`) as typed node and network settings.
 
     spec:
-      nodes:     [{name, uri, storageDir, imageDir, hostDiskDir, labels, memoryMiB}]
+      nodes:     [{name, uri, storageDir, imageDir, hostDiskDir, labels, memoryMiB,
+                   schedulable}]
       networks:  [{name, libvirtNetwork | bridge}]
 
 No Cluster object (or one without nodes) means one local node named `local`: its URI
@@ -40,6 +41,7 @@ class NodeConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     memory_mib: int | None = None  # capacity override for placement
     host_disk_dir: str | None = None  # hostDisk root; None: hostDisk refused (rule 14)
+    schedulable: bool = True  # False: cordoned, placement puts no new VM here
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ def parse_cluster(
             isinstance(memory, bool) or not isinstance(memory, int) or memory < 1
         ):
             raise _err(where, (*p, "memoryMiB"), "expected a positive integer")
+        schedulable = node.get("schedulable", True)
+        if not isinstance(schedulable, bool):
+            raise _err(where, (*p, "schedulable"), "expected true or false")
         storage = _abs_dir(node.get("storageDir"), where, (*p, "storageDir"),
                            Path(default.storage_dir) / name)
         images = _abs_dir(node.get("imageDir"), where, (*p, "imageDir"),
@@ -167,6 +172,7 @@ def parse_cluster(
                 labels=dict(labels),
                 memory_mib=memory,
                 host_disk_dir=host_disks,
+                schedulable=schedulable,
             )
         )
     networks: list[NetworkConfig] = []

@@ -33,6 +33,7 @@ import libvirt
 from lxml import etree
 
 from node.cluster import NodeConfig
+from node.cluster_identity import NodeIdentities
 from node.disks import (
     OWN_FILES,
     NodeStorage,
@@ -51,7 +52,6 @@ from node.lifecycle import INTENT_NONE
 from node.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
 from node.networks import NetworkMap, check_sources, resolve_interfaces
 from node.paths import safe_component
-from node.placement import NodeCapacity
 from node.qemu_access import describe_blocks, is_local_system, qemu_account
 from node.records import (
     APPLIED_NS,
@@ -71,6 +71,7 @@ from node.spec import VmSpec
 from node.status import RuntimeRecord
 from node.stop import StopResult, graceful_stop
 from reconciler.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
+from reconciler.schedule import NodeCapacity
 from reconciler.sensitive import digest_sensitive
 from reconciler.statedir import state_dir
 
@@ -182,13 +183,17 @@ class NodeHost:
         *,
         clock: Callable[[], float] = time.time,
         scope: Scope = EVERY_INSTALLATION,
+        identities: IdentityStore | NodeIdentities | None = None,
     ) -> None:
         self.config = config
         self.scope = scope
         self.networks = networks
         self.storage = NodeStorage.of(config.storage_dir, config.image_dir,
                                       config.host_disk_dir, protected=(state_dir(),))
-        self.identities = IdentityStore(config.storage_dir)
+        # The backend passes the cluster-scoped view (node.cluster_identity); alone, a
+        # node keeps identity in its own storage directory.
+        self.identities = identities if identities is not None else IdentityStore(
+            config.storage_dir)
         self.clock = clock
         self._conn: Any = None
 
@@ -264,7 +269,8 @@ class NodeHost:
             conn = self.conn()
         except NodeError:
             return NodeCapacity(self.config.name, self.config.labels, 0, reachable=False,
-                                host_disk_dir=self.config.host_disk_dir)
+                                host_disk_dir=self.config.host_disk_dir,
+                                schedulable=self.config.schedulable)
         if self.config.memory_mib is not None:
             used = sum(d.info()[2] for d in conn.listAllDomains(
                 libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
@@ -272,7 +278,8 @@ class NodeHost:
         else:
             free = conn.getFreeMemory() // 1024
         return NodeCapacity(self.config.name, self.config.labels, max(0, free),
-                            host_disk_dir=self.config.host_disk_dir)
+                            host_disk_dir=self.config.host_disk_dir,
+                            schedulable=self.config.schedulable)
 
     # ------------------------------------------------------------ reading
 
@@ -288,6 +295,8 @@ class NodeHost:
             try:
                 inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
                 owner = parse_owner_metadata(etree.tostring(inactive))
+                if owner is not None and not self._mine(owner):
+                    continue  # another node entry's domain on a shared daemon
                 if owner is None or not self.scope.manages(owner) \
                         or not _named_for(dom.name(), owner):
                     parsed = parse_domain_name(dom.name())
@@ -328,7 +337,11 @@ class NodeHost:
                 f"({owner.installation or 'no id, not in this inventory'}); it is left "
                 "untouched"
             )
-        return dom
+        return dom if self._mine(owner) else None
+
+    def _mine(self, owner: OwnerMetadata) -> bool:
+        """Defined through this node entry (or by a release that wrote no node)."""
+        return not owner.node or owner.node == self.config.name
 
     def record(self, dom: Any) -> DomainRecord:
         inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
@@ -397,7 +410,7 @@ class NodeHost:
             raise NodeError(f"{self.where()}: " + "; ".join(
                 f"interface {p.interface}: {p.message}" for p in problems))
         owner = OwnerMetadata(vm.namespace, vm.name, revision, spec_hash(expanded), generation,
-                              installation=self.scope.installation)
+                              installation=self.scope.installation, node=self.config.name)
         facts = self.facts()
         Path(facts.console_log_dir).mkdir(parents=True, exist_ok=True)
         element = build_domain(spec, identity, facts, prepared.disks, interfaces,

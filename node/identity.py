@@ -308,6 +308,10 @@ class IdentityStore:
             self._bump(f"{key.namespace}/{key.name}", ())
             return True
 
+    def macs_of_others(self, key: ObjectKey) -> Mapping[str, str]:
+        """MAC → owning VM ("ns/name") for every readable record except `key`'s."""
+        return self._macs_of_others(key)
+
     def _macs_of_others(self, key: ObjectKey) -> Mapping[str, str]:
         """MAC → owning VM for every VM in the store except `key`."""
         index = self._current_index()

@@ -56,6 +56,9 @@ class OwnerMetadata:
     generation: int = 1
     owner: str = OWNER
     installation: str = ""  # '' in markers written before installations had ids
+    # The Cluster node entry that defined it: two entries may point at one libvirt
+    # daemon (each with its own storage), and each sees only its own domains.
+    node: str = ""
 
     @property
     def key(self) -> ObjectKey:
@@ -75,6 +78,8 @@ def _marker(meta: OwnerMetadata, q: str) -> etree._Element:
     etree.SubElement(root, q + "generation").text = str(meta.generation)
     if meta.installation:
         etree.SubElement(root, q + "installation").text = meta.installation
+    if meta.node:
+        etree.SubElement(root, q + "node").text = meta.node
     return root
 
 
@@ -139,6 +144,7 @@ def _from_element(el: etree._Element) -> OwnerMetadata:
         generation=generation,
         owner=text("owner"),
         installation=el.findtext(q + "installation") or "",
+        node=el.findtext(q + "node") or "",
     )
 
 

@@ -139,6 +139,7 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
     refs = desired
     grace = _grace(m, options)
     force = options.force_stop
+    node = c.placement.node if c.placement else None  # where the plan placed it
     steps: list[tuple[str, Callable[[], None]]] = []
     word = "configured"
     if c.is_delete:
@@ -152,11 +153,13 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
         assert m is not None
         old = c.previous_key or c.key
         steps.append(("replace", lambda: backend.replace(
-            old, m, revision=revision, refs=refs, grace_period=grace, force=force)))
+            old, m, revision=revision, refs=refs, grace_period=grace, force=force,
+            node=node)))
         word = "replaced"
     elif "create" in c.actions:
         assert m is not None
-        steps.append(("create", lambda: backend.create(m, revision=revision, refs=refs)))
+        steps.append(("create", lambda: backend.create(m, revision=revision, refs=refs,
+                                                       node=node)))
         word = "created"
     else:
         assert m is not None
@@ -164,7 +167,7 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
         if "update" in c.actions or restart:  # a power-only change redefines nothing
             steps.append(("update", lambda: backend.update(
                 m, revision=revision, refs=refs, restart=restart, grace_period=grace,
-                force=force)))
+                force=force, node=node)))
         if restart:
             word = "restarted"
     if "stop" in c.actions:  # rule 16: only when the plan says the run strategy demands it

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from reconciler.power import (
     starts_on_create,
 )
 from reconciler.quantity import Quantity
+from reconciler.schedule import Placement
 from reconciler.sensitive import MASK, is_sensitive_path, redact
 
 FORMAT_VERSION = "1"
@@ -96,6 +97,20 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
+class NodePlacement:
+    """Where the VM will run (`node`) and where it runs now (`previous_node`, None for a
+    VM without a domain); `reason` says why nothing fits (ErrorUnschedulable)."""
+
+    node: str | None
+    previous_node: str | None = None
+    reason: str = ""
+
+    @property
+    def moves(self) -> bool:
+        return None not in (self.node, self.previous_node) and self.node != self.previous_node
+
+
+@dataclass(frozen=True)
 class ObjectChange:
     key: ObjectKey
     api_version: str
@@ -109,6 +124,7 @@ class ObjectChange:
     previous_key: ObjectKey | None = None  # set when the object is renamed
     identity_change: bool = False
     disks: tuple[DiskFate, ...] = ()  # a deleted VM's files: deleted or kept
+    placement: NodePlacement | None = None  # None: the backend reports no nodes
 
     @property
     def deleted_files(self) -> tuple[str, ...]:
@@ -228,13 +244,14 @@ def make_plan(
     *,
     fingerprints: Fingerprints,
     backend: str = "libvirt",
-    placement: Mapping[ObjectKey, str] | None = None,
+    placement: Mapping[ObjectKey, Placement] | None = None,
     unchanged: int = 0,
     claim_refs: ClaimRefs | None = None,
 ) -> Plan:
     """The plan turning `live` into `desired`.
 
-    `placement` is the node each desired VM should be on (when a scheduler decided it);
+    `placement` is the node each desired VM should be on (reconciler.schedule decided
+    it; a VM whose node changes moves, a `(node)` field forcing a replace);
     `unchanged` counts objects the caller already knows to be identical (git mode skips
     files whose blob did not change) and adds them to the summary. `claim_refs` says which
     objects reference each claim (see `claim_users`); by default, `desired` and `live`.
@@ -246,21 +263,29 @@ def make_plan(
     unpinned: list[UnpinnedIdentity] = []
     same = unchanged
     for p in pair(desired, live):
+        placed = placement.get(p.key) if placement else None
         if p.desired is not None and p.live is not None:
-            node = placement.get(p.key) if placement else None
+            node = placed.node if placed else None
             change, notes = plan_update(p.desired, p.live, backend, node, blank)
             unpinned.extend(notes)
             if change is None:
                 same += 1
             else:
-                changes.append(change)
+                changes.append(_placed(change, placed, p.live.node))
         elif p.desired is not None:
-            changes.append(plan_create(p.desired))
+            changes.append(_placed(plan_create(p.desired), placed, None))
         elif p.live is not None:
             changes.append(plan_delete(p.live, backend, refs))
     ordered = order(changes)
     return Plan(tuple(ordered), summarize(ordered, same), fingerprints, backend,
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
+
+
+def _placed(change: ObjectChange, placed: Placement | None,
+            previous: str | None) -> ObjectChange:
+    if placed is None:
+        return change
+    return replace(change, placement=NodePlacement(placed.node, previous, placed.reason))
 
 
 def _power_facts(body: Mapping[str, JSON], obs: Observed) -> PowerFacts:
@@ -488,7 +513,7 @@ def to_document(plan: Plan) -> dict[str, Any]:
 
 
 def _change_doc(c: ObjectChange) -> dict[str, Any]:
-    return {
+    doc: dict[str, Any] = {
         "key": str(c.key), "kind": c.key.kind, "namespace": c.key.namespace,
         "name": c.key.name, "api_version": c.api_version, "actions": list(c.actions),
         "disruption": c.disruption.label, "cause": c.cause, "source": c.source,
@@ -503,6 +528,18 @@ def _change_doc(c: ObjectChange) -> dict[str, Any]:
                    "action": "delete" if d.delete else "keep", "reason": d.reason}
                   for d in c.disks],
     }
+    if c.placement is not None:  # only where the backend places VMs (not in git mode)
+        doc["placement"] = {"node": c.placement.node,
+                            "previous_node": c.placement.previous_node,
+                            "reason": c.placement.reason}
+    return doc
+
+
+def _placement(doc: Any) -> NodePlacement | None:
+    """Plan files written before placement was planned have none."""
+    if doc is None:
+        return None
+    return NodePlacement(doc["node"], doc["previous_node"], doc["reason"])
 
 
 def _key(text: str) -> ObjectKey:
@@ -534,7 +571,8 @@ def from_document(doc: Mapping[str, Any]) -> Plan:
                 previous_key=_key(c["previous_key"]) if c["previous_key"] else None,
                 identity_change=c["identity_change"],
                 disks=tuple(DiskFate(d["path"], d["volume"], d["action"] == "delete",
-                                     d["reason"]) for d in c["disks"]))
+                                     d["reason"]) for d in c["disks"]),
+                placement=_placement(c.get("placement")))
             for c in doc["changes"])
         s = doc["summary"]
         summary = Summary(s["create"], s["update"], s["restart"], s["replace"], s["delete"],

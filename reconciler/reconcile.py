@@ -20,8 +20,9 @@ from reconciler.backends.base import Backend, LiveObject, Observation
 from reconciler.inventory import Inventory
 from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
 from reconciler.ownership import ClaimRefs, claim_users
-from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan
+from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan, pair
 from reconciler.revisions import with_revisions
+from reconciler.schedule import Placement, schedule
 from reconciler.sensitive import digest_sensitive
 from reconciler.validate import validate_paths
 
@@ -137,7 +138,18 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     refs = claim_refs if claim_refs is not None else claim_users(
         desired.manifests, (o.manifest for o in everything))
     return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name,
-                     claim_refs=refs)
+                     claim_refs=refs, placement=place_vms(desired, observed, observation))
+
+
+def place_vms(desired: Desired, observed: Sequence[Observed],
+              observation: Observation) -> dict[ObjectKey, Placement] | None:
+    """The placement step, before the diff: None when the backend reports no nodes.
+    A renamed VM counts as being on its old domain's node."""
+    if not observation.nodes:
+        return None
+    current = {p.key: p.live.node for p in pair(desired.manifests, observed)
+               if p.desired is not None and p.live is not None and p.live.node}
+    return schedule(desired.manifests, current, observation.nodes, desired.by_key)
 
 
 def observe(backend: Backend) -> Observation:

@@ -2,7 +2,8 @@
 
 A backend observes live state and executes one planned action per call. It never
 decides anything: apply hands it exactly the actions of the plan. Backends import only
-`reconciler.model` (and their own driver libraries / node components).
+`reconciler.model` and `reconciler.schedule`'s node facts (and their own driver
+libraries / node components).
 
 Contract every backend keeps (the design's safety rules):
 - `observe()` raises BackendError when live state cannot be read (rule 2: a failed
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
+from reconciler.schedule import NodeCapacity
 
 
 class BackendError(VirtsyncError):
@@ -85,6 +87,9 @@ class Observation:
     conflicts: tuple[ObjectKey, ...] = ()
     # A digest of the observed state, so a saved plan can be refused when live changed.
     fingerprint: str = ""
+    # The nodes VMs can be placed on, as measured now; empty for a backend that places
+    # VMs itself (then the plan has no placement step).
+    nodes: tuple[NodeCapacity, ...] = ()
 
 
 @runtime_checkable
@@ -96,15 +101,17 @@ class Backend(Protocol):
     def observe(self) -> Observation: ...
 
     def create(self, vm: Manifest, *, revision: str,
-               refs: Mapping[ObjectKey, Manifest]) -> None:
+               refs: Mapping[ObjectKey, Manifest], node: str | None = None) -> None:
         """Define the VM (disks, identity, domain) and start it if its run strategy says so.
 
         `refs` holds the other desired objects it may reference (instancetypes,
-        preferences, DataVolumes, the Cluster config)."""
+        preferences, DataVolumes, the Cluster config); `node` is where the plan placed it
+        (None: the backend places it, with the same scheduler)."""
         ...
 
     def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
-               restart: bool, grace_period: int | None = None, force: bool = False) -> None:
+               restart: bool, grace_period: int | None = None, force: bool = False,
+               node: str | None = None) -> None:
         """Apply a changed spec. With `restart`, a running guest is stopped gracefully,
         redefined and started again; without it, only live-applicable changes are made."""
         ...
@@ -126,8 +133,8 @@ class Backend(Protocol):
 
     def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
                 refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
-                force: bool = False) -> None:
-        """Undefine `old` and define `vm` again (a rename when the keys differ), carrying
+                force: bool = False, node: str | None = None) -> None:
+        """Undefine `old` and define `vm` again (on `node` when the plan moves it) (a rename when the keys differ), carrying
         the identity, the disks and the power state over (rule 17). A step that fails
         leaves the VM with a working domain: the old one, restored."""
         ...

@@ -1,10 +1,11 @@
 """The libvirt backend: VMs as libvirt domains on the nodes of the Cluster config.
 
 Thin on purpose: it maps the Backend protocol onto node components —
-node.cluster (which nodes), node.expand (instancetypes/preferences), node.placement
-(which node), node.host (define/start/stop/undefine with the owner marker checked
-first), node.status (printableStatus and conditions), node.pending (VMs that got no
-domain: ErrorUnschedulable, ErrorPvcNotFound).
+node.cluster (which nodes), node.expand (instancetypes/preferences), node.cluster_identity
+(identity at cluster scope), node.host (define/start/stop/undefine with the owner marker
+checked first; on the node the plan placed it, reconciler.schedule), node.status
+(printableStatus and conditions), node.pending (VMs that got no domain:
+ErrorUnschedulable, ErrorPvcNotFound).
 
 What `observe()` returns per VM: the body as last applied (sensitive values digested,
 from the domain's metadata) with drifted facts of the persistent definition — vCPU
@@ -26,15 +27,16 @@ from typing import Any
 import libvirt
 
 from node.cluster import ClusterConfig, cluster_from_manifests
+from node.cluster_identity import ClusterIdentities
 from node.disks import sweep_temp_files
 from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
+from node.identity import IdentityStore
 from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP
 from node.metadata import EVERY_INSTALLATION, Scope
 from node.networks import NetworkMap
 from node.pending import Pending, PendingStore
-from node.placement import UNSCHEDULABLE, place
 from node.records import overlay_drift
 from node.spec import VmSpec
 from node.status import DomainView, NodeVMStatus, RuntimeRecord, unplaced_status, vm_status
@@ -48,6 +50,7 @@ from reconciler.backends.base import (
 )
 from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.power import starts_on_create
+from reconciler.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
 from reconciler.statedir import state_dir
 
 PVC_NOT_FOUND = "ErrorPvcNotFound"
@@ -93,10 +96,16 @@ class LibvirtBackend:
     ) -> None:
         networks = _network_map(cluster)
         self.cluster = cluster
+        base = state if state is not None else state_dir()
+        # Identity follows the VM across nodes: the record in the state directory counts,
+        # node stores are caches (node.cluster_identity, docs/identity.md).
+        self.identities = ClusterIdentities(
+            IdentityStore(base), {n.name: IdentityStore(n.storage_dir) for n in cluster.nodes})
         # rule 18: which marked domains are this installation's (the CLI passes its own)
-        self.hosts = {n.name: NodeHost(n, networks, clock=clock, scope=scope)
+        self.hosts = {n.name: NodeHost(n, networks, clock=clock, scope=scope,
+                                       identities=self.identities.on(n.name))
                       for n in cluster.nodes}
-        self.pending = PendingStore(state if state is not None else state_dir())
+        self.pending = PendingStore(base)
         self.clock = clock
 
     @classmethod
@@ -141,7 +150,8 @@ class LibvirtBackend:
             if p.key not in objects:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered))
+        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
+                           self._nodes())
 
     def observe_keys(self, keys: Iterable[ObjectKey]) -> Observation:
         """observe() narrowed to `keys`, by name lookups instead of listing every domain
@@ -180,7 +190,8 @@ class LibvirtBackend:
             for p in pending:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered))
+        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
+                           self._nodes())
 
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
@@ -205,6 +216,10 @@ class LibvirtBackend:
                            stop_requested=rec.runtime.intent == INTENT_STOP),
             disks=disks,
         )
+
+    def _nodes(self) -> tuple[NodeCapacity, ...]:
+        """The nodes as the scheduler sees them (the plan's placement step)."""
+        return tuple(h.capacity() for h in self.hosts.values())
 
     # ------------------------------------------------------------------ finding a VM
 
@@ -239,9 +254,9 @@ class LibvirtBackend:
     # ------------------------------------------------------------------ verbs
 
     def create(self, vm: Manifest, *, revision: str,
-               refs: Mapping[ObjectKey, Manifest]) -> None:
+               refs: Mapping[ObjectKey, Manifest], node: str | None = None) -> None:
         try:
-            self._create(vm, revision, refs)
+            self._create(vm, revision, refs, node)
         except (NotOurs, NodeError) as exc:
             raise BackendError(str(exc)) from exc
         except VirtsyncError as exc:
@@ -249,7 +264,8 @@ class LibvirtBackend:
                 raise
             raise BackendError(f"{vm.key}: {exc}") from exc
 
-    def _create(self, vm: Manifest, revision: str, refs: Mapping[ObjectKey, Manifest]) -> None:
+    def _create(self, vm: Manifest, revision: str, refs: Mapping[ObjectKey, Manifest],
+                node: str | None = None) -> None:
         expanded = expand(vm, refs)
         spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
         found = self._find(vm.key)
@@ -259,17 +275,17 @@ class LibvirtBackend:
             if starts_on_create(spec.run_strategy):
                 found[0].start(found[1])
             return
-        selector = _node_selector(expanded)
         will_run = starts_on_create(spec.run_strategy)
-        placement = place([h.capacity() for h in self.hosts.values()], selector=selector,
-                          memory_kib=spec.memory_kib, will_run=will_run,
-                          host_disks=[v.path for v in spec.volumes
-                                      if v.kind == "hostDisk" and v.path])
-        if placement.node is None:
-            self.pending.put(vm.key, vm.api_version, UNSCHEDULABLE, placement.reason,
-                             revision, vm.body)
-            raise BackendError(f"{vm.key}: {UNSCHEDULABLE}: {placement.reason}")
-        host = self.hosts[placement.node]
+        # The plan's placement; without one (a direct call), the same scheduler decides.
+        chosen = Placement(node) if node else place(self._nodes(), request_of(vm, refs))
+        if chosen.node is None:
+            self.pending.put(vm.key, vm.api_version, UNSCHEDULABLE, chosen.reason, revision,
+                             vm.body)
+            raise BackendError(f"{vm.key}: {UNSCHEDULABLE}: {chosen.reason}")
+        host = self.hosts.get(chosen.node)
+        if host is None:
+            raise BackendError(f"{vm.key}: the plan places it on node {chosen.node}, which is "
+                               "not in the Cluster config; plan again")
         try:
             dom = host.define(vm, expanded, revision=revision, refs=refs,
                               runtime=RuntimeRecord(), generation=1, fresh_scratch=True)
@@ -281,11 +297,12 @@ class LibvirtBackend:
             host.start(dom)
 
     def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
-               restart: bool, grace_period: int | None = None, force: bool = False) -> None:
+               restart: bool, grace_period: int | None = None, force: bool = False,
+               node: str | None = None) -> None:
         try:
             found = self._find(vm.key)
             if found is None:  # pending (unschedulable, claim missing): try again
-                self._create(vm, revision, refs)
+                self._create(vm, revision, refs, node)
                 return
             expanded = expand(vm, refs)
             spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
@@ -360,7 +377,7 @@ class LibvirtBackend:
 
     def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
                 refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
-                force: bool = False) -> None:
+                force: bool = False, node: str | None = None) -> None:
         try:
             found = self._find(old)
             if old == vm.key or found is None:
@@ -369,7 +386,7 @@ class LibvirtBackend:
                 if found is not None:
                     self.delete(old, delete_disks=False, grace_period=grace_period,
                                 force=force)
-                self.create(vm, revision=revision, refs=refs)
+                self.create(vm, revision=revision, refs=refs, node=node)
                 return
             if self._find(vm.key) is not None:
                 raise BackendError(f"{vm.key}: cannot rename {old} to it: it already has a "
@@ -459,11 +476,6 @@ def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:
     tmpl = spec.get("template") if isinstance(spec, Mapping) else None
     tspec = tmpl.get("spec") if isinstance(tmpl, Mapping) else None
     return tspec if isinstance(tspec, Mapping) else {}
-
-
-def _node_selector(body: Mapping[str, JSON]) -> dict[str, str]:
-    sel = _template_spec(body).get("nodeSelector")
-    return {str(k): str(v) for k, v in sel.items()} if isinstance(sel, Mapping) else {}
 
 
 def _fingerprint(objects: tuple[LiveObject, ...]) -> str:

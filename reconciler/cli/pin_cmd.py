@@ -317,10 +317,12 @@ def run(args: argparse.Namespace) -> int:
 
     manifests = [m for _, _, lf, _ in loaded for m in lf.manifests]
     stores = [IdentityStore(d) for d in storage_dirs(manifests, args.storage_dir)]
+    # The cluster record (state directory) counts; node stores are its caches.
+    cluster = None if args.storage_dir else IdentityStore(state_dir())
     identities: dict[ObjectKey, Identity] = {}
     for m in manifests:
         if m.kind == "VirtualMachine" and m.group == KUBEVIRT_GROUP:
-            ident = lookup(stores, m.key)
+            ident = (cluster.get(m.key) if cluster else None) or lookup(stores, m.key)
             if ident is not None:
                 identities[ObjectKey("VirtualMachine", m.namespace, m.name)] = ident
 

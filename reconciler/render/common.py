@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from reconciler.classify import Disruption
 from reconciler.model import JSON
 from reconciler.plan import FieldChange, ObjectChange, Plan, Summary
+from reconciler.schedule import UNSCHEDULABLE
 from reconciler.sensitive import MASK
 
 MAX_VALUE_CHARS = 200
@@ -168,6 +169,19 @@ def unpinned_summary(plan: Plan, limit: int = 5) -> str | None:
                                        else "")
     return (f"Identity not pinned in git ({', '.join(whats)}) on {len(keys)} "
             f"object{'s' if len(keys) != 1 else ''}: {shown}. Live values are kept.")
+
+
+def placement_line(c: ObjectChange) -> str | None:
+    """Where the VM runs after the change: `previous → node` when it moves, the
+    scheduler's reason when it fits nowhere; None when no node was planned."""
+    p = c.placement
+    if p is None:
+        return None
+    if p.node is None:
+        return f"placement: {UNSCHEDULABLE}: {p.reason}"
+    where = f"{p.previous_node} → {p.node} (moves)" if p.moves else p.node
+    return f"placement: {where}" + (f" (stays; {UNSCHEDULABLE}: {p.reason})" if p.reason
+                                    else "")
 
 
 def disk_lines(c: ObjectChange) -> list[Line]:

@@ -14,6 +14,7 @@ from reconciler.render.common import (
     disk_lines,
     field_lines,
     heading,
+    placement_line,
     summary_line,
     unpinned_summary,
 )
@@ -111,8 +112,10 @@ def _section(c: ObjectChange) -> str:
     fence = _fence(body)
     summary = (f"<code>{html.escape(str(c.key))}</code> {html.escape(heading(c))} "
                f"<sub>({html.escape(c.disruption.label)})</sub>")
+    where = placement_line(c)
+    placed = f"{html.escape(where)}\n\n" if where is not None else ""
     return (f"<details><summary>{summary}</summary>\n\n"
-            f"{code(c.source)}: {html.escape(c.cause)}\n\n"
+            f"{code(c.source)}: {html.escape(c.cause)}\n\n{placed}"
             f"{fence}diff\n{body}\n{fence}\n</details>\n\n")
 
 

@@ -22,6 +22,7 @@ from reconciler.render.common import (
     disk_lines,
     field_lines,
     heading,
+    placement_line,
     summary_line,
     symbol,
     unpinned_summary,
@@ -100,6 +101,9 @@ def _object_lines(c: ObjectChange, used: set[str]) -> list[list[Piece]]:
         [("  # ", "dim"), (str(c.key), "bold"), (" ", ""), (heading(c), style)],
         [(f"  # ({c.source}; {c.disruption.label}: {c.cause})", "dim")],
     ]
+    where = placement_line(c)
+    if where is not None:
+        out.append([(f"  # {where}", "bold" if c.placement and c.placement.moves else "dim")])
     if c.disruption == Disruption.DATA_LOSS:
         used.add("!")
         out.append([("  ! ", SIGN_STYLE["!"]), ("data loss: " + c.cause, SIGN_STYLE["!"])])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 from plan_helpers import FP, manifests, plan_of, vm
 from plan_scenarios import INSTANCETYPE, SCENARIOS, db
@@ -17,9 +19,13 @@ from reconciler.plan import (
     load_plan,
     make_plan,
     save_plan,
+    to_document,
 )
 from reconciler.render.markdown import MARKER, render_markdown
 from reconciler.render.text import render_text
+from reconciler.schedule import Placement
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 
 
 def by_name(plan, name):  # type: ignore[no-untyped-def]
@@ -82,11 +88,38 @@ def test_node_move_is_replace() -> None:
     desired = manifests(vm("w"))
     live = [Observed(m, node="n1") for m in manifests(vm("w"))]
     key = desired[0].key
-    (c,) = make_plan(desired, live, fingerprints=FP, placement={key: "n2"}).changes
+    (c,) = make_plan(desired, live, fingerprints=FP, placement={key: Placement("n2")}).changes
     assert c.actions == ("replace",) and c.disruption == Disruption.REPLACE
     assert c.fields[0].path == "(node)"
-    same = make_plan(desired, live, fingerprints=FP, placement={key: "n1"})
+    assert (c.placement.previous_node, c.placement.node, c.placement.moves) == ("n1", "n2", True)
+    assert to_document(make_plan(desired, live, fingerprints=FP, placement={
+        key: Placement("n2")}))["changes"][0]["placement"] == {
+        "node": "n2", "previous_node": "n1", "reason": ""}
+    same = make_plan(desired, live, fingerprints=FP, placement={key: Placement("n1")})
     assert same.empty
+
+
+def test_placement_is_rendered_validated_and_read_back(tmp_path: Path) -> None:
+    desired = manifests(vm("w", cores=4) + "---\n" + vm("new"))
+    live = [Observed(m, node="n1", running=True) for m in manifests(vm("w"))]
+    keys = sorted(m.key for m in desired)
+    new, w = (k for k in keys if k.name == "new"), (k for k in keys if k.name == "w")
+    placed = {next(w): Placement("n2"), next(new): Placement(None, "0/2 nodes are available: "
+                                                             "2 node(s) were unreachable")}
+    plan = make_plan(desired, live, fingerprints=FP, placement=placed)
+    text, md = render_text(plan), render_markdown(plan)
+    for out in (text, md):
+        assert "placement: n1 → n2 (moves)" in out
+        assert "placement: ErrorUnschedulable: 0/2 nodes are available: 2 node(s) were " \
+               "unreachable" in out
+    doc = to_document(plan)
+    jsonschema.validate(doc, SCHEMA, cls=jsonschema.Draft202012Validator)
+    save_plan(plan, tmp_path / "p.json")
+    assert load_plan(tmp_path / "p.json") == plan
+    # Without nodes (git mode) nothing about placement appears.
+    bare = make_plan(desired, live, fingerprints=FP)
+    assert "placement" not in render_text(bare) and "placement" not in to_document(
+        bare)["changes"][0]
 
 
 def test_rename_detected_by_pinned_identity() -> None:
