@@ -63,6 +63,27 @@ def _referenced_claims(m: Manifest) -> set[str]:
     return names
 
 
+def claim_depth(desired: Iterable[Manifest]) -> dict[ObjectKey, int]:
+    """How many owners stand before each VM that mounts a claim another desired VM's
+    dataVolumeTemplates declare: apply creates the owner (and so the claim) first. VMs
+    that mount no such claim are 0 and left out; a cycle stops counting where it closes."""
+    vms = [m for m in desired if m.kind == "VirtualMachine"]
+    owner = {(m.namespace, name): m.key for m in vms for name, _ in _template_names(m.body)}
+    needs = {m.key: {owner[(m.namespace, c)] for c in _referenced_claims(m)
+                     if owner.get((m.namespace, c), m.key) != m.key} for m in vms}
+    depth: dict[ObjectKey, int] = {}
+
+    def of(key: ObjectKey, seen: frozenset[ObjectKey]) -> int:
+        if key not in depth:
+            depth[key] = max((1 + of(o, seen | {key}) for o in needs.get(key, ())
+                              if o not in seen), default=0)
+        return depth[key]
+
+    for m in vms:
+        of(m.key, frozenset())
+    return {k: d for k, d in depth.items() if d}
+
+
 def claim_users(desired: Iterable[Manifest],
                 live: Iterable[Manifest]) -> dict[ClaimKey, frozenset[ObjectKey]]:
     """Every object (desired or live, on any node) that references each claim."""

@@ -26,6 +26,7 @@ from reconciler.ownership import (
     ClaimRefs,
     DiskFate,
     blank_claims,
+    claim_depth,
     claim_users,
     delete_outcome,
     disk_fates,
@@ -276,7 +277,7 @@ def make_plan(
             changes.append(_placed(plan_create(p.desired), placed, None))
         elif p.live is not None:
             changes.append(plan_delete(p.live, backend, refs))
-    ordered = order(changes)
+    ordered = order(changes, claim_depth(desired))
     return Plan(tuple(ordered), summarize(ordered, same), fingerprints, backend,
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
 
@@ -454,16 +455,24 @@ def wave_of(body: Mapping[str, JSON]) -> int:
         return 0
 
 
-def sort_key(c: ObjectChange) -> tuple[int, int, str, str]:
-    return (c.wave, KIND_RANK.get(c.key.kind, 9), c.key.namespace, c.key.name)
+def sort_key(c: ObjectChange,
+             depth: Mapping[ObjectKey, int] | None = None) -> tuple[int, int, int, str, str]:
+    return (c.wave, KIND_RANK.get(c.key.kind, 9), (depth or {}).get(c.key, 0),
+            c.key.namespace, c.key.name)
 
 
-def order(changes: Iterable[ObjectChange]) -> list[ObjectChange]:
-    """One total order: wave, then kind (what VMs need first), then name; deletions
-    last, in exactly the reverse of that order."""
+def order(changes: Iterable[ObjectChange],
+          depth: Mapping[ObjectKey, int] | None = None) -> list[ObjectChange]:
+    """One total order: wave, then kind (what VMs need first), then claim owners before
+    the VMs that mount their claims (`claim_depth`), then name; deletions last, in
+    exactly the reverse of that order."""
     items = list(changes)
-    forward = sorted((c for c in items if not c.is_delete), key=sort_key)
-    deletions = sorted((c for c in items if c.is_delete), key=sort_key, reverse=True)
+
+    def key(c: ObjectChange) -> tuple[int, int, int, str, str]:
+        return sort_key(c, depth)
+
+    forward = sorted((c for c in items if not c.is_delete), key=key)
+    deletions = sorted((c for c in items if c.is_delete), key=key, reverse=True)
     return forward + deletions
 
 

@@ -6,6 +6,7 @@ places); prune deletes only files the pruned VM owns and nothing else references
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -441,3 +442,31 @@ def test_a_saved_plan_cannot_add_a_file_to_delete(
     err = capsys.readouterr().err
     assert "refused" in err and "disks" in err, err
     assert keeper_disk.is_file() and "e2e_wiper" in domains(conn)
+
+
+# ------------------------------------------------------------------ claim owners first
+
+
+def _mounting(name: str, claim: str, **kw: Any) -> dict[str, Any]:
+    body = vm(name, **kw)
+    spec = body["spec"]["template"]["spec"]
+    spec["volumes"].append({"name": "peer", "persistentVolumeClaim": {"claimName": claim}})
+    spec["domain"]["devices"]["disks"].append({"name": "peer", "disk": {"bus": "virtio"}})
+    return body
+
+
+@pytest.mark.parametrize("chain", [("b", "a"), ("zz", "mm", "aa")])
+def test_a_vm_mounting_a_claim_another_new_vm_declares_is_created_after_it(
+        conn: Any, tree: Tree, chain: tuple[str, ...], capsys: pytest.CaptureFixture[str],
+        ) -> None:
+    """Found by the model-based test: the mounting VM sorted first by name and failed
+    with ErrorPvcNotFound until a rerun. The owner's template creates the claim, so
+    apply creates owners first, whatever the names (a chain of three as second case)."""
+    tree.put(vm(chain[0], run="Halted"))
+    for owner, mounter in itertools.pairwise(chain):
+        tree.put(_mounting(mounter, f"{owner}-data", run="Halted"))  # rule 6: one runs
+    code = run("apply", str(tree.root))
+    out = capsys.readouterr().out
+    assert code == 0 and "failed" not in out, out
+    assert all(f"e2e_{n}" in domains(conn) for n in chain)
+    assert run("plan", str(tree.root)) == 0

@@ -8,7 +8,7 @@ from typing import Any
 from plan_helpers import FP
 
 from reconciler.model import DiskFile, Manifest, SourceRef
-from reconciler.ownership import claim_users
+from reconciler.ownership import claim_depth, claim_users
 from reconciler.plan import Observed, make_plan
 
 
@@ -87,3 +87,22 @@ def test_nothing_deleted_is_not_data_loss_and_other_namespaces_do_not_count() ->
     (change,) = [c for c in plan.changes if c.is_delete]
     assert change.deleted_files == () and change.disruption.label == "replace"
     assert "no disk file of its own is deleted (1 kept" in change.cause
+
+
+def test_claim_depth_puts_owners_before_the_vms_mounting_their_claims() -> None:
+    pvc = {"persistentVolumeClaim": {"claimName": "c-own"}}
+    dv = {"dataVolume": {"name": "b-own"}}
+    vms = [_vm("a", mounts={"x": dv}), _vm("b", owns=("b-own",), mounts={"y": pvc}),
+           _vm("c", owns=("c-own",)), _vm("d", owns=("d-own",), mounts={"z": {
+               "persistentVolumeClaim": {"claimName": "d-own"}}})]
+    depth = claim_depth(vms)
+    # c owns what b mounts; b owns what a mounts; d mounting its own claim needs nobody.
+    assert depth == {vms[1].key: 1, vms[0].key: 2}
+    plan = make_plan(vms, [], fingerprints=FP)
+    assert [c.key.name for c in plan.changes] == ["c", "d", "b", "a"]
+
+
+def test_claim_depth_survives_a_cycle() -> None:
+    e = _vm("e", owns=("e-own",), mounts={"v": {"dataVolume": {"name": "f-own"}}})
+    f = _vm("f", owns=("f-own",), mounts={"v": {"dataVolume": {"name": "e-own"}}})
+    assert set(claim_depth([e, f]).values()) <= {1, 2}
