@@ -16,10 +16,9 @@ Invariants (safety rule in brackets):
 - a refused apply changes nothing; after a successful apply the plan is empty (rule 12);
   after `virtsync pin` a converged tree still plans nothing (rule 17).
 
-Checks that current main fails because of bugs other issue-8 branches are fixing are
-behind KNOWN_ISSUE8_* switches (see `known`): off, a violation is recorded and the
-model follows what really happened; on (env KNOWN_ISSUE8_<NAME>=1, or
-KNOWN_ISSUE8_ALL=1), it fails the run and Hypothesis shrinks it.
+Every check is enforced. The bugs this machine found when it was written (the issue-8
+ones, and the claim order it found itself) are named in `ISSUES`, so a regression
+fails with the promise it breaks.
 """
 
 from __future__ import annotations
@@ -51,38 +50,21 @@ NAMES = ("a", "b", "c", "d", "e")
 THEN = st.sampled_from(("", "", "apply", "apply-all", "kill"))
 MAX_VMS = 3
 
-# Checks held back until the issue-8 fixes from other branches are merged; each names
-# the bug it would report today. Turn one on with KNOWN_ISSUE8_<NAME>=1.
-KNOWN_ISSUES = {
-    "SHARED_CLAIM": "pruning a Delete-policy VM deletes a claim another VM mounts; the "
-                    "survivor's missing disk is not reported by plan",
-    "POWER_ON_UPDATE": "an update (label, cores, disks, pins) starts a stopped VM that is "
+# Promises the machine once caught broken (issue 8, and one it found itself): a
+# regression fails the run naming the promise.
+ISSUES = {
+    "SHARED_CLAIM": "pruning a Delete-policy VM deleted a claim another VM mounts; the "
+                    "survivor's missing disk was not reported by plan",
+    "POWER_ON_UPDATE": "an update (label, cores, disks, pins) started a stopped VM that is "
                        "not Halted (Manual, RerunOnFailure, operator-stopped Always)",
-    "HALTED_STARTED_OUTSIDE": "a Halted VM started behind virtsync's back keeps running "
-                              "and plan says 'No changes'",
-    "PIN_PLAN": "`virtsync pin` on a converged tree makes plan show an identity change",
-    "RENAME": "renaming a pinned VM fails ('pinned MAC already used') and leaves it "
+    "HALTED_STARTED_OUTSIDE": "a Halted VM started behind virtsync's back kept running "
+                              "and plan said 'No changes'",
+    "PIN_PLAN": "`virtsync pin` on a converged tree made plan show an identity change",
+    "RENAME": "renaming a pinned VM failed ('pinned MAC already used') and left it "
               "without a domain",
-}
-# Bugs this machine found that issue 8 does not list: same mechanism, MODEL_FOUND_<NAME>.
-FOUND_ISSUES = {
     "CLAIM_ORDER": "a VM that mounts (persistentVolumeClaim) a claim another VM declares "
-                   "in the same apply is updated first and fails: 'claim(s) ... not found'",
+                   "in the same apply was created first and failed: 'claim(s) ... not found'",
 }
-
-
-def switch(name: str) -> str:
-    """The environment variable that enforces the held-back check `name`."""
-    if name in KNOWN_ISSUES:
-        return f"KNOWN_ISSUE8_{name}"
-    assert name in FOUND_ISSUES, name
-    return f"MODEL_FOUND_{name}"
-
-
-def known(name: str) -> bool:
-    """Whether the held-back check `name` is enforced (fails the run)."""
-    everything = "KNOWN_ISSUE8_ALL" if name in KNOWN_ISSUES else "MODEL_FOUND_ALL"
-    return "1" in (os.environ.get(switch(name)), os.environ.get(everything))
 
 
 @dataclass
@@ -93,15 +75,10 @@ class Stats:
     sequences: int = 0
     steps: int = 0
     rules: Counter[str] = field(default_factory=Counter)
-    violations: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"model: {self.sequences} sequences, {self.steps} steps",
                  "rules: " + ", ".join(f"{k}={v}" for k, v in sorted(self.rules.items()))]
-        for name, n in sorted(self.violations.items()):
-            lines.append(f"{switch(name)} (off): {n} violations, e.g. "
-                         f"{self.examples[name]}")
         return "\n".join(lines)
 
 
@@ -165,11 +142,8 @@ class TrustModel(RuleBasedStateMachine):
         STATS.rules[name] += 1
 
     def violated(self, issue: str, message: str) -> None:
-        """A held-back check failed: fail the run if its switch is on, else record it."""
-        if known(issue):
-            raise AssertionError(f"{switch(issue)}: {message}")
-        STATS.violations[issue] += 1
-        STATS.examples.setdefault(issue, message)
+        """A promise the machine once caught broken is broken again: fail the run."""
+        raise AssertionError(f"{issue} ({ISSUES[issue]}): {message}")
 
     def _edit(self, vm: VmModel) -> None:
         self.desired[vm.name] = vm
@@ -426,7 +400,7 @@ class TrustModel(RuleBasedStateMachine):
                     self._plan_not_empty(plan)
 
     def _lost_claims_in_use(self) -> set[str]:
-        """Claims deleted under a VM that mounts them (KNOWN_ISSUE8_SHARED_CLAIM)."""
+        """Claims deleted under a VM that mounts them (SHARED_CLAIM)."""
         return {c for vm in self.desired.values() for c in vm.referenced_claims()
                 if c in self.lost_claims}
 

@@ -5,7 +5,7 @@ tests/real/test_model_real.py runs the same machine with it.
 
 Bounded and derandomized in the suite; for a longer run by hand:
     VIRTSYNC_MODEL_EXAMPLES=500 VIRTSYNC_MODEL_STEPS=25 pytest -s tests/model
-and turn held-back checks on with KNOWN_ISSUE8_<NAME>=1 (or KNOWN_ISSUE8_ALL=1).
+Every check is enforced.
 """
 
 from __future__ import annotations
