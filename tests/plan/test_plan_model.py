@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from plan_helpers import FP, manifests, plan_of, vm
+from plan_helpers import FP, LIBVIRT, manifests, plan_of, vm
 from plan_scenarios import INSTANCETYPE, SCENARIOS, db
 
 from reconciler.classify import Disruption
@@ -74,7 +74,7 @@ def test_stopping_a_vm_with_other_changes_does_not_restart_it() -> None:
 def test_observed_power_state_wins_over_the_declared_one() -> None:
     desired = manifests(vm("w", cores=4))
     live = [Observed(m, running=False) for m in manifests(vm("w", cores=2))]
-    (c,) = make_plan(desired, live, fingerprints=FP).changes
+    (c,) = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT).changes
     assert c.actions == ("update", "start")
 
 
@@ -82,10 +82,10 @@ def test_node_move_is_replace() -> None:
     desired = manifests(vm("w"))
     live = [Observed(m, node="n1") for m in manifests(vm("w"))]
     key = desired[0].key
-    (c,) = make_plan(desired, live, fingerprints=FP, placement={key: "n2"}).changes
+    (c,) = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT, placement={key: "n2"}).changes
     assert c.actions == ("replace",) and c.disruption == Disruption.REPLACE
     assert c.fields[0].path == "(node)"
-    same = make_plan(desired, live, fingerprints=FP, placement={key: "n1"})
+    same = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT, placement={key: "n1"})
     assert same.empty
 
 
