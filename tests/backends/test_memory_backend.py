@@ -129,3 +129,14 @@ def test_unknown_and_planning_only_backends_are_refused_by_name(
     assert main(["apply", str(root)]) != 0
     assert "backend 'kubevirt' only plans" in capsys.readouterr().err
     assert memory.CALLS == []
+
+
+@pytest.mark.timeout(30)
+def test_agent_refuses_a_backend_that_runs_no_node_agents(
+        memory_backend: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whether a backend runs node agents is its own answer (`agents()`), not a lookup of
+    libvirt hosts: with none, `virtsync agent` says so instead of waiting forever."""
+    root = tree(tmp_path / "specs", "memory", vm())
+    assert main(["agent", str(root)]) != 0
+    assert "backend 'memory' runs no node agents" in capsys.readouterr().err
+    assert memory.CLOSED == [True]
