@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from reconciler.backends.base import Backend
 from reconciler.classify import Disruption
 from reconciler.journal import Journal
-from reconciler.model import RUNNABLE_KINDS, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import Manifest, ObjectKey, VirtsyncError
 from reconciler.plan import ObjectChange, Plan
 
 ALLOW_ANNOTATION = "virtsync.io/allow-disruption"  # "restart" or "data-loss"
@@ -130,8 +130,8 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
     m = desired.get(c.key)
     if c.is_delete and not options.prune:
         return Outcome(c.key, "skipped", "no longer in git; prune with --prune")
-    if c.key.kind not in RUNNABLE_KINDS:
-        # Configuration objects live in git and the inventory; nothing runs on a host.
+    if c.key.kind not in backend.profile.kinds:
+        # Configuration objects live in git and the inventory; the backend never sees them.
         word = "deleted" if c.is_delete else "created" if "create" in c.actions else "configured"
         return Outcome(c.key, word)
     if m is None and not c.is_delete:

@@ -1,9 +1,13 @@
-"""Disruption classes of field changes, decided by the data table `RULES`. Pure.
+"""Disruption classes of field changes, decided by data tables of rules. Pure.
 
 Each row says: for a field matching `pattern` (of these kinds, for these operations,
-on these backends, when this named condition holds) the change is of `disruption`
-class, for `reason`. The first matching row wins, so specific rows come first; the last
-row catches everything else as `restart`, the safe assumption for an unknown field.
+when this named condition holds) the change is of `disruption` class, for `reason`. The
+first matching row wins, so specific rows come first; the last row catches everything
+else as `restart`, the safe assumption for an unknown field.
+
+What differs per backend is a `ClassificationProfile`: its own rows, checked before the
+common table, and the facts the planner asks about it. Each backend supplies one (see
+`reconciler.backends`); the planner takes it as a value and never names a backend.
 
 Pattern syntax: dot-separated keys; `*` one key; `[*]` one item of a keyed list (or a
 list index); `["a.b/c"]` a key with dots or slashes; `(order)` / `(node)` synthetic
@@ -58,7 +62,6 @@ class Rule:
     kinds: frozenset[str] = frozenset({VM})
     ops: frozenset[str] | None = None  # add, remove, change, order; None = any
     when: str | None = None  # a name in CONDITIONS
-    backends: frozenset[str] | None = None  # None = every backend
     identity: bool = False  # the field is guest identity: flag the change
 
 
@@ -67,7 +70,7 @@ class Verdict:
     disruption: Disruption
     reason: str
     identity: bool
-    rule: int  # index into RULES, for tests and debugging
+    rule: int  # index into the profile's rules, for tests and debugging
 
 
 N, L, R, X, D = (Disruption.NONE, Disruption.LIVE, Disruption.RESTART, Disruption.REPLACE,
@@ -78,7 +81,8 @@ TPL = "spec.template.spec"
 DEV = f"{TPL}.domain.devices"
 DVT = "spec.dataVolumeTemplates[*].spec"
 
-RULES: tuple[Rule, ...] = (
+# Rows every backend shares. A backend's own rows come first (ClassificationProfile).
+COMMON_RULES: tuple[Rule, ...] = (
     # identity: never changes silently
     Rule(f"{TPL}.domain.firmware.uuid", R, "firmware UUID is guest identity", identity=True),
     Rule(f"{TPL}.domain.firmware.serial", R, "SMBIOS serial is guest identity", identity=True),
@@ -90,10 +94,6 @@ RULES: tuple[Rule, ...] = (
     Rule("metadata.name", X, "renamed: the domain is defined again under the new name",
          kinds=frozenset({VM, DV})),
     Rule("metadata.namespace", X, "moved to another namespace", kinds=frozenset({VM, DV})),
-    Rule(f"{TPL}.nodeSelector.**", X, "placement changed: the domain moves to another node",
-         backends=frozenset({"libvirt"})),
-    Rule(f"{TPL}.affinity.**", X, "placement changed: the domain moves to another node",
-         backends=frozenset({"libvirt"})),
     # metadata and run state
     Rule("metadata.**", N, "metadata only", kinds=frozenset({VM, DV, *INSTANCETYPE_KINDS})),
     Rule("apiVersion", N, "API version spelling only",
@@ -158,14 +158,30 @@ RULES: tuple[Rule, ...] = (
          kinds=frozenset({DV}), when="grow"),
     Rule("spec.**", D, "DataVolume spec is immutable: deleted and created again",
          kinds=frozenset({DV})),
-    Rule("spec.**", N, "running VMs keep their revision until they restart",
-         kinds=INSTANCETYPE_KINDS, backends=frozenset({"kubevirt"})),
     Rule("spec.**", N, "the VMs using it follow (listed with a new revisionName)",
          kinds=INSTANCETYPE_KINDS),
     Rule("**", N, "virtsync configuration", kinds=frozenset({"Cluster"})),
     # anything else: assume the worst that does not lose data
     Rule("**", R, "unclassified field: assumed to need a restart", kinds=frozenset()),
 )
+
+
+@dataclass(frozen=True)
+class ClassificationProfile:
+    """How one backend's changes are classified: its own rows first, then COMMON_RULES.
+
+    `vm_delete_takes_owned_volumes`: deleting a VM deletes the DataVolumes it owns
+    (dataVolumeTemplates), as KubeVirt does. `vms_follow_references`: a VM follows its
+    instancetype and preference, so a change to one lists the VMs using it (libvirt)."""
+
+    name: str
+    own_rules: tuple[Rule, ...] = ()
+    vm_delete_takes_owned_volumes: bool = False
+    vms_follow_references: bool = False
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.own_rules + COMMON_RULES
 
 
 @dataclass(frozen=True)
@@ -310,12 +326,10 @@ def _match_one(kind: str, value: str, part: PathPart) -> bool:
     return False
 
 
-def classify(change: FieldDiff, ctx: Context, backend: str = "libvirt") -> Verdict:
-    """The class of one field change: the first row of RULES that applies."""
-    for index, rule in enumerate(RULES):
+def classify(change: FieldDiff, ctx: Context, profile: ClassificationProfile) -> Verdict:
+    """The class of one field change: the first of the profile's rules that applies."""
+    for index, rule in enumerate(profile.rules):
         if rule.kinds and ctx.kind not in rule.kinds:
-            continue
-        if rule.backends is not None and backend not in rule.backends:
             continue
         if rule.ops is not None and change.op not in rule.ops:
             continue

@@ -55,7 +55,7 @@ def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prun
     if keys is None:
         observation = observe(backend)
         return plan_live(desired, observation, inventory, prune=prune,
-                         backend_name=backend.name), observation
+                         profile=backend.profile.classification), observation
     wanted = set(keys)
     narrowed = Desired(tuple(m for m in desired.manifests if m.key in wanted),
                        desired.revision, desired.desired_hash, desired.root)
@@ -63,14 +63,14 @@ def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prun
     observation = observe_some(backend, wanted)
     narrow_inventory = Inventory(inventory.source, entries)
     plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
-                     backend_name=backend.name)
+                     profile=backend.profile.classification)
     if any(c.deleted_files for c in plan.changes):
         # Deleting a file: every VM (whole tree, every node) must be asked whether it
         # still uses the claim, not just the changed keys (safety rule 13). Rare.
         everyone = observe_live(observe(backend), inventory)
         refs = claim_users(desired.manifests, (o.manifest for o in everyone))
         plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
-                         backend_name=backend.name, claim_refs=refs)
+                         profile=backend.profile.classification, claim_refs=refs)
     return plan, observation
 
 

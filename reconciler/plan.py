@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.classify import Context, Disruption, classify
+from reconciler.classify import ClassificationProfile, Context, Disruption, classify
 from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
 from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.normalize import Keyed, align_defaults, canonical_mac, get_path, normalize
@@ -174,7 +174,7 @@ class Plan:
     changes: tuple[ObjectChange, ...]
     summary: Summary
     fingerprints: Fingerprints
-    backend: str = "libvirt"
+    backend: str  # the name of the classification profile it was planned with
     unpinned: tuple[UnpinnedIdentity, ...] = field(default=())
 
     @property
@@ -244,12 +244,12 @@ def make_plan(
     live: Sequence[Observed],
     *,
     fingerprints: Fingerprints,
-    backend: str = "libvirt",
+    profile: ClassificationProfile,
     placement: Mapping[ObjectKey, Placement] | None = None,
     unchanged: int = 0,
     claim_refs: ClaimRefs | None = None,
 ) -> Plan:
-    """The plan turning `live` into `desired`.
+    """The plan turning `live` into `desired`, classified by the backend's `profile`.
 
     `placement` is the node each desired VM should be on (reconciler.schedule decided
     it; a VM whose node changes moves, a `(node)` field forcing a replace);
@@ -267,7 +267,7 @@ def make_plan(
         placed = placement.get(p.key) if placement else None
         if p.desired is not None and p.live is not None:
             node = placed.node if placed else None
-            change, notes = plan_update(p.desired, p.live, backend, node, blank)
+            change, notes = plan_update(p.desired, p.live, profile, node, blank)
             unpinned.extend(notes)
             if change is None:
                 same += 1
@@ -276,9 +276,9 @@ def make_plan(
         elif p.desired is not None:
             changes.append(_placed(plan_create(p.desired), placed, None))
         elif p.live is not None:
-            changes.append(plan_delete(p.live, backend, refs))
+            changes.append(plan_delete(p.live, profile, refs))
     ordered = order(changes, claim_depth(desired))
-    return Plan(tuple(ordered), summarize(ordered, same), fingerprints, backend,
+    return Plan(tuple(ordered), summarize(ordered, same), fingerprints, profile.name,
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
 
 
@@ -303,7 +303,8 @@ POWER_CAUSE = {
 }
 
 
-def plan_update(desired: Manifest, obs: Observed, backend: str, node: str | None,
+def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile,
+                node: str | None,
                 blank: frozenset[ClaimKey] = frozenset(),
                 ) -> tuple[ObjectChange | None, list[UnpinnedIdentity]]:
     after = normalize(desired.kind, desired.body, desired.namespace)
@@ -329,7 +330,7 @@ def plan_update(desired: Manifest, obs: Observed, backend: str, node: str | None
     restarts = run_before and run_after
     scored: list[tuple[FieldDiff, Disruption, Disruption, str, bool]] = []
     for d in diffs:
-        verdict = classify(d, ctx, backend)
+        verdict = classify(d, ctx, profile)
         effective, reason = verdict.disruption, verdict.reason
         if effective == Disruption.RESTART and not restarts:
             # The guest is (or will be) off: the change takes effect at its next start.
@@ -381,11 +382,11 @@ def plan_create(desired: Manifest) -> ObjectChange:
                         "new object", fields, 0, desired.source.file, wave_of(desired.body))
 
 
-def plan_delete(obs: Observed, backend: str = "libvirt",
+def plan_delete(obs: Observed, profile: ClassificationProfile,
                 claim_refs: ClaimRefs | None = None) -> ObjectChange:
     m = obs.manifest
     before = normalize(m.kind, m.body, m.namespace)
-    disruption, cause = delete_class(m.kind, before, backend)
+    disruption, cause = delete_class(m.kind, before, profile)
     fates: tuple[DiskFate, ...] = ()
     if disruption == Disruption.DATA_LOSS and obs.disks and m.kind == "VirtualMachine":
         fates = disk_fates(m, obs.disks, claim_refs or {})
@@ -397,10 +398,10 @@ def plan_delete(obs: Observed, backend: str = "libvirt",
 
 
 def delete_class(kind: str, body: Mapping[str, JSON],
-                 backend: str = "libvirt") -> tuple[Disruption, str]:
-    """What deleting an object destroys. A DataVolume takes its disk with it. On
-    KubeVirt a VM takes the DataVolumes it owns (dataVolumeTemplates); on libvirt a VM is
-    undefined with its disks kept unless its disk policy (annotation
+                 profile: ClassificationProfile) -> tuple[Disruption, str]:
+    """What deleting an object destroys. A DataVolume takes its disk with it. Where the
+    profile says so (KubeVirt) a VM takes the DataVolumes it owns (dataVolumeTemplates);
+    otherwise a VM is undefined with its disks kept unless its disk policy (annotation
     virtsync.io/disk-policy: Delete, as applied) says they go too (safety rule 4).
     Configuration objects are metadata."""
     if kind == "DataVolume":
@@ -409,7 +410,8 @@ def delete_class(kind: str, body: Mapping[str, JSON],
         policy = get_path(body, ("metadata", "annotations", DISK_POLICY_ANNOTATION))
         if policy == "Delete":
             return Disruption.DATA_LOSS, "its disks are deleted with it (disk policy Delete)"
-        if backend == "kubevirt" and get_path(body, ("spec", "dataVolumeTemplates")):
+        if profile.vm_delete_takes_owned_volumes and get_path(
+                body, ("spec", "dataVolumeTemplates")):
             return Disruption.DATA_LOSS, "its owned DataVolumes are deleted with it"
         return Disruption.REPLACE, "the domain is undefined; its disks are kept"
     return Disruption.NONE, "configuration object removed"

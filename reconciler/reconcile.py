@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reconciler.backends.base import Backend, LiveObject, Observation
+from reconciler.classify import ClassificationProfile
 from reconciler.inventory import Inventory
 from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
 from reconciler.ownership import ClaimRefs, claim_users
@@ -105,9 +106,10 @@ def live_hash(observed: Sequence[Observed]) -> str:
 
 
 def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
-              prune: bool, backend_name: str = "libvirt",
+              prune: bool, profile: ClassificationProfile,
               claim_refs: ClaimRefs | None = None) -> Plan:
-    """The plan that makes live match desired. Pure. `claim_refs` (default: from
+    """The plan that makes live match desired, classified by the backend's `profile`.
+    Pure. `claim_refs` (default: from
     `desired` and everything observed) says who references each claim (rule 13).
 
     Live objects are considered only when desired names them or the inventory holds
@@ -130,14 +132,14 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     fingerprints = Fingerprints(
         desired_commit=desired.revision or None, desired_tree=None,
         desired_hash=desired.desired_hash,
-        live_source=f"{backend_name}:{'prune' if prune else 'no-prune'}",
+        live_source=f"{profile.name}:{'prune' if prune else 'no-prune'}",
         live_hash=live_hash(observed),
     )
     # Every live VM counts as a user of the claims it mounts, whichever source applied it
     # and whichever node it is on (safety rule 13).
     refs = claim_refs if claim_refs is not None else claim_users(
         desired.manifests, (o.manifest for o in everything))
-    return make_plan(planned, observed, fingerprints=fingerprints, backend=backend_name,
+    return make_plan(planned, observed, fingerprints=fingerprints, profile=profile,
                      claim_refs=refs, placement=place_vms(desired, observed, observation))
 
 

@@ -32,7 +32,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from reconciler.apply import ApplyOptions, Outcome, Refusal, execute, gate
-from reconciler.backends.base import Backend, Observation
+from reconciler.backends.base import Backend, NodeAgent, Observation
 from reconciler.cycle import (
     new_journal,
     observe_some,
@@ -121,7 +121,7 @@ class Watcher:
         self._journal: Journal | None = None
         self._events: queue.Queue[tuple[str, str]] = queue.Queue()
         self._stop = threading.Event()
-        self._agents: list[Any] = []
+        self._agents: list[NodeAgent] = []
         self._observer: Any = None
         self._skipped_logged: set[ObjectKey] = set()
         self._candidates: set[ObjectKey] = set()  # keys that may differ from `applied`
@@ -181,9 +181,8 @@ class Watcher:
             self._observer.join(timeout=5)
             self._observer = None
         self._stop_agents()
-        close = getattr(self.backend, "close", None)
-        if callable(close):
-            close()
+        if self.backend is not None:
+            self.backend.close()
         self.backend = None
 
     def _gather(self, first: tuple[str, str]) -> dict[str, set[str]]:
@@ -397,7 +396,7 @@ class Watcher:
         for change in changes:
             if self.stopping:
                 break  # the action in progress finished; leave the rest for next time
-            one = Plan((change,), Summary(), _NO_FINGERPRINTS)
+            one = Plan((change,), Summary(), _NO_FINGERPRINTS, backend.profile.name)
             outcomes.extend(execute(
                 one, backend, snap.by_key, revision=snap.revision, journal=self._journal,
                 options=self.options.apply,
@@ -441,9 +440,7 @@ class Watcher:
         if self.backend is not None:
             self.log.info("backend.reload", note="the Cluster object changed")
             self._stop_agents()
-            close = getattr(self.backend, "close", None)
-            if callable(close):
-                close()
+            self.backend.close()
         self.backend = self.backend_factory(list(snap.by_key.values()))
         self._cluster = cluster
         if self.options.agent:
@@ -451,16 +448,11 @@ class Watcher:
         return self.backend
 
     def _start_agents(self, backend: Backend) -> None:
-        """One lifecycle agent per node: libvirt events drive the run strategies. Started
-        before the backend opens its connections (events need the loop registered)."""
-        hosts = getattr(backend, "hosts", None)
-        if not isinstance(hosts, dict):
-            return
-        from node.agent import LifecycleAgent
-
-        for name, host in hosts.items():
-            agent = LifecycleAgent(
-                host, scope=host.scope.widened() if self.options.agent_every_installation else None)
+        """The backend's node agents (libvirt: one lifecycle agent per node, libvirt events
+        drive the run strategies). Started before the backend is first used: libvirt
+        needs its event loop registered before a connection opens."""
+        agents = backend.agents(every_installation=self.options.agent_every_installation)
+        for name, agent in agents.items():
             try:
                 agent.start()
             except VirtsyncError as exc:

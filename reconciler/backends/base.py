@@ -2,8 +2,10 @@
 
 A backend observes live state and executes one planned action per call. It never
 decides anything: apply hands it exactly the actions of the plan. Backends import only
-`reconciler.model` and `reconciler.schedule`'s node facts (and their own driver
-libraries / node components).
+`reconciler.model`, the classification types and `reconciler.schedule`'s node facts
+(and their own driver libraries / node components), never each other. What differs per
+backend is its `BackendProfile` and its `open_backend`, found through
+`reconciler.backends.registry` (docs/backends.md).
 
 Contract every backend keeps (the design's safety rules):
 - `observe()` raises BackendError when live state cannot be read (rule 2: a failed
@@ -25,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from reconciler.classify import ClassificationProfile
 from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.schedule import NodeCapacity
 
@@ -92,11 +95,43 @@ class Observation:
     nodes: tuple[NodeCapacity, ...] = ()
 
 
+@dataclass(frozen=True)
+class BackendProfile:
+    """What the core needs to know about a backend without opening it: how its changes
+    are classified, and which kinds it applies and observes (the other kinds are
+    configuration kept in git and the inventory, never sent to the backend)."""
+
+    classification: ClassificationProfile
+    kinds: frozenset[str]
+
+    @property
+    def name(self) -> str:
+        return self.classification.name
+
+
+class NodeAgent(Protocol):
+    """A per-node helper a backend runs beside reconciling (libvirt: the lifecycle agent
+    that enforces run strategies on libvirt events). Created stopped."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @runtime_checkable
 class Backend(Protocol):
     """One verb per method; each executes exactly one planned action."""
 
-    name: str
+    profile: BackendProfile
+
+    def close(self) -> None:
+        """Release connections. The backend is not used afterwards."""
+        ...
+
+    def agents(self, *, every_installation: bool = False) -> Mapping[str, NodeAgent]:
+        """The node agents this backend runs, by node name (none: an empty mapping).
+        `every_installation` lets them act on other installations' VMs too (rule 18)."""
+        ...
 
     def observe(self) -> Observation: ...
 

@@ -45,15 +45,23 @@ from reconciler.backends.base import (
     Condition,
     LiveIdentity,
     LiveObject,
+    NodeAgent,
     Observation,
     VMStatus,
 )
+from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.power import starts_on_create
 from reconciler.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
 from reconciler.statedir import state_dir
 
 PVC_NOT_FOUND = "ErrorPvcNotFound"
+
+
+def open_backend(manifests: Sequence[Manifest], scope: Scope) -> LibvirtBackend:
+    """The registry's opener: the nodes of the tree's Cluster object (or the default
+    local node: VIRTSYNC_LIBVIRT_URI, else qemu:///system)."""
+    return LibvirtBackend.from_manifests(manifests, scope=scope)
 
 
 def _status(s: NodeVMStatus, created: float = 0.0) -> VMStatus:
@@ -84,7 +92,7 @@ def _network_map(cluster: ClusterConfig) -> NetworkMap:
 
 
 class LibvirtBackend:
-    name = "libvirt"
+    profile = PROFILE
 
     def __init__(
         self,
@@ -115,6 +123,14 @@ class LibvirtBackend:
     def close(self) -> None:
         for host in self.hosts.values():
             host.close()
+
+    def agents(self, *, every_installation: bool = False) -> dict[str, NodeAgent]:
+        """One lifecycle agent per node: libvirt events drive the run strategies."""
+        from node.agent import LifecycleAgent
+
+        return {name: LifecycleAgent(
+                    host, scope=host.scope.widened() if every_installation else None)
+                for name, host in self.hosts.items()}
 
     def sweep_temp_files(self) -> tuple[str, ...]:
         """Temp disk files interrupted applies left on every node (see cycle.settle)."""

@@ -14,7 +14,8 @@ import sys
 import threading
 from types import FrameType
 
-from reconciler.cli.common import add_scope_argument, make_backend
+from reconciler.backends.base import Backend, NodeAgent
+from reconciler.cli.common import add_scope_argument, open_backend
 from reconciler.model import VirtsyncError
 from reconciler.reconcile import load_desired
 
@@ -29,15 +30,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from node.agent import LifecycleAgent, ensure_event_loop
-
-    ensure_event_loop()  # before any connection that should deliver events
     desired = load_desired([args.path])
-    backend = make_backend(desired, args, every_installation=args.all_installations)
-    hosts = getattr(backend, "hosts", {})
-    agents: list[LifecycleAgent] = []
-    for name, host in hosts.items():
-        agent = LifecycleAgent(host)
+    # The backend's scope already covers every installation when asked to.
+    with open_backend(desired, args, every_installation=args.all_installations) as backend:
+        agents = _start_agents(backend)
+        _wait_for_signal()
+        for agent in agents:
+            agent.stop()
+    print("virtsync agent: stopped", file=sys.stderr)
+    return 0
+
+
+def _start_agents(backend: Backend) -> list[NodeAgent]:
+    wanted = backend.agents()
+    if not wanted:
+        raise VirtsyncError(f"backend {backend.profile.name!r} runs no node agents")
+    agents: list[NodeAgent] = []
+    for name, agent in wanted.items():
         try:
             agent.start()
         except VirtsyncError as exc:
@@ -46,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
             raise VirtsyncError(f"node {name}: cannot start the lifecycle agent: {exc}") from exc
         agents.append(agent)
         print(f"virtsync agent: enforcing run strategies on node {name}", file=sys.stderr)
+    return agents
+
+
+def _wait_for_signal() -> None:
     done = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -54,7 +67,3 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     done.wait()
-    for agent in agents:
-        agent.stop()
-    print("virtsync agent: stopped", file=sys.stderr)
-    return 0

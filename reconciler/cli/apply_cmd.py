@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from reconciler.apply import ApplyOptions, Outcome, describe_refusals, execute, gate
@@ -17,7 +18,7 @@ from reconciler.backends.base import Backend
 from reconciler.cli.common import (
     add_backend_arguments,
     add_change_permission_arguments,
-    make_backend,
+    open_backend,
     progress_reporter,
 )
 from reconciler.cycle import (
@@ -58,13 +59,13 @@ def run(args: argparse.Namespace) -> int:
                            force_stop=args.force_stop, prune=args.prune,
                            grace_period=args.grace_period)
     state = state_dir()
-    with StateLock(state):
+    with StateLock(state), ExitStack() as opened:
         desired = load_desired([args.path])
         earlier = unfinished(state)
         for entry in earlier:
             print(f"virtsync: note: an earlier apply stopped during {entry.action} of "
                   f"{entry.key}; converging from live state", file=sys.stderr)
-        backend = make_backend(desired, args)
+        backend = opened.enter_context(open_backend(desired, args))
         inventory = Inventory.load(state, source_id(desired.root))
         plan, _observation = plan_cycle(desired, backend, inventory, prune=args.prune)
         if args.plan:

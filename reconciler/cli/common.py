@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from node.metadata import Scope
 from reconciler.apply import Outcome
+from reconciler.backends import registry
 from reconciler.backends.base import Backend
 from reconciler.inventory import managed_keys
 from reconciler.model import Manifest
@@ -63,15 +64,23 @@ def installation_scope() -> Scope:
 def make_backend(desired: Desired | Sequence[Manifest],
                  args: argparse.Namespace | None, *,
                  every_installation: bool = False) -> Backend:
-    """The libvirt backend for the nodes of the tree's Cluster object (or the default
-    local node: VIRTSYNC_LIBVIRT_URI, else qemu:///system), scoped to this installation
-    (`every_installation` widens it: for status and the agent, never for changes)."""
-    from reconciler.backends.libvirt import LibvirtBackend
-
+    """The backend the tree's Cluster object selects (see `reconciler.backends.registry`),
+    scoped to this installation (`every_installation` widens it: for status and the
+    agent, never for changes)."""
     manifests = desired.manifests if isinstance(desired, Desired) else desired
     scope = installation_scope()
-    return LibvirtBackend.from_manifests(
-        manifests, scope=scope.widened() if every_installation else scope)
+    return registry.open_backend(manifests, scope.widened() if every_installation else scope)
+
+
+@contextmanager
+def open_backend(desired: Desired, args: argparse.Namespace | None, *,
+                 every_installation: bool = False) -> Iterator[Backend]:
+    """`make_backend`, closed when the command is done with it."""
+    backend = make_backend(desired, args, every_installation=every_installation)
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 WORD_STYLE = {"failed": "bold red", "deleted": "red", "replaced": "yellow",

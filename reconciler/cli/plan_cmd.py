@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.backends import registry
+from reconciler.backends.base import BackendProfile
 from reconciler.gitsource import (
     TreeEntry,
     blob_sha,
@@ -53,8 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Terraform's exit codes: 0 no changes, 2 changes, 1 error")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the text output (auto: on a terminal, unless NO_COLOR)")
-    p.add_argument("--backend", choices=["libvirt", "kubevirt"], default="libvirt",
-                   help="which backend's disruption rules apply (default: libvirt)")
+    p.add_argument("--backend", choices=registry.names(), default=registry.DEFAULT,
+                   help="git mode: which backend's disruption rules apply "
+                        f"(default: {registry.DEFAULT})")
     p.add_argument("--prune", action="store_true",
                    help="host mode: also list objects virtsync applied that left git as "
                         "deletions to be pruned")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if args.base is None:
             plan = plan_from_host(args.path, prune=args.prune)
         else:
-            plan = plan_from_git(args.path, args.base, backend=args.backend,
+            plan = plan_from_git(args.path, args.base, backend=registry.profile(args.backend),
                                  use_cache=not args.no_cache)
     except VirtsyncError as exc:
         if not args.detailed_exitcode:
@@ -123,21 +126,21 @@ class _HeadFile:
 
 
 def plan_from_host(path: str, *, prune: bool) -> Plan:
-    """Host mode: desired is the tree at PATH, live is what the libvirt backend observes on
-    the Cluster's nodes (the same plan `virtsync apply` would execute)."""
-    from reconciler.cli.common import make_backend
+    """Host mode: desired is the tree at PATH, live is what the tree's backend observes
+    (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
+    from reconciler.cli.common import open_backend
     from reconciler.inventory import Inventory, source_id
     from reconciler.reconcile import load_desired, observe, plan_live
     from reconciler.statedir import state_dir
 
     desired = load_desired([path])
-    backend = make_backend(desired, None)
     inventory = Inventory.load(state_dir(), source_id(desired.root))
-    return plan_live(desired, observe(backend), inventory, prune=prune,
-                     backend_name=backend.name)
+    with open_backend(desired, None) as backend:
+        return plan_live(desired, observe(backend), inventory, prune=prune,
+                         profile=backend.profile.classification)
 
 
-def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
+def plan_from_git(path: str, base: str | None, *, backend: BackendProfile,
                   use_cache: bool = True) -> Plan:
     if base is None:
         raise VirtsyncError("git mode needs a base revision (--base REV); without it, "
@@ -165,7 +168,7 @@ def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
     desired = [m for f in changed for m in load_bytes(f.read(), f.display).manifests
                if _known(m)]
     live = _base_objects(root, base_changed, unchanged_keys)
-    if backend == "libvirt":
+    if backend.classification.vms_follow_references:
         desired, live, unchanged_keys = _instancetype_dependents(
             root, head, base_tree.entries, desired, live, unchanged_keys)
 
@@ -178,7 +181,8 @@ def plan_from_git(path: str, base: str | None, *, backend: str = "libvirt",
         live_source=f"git:{base}@{base_tree.commit}",
         live_hash=content_hash((e.path, e.sha) for e in base_tree.entries),
     )
-    return make_plan(desired, live, fingerprints=fingerprints, backend=backend,
+    return make_plan(desired, live, fingerprints=fingerprints,
+                     profile=backend.classification,
                      unchanged=len(unchanged_keys))
 
 

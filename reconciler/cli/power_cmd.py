@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.cli.common import make_backend
+from reconciler.cli.common import open_backend
 from reconciler.model import DEFAULT_NAMESPACE, ObjectKey, VirtsyncError
 from reconciler.power import RunStrategy, run_strategy
 from reconciler.reconcile import load_desired
@@ -44,18 +44,19 @@ def run(args: argparse.Namespace) -> int:
     verb = str(args.command)
     key = key_of(args)
     desired = load_desired([args.path])
-    backend = make_backend(desired, args)
-    live = {o.key: o for o in backend.observe().objects}
-    if key not in live:
-        raise VirtsyncError(f"{key} is not a VM managed by virtsync on these nodes")
-    if verb != "stop" and run_strategy(live[key].body) is RunStrategy.HALTED:
-        raise VirtsyncError(f"{key}: runStrategy is Halted, so the guest would be stopped "
-                            "again at once (rule 16); change runStrategy in git to run it")
-    if verb == "start":
-        backend.start(key)
-    elif verb == "stop":
-        backend.stop(key, grace_period=args.grace_period, force=args.force)
-    else:
-        backend.restart(key, grace_period=args.grace_period, force=args.force)
+    with open_backend(desired, args) as backend:
+        live = {o.key: o for o in backend.observe().objects}
+        if key not in live:
+            raise VirtsyncError(f"{key} is not a VM managed by virtsync on these nodes")
+        if verb != "stop" and run_strategy(live[key].body) is RunStrategy.HALTED:
+            raise VirtsyncError(f"{key}: runStrategy is Halted, so the guest would be "
+                                "stopped again at once (rule 16); change runStrategy in git "
+                                "to run it")
+        if verb == "start":
+            backend.start(key)
+        elif verb == "stop":
+            backend.stop(key, grace_period=args.grace_period, force=args.force)
+        else:
+            backend.restart(key, grace_period=args.grace_period, force=args.force)
     print(f"{key} {dict(start='started', stop='stopped', restart='restarted')[verb]}")
     return 0

@@ -8,7 +8,7 @@ import sys
 import time
 
 from reconciler.backends.base import LiveObject
-from reconciler.cli.common import add_scope_argument, make_backend
+from reconciler.cli.common import add_scope_argument, open_backend
 from reconciler.inventory import Inventory, source_id
 from reconciler.reconcile import load_desired, observe, plan_live
 from reconciler.statedir import state_dir
@@ -38,10 +38,11 @@ def _age(created: float | None, now: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     desired = load_desired([args.path])
-    backend = make_backend(desired, args, every_installation=args.all_installations)
-    observation = observe(backend)
+    with open_backend(desired, args, every_installation=args.all_installations) as backend:
+        observation = observe(backend)
+        profile = backend.profile.classification
     inventory = Inventory.load(state_dir(), source_id(desired.root))
-    plan = plan_live(desired, observation, inventory, prune=False, backend_name=backend.name)
+    plan = plan_live(desired, observation, inventory, prune=False, profile=profile)
     drifted = {c.key for c in plan.changes}
     rows = sorted(observation.objects, key=lambda o: o.key)
     now = time.time()

@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from e2e.test_apply_testdriver import Tree, conn, domains, files, run, tree, vm
-from reconciler.classify import RULES, Disruption
+from reconciler.backends.libvirt_profile import PROFILE
+from reconciler.classify import Disruption
 
 __all__ = ["conn", "tree"]  # fixtures, re-used from the apply tests
 
@@ -155,7 +156,8 @@ GATED_ELSEWHERE = {
 
 
 def test_every_data_loss_row_has_a_gate_case() -> None:
-    rows = {r.reason for r in RULES if r.disruption == Disruption.DATA_LOSS}
+    rows = {r.reason for r in PROFILE.classification.rules
+            if r.disruption == Disruption.DATA_LOSS}
     assert rows == {r.reason for r in ROWS} | {r.reason for r in DV_ROWS} | set(GATED_ELSEWHERE)
     for file, test in GATED_ELSEWHERE.values():
         assert f"def {test}(" in (Path(__file__).parent / file).read_text()

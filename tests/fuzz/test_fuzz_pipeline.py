@@ -17,6 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.model import VirtsyncError
 from reconciler.plan import Fingerprints, Observed, make_plan
 from reconciler.render.json import render_json
@@ -28,6 +29,7 @@ EXAMPLES = int(os.environ.get("VIRTSYNC_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 FP = Fingerprints(None, None, "sha256:x", "fuzz", "sha256:y")
+LIBVIRT = PROFILE.classification
 TRIED: dict[str, int] = {}
 
 BASE_VM: dict[str, Any] = {
@@ -111,14 +113,14 @@ def pipeline(content: bytes, label: str) -> None:
     live = [Observed(m) for m in base.manifests]
     TRIED[f"{label} reached planner"] = TRIED.get(f"{label} reached planner", 0) + 1
     try:
-        for plan in (make_plan(desired, live, fingerprints=FP),
-                     make_plan(desired, [Observed(m) for m in desired], fingerprints=FP)):
+        for plan in (make_plan(desired, live, fingerprints=FP, profile=LIBVIRT),
+                     make_plan(desired, [Observed(m) for m in desired], fingerprints=FP, profile=LIBVIRT)):
             render_text(plan, color=False)
             render_markdown(plan)
             render_json(plan)
     except VirtsyncError:
         return
-    assert make_plan(desired, [Observed(m) for m in desired], fingerprints=FP).empty
+    assert make_plan(desired, [Observed(m) for m in desired], fingerprints=FP, profile=LIBVIRT).empty
 
 
 @FUZZ

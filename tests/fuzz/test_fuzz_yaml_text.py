@@ -22,6 +22,7 @@ from collections import Counter
 from hypothesis import HealthCheck, given, settings
 from yaml_text import VALID_SEEDS, yaml_texts
 
+from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.model import Manifest, VirtsyncError
 from reconciler.plan import Fingerprints, Observed, make_plan
 from reconciler.render.json import render_json
@@ -36,6 +37,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 FP = Fingerprints(None, None, "sha256:x", "fuzz", "sha256:y")
+LIBVIRT = PROFILE.classification
 STATS: Counter[str] = Counter()
 
 
@@ -71,7 +73,7 @@ def pipeline(text: str, edits: tuple[str, ...]) -> None:
         return  # validate refuses these across the tree; check_bytes sees one file
     live = [Observed(LIVE[m.key]) for m in desired if m.key in LIVE]
     try:
-        plan = make_plan(desired, live, fingerprints=FP)
+        plan = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT)
     except VirtsyncError:
         STATS["planner refused (VirtsyncError)"] += 1
         return
@@ -82,7 +84,8 @@ def pipeline(text: str, edits: tuple[str, ...]) -> None:
     render_text(plan, color=True)
     render_markdown(plan)
     render_json(plan)
-    assert make_plan(desired, [Observed(m) for m in desired], fingerprints=FP).empty
+    assert make_plan(desired, [Observed(m) for m in desired], fingerprints=FP,
+                     profile=LIBVIRT).empty
 
 
 @FUZZ

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import textwrap
 
+from reconciler.backends import registry
+from reconciler.classify import ClassificationProfile
 from reconciler.diff import Marker, Path, PathPart, Sel
 from reconciler.loader import load_bytes
 from reconciler.model import Manifest
@@ -18,6 +20,15 @@ FP = Fingerprints(
     live_source="git:origin/main@4444444444444444444444444444444444444444",
     live_hash="sha256:" + "5" * 64,
 )
+
+
+
+def profile(backend: str = "libvirt") -> ClassificationProfile:
+    """A registered backend's classification profile."""
+    return registry.profile(backend).classification
+
+
+LIBVIRT = profile("libvirt")
 
 _PART = re.compile(r'\[name=([^\]]+)\]|\[(\d+)\]|\((\w+)\)|\["([^"]+)"\]|([^.\[(]+)|\.')
 
@@ -53,7 +64,7 @@ def manifests(yaml_text: str, file: str = "vms.yaml") -> list[Manifest]:
 def plan_of(head: str, base: str, *, backend: str = "libvirt") -> Plan:
     desired = manifests(head, "head.yaml") if head.strip() else []
     live = [Observed(m) for m in manifests(base, "base.yaml")] if base.strip() else []
-    return make_plan(desired, live, fingerprints=FP, backend=backend)
+    return make_plan(desired, live, fingerprints=FP, profile=profile(backend))
 
 
 VM = """\

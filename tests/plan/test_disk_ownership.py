@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from plan_helpers import FP
+from plan_helpers import FP, LIBVIRT
 
 from reconciler.model import DiskFile, Manifest, SourceRef
 from reconciler.ownership import claim_depth, claim_users
@@ -27,7 +27,7 @@ def _vm(name: str, *, owns: tuple[str, ...] = (),
 
 def _fates(live: list[Observed],
            desired: tuple[Manifest, ...] = ()) -> dict[str, tuple[bool, str]]:
-    plan = make_plan(list(desired), live, fingerprints=FP)
+    plan = make_plan(list(desired), live, fingerprints=FP, profile=LIBVIRT)
     (change,) = [c for c in plan.changes if c.is_delete]
     return {d.path: (d.delete, d.reason) for d in change.disks}
 
@@ -48,7 +48,7 @@ def test_a_live_vm_on_another_node_keeps_the_claim() -> None:
                     disks=(_disk("data", "gone-data"), _disk("empty-x.qcow2", source="file")))
     # `far` is live only (another source applied it, on node n2): plan_live leaves it out
     # of the pairs but counts it among the claim's users, as here.
-    plan = make_plan([], [gone], fingerprints=FP, claim_refs=claim_users(
+    plan = make_plan([], [gone], fingerprints=FP, profile=LIBVIRT, claim_refs=claim_users(
         [], [gone.manifest, other.manifest]))
     fates = {d.path: (d.delete, d.reason) for d in plan.changes[0].disks}
     assert fates == {"/s/ns/claims/gone-data.qcow2": (False,
@@ -77,13 +77,13 @@ def test_nothing_deleted_is_not_data_loss_and_other_namespaces_do_not_count() ->
                          {**elsewhere.body, "metadata": {"name": "far", "namespace": "other"}},
                          elsewhere.source)
     gone = Observed(GONE, disks=(_disk("data", "gone-data"),))
-    plan = make_plan([elsewhere], [gone], fingerprints=FP)
+    plan = make_plan([elsewhere], [gone], fingerprints=FP, profile=LIBVIRT)
     (change,) = [c for c in plan.changes if c.is_delete]
     assert change.deleted_files == ("/s/ns/claims/gone-data.qcow2",)
     assert change.disruption.label == "data-loss"
     keep_all = Observed(GONE, disks=(_disk("data", "gone-data"),))
     user = _vm("user", mounts={"d": {"dataVolume": {"name": "gone-data"}}})
-    plan = make_plan([user], [keep_all], fingerprints=FP)
+    plan = make_plan([user], [keep_all], fingerprints=FP, profile=LIBVIRT)
     (change,) = [c for c in plan.changes if c.is_delete]
     assert change.deleted_files == () and change.disruption.label == "replace"
     assert "no disk file of its own is deleted (1 kept" in change.cause
@@ -98,7 +98,7 @@ def test_claim_depth_puts_owners_before_the_vms_mounting_their_claims() -> None:
     depth = claim_depth(vms)
     # c owns what b mounts; b owns what a mounts; d mounting its own claim needs nobody.
     assert depth == {vms[1].key: 1, vms[0].key: 2}
-    plan = make_plan(vms, [], fingerprints=FP)
+    plan = make_plan(vms, [], fingerprints=FP, profile=LIBVIRT)
     assert [c.key.name for c in plan.changes] == ["c", "d", "b", "a"]
 
 

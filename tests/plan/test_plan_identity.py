@@ -7,7 +7,7 @@ import copy
 from typing import Any
 
 import pytest
-from plan_helpers import FP
+from plan_helpers import FP, LIBVIRT
 from refdata import REFERENCE
 
 from reconciler.loader import load_bytes
@@ -36,7 +36,7 @@ def test_reference_is_there() -> None:
 
 @pytest.mark.parametrize(("name", "docs"), FILES, ids=[f for f, _ in FILES])
 def test_plan_of_same_is_empty(name: str, docs: list[Manifest]) -> None:
-    plan = make_plan(docs, [Observed(m) for m in docs], fingerprints=FP)
+    plan = make_plan(docs, [Observed(m) for m in docs], fingerprints=FP, profile=LIBVIRT)
     assert plan.empty, [(str(c.key), [f.path for f in c.fields]) for c in plan.changes]
     assert plan.summary.changes == 0 and plan.summary.unchanged == len(docs)
 
@@ -93,7 +93,7 @@ def server_filled(body: dict[str, Any]) -> dict[str, Any]:
 def test_server_filled_live_vm_plans_nothing(name: str, vm: Manifest) -> None:
     live_body = server_filled(dict(vm.body))
     live = Manifest(vm.api_version, vm.kind, vm.namespace, vm.name, live_body, vm.source)
-    plan = make_plan([vm], [Observed(live)], fingerprints=FP)
+    plan = make_plan([vm], [Observed(live)], fingerprints=FP, profile=LIBVIRT)
     assert plan.empty, [(f.path, f.before, f.after) for c in plan.changes for f in c.fields]
     firmware = ((vm.body["spec"].get("template") or {}).get("spec", {}).get("domain", {})
                 .get("firmware") or {})
@@ -118,5 +118,5 @@ def test_argocd_live_vm_matches_its_spec() -> None:
     del body["spec"]["template"]["spec"]["domain"]["machine"]
     body["spec"]["template"]["spec"]["domain"]["resources"]["requests"]["memory"] = "64000k"
     git = Manifest(live.api_version, live.kind, live.namespace, live.name, body, live.source)
-    plan = make_plan([git], [Observed(live)], fingerprints=FP)
+    plan = make_plan([git], [Observed(live)], fingerprints=FP, profile=LIBVIRT)
     assert plan.empty

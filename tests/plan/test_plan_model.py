@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from plan_helpers import FP, manifests, plan_of, vm
+from plan_helpers import FP, LIBVIRT, manifests, plan_of, vm
 from plan_scenarios import INSTANCETYPE, SCENARIOS, db
 
 from reconciler.classify import Disruption
@@ -80,7 +80,7 @@ def test_stopping_a_vm_with_other_changes_does_not_restart_it() -> None:
 def test_observed_power_state_wins_over_the_declared_one() -> None:
     desired = manifests(vm("w", cores=4))
     live = [Observed(m, running=False) for m in manifests(vm("w", cores=2))]
-    (c,) = make_plan(desired, live, fingerprints=FP).changes
+    (c,) = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT).changes
     assert c.actions == ("update", "start")
 
 
@@ -88,14 +88,14 @@ def test_node_move_is_replace() -> None:
     desired = manifests(vm("w"))
     live = [Observed(m, node="n1") for m in manifests(vm("w"))]
     key = desired[0].key
-    (c,) = make_plan(desired, live, fingerprints=FP, placement={key: Placement("n2")}).changes
+    (c,) = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT, placement={key: Placement("n2")}).changes
     assert c.actions == ("replace",) and c.disruption == Disruption.REPLACE
     assert c.fields[0].path == "(node)"
     assert (c.placement.previous_node, c.placement.node, c.placement.moves) == ("n1", "n2", True)
-    assert to_document(make_plan(desired, live, fingerprints=FP, placement={
+    assert to_document(make_plan(desired, live, fingerprints=FP, profile=LIBVIRT, placement={
         key: Placement("n2")}))["changes"][0]["placement"] == {
         "node": "n2", "previous_node": "n1", "reason": ""}
-    same = make_plan(desired, live, fingerprints=FP, placement={key: Placement("n1")})
+    same = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT, placement={key: Placement("n1")})
     assert same.empty
 
 
@@ -106,7 +106,7 @@ def test_placement_is_rendered_validated_and_read_back(tmp_path: Path) -> None:
     new, w = (k for k in keys if k.name == "new"), (k for k in keys if k.name == "w")
     placed = {next(w): Placement("n2"), next(new): Placement(None, "0/2 nodes are available: "
                                                              "2 node(s) were unreachable")}
-    plan = make_plan(desired, live, fingerprints=FP, placement=placed)
+    plan = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT, placement=placed)
     text, md = render_text(plan), render_markdown(plan)
     for out in (text, md):
         assert "placement: n1 → n2 (moves)" in out
@@ -117,7 +117,7 @@ def test_placement_is_rendered_validated_and_read_back(tmp_path: Path) -> None:
     save_plan(plan, tmp_path / "p.json")
     assert load_plan(tmp_path / "p.json") == plan
     # Without nodes (git mode) nothing about placement appears.
-    bare = make_plan(desired, live, fingerprints=FP)
+    bare = make_plan(desired, live, fingerprints=FP, profile=LIBVIRT)
     assert "placement" not in render_text(bare) and "placement" not in to_document(
         bare)["changes"][0]
 
