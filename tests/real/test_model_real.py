@@ -15,9 +15,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
-
-from tests.model.machine import STATS, TrustModel
-from tests.model.world import Lane
+from model.machine import STATS, TrustModel
+from model.world import Lane
 
 EXAMPLES = int(os.environ.get("VIRTSYNC_MODEL_REAL_EXAMPLES", "4"))
 STEPS = int(os.environ.get("VIRTSYNC_MODEL_REAL_STEPS", "12"))
