@@ -169,9 +169,10 @@ class Backend(Protocol):
     def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
                 refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
                 force: bool = False, node: str | None = None) -> None:
-        """Undefine `old` and define `vm` again (on `node` when the plan moves it) (a rename when the keys differ), carrying
-        the identity, the disks and the power state over (rule 17). A step that fails
-        leaves the VM with a working domain: the old one, restored."""
+        """Undefine `old` and define `vm` again (on `node` when the plan moves it; a
+        rename when the keys differ), carrying the identity, the disks and the power
+        state over (rule 17). A step that fails leaves the VM with a working domain: the
+        old one, restored."""
         ...
 
 

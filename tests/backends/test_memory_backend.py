@@ -140,3 +140,22 @@ def test_agent_refuses_a_backend_that_runs_no_node_agents(
     assert main(["agent", str(root)]) != 0
     assert "backend 'memory' runs no node agents" in capsys.readouterr().err
     assert memory.CLOSED == [True]
+
+
+def test_memory_and_libvirt_backends_take_every_argument_the_protocol_names() -> None:
+    """The protocol is the contract the core calls through: a backend whose method lacks
+    one of its parameters breaks only at run time (the core passes them by keyword)."""
+    import inspect
+
+    from reconciler.backends.base import Backend
+    from reconciler.backends.libvirt import LibvirtBackend
+
+    from .memory import MemoryBackend
+
+    for impl in (MemoryBackend, LibvirtBackend):
+        for name, member in inspect.getmembers(Backend, inspect.isfunction):
+            if name.startswith("_"):
+                continue
+            wanted = set(inspect.signature(member).parameters)
+            have = set(inspect.signature(getattr(impl, name)).parameters)
+            assert wanted <= have, f"{impl.__name__}.{name} lacks {sorted(wanted - have)}"
