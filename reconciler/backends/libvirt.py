@@ -16,8 +16,6 @@ is in the status (printableStatus, Ready), not in the body.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -166,8 +164,7 @@ class LibvirtBackend:
             if p.key not in objects:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
-                           self._nodes())
+        return Observation(ordered, tuple(sorted(set(conflicts))), self._nodes())
 
     def observe_keys(self, keys: Iterable[ObjectKey]) -> Observation:
         """observe() narrowed to `keys`, by name lookups instead of listing every domain
@@ -206,8 +203,7 @@ class LibvirtBackend:
             for p in pending:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
-                           self._nodes())
+        return Observation(ordered, tuple(sorted(set(conflicts))), self._nodes())
 
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
@@ -494,9 +490,3 @@ def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:
     return tspec if isinstance(tspec, Mapping) else {}
 
 
-def _fingerprint(objects: tuple[LiveObject, ...]) -> str:
-    data = [
-        [str(o.key), o.node, o.revision, o.spec_hash, o.status.printable_status]
-        for o in objects
-    ]
-    return "sha256:" + hashlib.sha256(json.dumps(data).encode()).hexdigest()
