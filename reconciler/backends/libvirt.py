@@ -27,7 +27,6 @@ import libvirt
 from node.cluster import ClusterConfig, cluster_from_manifests
 from node.cluster_identity import ClusterIdentities
 from node.disks import sweep_temp_files
-from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
 from node.identity import IdentityStore
@@ -81,14 +80,6 @@ def _pending_live(p: Pending) -> LiveObject:
                       status=_status(unplaced_status(p.printable_status, p.message)))
 
 
-def _network_map(cluster: ClusterConfig) -> NetworkMap:
-    sources: dict[str, InterfaceSource] = {}
-    for n in cluster.networks:
-        sources[n.name] = LibvirtNetwork(n.libvirt_network) if n.libvirt_network else Bridge(
-            n.bridge or "")
-    return NetworkMap(sources)
-
-
 class LibvirtBackend:
     profile = PROFILE
 
@@ -100,7 +91,7 @@ class LibvirtBackend:
         clock: Callable[[], float] = time.time,
         scope: Scope = EVERY_INSTALLATION,
     ) -> None:
-        networks = _network_map(cluster)
+        networks = NetworkMap.from_config(cluster.networks)
         self.cluster = cluster
         base = state if state is not None else state_dir()
         # Identity follows the VM across nodes: the record in the state directory counts,
