@@ -25,11 +25,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "real"))
+sys.path.insert(0, str(REPO / "tools"))
 
 import libvirt  # noqa: E402
+import libvirt_daemon as daemon  # noqa: E402
 import tinyguest  # noqa: E402
 
-from node import daemon  # noqa: E402
 from node.disks import NodeStorage  # noqa: E402
 from node.domain.model import NodeFacts  # noqa: E402
 

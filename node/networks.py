@@ -11,15 +11,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.cluster import NetworkConfig
 from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork, ResolvedInterface, UserNet
 from node.identity import Identity
 from node.spec import VmSpec
-from reconciler.model import JSON, VirtsyncError, format_path
+from reconciler.model import VirtsyncError, format_path
 
 # Bindings that fit a user-mode NIC on the pod network. `bridge` on the pod network is
 # accepted too: with no pod IP to hand over, it behaves like masquerade here.
@@ -36,25 +37,10 @@ class NetworkMap:
     sources: Mapping[str, InterfaceSource]
 
     @classmethod
-    def from_cluster(cls, cluster_body: Mapping[str, JSON] | None) -> NetworkMap:
-        """Read `spec.networks` of a virtsync.io Cluster body (None: no networks)."""
-        out: dict[str, InterfaceSource] = {}
-        spec = (cluster_body or {}).get("spec") or {}
-        nets = spec.get("networks") if isinstance(spec, Mapping) else None
-        for i, raw in enumerate(nets or ()):
-            path = ("spec", "networks", i)
-            if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str):
-                raise VirtsyncError(f"Cluster {format_path(path)}: needs a name")
-            name = raw["name"]
-            lnet, bridge = raw.get("libvirtNetwork"), raw.get("bridge")
-            if (lnet is None) == (bridge is None):
-                raise VirtsyncError(
-                    f"Cluster {format_path(path)}: set exactly one of libvirtNetwork or bridge"
-                )
-            if name in out:
-                raise VirtsyncError(f"Cluster {format_path(path)}: network {name!r} twice")
-            out[name] = LibvirtNetwork(str(lnet)) if lnet is not None else Bridge(str(bridge))
-        return cls(out)
+    def from_config(cls, networks: Iterable[NetworkConfig]) -> NetworkMap:
+        """The Cluster's networks as node.cluster.parse_cluster read them (and checked)."""
+        return cls({n.name: LibvirtNetwork(n.libvirt_network) if n.libvirt_network
+                    else Bridge(n.bridge or "") for n in networks})
 
     def lookup(self, network_name: str) -> InterfaceSource | None:
         # Multus allows "namespace/name"; the Cluster config names networks without one.

@@ -18,7 +18,6 @@ from reconciler.model import Manifest, ObjectKey, VirtsyncError
 from reconciler.plan import ObjectChange, Plan
 
 ALLOW_ANNOTATION = "virtsync.io/allow-disruption"  # "restart" or "data-loss"
-GRACE_ANNOTATION = "virtsync.io/grace-period"
 
 
 @dataclass(frozen=True)

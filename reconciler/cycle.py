@@ -45,7 +45,7 @@ def observe_some(backend: Backend, keys: Collection[ObjectKey]) -> Observation:
     full = observe(backend)
     wanted = set(keys)
     return Observation(tuple(o for o in full.objects if o.key in wanted),
-                       tuple(k for k in full.conflicts if k in wanted), full.fingerprint)
+                       tuple(k for k in full.conflicts if k in wanted))
 
 
 def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prune: bool,
@@ -142,14 +142,6 @@ def updated_inventory(inventory: Inventory, desired: Desired,
 def _same_entry(a: Inventory, b: Inventory, key: ObjectKey) -> bool:
     old = a.entries.get(key)
     return old is not None and old == b.entries[key] and old.body == b.entries[key].body
-
-
-def same_inventory(a: Inventory, b: Inventory) -> bool:
-    if a is b:
-        return True
-    if a.entries != b.entries:  # entry equality leaves bodies out
-        return False
-    return all(e.body == b.entries[k].body for k, e in a.entries.items())
 
 
 def record(state: Path, inventory: Inventory, desired: Desired,

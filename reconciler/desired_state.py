@@ -75,10 +75,6 @@ class FileState:
     hashes: tuple[str, ...]  # body_hash of each manifest, same order
     stat: Stat | None = None
 
-    @property
-    def has_errors(self) -> bool:
-        return any(f.severity == "error" for f in self.result.findings)
-
 
 @dataclass(frozen=True)
 class Snapshot(HasFindings):
@@ -410,7 +406,6 @@ class GitTree(DesiredTree):
         # The same root as `apply PATH` uses, so both share one inventory.
         super().__init__(p if p.is_dir() or not p.exists() else p.parent)
         self.commit = ""
-        self._paths: dict[str, str] = {}  # display → repo path
 
     def revision(self) -> str:
         return self.commit

@@ -174,13 +174,5 @@ def display_path(root: Path, repo_path: str) -> str:
         return str(absolute)
 
 
-def read_tree(path: str | Path, rev: str) -> list[tuple[str, str, bytes]]:
-    """(display_path, blob_sha, bytes) of every YAML file under `path` at `rev`."""
-    root = repo_root(path)
-    tree = list_tree(root, rev, relative_to_root(root, path))
-    blobs = read_blobs(root, (e.sha for e in tree.entries))
-    return [(display_path(root, e.path), e.sha, blobs[e.sha]) for e in tree.entries]
-
-
 def entry_map(tree: GitTree) -> Mapping[str, str]:
     return {e.path: e.sha for e in tree.entries}

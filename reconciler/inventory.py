@@ -111,9 +111,3 @@ def managed_keys(state: Path) -> frozenset[ObjectKey]:
     for path in sorted((state / "inventory").glob("*.json")):
         keys.update(Inventory.load(state, path.stem).entries)
     return frozenset(keys)
-
-
-def prune_candidates(inventory: Inventory, desired: Iterable[ObjectKey]) -> list[InventoryEntry]:
-    """Inventory − desired, in a stable order. Pure."""
-    wanted = set(desired)
-    return sorted(e for k, e in inventory.entries.items() if k not in wanted)

@@ -67,24 +67,6 @@ def locate(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, int]:
     return best
 
 
-def locate_value(text: str, doc: int, path: Sequence[str | int]) -> tuple[int, int]:
-    """Like `locate`, but a final mapping key resolves to its value's position."""
-    docs = _documents(text)
-    if not path or doc >= len(docs):
-        return locate(text, doc, path)
-    parent: Any = docs[doc]
-    for part in path[:-1]:
-        try:
-            parent = parent[part]
-        except (KeyError, IndexError, TypeError):
-            return locate(text, doc, path)
-    last = path[-1]
-    if isinstance(parent, CommentedMap) and isinstance(last, str) and last in (parent.lc.data or ()):
-        line, col = parent.lc.value(last)
-        return (line + 1, col + 1)
-    return locate(text, doc, path)
-
-
 def doc_start(text: str, doc: int) -> tuple[int, int]:
     """Best-effort first content line of document `doc` (used when it cannot be parsed)."""
     index = 0

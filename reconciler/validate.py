@@ -318,21 +318,3 @@ def line_of_in(text_of: Callable[[str], str]) -> semantic.LineOf:
     return lambda ref, path: locate(text_of(ref.file), ref.doc, path)[0]
 
 
-def validate_loaded(files: Sequence[LoadedFile], contents: Mapping[str, bytes], *,
-                    ignore_unknown: bool = False) -> tuple[Finding, ...]:
-    """Validate already-loaded files (e.g. read from a git revision). Pure."""
-    findings: list[Finding] = []
-    all_facts: list[ManifestFacts] = []
-    for loaded in files:
-        text = contents[loaded.path].decode("utf-8", errors="replace").lstrip("\ufeff")
-        result = check_loaded(loaded, text, ignore_unknown=ignore_unknown)
-        findings.extend(result.findings_for(loaded.path))
-        all_facts.extend(ManifestFacts(c.key, SourceRef(loaded.path, c.doc), c.claims,
-                                       c.host_paths)
-                         for c in result.facts)
-    texts = {p: c.decode("utf-8", errors="replace").lstrip("\ufeff")
-             for p, c in contents.items()}
-    for ref, issue in [*semantic.check_unique(all_facts, line_of_in(lambda f: texts.get(f, ""))),
-                       *hostdisk.check_tree(all_facts)]:
-        findings.append(_locate(ref.file, texts.get(ref.file, ""), ref.doc, issue))
-    return tuple(sorted(set(findings)))

@@ -19,7 +19,7 @@ if [ "${1:-}" = "--cleanup" ]; then
   exit 0
 fi
 
-python -m node.daemon start >/dev/null
+python tools/libvirt_daemon.py start >/dev/null
 guest="$(bash scripts/build-tiny-guest.sh)"
 images=/var/lib/virtsync/images
 install -d -m 0755 "$images/tiny-guest" /var/lib/virtsync/storage

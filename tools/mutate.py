@@ -136,10 +136,6 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
         "entries are compared and sorted only among unique keys: the body never decides",
     ("inventory", 86, "1 -> 2"):
         "JSON indentation of the file: load parses it, save compares with its own output",
-    ("inventory", 108,
-     "delete statement (line 111: 'return sorted((e for k, e in inventory.entries.ite')"):
-        "prune_candidates has no caller (dead code; prune works from the plan's deletions)",
-    ("inventory", 111, "NotIn -> In"): "prune_candidates has no caller (dead code)",
     ("apply-gate", 81, "Disruption.REPLACE -> RESTART"):
         "allowed_by_policy returns only LIVE, REPLACE or DATA_LOSS: `policy < REPLACE` and "
         "`policy < RESTART` agree on each",

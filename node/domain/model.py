@@ -26,11 +26,6 @@ DiskDevice: TypeAlias = Literal["disk", "cdrom"]
 DiskBus: TypeAlias = Literal["virtio", "sata", "scsi", "usb"]
 DomainType: TypeAlias = Literal["kvm", "qemu", "test"]
 
-DISK_FORMATS: frozenset[str] = frozenset({"qcow2", "raw"})
-DISK_DEVICES: frozenset[str] = frozenset({"disk", "cdrom"})
-DISK_BUSES: frozenset[str] = frozenset({"virtio", "sata", "scsi", "usb"})
-DOMAIN_TYPES: frozenset[str] = frozenset({"kvm", "qemu", "test"})
-
 
 @dataclass(frozen=True)
 class ResolvedDisk:

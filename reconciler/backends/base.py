@@ -88,8 +88,6 @@ class Observation:
     objects: tuple[LiveObject, ...]
     # Keys that exist live WITHOUT virtsync's owner marker: never changed or pruned.
     conflicts: tuple[ObjectKey, ...] = ()
-    # A digest of the observed state, so a saved plan can be refused when live changed.
-    fingerprint: str = ""
     # The nodes VMs can be placed on, as measured now; empty for a backend that places
     # VMs itself (then the plan has no placement step).
     nodes: tuple[NodeCapacity, ...] = ()
@@ -174,8 +172,3 @@ class Backend(Protocol):
         state over (rule 17). A step that fails leaves the VM with a working domain: the
         old one, restored."""
         ...
-
-
-def desired_refs(manifests: Sequence[Manifest]) -> dict[ObjectKey, Manifest]:
-    """Index of every desired object by key (what `refs` expects)."""
-    return {m.key: m for m in manifests}

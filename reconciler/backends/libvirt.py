@@ -16,8 +16,6 @@ is in the status (printableStatus, Ready), not in the body.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -29,7 +27,6 @@ import libvirt
 from node.cluster import ClusterConfig, cluster_from_manifests
 from node.cluster_identity import ClusterIdentities
 from node.disks import sweep_temp_files
-from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork
 from node.expand import expand
 from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
 from node.identity import IdentityStore
@@ -83,14 +80,6 @@ def _pending_live(p: Pending) -> LiveObject:
                       status=_status(unplaced_status(p.printable_status, p.message)))
 
 
-def _network_map(cluster: ClusterConfig) -> NetworkMap:
-    sources: dict[str, InterfaceSource] = {}
-    for n in cluster.networks:
-        sources[n.name] = LibvirtNetwork(n.libvirt_network) if n.libvirt_network else Bridge(
-            n.bridge or "")
-    return NetworkMap(sources)
-
-
 class LibvirtBackend:
     profile = PROFILE
 
@@ -102,7 +91,7 @@ class LibvirtBackend:
         clock: Callable[[], float] = time.time,
         scope: Scope = EVERY_INSTALLATION,
     ) -> None:
-        networks = _network_map(cluster)
+        networks = NetworkMap.from_config(cluster.networks)
         self.cluster = cluster
         base = state if state is not None else state_dir()
         # Identity follows the VM across nodes: the record in the state directory counts,
@@ -166,8 +155,7 @@ class LibvirtBackend:
             if p.key not in objects:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
-                           self._nodes())
+        return Observation(ordered, tuple(sorted(set(conflicts))), self._nodes())
 
     def observe_keys(self, keys: Iterable[ObjectKey]) -> Observation:
         """observe() narrowed to `keys`, by name lookups instead of listing every domain
@@ -206,8 +194,7 @@ class LibvirtBackend:
             for p in pending:
                 objects[p.key] = _pending_live(p)
         ordered = tuple(objects[k] for k in sorted(objects))
-        return Observation(ordered, tuple(sorted(set(conflicts))), _fingerprint(ordered),
-                           self._nodes())
+        return Observation(ordered, tuple(sorted(set(conflicts))), self._nodes())
 
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
@@ -494,9 +481,3 @@ def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:
     return tspec if isinstance(tspec, Mapping) else {}
 
 
-def _fingerprint(objects: tuple[LiveObject, ...]) -> str:
-    data = [
-        [str(o.key), o.node, o.revision, o.spec_hash, o.status.printable_status]
-        for o in objects
-    ]
-    return "sha256:" + hashlib.sha256(json.dumps(data).encode()).hexdigest()

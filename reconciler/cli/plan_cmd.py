@@ -198,9 +198,7 @@ def _head_files(report: ValidationReport, root: Path, sub: str) -> list[_HeadFil
     top = str(root.resolve()) + os.sep
     known = clean_index_blobs(root, sub)
     out: list[_HeadFile] = []
-    for r in report.files:
-        # report.files holds display paths (older loader versions: FileReports).
-        display = str(getattr(r, "path", r))
+    for display in report.files:
         absolute = os.path.normpath(os.path.join(cwd, display))
         if not absolute.startswith(top):
             raise VirtsyncError(f"{display}: outside the git work tree {root}")

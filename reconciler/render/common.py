@@ -144,6 +144,13 @@ def field_lines(f: FieldChange, *, notes: bool = True) -> list[Line]:
                        note)
 
 
+def change_lines(c: ObjectChange) -> list[Line]:
+    """Every field line of one change. Per-field notes explain updates; a created or
+    deleted object has one class, named in its heading."""
+    notes = not ("create" in c.actions or c.is_delete)
+    return [line for f in c.fields for line in field_lines(f, notes=notes)]
+
+
 def _note_first(lines: list[Line], note: str) -> list[Line]:
     if lines and note:
         lines[0] = Line(lines[0].sign, lines[0].text, note)

@@ -10,9 +10,9 @@ import html
 from reconciler.classify import Disruption
 from reconciler.plan import ObjectChange, Plan
 from reconciler.render.common import (
+    change_lines,
     data_loss_line,
     disk_lines,
-    field_lines,
     heading,
     placement_line,
     summary_line,
@@ -99,11 +99,10 @@ def _callouts(plan: Plan) -> list[str]:
 
 def _section(c: ObjectChange) -> str:
     lines = []
-    for f in c.fields:
-        for line in field_lines(f, notes=_notes(c)):
-            sign = "-" if line.sign == "-" else "+" if line.sign == "+" else "!"
-            note = f"  # {line.note}" if line.note else ""
-            lines.append(f"{sign} {line.text}{note}")
+    for line in change_lines(c):
+        sign = "-" if line.sign == "-" else "+" if line.sign == "+" else "!"
+        note = f"  # {line.note}" if line.note else ""
+        lines.append(f"{sign} {line.text}{note}")
     if c.unchanged:
         lines.append(f"  ({c.unchanged} unchanged fields hidden)")
     for line in disk_lines(c):  # deleted files and kept claims (rule 13)
@@ -117,8 +116,3 @@ def _section(c: ObjectChange) -> str:
     return (f"<details><summary>{summary}</summary>\n\n"
             f"{code(c.source)}: {html.escape(c.cause)}\n\n{placed}"
             f"{fence}diff\n{body}\n{fence}\n</details>\n\n")
-
-
-def _notes(c: ObjectChange) -> bool:
-    """Per-field notes explain updates; a created or deleted object has one class."""
-    return not ("create" in c.actions or c.is_delete)

@@ -18,9 +18,9 @@ from reconciler.plan import ObjectChange, Plan
 from reconciler.render.common import (
     LEGEND,
     Line,
+    change_lines,
     data_loss_line,
     disk_lines,
-    field_lines,
     heading,
     placement_line,
     summary_line,
@@ -108,7 +108,7 @@ def _object_lines(c: ObjectChange, used: set[str]) -> list[list[Piece]]:
         used.add("!")
         out.append([("  ! ", SIGN_STYLE["!"]), ("data loss: " + c.cause, SIGN_STYLE["!"])])
     out.append([(f"  {sign} ", SIGN_STYLE[sign]), (str(c.key), "bold")])
-    body: list[Line] = [line for f in c.fields for line in field_lines(f, notes=_notes(c))]
+    body = change_lines(c)
     out.extend(_field_piece(line, used) for line in body)
     if c.unchanged:
         out.append([(f"      ({c.unchanged} unchanged fields hidden)", "dim")])
@@ -123,8 +123,3 @@ def _field_piece(line: Line, used: set[str]) -> list[Piece]:
         pieces.append((f"  # {line.note}", "bold"))
     return pieces
 
-
-
-def _notes(c: ObjectChange) -> bool:
-    """Per-field notes explain updates; a created or deleted object has one class."""
-    return not ("create" in c.actions or c.is_delete)

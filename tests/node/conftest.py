@@ -28,7 +28,7 @@ def test_conn() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def system_conn() -> Iterator[Any]:
-    from node import daemon
+    import libvirt_daemon as daemon
 
     require_real_tools()  # like tests/real: a skip, and under CI a failure
     daemons = daemon.start()

@@ -8,6 +8,7 @@ from typing import Any
 import libvirt
 import pytest
 
+from node.cluster import parse_cluster
 from node.domain.model import Bridge, LibvirtNetwork, UserNet
 from node.identity import Identity
 from node.networks import NetworkMap, check_sources, resolve_interfaces
@@ -30,6 +31,10 @@ CLUSTER = {
         ]
     },
 }
+
+
+def networks_of(cluster: dict[str, Any]) -> NetworkMap:
+    return NetworkMap.from_config(parse_cluster(cluster).networks)
 
 
 def vm(interfaces: list[dict[str, Any]], networks: list[dict[str, Any]]) -> VmSpec:
@@ -59,7 +64,7 @@ def test_pod_and_multus_networks_map_to_sources_with_stored_macs() -> None:
             {"name": "lab", "multus": {"networkName": "other-ns/lab"}},
         ],
     )
-    nics = resolve_interfaces(spec, IDENT, NetworkMap.from_cluster(CLUSTER))
+    nics = resolve_interfaces(spec, IDENT, networks_of(CLUSTER))
     assert [(n.name, n.mac, n.model, n.source, n.boot_order) for n in nics] == [
         ("default", "02:00:00:00:00:01", "virtio", UserNet(), None),
         ("prod", "02:00:00:00:00:02", "e1000e", LibvirtNetwork("default"), None),
@@ -73,41 +78,32 @@ def test_unknown_multus_network_names_the_field_and_known_names() -> None:
     with pytest.raises(
         VirtsyncError, match=r"interfaces\[0\]: multus networkName 'dmz' .*known: lab, prod"
     ):
-        resolve_interfaces(spec, ident, NetworkMap.from_cluster(CLUSTER))
+        resolve_interfaces(spec, ident, networks_of(CLUSTER))
 
 
 @pytest.mark.parametrize("binding", ["sriov", "macvtap", "passt"])
 def test_bindings_a_libvirt_node_lacks_are_refused(binding: str) -> None:
     spec = vm([{"name": "default", binding: {}}], [{"name": "default", "pod": {}}])
     with pytest.raises(VirtsyncError, match=f"{binding}: binding not supported"):
-        resolve_interfaces(spec, IDENT, NetworkMap.from_cluster(None))
+        resolve_interfaces(spec, IDENT, NetworkMap({}))
 
 
 def test_mac_comes_only_from_the_identity_store() -> None:
     spec = vm([{"name": "other", "masquerade": {}}], [{"name": "other", "pod": {}}])
     with pytest.raises(VirtsyncError, match="no MAC in the identity store"):
-        resolve_interfaces(spec, IDENT, NetworkMap.from_cluster(None))
+        resolve_interfaces(spec, IDENT, NetworkMap({}))
     pinned = vm(
         [{"name": "default", "masquerade": {}, "macAddress": "02:aa:aa:aa:aa:aa"}],
         [{"name": "default", "pod": {}}],
     )
     with pytest.raises(VirtsyncError, match="pinned 02:aa:aa:aa:aa:aa"):
-        resolve_interfaces(pinned, IDENT, NetworkMap.from_cluster(None))
+        resolve_interfaces(pinned, IDENT, NetworkMap({}))
 
 
 def test_interface_without_network_is_refused() -> None:
     spec = vm([{"name": "default", "masquerade": {}}], [])
     with pytest.raises(VirtsyncError, match="no network named 'default'"):
-        resolve_interfaces(spec, IDENT, NetworkMap.from_cluster(None))
-
-
-@pytest.mark.parametrize(
-    "entry",
-    [{"name": "a"}, {"name": "a", "libvirtNetwork": "n", "bridge": "b"}],
-)
-def test_cluster_network_needs_exactly_one_target(entry: dict[str, Any]) -> None:
-    with pytest.raises(VirtsyncError, match=r"spec\.networks\[0\]: set exactly one"):
-        NetworkMap.from_cluster({"spec": {"networks": [entry]}})
+        resolve_interfaces(spec, IDENT, NetworkMap({}))
 
 
 def test_check_sources_reports_missing_networks_and_bridges(tmp_path: Path) -> None:
@@ -120,10 +116,10 @@ def test_check_sources_reports_missing_networks_and_bridges(tmp_path: Path) -> N
                 {"name": "lab", "multus": {"networkName": "lab"}},
             ],
         )
-        nics = resolve_interfaces(spec, IDENT, NetworkMap.from_cluster(CLUSTER))
+        nics = resolve_interfaces(spec, IDENT, networks_of(CLUSTER))
         (tmp_path / "br-lab" / "bridge").mkdir(parents=True)
         assert check_sources(conn, nics, sys_class_net=str(tmp_path)) == ()
-        missing = NetworkMap.from_cluster({"spec": {"networks": [
+        missing = networks_of({"spec": {"networks": [
             {"name": "prod", "libvirtNetwork": "nope"}, {"name": "lab", "bridge": "br-none"},
         ]}})  # fmt: skip
         problems = check_sources(

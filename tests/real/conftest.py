@@ -13,10 +13,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import libvirt_daemon as daemon
 import pytest
 from lanes import require_real_tools
 
-from node import daemon
 from node.disks import NodeStorage
 from node.domain.model import NodeFacts
 

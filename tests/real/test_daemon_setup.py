@@ -1,4 +1,4 @@
-"""node/daemon: the /dev/kvm trap and readiness checks, without touching the real /dev/kvm."""
+"""tools/libvirt_daemon: the /dev/kvm trap and readiness checks, without touching the real /dev/kvm."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import os
 import stat
 from pathlib import Path
 
+import libvirt_daemon as daemon
 import pytest
-
-from node import daemon
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")

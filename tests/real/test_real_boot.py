@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from node.cluster import parse_cluster
 from node.networks import NetworkMap
 from reconciler.model import VirtsyncError
 
@@ -67,9 +68,8 @@ def test_graceful_stop_reaches_the_guest_init(node: tinyguest.Node) -> None:
     was_active = bool(net.isActive())
     if not was_active:
         net.create()
-    node.networks = NetworkMap.from_cluster(
-        {"spec": {"networks": [{"name": "prod", "libvirtNetwork": "default"}]}}
-    )
+    node.networks = NetworkMap.from_config(parse_cluster(
+        {"spec": {"networks": [{"name": "prod", "libvirtNetwork": "default"}]}}).networks)
     try:
         body = tinyguest.tiny_vm(NAMESPACE, "stopper", grace=20, multus=("prod",))
         inc = tinyguest.launch(node, body)

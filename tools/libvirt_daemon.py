@@ -2,10 +2,12 @@
 
 Debian 12 ships the monolithic `libvirtd` plus `virtlogd`; both are started as plain child
 processes in their own session and stopped by PID. A daemon that already answers is reused
-and never stopped by us. Used by the real-QEMU test lane, the boot benchmark and the demo:
+and never stopped by us. Test and demo tooling, not product code: used by the real-QEMU
+test lane (imported as `libvirt_daemon`; tests/conftest.py puts tools/ on the path), the
+boot benchmark and the demo:
 
-    python -m node.daemon start      # leaves them running, prints their PIDs
-    python -m node.daemon stop       # stops the daemons whose pid files name them
+    python tools/libvirt_daemon.py start      # leaves them running, prints their PIDs
+    python tools/libvirt_daemon.py stop       # stops the daemons whose pid files name them
 """
 
 from __future__ import annotations
@@ -191,7 +193,7 @@ def _pid_from_file(path: str) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.daemon", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python tools/libvirt_daemon.py", description=__doc__,
                                      allow_abbrev=False)
     parser.add_argument("action", choices=("start", "stop", "status"))
     parser.add_argument("--uri", default=DEFAULT_URI)
