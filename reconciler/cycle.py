@@ -45,7 +45,7 @@ def observe_some(backend: Backend, keys: Collection[ObjectKey]) -> Observation:
     full = observe(backend)
     wanted = set(keys)
     return Observation(tuple(o for o in full.objects if o.key in wanted),
-                       tuple(k for k in full.conflicts if k in wanted))
+                       tuple(k for k in full.conflicts if k in wanted), full.nodes)
 
 
 def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prune: bool,

@@ -159,3 +159,20 @@ def test_memory_and_libvirt_backends_take_every_argument_the_protocol_names() ->
             wanted = set(inspect.signature(member).parameters)
             have = set(inspect.signature(getattr(impl, name)).parameters)
             assert wanted <= have, f"{impl.__name__}.{name} lacks {sorted(wanted - have)}"
+
+
+def test_a_narrowed_observation_keeps_the_nodes_to_place_on() -> None:
+    """watch's narrowed cycle on a backend without observe_keys: the fallback keeps the
+    backend's nodes, else the placement step would have nowhere to put a new VM."""
+    from reconciler.backends.base import Observation
+    from reconciler.cycle import observe_some
+    from reconciler.schedule import NodeCapacity
+
+    nodes = (NodeCapacity("n1", free_kib=1 << 20), NodeCapacity("n2", schedulable=False))
+
+    class NodesOnly:
+        def observe(self) -> Observation:
+            return Observation((), (), nodes)
+
+    narrowed = observe_some(NodesOnly(), {ObjectKey("VirtualMachine", "ns", "a")})  # type: ignore[arg-type]
+    assert narrowed.nodes == nodes
