@@ -84,12 +84,13 @@ class MemoryBackend:
         return STORE[key]
 
     def create(self, vm: Manifest, *, revision: str,
-               refs: Mapping[ObjectKey, Manifest]) -> None:
+               refs: Mapping[ObjectKey, Manifest], node: str | None = None) -> None:
         CALLS.append(("create", vm.key))
         self._store(vm, revision, starts_on_create(run_strategy(vm.body)))
 
     def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
-               restart: bool, grace_period: int | None = None, force: bool = False) -> None:
+               restart: bool, grace_period: int | None = None, force: bool = False,
+               node: str | None = None) -> None:
         CALLS.append(("restart" if restart else "update", vm.key))
         self._store(vm, revision, self._get(vm.key).running)
 
@@ -115,7 +116,7 @@ class MemoryBackend:
 
     def replace(self, old: ObjectKey, vm: Manifest, *, revision: str,
                 refs: Mapping[ObjectKey, Manifest], grace_period: int | None = None,
-                force: bool = False) -> None:
+                force: bool = False, node: str | None = None) -> None:
         CALLS.append(("replace", vm.key))
         running = STORE.pop(old).running if old in STORE else False
         self._store(vm, revision, running)
