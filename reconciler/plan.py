@@ -19,7 +19,15 @@ from typing import Any
 
 from reconciler.classify import ClassificationProfile, Context, Disruption, classify
 from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
-from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import (
+    JSON,
+    Action,
+    DiffOp,
+    DiskFile,
+    Manifest,
+    ObjectKey,
+    VirtsyncError,
+)
 from reconciler.normalize import Keyed, align_defaults, canonical_mac, get_path, normalize
 from reconciler.ownership import (
     ClaimKey,
@@ -47,7 +55,7 @@ from reconciler.sensitive import MASK, is_sensitive_path, redact
 FORMAT_VERSION = "1"
 WAVE_ANNOTATION = "virtsync.io/wave"
 DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
-ACTIONS = ("create", "update", "start", "stop", "restart", "replace", "delete")
+ACTIONS = tuple(Action)
 # Applied first: what VMs refer to must exist before them.
 KIND_RANK: Mapping[str, int] = {
     "Cluster": 0,
@@ -84,10 +92,10 @@ class Observed:
 
 @dataclass(frozen=True)
 class FieldChange:
-    """One changed field. Values are masked; `op` is add, remove, change or order."""
+    """One changed field. Values are masked."""
 
     path: str
-    op: str
+    op: DiffOp
     before: JSON
     after: JSON
     disruption: Disruption
@@ -115,7 +123,7 @@ class NodePlacement:
 class ObjectChange:
     key: ObjectKey
     api_version: str
-    actions: tuple[str, ...]
+    actions: tuple[Action, ...]
     disruption: Disruption
     cause: str  # why the object has its class ("new object", a field path and reason, ...)
     fields: tuple[FieldChange, ...]
@@ -133,7 +141,7 @@ class ObjectChange:
 
     @property
     def is_delete(self) -> bool:
-        return "delete" in self.actions
+        return Action.DELETE in self.actions
 
 
 @dataclass(frozen=True)
@@ -344,13 +352,14 @@ def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile
                      for s in scored)
     fields = tuple(_field(d, cls, reason, ident, forces=(d is forcing[0] and worst > 0))
                    for d, cls, _, reason, ident in scored)
-    actions = ["update"]
+    actions = [Action.UPDATE]
     if power is not PowerAction.NONE:
-        actions.append(power.value)
+        actions.append(Action(power.value))
     if mechanical >= Disruption.REPLACE or obs.key != desired.key:
-        actions = [a for a in actions if a != "update"] + ["replace"]
+        actions = [a for a in actions if a is not Action.UPDATE]
+        actions.append(Action.REPLACE)
     elif mechanical == Disruption.RESTART and restarts:
-        actions.append("restart")
+        actions.append(Action.RESTART)
     changed_leaves = sum(count_leaves(d.after) for d in diffs if d.after is not MISSING)
     cause = f"{format_path(forcing[0].path)}: {forcing[3]}" if worst > 0 else forcing[3]
     return ObjectChange(
@@ -366,7 +375,7 @@ def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile
 def _power_only(desired: Manifest, power: PowerAction, leaves: int) -> ObjectChange:
     """Nothing in git changed, but the run strategy's demand is not met (rule 16)."""
     return ObjectChange(
-        key=desired.key, api_version=desired.api_version, actions=(power.value,),
+        key=desired.key, api_version=desired.api_version, actions=(Action(power.value),),
         disruption=Disruption.LIVE, cause=POWER_CAUSE[power], fields=(), unchanged=leaves,
         source=desired.source.file, wave=wave_of(desired.body))
 
@@ -375,9 +384,9 @@ def plan_create(desired: Manifest) -> ObjectChange:
     after = normalize(desired.kind, desired.body, desired.namespace)
     fields = tuple(_field(d, Disruption.NONE, "new object", False, forces=False)
                    for d in diff({}, after))
-    actions = ["create"]
+    actions = [Action.CREATE]
     if desired.kind == "VirtualMachine" and starts_on_create(run_strategy(after)):
-        actions.append("start")
+        actions.append(Action.START)
     return ObjectChange(desired.key, desired.api_version, tuple(actions), Disruption.NONE,
                         "new object", fields, 0, desired.source.file, wave_of(desired.body))
 
@@ -393,7 +402,7 @@ def plan_delete(obs: Observed, profile: ClassificationProfile,
         disruption, cause = delete_outcome(fates, cause)
     fields = tuple(_field(d, disruption, cause, False, forces=False)
                    for d in diff(before, {}))
-    return ObjectChange(m.key, m.api_version, ("delete",), disruption, cause, fields, 0,
+    return ObjectChange(m.key, m.api_version, (Action.DELETE,), disruption, cause, fields, 0,
                         m.source.file, wave_of(m.body), disks=fates)
 
 
@@ -417,7 +426,7 @@ def delete_class(kind: str, body: Mapping[str, JSON],
     return Disruption.NONE, "configuration object removed"
 
 
-def _ordered_actions(actions: Iterable[str]) -> tuple[str, ...]:
+def _ordered_actions(actions: Iterable[Action]) -> tuple[Action, ...]:
     present = set(actions)
     return tuple(a for a in ACTIONS if a in present)
 
@@ -479,14 +488,15 @@ def order(changes: Iterable[ObjectChange],
 
 
 def summarize(changes: Sequence[ObjectChange], unchanged: int) -> Summary:
-    counts = dict.fromkeys(("create", "update", "restart", "replace", "delete"), 0)
+    counts = dict.fromkeys(map(str, (Action.CREATE, Action.UPDATE, Action.RESTART,
+                                     Action.REPLACE, Action.DELETE)), 0)
     for c in changes:
-        for bucket in ("replace", "create", "delete", "restart"):
+        for bucket in (Action.REPLACE, Action.CREATE, Action.DELETE, Action.RESTART):
             if bucket in c.actions:
                 counts[bucket] += 1
                 break
         else:
-            counts["update"] += 1
+            counts[Action.UPDATE] += 1
     data_loss = sum(1 for c in changes if c.disruption == Disruption.DATA_LOSS)
     return Summary(**counts, data_loss=data_loss, unchanged=unchanged)
 
@@ -572,9 +582,9 @@ def from_document(doc: Mapping[str, Any]) -> Plan:
         changes = tuple(
             ObjectChange(
                 key=ObjectKey(c["kind"], c["namespace"], c["name"]),
-                api_version=c["api_version"], actions=tuple(c["actions"]),
+                api_version=c["api_version"], actions=tuple(map(Action, c["actions"])),
                 disruption=Disruption.from_label(c["disruption"]), cause=c["cause"],
-                fields=tuple(FieldChange(f["path"], f["op"], f["before"], f["after"],
+                fields=tuple(FieldChange(f["path"], DiffOp(f["op"]), f["before"], f["after"],
                                          Disruption.from_label(f["disruption"]), f["reason"],
                                          f["identity"], f["sensitive"], f["forces"])
                              for f in c["fields"]),
