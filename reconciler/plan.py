@@ -52,7 +52,7 @@ from reconciler.quantity import Quantity
 from reconciler.schedule import Placement
 from reconciler.sensitive import MASK, is_sensitive_path, redact
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"  # 2: a replace is written ["delete", "create"], as Terraform does
 WAVE_ANNOTATION = "virtsync.io/wave"
 DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
 ACTIONS = tuple(Action)
@@ -536,7 +536,7 @@ def to_document(plan: Plan) -> dict[str, Any]:
 def _change_doc(c: ObjectChange) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "key": str(c.key), "kind": c.key.kind, "namespace": c.key.namespace,
-        "name": c.key.name, "api_version": c.api_version, "actions": list(c.actions),
+        "name": c.key.name, "api_version": c.api_version, "actions": json_actions(c.actions),
         "disruption": c.disruption.label, "cause": c.cause, "source": c.source,
         "wave": c.wave, "identity_change": c.identity_change,
         "previous_key": str(c.previous_key) if c.previous_key else None,
@@ -554,6 +554,28 @@ def _change_doc(c: ObjectChange) -> dict[str, Any]:
                             "previous_node": c.placement.previous_node,
                             "reason": c.placement.reason}
     return doc
+
+
+def json_actions(actions: Iterable[Action]) -> list[Action]:
+    """A change's actions as the JSON plan writes them: a replace is a delete and then a
+    create (Terraform's words, in the order apply undefines and defines the domain), before
+    any power action; the text and markdown renders keep the one word "replace"."""
+    present = tuple(actions)
+    if Action.REPLACE not in present:
+        return list(present)
+    return [Action.DELETE, Action.CREATE, *(a for a in present if a is not Action.REPLACE)]
+
+
+def model_actions(words: Iterable[str]) -> tuple[Action, ...]:
+    """The inverse of `json_actions`; raises ValueError for a word the JSON plan never
+    writes (`replace` included)."""
+    actions = [Action(w) for w in words]
+    if Action.REPLACE in actions:
+        raise ValueError("'replace' is written as 'delete', 'create' in this format")
+    if Action.DELETE in actions and Action.CREATE in actions:
+        actions = [a for a in actions if a not in (Action.DELETE, Action.CREATE)]
+        actions.append(Action.REPLACE)
+    return _ordered_actions(actions)
 
 
 def _placement(doc: Any) -> NodePlacement | None:
@@ -575,14 +597,17 @@ def _key(text: str) -> ObjectKey:
 def from_document(doc: Mapping[str, Any]) -> Plan:
     """A Plan from its JSON form. Raises VirtsyncError for another format version or
     a malformed document."""
-    if not isinstance(doc, Mapping) or doc.get("format_version") != FORMAT_VERSION:
-        raise VirtsyncError("not a virtsync plan file of format version "
-                            f"{FORMAT_VERSION}")
+    version = doc.get("format_version") if isinstance(doc, Mapping) else None
+    if version != FORMAT_VERSION:
+        found = f"it is of format version {version}" if isinstance(version, str) else \
+            "it has no format_version"
+        raise VirtsyncError(f"not a virtsync plan file of format version {FORMAT_VERSION} "
+                            f"({found}): plan again (`virtsync plan --out-file`)")
     try:
         changes = tuple(
             ObjectChange(
                 key=ObjectKey(c["kind"], c["namespace"], c["name"]),
-                api_version=c["api_version"], actions=tuple(map(Action, c["actions"])),
+                api_version=c["api_version"], actions=model_actions(c["actions"]),
                 disruption=Disruption.from_label(c["disruption"]), cause=c["cause"],
                 fields=tuple(FieldChange(f["path"], DiffOp(f["op"]), f["before"], f["after"],
                                          Disruption.from_label(f["disruption"]), f["reason"],

@@ -180,7 +180,7 @@ def test_plan_file_of_another_format_is_refused(tmp_path: Path) -> None:
     path.write_text('{"format_version": "0"}')
     with pytest.raises(VirtsyncError, match="format version"):
         load_plan(path)
-    path.write_text('{"format_version": "1", "changes": [{}]}')
+    path.write_text('{"format_version": "2", "changes": [{}]}')
     with pytest.raises(VirtsyncError, match="malformed plan file"):
         load_plan(path)
 
