@@ -15,7 +15,7 @@ from reconciler.backends.base import Backend
 from reconciler.classify import Disruption
 from reconciler.journal import Journal
 from reconciler.model import Action, ApplyWord, Manifest, ObjectKey, VirtsyncError
-from reconciler.plan import ObjectChange, Plan
+from reconciler.plan_model import ObjectChange, Plan
 
 ALLOW_ANNOTATION = "virtsync.io/allow-disruption"  # "restart" or "data-loss"
 GRACE_ANNOTATION = "virtsync.io/grace-period"

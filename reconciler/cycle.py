@@ -20,7 +20,7 @@ from reconciler.inventory import Inventory
 from reconciler.journal import Journal, JournalEntry, resolve
 from reconciler.model import ApplyWord, ObjectKey, VirtsyncError
 from reconciler.ownership import claim_users
-from reconciler.plan import Plan
+from reconciler.plan_model import Plan
 from reconciler.reconcile import Desired, observe, observe_live, plan_live
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object

@@ -28,7 +28,9 @@ from reconciler.model import (
     VirtsyncError,
 )
 from reconciler.ownership import ClaimRefs, claim_users
-from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan, pair
+from reconciler.plan import make_plan
+from reconciler.plan_model import Fingerprints, Observed, Plan, content_hash
+from reconciler.plan_pairing import pair
 from reconciler.revisions import with_revisions
 from reconciler.schedule import Placement, schedule
 from reconciler.sensitive import digest_sensitive

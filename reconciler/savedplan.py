@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import ObjectKey, VirtsyncError
-from reconciler.plan import Plan, check_fresh, from_document, to_document
+from reconciler.plan_codec import from_document, to_document
+from reconciler.plan_model import Plan, check_fresh
 
 SHOWN = 5  # mismatches named in the refusal
 # Why a fingerprint differs when the tree and live state did not (check_fresh covers those).

@@ -47,7 +47,7 @@ from reconciler.journal import Journal, unfinished
 from reconciler.logs import JsonLogger
 from reconciler.metrics import WatchMetrics
 from reconciler.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
-from reconciler.plan import Fingerprints, ObjectChange, Plan, Summary
+from reconciler.plan_model import Fingerprints, ObjectChange, Plan, Summary
 from reconciler.revisions import dependents
 
 CLUSTER_KIND = "Cluster"

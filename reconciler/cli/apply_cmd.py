@@ -33,7 +33,8 @@ from reconciler.inventory import Inventory, source_id
 from reconciler.journal import JournalEntry, unfinished
 from reconciler.lock import StateLock
 from reconciler.model import ApplyWord, ExitCode
-from reconciler.plan import Plan, read_plan_document
+from reconciler.plan_codec import read_plan_document
+from reconciler.plan_model import Plan
 from reconciler.reconcile import load_desired
 from reconciler.savedplan import check_saved_plan
 from reconciler.statedir import state_dir

@@ -33,7 +33,9 @@ from reconciler.gitsource import (
 )
 from reconciler.loader import SourceFile, load_bytes, read_source
 from reconciler.model import KNOWN_KINDS, ExitCode, Finding, Manifest, ObjectKey, VirtsyncError
-from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan, save_plan
+from reconciler.plan import make_plan
+from reconciler.plan_codec import save_plan
+from reconciler.plan_model import Fingerprints, Observed, Plan, content_hash
 from reconciler.revisions import REFERENCED_KINDS, dependents, with_revisions
 from reconciler.validate import ValidationReport, validate_paths
 

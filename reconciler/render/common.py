@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from reconciler.classify import Disruption
 from reconciler.model import JSON, Action, DiffOp
-from reconciler.plan import FieldChange, ObjectChange, Plan, Summary
+from reconciler.plan_model import FieldChange, ObjectChange, Plan, Summary
 from reconciler.schedule import UNSCHEDULABLE
 from reconciler.sensitive import MASK
 

@@ -9,7 +9,7 @@ import html
 
 from reconciler.classify import Disruption
 from reconciler.model import Action
-from reconciler.plan import ObjectChange, Plan
+from reconciler.plan_model import ObjectChange, Plan
 from reconciler.render.common import (
     data_loss_line,
     disk_lines,

@@ -14,7 +14,9 @@ from plan_helpers import FP, LIBVIRT, manifests, plan_of, vm
 from plan_scenarios import SCENARIOS
 
 from reconciler.model import Action, VirtsyncError
-from reconciler.plan import Observed, load_plan, make_plan, save_plan, to_document
+from reconciler.plan import make_plan
+from reconciler.plan_codec import load_plan, save_plan, to_document
+from reconciler.plan_model import Observed
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text
 from reconciler.schedule import Placement
