@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from node.paths import safe_component
-from reconciler.model import JSON, ObjectKey, VirtsyncError
+from reconciler.model import JSON, ObjectKey, PrintableStatus, VirtsyncError
 from reconciler.sensitive import digest_sensitive
 
 
@@ -24,7 +24,7 @@ from reconciler.sensitive import digest_sensitive
 class Pending:
     key: ObjectKey
     api_version: str
-    printable_status: str
+    printable_status: PrintableStatus
     message: str
     revision: str
 
@@ -37,7 +37,7 @@ class PendingStore:
         ns = safe_component(key.namespace, "namespace")
         return self.root / ns / f"{safe_component(key.name, 'name')}.json"
 
-    def put(self, key: ObjectKey, api_version: str, printable: str, message: str,
+    def put(self, key: ObjectKey, api_version: str, printable: PrintableStatus, message: str,
             revision: str, body: Mapping[str, JSON]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ class PendingStore:
                 yield Pending(
                     key=ObjectKey("VirtualMachine", path.parent.name, path.stem),
                     api_version=str(data["apiVersion"]),
-                    printable_status=str(data["status"]),
+                    printable_status=PrintableStatus(str(data["status"])),
                     message=str(data["message"]),
                     revision=str(data["revision"]),
                 )

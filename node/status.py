@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import libvirt
 
 from node.lifecycle import INTENT_STOP
+from reconciler.model import PrintableStatus
 
 
 @dataclass(frozen=True)
@@ -29,41 +30,41 @@ class Shown:
     """How one libvirt (state, reason) is shown: printableStatus, and the reason of the
     Paused condition when the guest is paused ('' for none)."""
 
-    printable: str
+    printable: PrintableStatus
     paused: str = ""
 
 
 # virDomainPausedReason → what KubeVirt would show. By libvirt's names, never numbers:
 # reason 11 is STARTING_UP (QEMU launched, CPUs not yet running), not a migration.
 PAUSED_REASONS: Mapping[int, Shown] = {
-    libvirt.VIR_DOMAIN_PAUSED_UNKNOWN: Shown("Paused", "Paused"),
-    libvirt.VIR_DOMAIN_PAUSED_USER: Shown("Paused", "PausedByUser"),
-    libvirt.VIR_DOMAIN_PAUSED_MIGRATION: Shown("Migrating", "Migrating"),
-    libvirt.VIR_DOMAIN_PAUSED_SAVE: Shown("Paused", "Saving"),
-    libvirt.VIR_DOMAIN_PAUSED_DUMP: Shown("Paused", "Dumping"),
-    libvirt.VIR_DOMAIN_PAUSED_IOERROR: Shown("Paused", "PausedIOError"),
-    libvirt.VIR_DOMAIN_PAUSED_WATCHDOG: Shown("Paused", "PausedWatchdog"),
-    libvirt.VIR_DOMAIN_PAUSED_FROM_SNAPSHOT: Shown("Paused", "RestoringSnapshot"),
-    libvirt.VIR_DOMAIN_PAUSED_SHUTTING_DOWN: Shown("Stopping"),
-    libvirt.VIR_DOMAIN_PAUSED_SNAPSHOT: Shown("Paused", "Snapshot"),
-    libvirt.VIR_DOMAIN_PAUSED_CRASHED: Shown("Paused", "PausedCrashed"),
-    libvirt.VIR_DOMAIN_PAUSED_STARTING_UP: Shown("Starting"),
-    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY: Shown("Migrating", "Migrating"),
-    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: Shown("Paused", "PostcopyFailed"),
+    libvirt.VIR_DOMAIN_PAUSED_UNKNOWN: Shown(PrintableStatus.PAUSED, "Paused"),
+    libvirt.VIR_DOMAIN_PAUSED_USER: Shown(PrintableStatus.PAUSED, "PausedByUser"),
+    libvirt.VIR_DOMAIN_PAUSED_MIGRATION: Shown(PrintableStatus.MIGRATING, "Migrating"),
+    libvirt.VIR_DOMAIN_PAUSED_SAVE: Shown(PrintableStatus.PAUSED, "Saving"),
+    libvirt.VIR_DOMAIN_PAUSED_DUMP: Shown(PrintableStatus.PAUSED, "Dumping"),
+    libvirt.VIR_DOMAIN_PAUSED_IOERROR: Shown(PrintableStatus.PAUSED, "PausedIOError"),
+    libvirt.VIR_DOMAIN_PAUSED_WATCHDOG: Shown(PrintableStatus.PAUSED, "PausedWatchdog"),
+    libvirt.VIR_DOMAIN_PAUSED_FROM_SNAPSHOT: Shown(PrintableStatus.PAUSED, "RestoringSnapshot"),
+    libvirt.VIR_DOMAIN_PAUSED_SHUTTING_DOWN: Shown(PrintableStatus.STOPPING),
+    libvirt.VIR_DOMAIN_PAUSED_SNAPSHOT: Shown(PrintableStatus.PAUSED, "Snapshot"),
+    libvirt.VIR_DOMAIN_PAUSED_CRASHED: Shown(PrintableStatus.PAUSED, "PausedCrashed"),
+    libvirt.VIR_DOMAIN_PAUSED_STARTING_UP: Shown(PrintableStatus.STARTING),
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY: Shown(PrintableStatus.MIGRATING, "Migrating"),
+    libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED: Shown(PrintableStatus.PAUSED, "PostcopyFailed"),
 }
-UNKNOWN_PAUSE = Shown("Paused", "Paused")  # a reason newer than this table
+UNKNOWN_PAUSE = Shown(PrintableStatus.PAUSED, "Paused")  # a reason newer than this table
 
 # virDomainState → what KubeVirt would show, for every state not decided by its reason
 # (paused) or by the runtime record (running while a stop is requested, shut off while
 # backing off).
 STATES: Mapping[int, Shown] = {
-    libvirt.VIR_DOMAIN_NOSTATE: Shown("Starting"),
-    libvirt.VIR_DOMAIN_RUNNING: Shown("Running"),
-    libvirt.VIR_DOMAIN_BLOCKED: Shown("Running"),
-    libvirt.VIR_DOMAIN_SHUTDOWN: Shown("Stopping"),
-    libvirt.VIR_DOMAIN_SHUTOFF: Shown("Stopped"),
-    libvirt.VIR_DOMAIN_CRASHED: Shown("Stopped"),
-    libvirt.VIR_DOMAIN_PMSUSPENDED: Shown("Paused", "GuestSuspended"),
+    libvirt.VIR_DOMAIN_NOSTATE: Shown(PrintableStatus.STARTING),
+    libvirt.VIR_DOMAIN_RUNNING: Shown(PrintableStatus.RUNNING),
+    libvirt.VIR_DOMAIN_BLOCKED: Shown(PrintableStatus.RUNNING),
+    libvirt.VIR_DOMAIN_SHUTDOWN: Shown(PrintableStatus.STOPPING),
+    libvirt.VIR_DOMAIN_SHUTOFF: Shown(PrintableStatus.STOPPED),
+    libvirt.VIR_DOMAIN_CRASHED: Shown(PrintableStatus.STOPPED),
+    libvirt.VIR_DOMAIN_PMSUSPENDED: Shown(PrintableStatus.PAUSED, "GuestSuspended"),
 }
 
 
@@ -71,7 +72,7 @@ def shown(state: int, reason: int) -> Shown:
     """The table lookup alone (no runtime record): one row per state or paused reason."""
     if state == libvirt.VIR_DOMAIN_PAUSED:
         return PAUSED_REASONS.get(reason, UNKNOWN_PAUSE)
-    return STATES.get(state, Shown("Unknown"))
+    return STATES.get(state, Shown(PrintableStatus.UNKNOWN))
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class NodeCondition:
 
 @dataclass(frozen=True)
 class NodeVMStatus:
-    printable_status: str
+    printable_status: PrintableStatus
     ready: bool
     node: str
     conditions: tuple[NodeCondition, ...]
@@ -113,7 +114,7 @@ class DomainView:
     runtime: RuntimeRecord = RuntimeRecord()
 
 
-def unplaced_status(printable: str, message: str) -> NodeVMStatus:
+def unplaced_status(printable: PrintableStatus, message: str) -> NodeVMStatus:
     """Status of a VM that has no domain: ErrorUnschedulable, ErrorPvcNotFound, ..."""
     return NodeVMStatus(
         printable_status=printable,
@@ -127,12 +128,12 @@ def vm_status(view: DomainView, node: str, now: float) -> NodeVMStatus:
     rt = view.runtime
     row = shown(view.state, view.reason)
     printable, paused_reason = row.printable, row.paused
-    if printable == "Running" and rt.intent == INTENT_STOP:
-        printable = "Stopping"
-    elif printable == "Stopped" and rt.backoff_until > now and rt.failures >= 2:
-        printable = "CrashLoopBackOff"
+    if printable is PrintableStatus.RUNNING and rt.intent == INTENT_STOP:
+        printable = PrintableStatus.STOPPING
+    elif printable is PrintableStatus.STOPPED and rt.backoff_until > now and rt.failures >= 2:
+        printable = PrintableStatus.CRASH_LOOP_BACK_OFF
 
-    ready = printable == "Running"
+    ready = printable is PrintableStatus.RUNNING
     conditions = [_ready(printable, rt, now)]
     if paused_reason:
         conditions.append(NodeCondition("Paused", True, paused_reason, "the guest is paused"))
@@ -149,10 +150,10 @@ def vm_status(view: DomainView, node: str, now: float) -> NodeVMStatus:
     return NodeVMStatus(printable, ready, node, tuple(conditions))
 
 
-def _ready(printable: str, rt: RuntimeRecord, now: float) -> NodeCondition:
-    if printable == "Running":
+def _ready(printable: PrintableStatus, rt: RuntimeRecord, now: float) -> NodeCondition:
+    if printable is PrintableStatus.RUNNING:
         return NodeCondition("Ready", True)
-    if printable == "CrashLoopBackOff":
+    if printable is PrintableStatus.CRASH_LOOP_BACK_OFF:
         wait = max(0.0, rt.backoff_until - now)
         return NodeCondition(
             "Ready",
@@ -161,7 +162,7 @@ def _ready(printable: str, rt: RuntimeRecord, now: float) -> NodeCondition:
             f"guest failed {rt.failures} times in a row ({rt.last_stop}); "
             f"next start in {wait:.0f}s",
         )
-    if printable == "Stopped":
+    if printable is PrintableStatus.STOPPED:
         message = "stopped on request" if rt.intent == INTENT_STOP else (
             f"last stop: {rt.last_stop}" if rt.last_stop else "not running"
         )

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from reconciler.backends.base import Backend
 from reconciler.classify import Disruption
 from reconciler.journal import Journal
-from reconciler.model import Manifest, ObjectKey, VirtsyncError
-from reconciler.plan import ObjectChange, Plan
+from reconciler.model import Action, ApplyWord, Manifest, ObjectKey, VirtsyncError
+from reconciler.plan_model import ObjectChange, Plan
 
 ALLOW_ANNOTATION = "virtsync.io/allow-disruption"  # "restart" or "data-loss"
 
@@ -39,13 +39,12 @@ class Refusal:
 @dataclass(frozen=True)
 class Outcome:
     key: ObjectKey
-    word: str  # created, configured, restarted, replaced, started, stopped, deleted,
-    #            unchanged, skipped, failed
+    word: ApplyWord
     detail: str = ""
 
     @property
     def failed(self) -> bool:
-        return self.word == "failed"
+        return self.word is ApplyWord.FAILED
 
 
 def allowed_by_policy(m: Manifest | None) -> Disruption:
@@ -128,53 +127,54 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
                  delete_disks: Callable[[ObjectKey], bool]) -> Outcome:
     m = desired.get(c.key)
     if c.is_delete and not options.prune:
-        return Outcome(c.key, "skipped", "no longer in git; prune with --prune")
+        return Outcome(c.key, ApplyWord.SKIPPED, "no longer in git; prune with --prune")
     if c.key.kind not in backend.profile.kinds:
         # Configuration objects live in git and the inventory; the backend never sees them.
-        word = "deleted" if c.is_delete else "created" if "create" in c.actions else "configured"
+        word = (ApplyWord.DELETED if c.is_delete else ApplyWord.CREATED
+                if Action.CREATE in c.actions else ApplyWord.CONFIGURED)
         return Outcome(c.key, word)
     if m is None and not c.is_delete:
-        return Outcome(c.key, "failed", "desired object missing from the tree")
+        return Outcome(c.key, ApplyWord.FAILED, "desired object missing from the tree")
     refs = desired
     grace = _grace(m, options)
     force = options.force_stop
     node = c.placement.node if c.placement else None  # where the plan placed it
-    steps: list[tuple[str, Callable[[], None]]] = []
-    word = "configured"
+    steps: list[tuple[Action, Callable[[], None]]] = []
+    word = ApplyWord.CONFIGURED
     if c.is_delete:
         wipe = delete_disks(c.key)
         # Exactly the files the plan lists (rule 13); none when the policy says keep.
-        steps.append(("delete", lambda: backend.delete(
+        steps.append((Action.DELETE, lambda: backend.delete(
             c.key, delete_disks=wipe, grace_period=grace, force=force,
             files=c.deleted_files)))
-        word = "deleted"
-    elif "replace" in c.actions:
+        word = ApplyWord.DELETED
+    elif Action.REPLACE in c.actions:
         assert m is not None
         old = c.previous_key or c.key
-        steps.append(("replace", lambda: backend.replace(
+        steps.append((Action.REPLACE, lambda: backend.replace(
             old, m, revision=revision, refs=refs, grace_period=grace, force=force,
             node=node)))
-        word = "replaced"
-    elif "create" in c.actions:
+        word = ApplyWord.REPLACED
+    elif Action.CREATE in c.actions:
         assert m is not None
-        steps.append(("create", lambda: backend.create(m, revision=revision, refs=refs,
+        steps.append((Action.CREATE, lambda: backend.create(m, revision=revision, refs=refs,
                                                        node=node)))
-        word = "created"
+        word = ApplyWord.CREATED
     else:
         assert m is not None
-        restart = "restart" in c.actions
-        if "update" in c.actions or restart:  # a power-only change redefines nothing
-            steps.append(("update", lambda: backend.update(
+        restart = Action.RESTART in c.actions
+        if Action.UPDATE in c.actions or restart:  # a power-only change redefines nothing
+            steps.append((Action.UPDATE, lambda: backend.update(
                 m, revision=revision, refs=refs, restart=restart, grace_period=grace,
                 force=force, node=node)))
         if restart:
-            word = "restarted"
-    if "stop" in c.actions:  # rule 16: only when the plan says the run strategy demands it
-        steps.append(("stop", lambda: backend.stop(c.key, grace_period=grace, force=force)))
-        word = "stopped" if word == "configured" else word
-    elif "start" in c.actions and "create" not in c.actions:
-        steps.append(("start", lambda: backend.start(c.key)))
-        word = "started" if word == "configured" else word
+            word = ApplyWord.RESTARTED
+    if Action.STOP in c.actions:  # rule 16: only when the plan says the run strategy demands it
+        steps.append((Action.STOP, lambda: backend.stop(c.key, grace_period=grace, force=force)))
+        word = ApplyWord.STOPPED if word is ApplyWord.CONFIGURED else word
+    elif Action.START in c.actions and Action.CREATE not in c.actions:
+        steps.append((Action.START, lambda: backend.start(c.key)))
+        word = ApplyWord.STARTED if word is ApplyWord.CONFIGURED else word
     for action, call in steps:
         seq = journal.intent(action, c.key, c.disruption.label)
         try:
@@ -182,6 +182,6 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
         except VirtsyncError as exc:
             detail = str(exc)
             journal.failed(seq, action, c.key, detail)
-            return Outcome(c.key, "failed", f"{action}: {detail}")
+            return Outcome(c.key, ApplyWord.FAILED, f"{action}: {detail}")
         journal.done(seq, action, c.key)
     return Outcome(c.key, word)

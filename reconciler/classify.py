@@ -23,7 +23,7 @@ from enum import IntEnum
 from functools import lru_cache
 
 from reconciler.diff import MISSING, FieldDiff, Marker, Path, PathPart, Sel
-from reconciler.model import JSON
+from reconciler.model import JSON, DiffOp
 from reconciler.normalize import get_path
 from reconciler.quantity import Quantity, as_quantity
 
@@ -60,7 +60,7 @@ class Rule:
     disruption: Disruption
     reason: str
     kinds: frozenset[str] = frozenset({VM})
-    ops: frozenset[str] | None = None  # add, remove, change, order; None = any
+    ops: frozenset[DiffOp] | None = None  # None = any
     when: str | None = None  # a name in CONDITIONS
     identity: bool = False  # the field is guest identity: flag the change
 
@@ -75,8 +75,8 @@ class Verdict:
 
 N, L, R, X, D = (Disruption.NONE, Disruption.LIVE, Disruption.RESTART, Disruption.REPLACE,
                  Disruption.DATA_LOSS)
-ADD, REMOVE = frozenset({"add"}), frozenset({"remove"})
-ADD_REMOVE = frozenset({"add", "remove"})
+ADD, REMOVE = frozenset({DiffOp.ADD}), frozenset({DiffOp.REMOVE})
+ADD_REMOVE = ADD | REMOVE
 TPL = "spec.template.spec"
 DEV = f"{TPL}.domain.devices"
 DVT = "spec.dataVolumeTemplates[*].spec"

@@ -18,14 +18,14 @@ from reconciler.apply import Outcome
 from reconciler.backends.base import Backend, Observation
 from reconciler.inventory import Inventory
 from reconciler.journal import Journal, JournalEntry, resolve
-from reconciler.model import ObjectKey, VirtsyncError
+from reconciler.model import ApplyWord, ObjectKey, VirtsyncError
 from reconciler.ownership import claim_users
-from reconciler.plan import Plan
+from reconciler.plan_model import Plan
 from reconciler.reconcile import Desired, observe, observe_live, plan_live
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
-APPLIED_WORDS = frozenset({"created", "configured", "restarted", "replaced", "started",
-                           "stopped"})
+APPLIED_WORDS = frozenset({ApplyWord.CREATED, ApplyWord.CONFIGURED, ApplyWord.RESTARTED,
+                           ApplyWord.REPLACED, ApplyWord.STARTED, ApplyWord.STOPPED})
 
 
 @runtime_checkable
@@ -106,7 +106,7 @@ def settle(state: Path, backend: Backend, earlier: Sequence[JournalEntry],
     earlier unfinished intents whose object has no failed or skipped outcome now are
     marked resolved (noted once, not forever); when nothing failed, temp disk files are
     swept. Returns (intents resolved, files removed)."""
-    unsettled = {o.key for o in outcomes if o.failed or o.word == "skipped"}
+    unsettled = {o.key for o in outcomes if o.failed or o.word is ApplyWord.SKIPPED}
     done = [e for e in earlier if e.key not in unsettled]
     resolve(state, done)
     swept: tuple[str, ...] = ()
@@ -129,7 +129,7 @@ def updated_inventory(inventory: Inventory, desired: Desired,
     applied = [by_key[o.key] for o in outcomes if o.word in APPLIED_WORDS and o.key in by_key]
     adopted = [m for m in desired.manifests
                if m.key not in done and m.key not in inventory.entries]
-    deleted = [o.key for o in outcomes if o.word == "deleted" and o.key in inventory.entries]
+    deleted = [o.key for o in outcomes if o.word is ApplyWord.DELETED and o.key in inventory.entries]
     touched = [*applied, *adopted]
     if not touched and not deleted:
         return inventory

@@ -57,7 +57,7 @@ from reconciler.model import (
     SourceRef,
     format_path,
 )
-from reconciler.plan import content_hash
+from reconciler.plan_model import content_hash
 from reconciler.positions import locate
 from reconciler.reconcile import Desired, body_hash, git_revision
 from reconciler.revisions import with_revisions

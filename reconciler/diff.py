@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from reconciler.model import JSON, path_segment
+from reconciler.model import JSON, DiffOp, path_segment
 from reconciler.normalize import Keyed
 
 
@@ -67,14 +67,14 @@ class FieldDiff:
     after: JSON
 
     @property
-    def op(self) -> str:
+    def op(self) -> DiffOp:
         if self.path and self.path[-1] == ORDER:
-            return "order"
+            return DiffOp.ORDER
         if self.before is MISSING:
-            return "add"
+            return DiffOp.ADD
         if self.after is MISSING:
-            return "remove"
-        return "change"
+            return DiffOp.REMOVE
+        return DiffOp.CHANGE
 
 
 def format_path(path: Sequence[PathPart]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any, TypeAlias
 
 # Plain JSON-like data as produced by the loader: dict/list/str/int/float/bool/None only.
@@ -45,6 +45,71 @@ RUNNABLE_KINDS = frozenset({"VirtualMachine"})
 CLUSTER_SCOPED_KINDS = frozenset(
     {"VirtualMachineClusterInstancetype", "VirtualMachineClusterPreference", "Cluster"}
 )
+
+
+# --- vocabularies ---------------------------------------------------------------------
+# StrEnum/IntEnum so that JSON and text output stay the plain words and numbers.
+
+
+class Action(StrEnum):
+    """What a plan does to one object. Declaration order is the order within a change."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
+    REPLACE = "replace"
+    DELETE = "delete"
+
+
+class ApplyWord(StrEnum):
+    """How apply reports one object, in kubectl's words."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    RESTARTED = "restarted"
+    REPLACED = "replaced"
+    STARTED = "started"
+    STOPPED = "stopped"
+    DELETED = "deleted"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    NOT_RUN = "not-run"  # watch: planned but held back (refused, or left by a stop)
+
+
+class DiffOp(StrEnum):
+    """How one field differs: added, removed, changed, or the same items reordered."""
+
+    ADD = "add"
+    REMOVE = "remove"
+    CHANGE = "change"
+    ORDER = "order"
+
+
+class PrintableStatus(StrEnum):
+    """A VM's status.printableStatus, as KubeVirt prints it."""
+
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    STOPPED = "Stopped"
+    STARTING = "Starting"
+    STOPPING = "Stopping"
+    CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+    MIGRATING = "Migrating"
+    ERROR_UNSCHEDULABLE = "ErrorUnschedulable"
+    ERROR_PVC_NOT_FOUND = "ErrorPvcNotFound"
+    UNKNOWN = "Unknown"
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; with `plan --detailed-exitcode` (Terraform's), CHANGES means
+    the plan is not empty."""
+
+    OK = 0
+    ERROR = 1
+    CHANGES = 2
 
 
 def api_group(api_version: str) -> str:

@@ -6,21 +6,18 @@ values are already masked (safety rule 10), so no renderer can leak a secret.
 
 The live side is a sequence of `Observed` objects: in pull-request mode the tree at the
 base revision, later whatever a backend's observe() reports (with node and power state).
+The values live in `plan_model`, pairing in `plan_pairing`, the JSON form in `plan_codec`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import replace
 
 from reconciler.classify import ClassificationProfile, Context, Disruption, classify
 from reconciler.diff import MISSING, NODE, FieldDiff, count_leaves, diff, format_path, plain_path
-from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
-from reconciler.normalize import Keyed, align_defaults, canonical_mac, get_path, normalize
+from reconciler.model import JSON, Action, Manifest, ObjectKey
+from reconciler.normalize import Keyed, align_defaults, get_path, normalize
 from reconciler.ownership import (
     ClaimKey,
     ClaimRefs,
@@ -32,6 +29,18 @@ from reconciler.ownership import (
     disk_fates,
     missing_files,
 )
+from reconciler.plan_model import (
+    FieldChange,
+    Fingerprints,
+    NodePlacement,
+    ObjectChange,
+    Observed,
+    Plan,
+    Summary,
+    UnpinnedIdentity,
+    ordered_actions,
+)
+from reconciler.plan_pairing import pair
 from reconciler.power import (
     PowerAction,
     PowerFacts,
@@ -44,10 +53,8 @@ from reconciler.quantity import Quantity
 from reconciler.schedule import Placement
 from reconciler.sensitive import MASK, is_sensitive_path, redact
 
-FORMAT_VERSION = "1"
 WAVE_ANNOTATION = "virtsync.io/wave"
 DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
-ACTIONS = ("create", "update", "start", "stop", "restart", "replace", "delete")
 # Applied first: what VMs refer to must exist before them.
 KIND_RANK: Mapping[str, int] = {
     "Cluster": 0,
@@ -57,186 +64,7 @@ KIND_RANK: Mapping[str, int] = {
 }
 
 
-# --- the live side --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Observed:
-    """One live object: its manifest (as the live system reports it), the node it is on
-    and whether it is running, when known. In git mode node and running are None.
-    `operator_stop`: held off by `virtsync stop`; `backoff`: held off by the lifecycle
-    agent after repeated failures (rule 16: a plan does not start either)."""
-
-    manifest: Manifest
-    node: str | None = None
-    running: bool | None = None
-    disks: tuple[DiskFile, ...] = ()  # the files it uses on its node, when known
-    operator_stop: bool = False
-    backoff: bool = False
-
-    @property
-    def key(self) -> ObjectKey:
-        return self.manifest.key
-
-
-# --- the plan model -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FieldChange:
-    """One changed field. Values are masked; `op` is add, remove, change or order."""
-
-    path: str
-    op: str
-    before: JSON
-    after: JSON
-    disruption: Disruption
-    reason: str
-    identity: bool = False
-    sensitive: bool = False
-    forces: bool = False  # this field sets the object's disruption class
-
-
-@dataclass(frozen=True)
-class NodePlacement:
-    """Where the VM will run (`node`) and where it runs now (`previous_node`, None for a
-    VM without a domain); `reason` says why nothing fits (ErrorUnschedulable)."""
-
-    node: str | None
-    previous_node: str | None = None
-    reason: str = ""
-
-    @property
-    def moves(self) -> bool:
-        return None not in (self.node, self.previous_node) and self.node != self.previous_node
-
-
-@dataclass(frozen=True)
-class ObjectChange:
-    key: ObjectKey
-    api_version: str
-    actions: tuple[str, ...]
-    disruption: Disruption
-    cause: str  # why the object has its class ("new object", a field path and reason, ...)
-    fields: tuple[FieldChange, ...]
-    unchanged: int  # fields of the desired object that do not change
-    source: str  # file the object comes from (desired side, else live side)
-    wave: int = 0
-    previous_key: ObjectKey | None = None  # set when the object is renamed
-    identity_change: bool = False
-    disks: tuple[DiskFate, ...] = ()  # a deleted VM's files: deleted or kept
-    placement: NodePlacement | None = None  # None: the backend reports no nodes
-
-    @property
-    def deleted_files(self) -> tuple[str, ...]:
-        return tuple(d.path for d in self.disks if d.delete)
-
-    @property
-    def is_delete(self) -> bool:
-        return "delete" in self.actions
-
-
-@dataclass(frozen=True)
-class UnpinnedIdentity:
-    key: ObjectKey
-    path: str
-    what: str
-
-
-@dataclass(frozen=True)
-class Summary:
-    create: int = 0
-    update: int = 0
-    restart: int = 0
-    replace: int = 0
-    delete: int = 0
-    data_loss: int = 0
-    unchanged: int = 0
-
-    @property
-    def changes(self) -> int:
-        return self.create + self.update + self.restart + self.replace + self.delete
-
-
-@dataclass(frozen=True)
-class Fingerprints:
-    """What the plan was computed from; apply refuses a plan whose inputs moved on."""
-
-    desired_commit: str | None
-    desired_tree: str | None
-    desired_hash: str
-    live_source: str
-    live_hash: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    changes: tuple[ObjectChange, ...]
-    summary: Summary
-    fingerprints: Fingerprints
-    backend: str  # the name of the classification profile it was planned with
-    unpinned: tuple[UnpinnedIdentity, ...] = field(default=())
-
-    @property
-    def empty(self) -> bool:
-        return not self.changes
-
-
 # --- planning -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pair:
-    key: ObjectKey
-    desired: Manifest | None
-    live: Observed | None
-
-
-def pair(desired: Sequence[Manifest], live: Sequence[Observed]) -> list[Pair]:
-    """Desired and live objects matched by key; a desired object whose pinned identity
-    (firmware UUID or a MAC) matches an unmatched live one of the same kind is that
-    object renamed."""
-    live_by_key = {o.key: o for o in live}
-    desired_keys = {m.key for m in desired}
-    pairs: list[Pair] = []
-    unmatched: list[Manifest] = []
-    for m in desired:
-        obs = live_by_key.get(m.key)
-        if obs is None:
-            unmatched.append(m)
-        pairs.append(Pair(m.key, m, obs))
-    orphans = {o.key: o for o in live if o.key not in desired_keys}
-    by_identity: dict[tuple[str, str], ObjectKey] = {}
-    for o in orphans.values():
-        for ident in identity_values(o.manifest.body):
-            by_identity.setdefault((o.key.kind, ident), o.key)
-    renamed: dict[ObjectKey, Observed] = {}
-    for m in unmatched:
-        for ident in identity_values(m.body):
-            old = by_identity.get((m.kind, ident))
-            if old is not None and old in orphans:
-                renamed[m.key] = orphans.pop(old)
-                break
-    if renamed:
-        pairs = [Pair(p.key, p.desired, renamed.get(p.key, p.live)) for p in pairs]
-    pairs.extend(Pair(k, None, o) for k, o in orphans.items())
-    return pairs
-
-
-def identity_values(body: Mapping[str, JSON]) -> list[str]:
-    """Pinned identity of a VM body: firmware UUID and interface MACs, lower-cased."""
-    out: list[str] = []
-    domain = get_path(body, ("spec", "template", "spec", "domain"))
-    uuid = get_path(domain, ("firmware", "uuid"))
-    if isinstance(uuid, str):
-        out.append("uuid:" + uuid.lower())
-    interfaces = get_path(domain, ("devices", "interfaces"))
-    if isinstance(interfaces, list):
-        for iface in interfaces:
-            mac = iface.get("macAddress") if isinstance(iface, Mapping) else None
-            if isinstance(mac, str):
-                out.append("mac:" + canonical_mac(mac))
-    return out
 
 
 def make_plan(
@@ -344,17 +172,18 @@ def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile
                      for s in scored)
     fields = tuple(_field(d, cls, reason, ident, forces=(d is forcing[0] and worst > 0))
                    for d, cls, _, reason, ident in scored)
-    actions = ["update"]
+    actions = [Action.UPDATE]
     if power is not PowerAction.NONE:
-        actions.append(power.value)
+        actions.append(Action(power.value))
     if mechanical >= Disruption.REPLACE or obs.key != desired.key:
-        actions = [a for a in actions if a != "update"] + ["replace"]
+        actions = [a for a in actions if a is not Action.UPDATE]
+        actions.append(Action.REPLACE)
     elif mechanical == Disruption.RESTART and restarts:
-        actions.append("restart")
+        actions.append(Action.RESTART)
     changed_leaves = sum(count_leaves(d.after) for d in diffs if d.after is not MISSING)
     cause = f"{format_path(forcing[0].path)}: {forcing[3]}" if worst > 0 else forcing[3]
     return ObjectChange(
-        key=desired.key, api_version=desired.api_version, actions=_ordered_actions(actions),
+        key=desired.key, api_version=desired.api_version, actions=ordered_actions(actions),
         disruption=worst, cause=cause, fields=fields,
         unchanged=max(count_leaves(after) - changed_leaves, 0), source=desired.source.file,
         wave=wave_of(desired.body),
@@ -366,7 +195,7 @@ def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile
 def _power_only(desired: Manifest, power: PowerAction, leaves: int) -> ObjectChange:
     """Nothing in git changed, but the run strategy's demand is not met (rule 16)."""
     return ObjectChange(
-        key=desired.key, api_version=desired.api_version, actions=(power.value,),
+        key=desired.key, api_version=desired.api_version, actions=(Action(power.value),),
         disruption=Disruption.LIVE, cause=POWER_CAUSE[power], fields=(), unchanged=leaves,
         source=desired.source.file, wave=wave_of(desired.body))
 
@@ -375,9 +204,9 @@ def plan_create(desired: Manifest) -> ObjectChange:
     after = normalize(desired.kind, desired.body, desired.namespace)
     fields = tuple(_field(d, Disruption.NONE, "new object", False, forces=False)
                    for d in diff({}, after))
-    actions = ["create"]
+    actions = [Action.CREATE]
     if desired.kind == "VirtualMachine" and starts_on_create(run_strategy(after)):
-        actions.append("start")
+        actions.append(Action.START)
     return ObjectChange(desired.key, desired.api_version, tuple(actions), Disruption.NONE,
                         "new object", fields, 0, desired.source.file, wave_of(desired.body))
 
@@ -393,7 +222,7 @@ def plan_delete(obs: Observed, profile: ClassificationProfile,
         disruption, cause = delete_outcome(fates, cause)
     fields = tuple(_field(d, disruption, cause, False, forces=False)
                    for d in diff(before, {}))
-    return ObjectChange(m.key, m.api_version, ("delete",), disruption, cause, fields, 0,
+    return ObjectChange(m.key, m.api_version, (Action.DELETE,), disruption, cause, fields, 0,
                         m.source.file, wave_of(m.body), disks=fates)
 
 
@@ -415,11 +244,6 @@ def delete_class(kind: str, body: Mapping[str, JSON],
             return Disruption.DATA_LOSS, "its owned DataVolumes are deleted with it"
         return Disruption.REPLACE, "the domain is undefined; its disks are kept"
     return Disruption.NONE, "configuration object removed"
-
-
-def _ordered_actions(actions: Iterable[str]) -> tuple[str, ...]:
-    present = set(actions)
-    return tuple(a for a in ACTIONS if a in present)
 
 
 def plain(value: JSON) -> JSON:
@@ -479,151 +303,16 @@ def order(changes: Iterable[ObjectChange],
 
 
 def summarize(changes: Sequence[ObjectChange], unchanged: int) -> Summary:
-    counts = dict.fromkeys(("create", "update", "restart", "replace", "delete"), 0)
+    counts = dict.fromkeys(map(str, (Action.CREATE, Action.UPDATE, Action.RESTART,
+                                     Action.REPLACE, Action.DELETE)), 0)
     for c in changes:
-        for bucket in ("replace", "create", "delete", "restart"):
+        for bucket in (Action.REPLACE, Action.CREATE, Action.DELETE, Action.RESTART):
             if bucket in c.actions:
                 counts[bucket] += 1
                 break
         else:
-            counts["update"] += 1
+            counts[Action.UPDATE] += 1
     data_loss = sum(1 for c in changes if c.disruption == Disruption.DATA_LOSS)
     return Summary(**counts, data_loss=data_loss, unchanged=unchanged)
 
 
-# --- fingerprints and plan files ------------------------------------------------------
-
-
-def content_hash(items: Iterable[tuple[str, str]]) -> str:
-    """sha256 over sorted (path, content digest) pairs: the identity of a set of files."""
-    h = hashlib.sha256()
-    for path, digest in sorted(items):
-        h.update(f"{path}\0{digest}\n".encode())
-    return "sha256:" + h.hexdigest()
-
-
-def to_document(plan: Plan) -> dict[str, Any]:
-    """The versioned JSON form (schemas/plan.schema.json): output and saved plan file."""
-    s = plan.summary
-    fp = plan.fingerprints
-    return {
-        "format_version": FORMAT_VERSION,
-        "backend": plan.backend,
-        "summary": {"create": s.create, "update": s.update, "restart": s.restart,
-                    "replace": s.replace, "delete": s.delete, "data_loss": s.data_loss,
-                    "unchanged": s.unchanged, "changes": s.changes},
-        "changes": [_change_doc(c) for c in plan.changes],
-        "unpinned_identity": [{"key": str(u.key), "path": u.path, "what": u.what}
-                              for u in plan.unpinned],
-        "fingerprints": {
-            "desired": {"commit": fp.desired_commit, "tree": fp.desired_tree,
-                        "hash": fp.desired_hash},
-            "live": {"source": fp.live_source, "hash": fp.live_hash},
-        },
-    }
-
-
-def _change_doc(c: ObjectChange) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "key": str(c.key), "kind": c.key.kind, "namespace": c.key.namespace,
-        "name": c.key.name, "api_version": c.api_version, "actions": list(c.actions),
-        "disruption": c.disruption.label, "cause": c.cause, "source": c.source,
-        "wave": c.wave, "identity_change": c.identity_change,
-        "previous_key": str(c.previous_key) if c.previous_key else None,
-        "unchanged_fields": c.unchanged,
-        "fields": [{"path": f.path, "op": f.op, "before": f.before, "after": f.after,
-                    "disruption": f.disruption.label, "reason": f.reason,
-                    "identity": f.identity, "sensitive": f.sensitive, "forces": f.forces}
-                   for f in c.fields],
-        "disks": [{"path": d.path, "volume": d.volume,
-                   "action": "delete" if d.delete else "keep", "reason": d.reason}
-                  for d in c.disks],
-    }
-    if c.placement is not None:  # only where the backend places VMs (not in git mode)
-        doc["placement"] = {"node": c.placement.node,
-                            "previous_node": c.placement.previous_node,
-                            "reason": c.placement.reason}
-    return doc
-
-
-def _placement(doc: Any) -> NodePlacement | None:
-    """Plan files written before placement was planned have none."""
-    if doc is None:
-        return None
-    return NodePlacement(doc["node"], doc["previous_node"], doc["reason"])
-
-
-def _key(text: str) -> ObjectKey:
-    parts = text.split("/")
-    if len(parts) == 3:
-        return ObjectKey(*parts)
-    if len(parts) == 2:
-        return ObjectKey(parts[0], "", parts[1])
-    raise ValueError(f"bad object key {text!r}")
-
-
-def from_document(doc: Mapping[str, Any]) -> Plan:
-    """A Plan from its JSON form. Raises VirtsyncError for another format version or
-    a malformed document."""
-    if not isinstance(doc, Mapping) or doc.get("format_version") != FORMAT_VERSION:
-        raise VirtsyncError("not a virtsync plan file of format version "
-                            f"{FORMAT_VERSION}")
-    try:
-        changes = tuple(
-            ObjectChange(
-                key=ObjectKey(c["kind"], c["namespace"], c["name"]),
-                api_version=c["api_version"], actions=tuple(c["actions"]),
-                disruption=Disruption.from_label(c["disruption"]), cause=c["cause"],
-                fields=tuple(FieldChange(f["path"], f["op"], f["before"], f["after"],
-                                         Disruption.from_label(f["disruption"]), f["reason"],
-                                         f["identity"], f["sensitive"], f["forces"])
-                             for f in c["fields"]),
-                unchanged=c["unchanged_fields"], source=c["source"], wave=c["wave"],
-                previous_key=_key(c["previous_key"]) if c["previous_key"] else None,
-                identity_change=c["identity_change"],
-                disks=tuple(DiskFate(d["path"], d["volume"], d["action"] == "delete",
-                                     d["reason"]) for d in c["disks"]),
-                placement=_placement(c.get("placement")))
-            for c in doc["changes"])
-        s = doc["summary"]
-        summary = Summary(s["create"], s["update"], s["restart"], s["replace"], s["delete"],
-                          s["data_loss"], s["unchanged"])
-        fp = doc["fingerprints"]
-        fingerprints = Fingerprints(fp["desired"]["commit"], fp["desired"]["tree"],
-                                    fp["desired"]["hash"], fp["live"]["source"],
-                                    fp["live"]["hash"])
-        unpinned = tuple(UnpinnedIdentity(_key(u["key"]), u["path"], u["what"])
-                         for u in doc["unpinned_identity"])
-        return Plan(changes, summary, fingerprints, doc["backend"], unpinned)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise VirtsyncError(f"malformed plan file: {type(exc).__name__} {exc}") from None
-
-
-def save_plan(plan: Plan, path: Path) -> None:
-    from reconciler.fsutil import write_atomic
-
-    write_atomic(path, (json.dumps(to_document(plan), indent=2) + "\n").encode())
-
-
-def read_plan_document(path: Path) -> Any:
-    """A plan file's JSON, unchecked (see reconciler.savedplan for the checks)."""
-    try:
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise VirtsyncError(f"{path}: cannot read plan file: {exc}") from None
-
-
-def load_plan(path: Path) -> Plan:
-    return from_document(read_plan_document(path))
-
-
-def check_fresh(plan: Plan, current: Fingerprints) -> None:
-    """Refuse a saved plan computed from other inputs than the current ones."""
-    saved = plan.fingerprints
-    if saved.desired_hash != current.desired_hash:
-        raise VirtsyncError("stale plan: the desired tree changed since the plan was made "
-                            f"({saved.desired_hash[:19]} → {current.desired_hash[:19]}); "
-                            "plan again")
-    if saved.live_hash != current.live_hash:
-        raise VirtsyncError("stale plan: live state changed since the plan was made "
-                            f"({saved.live_source}); plan again")

@@ -19,15 +19,25 @@ from pathlib import Path
 from reconciler.backends.base import Backend, LiveObject, Observation
 from reconciler.classify import ClassificationProfile
 from reconciler.inventory import Inventory
-from reconciler.model import JSON, Manifest, ObjectKey, SourceRef, VirtsyncError
+from reconciler.model import (
+    JSON,
+    Manifest,
+    ObjectKey,
+    PrintableStatus,
+    SourceRef,
+    VirtsyncError,
+)
 from reconciler.ownership import ClaimRefs, claim_users
-from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan, pair
+from reconciler.plan import make_plan
+from reconciler.plan_model import Fingerprints, Observed, Plan, content_hash
+from reconciler.plan_pairing import pair
 from reconciler.revisions import with_revisions
 from reconciler.schedule import Placement, schedule
 from reconciler.sensitive import digest_sensitive
 from reconciler.validate import validate_paths
 
-RUNNING_STATES = frozenset({"Running", "Starting", "Paused", "Migrating", "Stopping"})
+RUNNING_STATES = frozenset({PrintableStatus.RUNNING, PrintableStatus.STARTING, PrintableStatus.PAUSED,
+                            PrintableStatus.MIGRATING, PrintableStatus.STOPPING})
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ def _observed_vm(o: LiveObject) -> Observed:
                  SourceRef(f"<live:{o.node or '?'}>", 0))
     return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES, o.disks,
                     operator_stop=o.status.stop_requested,
-                    backoff=o.status.printable_status == "CrashLoopBackOff")
+                    backoff=o.status.printable_status == PrintableStatus.CRASH_LOOP_BACK_OFF)
 
 
 def observe_live(observation: Observation, inventory: Inventory) -> list[Observed]:

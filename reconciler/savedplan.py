@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import ObjectKey, VirtsyncError
-from reconciler.plan import Plan, check_fresh, from_document, to_document
+from reconciler.plan_codec import from_document, to_document
+from reconciler.plan_model import Plan, check_fresh
 
 SHOWN = 5  # mismatches named in the refusal
 # Why a fingerprint differs when the tree and live state did not (check_fresh covers those).
@@ -72,11 +73,17 @@ def mismatches(saved: Any, derived: Any, path: str = "") -> list[Mismatch]:
 
 
 def _deleted_keys(doc: Mapping[str, Any]) -> list[str]:
-    """Object keys the file's deletions name, both as `key` and as kind/namespace/name."""
+    """Object keys the file's deletions name, both as `key` and as kind/namespace/name,
+    and the old keys its renames undefine."""
     out: list[str] = []
     changes = doc.get("changes")
     for c in changes if isinstance(changes, list) else []:
-        if not isinstance(c, dict) or "delete" not in (c.get("actions") or ()):
+        actions = c.get("actions") if isinstance(c, dict) else None
+        if not isinstance(actions, list) or "delete" not in actions:
+            continue
+        if "create" in actions:  # a replace: it undefines only the name a rename leaves
+            if c.get("previous_key"):
+                out.append(str(c.get("previous_key")))
             continue
         out.append(str(c.get("key")))
         out.append(str(ObjectKey(str(c.get("kind")), str(c.get("namespace") or ""),

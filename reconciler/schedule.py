@@ -33,12 +33,12 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.hostdisk import target
-from reconciler.model import JSON, Manifest, ObjectKey
+from reconciler.model import JSON, Manifest, ObjectKey, PrintableStatus
 from reconciler.normalize import get_path
 from reconciler.power import run_strategy, starts_on_create
 from reconciler.quantity import parse_quantity
 
-UNSCHEDULABLE = "ErrorUnschedulable"
+UNSCHEDULABLE = PrintableStatus.ERROR_UNSCHEDULABLE
 VM_KIND = "VirtualMachine"
 TEMPLATE = ("spec", "template", "spec")
 REQUIRED_TERMS = ("affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",

@@ -46,8 +46,8 @@ from reconciler.inventory import Inventory, source_id
 from reconciler.journal import Journal, unfinished
 from reconciler.logs import JsonLogger
 from reconciler.metrics import WatchMetrics
-from reconciler.model import Manifest, ObjectKey, VirtsyncError
-from reconciler.plan import Fingerprints, ObjectChange, Plan, Summary
+from reconciler.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
+from reconciler.plan_model import Fingerprints, ObjectChange, Plan, Summary
 from reconciler.revisions import dependents
 
 CLUSTER_KIND = "Cluster"
@@ -223,7 +223,7 @@ class Watcher:
         report = self._cycle(self.tree.snapshot(), None, "startup", start)
         if report.result == "ok" and self.backend is not None:
             # Converged past a crash: close its journal steps and sweep its temp files.
-            unsettled = [Outcome(r.key, "skipped") for r in report.refusals]
+            unsettled = [Outcome(r.key, ApplyWord.SKIPPED) for r in report.refusals]
             resolved, swept = settle(self.state, self.backend, earlier,
                                      [*report.outcomes, *unsettled])
             if resolved:
@@ -298,7 +298,7 @@ class Watcher:
             self.log.info("cycle.done", trigger=report.trigger, result=report.result,
                           keys=report.keys, changes=report.changes,
                           applied=sum(1 for o in report.outcomes
-                                      if not o.failed and o.word != "refused"),
+                                      if not o.failed),
                           failed=failed, refused=len(report.refusals), drift=report.drift,
                           seconds=round(report.seconds, 4))
         return report
@@ -337,7 +337,7 @@ class Watcher:
             self._refresh_statuses(backend, {o.key for o in outcomes})
         # Planned but not run (refused, or left by a stop) must not be adopted as applied.
         ran = {o.key for o in outcomes}
-        held = [Outcome(c.key, "not-run") for c in plan.changes if c.key not in ran]
+        held = [Outcome(c.key, ApplyWord.NOT_RUN) for c in plan.changes if c.key not in ran]
         new = updated_inventory(self.inventory, desired, [*outcomes, *held])
         if new is not self.inventory:  # updated_inventory returns it as is when unchanged
             new.save(self.state)

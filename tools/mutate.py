@@ -79,7 +79,7 @@ TARGETS: dict[str, Target] = {
          "tests/e2e/test_data_loss_gate.py", "-k",
          "gate or restart or policy or prune or refuses")),
     "freshness": Target(
-        "reconciler/plan.py", ("content_hash", "check_fresh"),
+        "reconciler/plan_model.py", ("content_hash", "check_fresh"),
         ("tests/plan/test_freshness.py",
          "tests/e2e/test_apply_testdriver.py::test_plan_host_mode_and_stale_plan_file",
          "tests/plan/test_cli_plan.py", "tests/plan/test_plan_model.py")),

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from reconciler.classify import ClassificationProfile
-from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import (
+    JSON,
+    DiskFile,
+    Manifest,
+    ObjectKey,
+    PrintableStatus,
+    VirtsyncError,
+)
 from reconciler.schedule import NodeCapacity
 
 
@@ -48,8 +55,7 @@ class Condition:
 class VMStatus:
     """KubeVirt-like status of one VM as the backend sees it."""
 
-    printable_status: str  # Stopped, Starting, Running, Paused, Stopping, CrashLoopBackOff,
-    #                        ErrorUnschedulable, ErrorPvcNotFound, Migrating, Unknown
+    printable_status: PrintableStatus
     ready: bool = False
     node: str = ""
     conditions: tuple[Condition, ...] = ()
@@ -77,7 +83,7 @@ class LiveObject:
     revision: str = ""  # git commit last applied
     spec_hash: str = ""
     identity: LiveIdentity = field(default_factory=LiveIdentity)
-    status: VMStatus = field(default_factory=lambda: VMStatus("Unknown"))
+    status: VMStatus = field(default_factory=lambda: VMStatus(PrintableStatus.UNKNOWN))
     # The files its disks use and leftovers in its own directory (what prune may delete,
     # rule 13; a missing one is reported, never "up to date").
     disks: tuple[DiskFile, ...] = ()

@@ -47,12 +47,19 @@ from reconciler.backends.base import (
     VMStatus,
 )
 from reconciler.backends.libvirt_profile import PROFILE
-from reconciler.model import JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
+from reconciler.model import (
+    JSON,
+    DiskFile,
+    Manifest,
+    ObjectKey,
+    PrintableStatus,
+    VirtsyncError,
+)
 from reconciler.power import starts_on_create
 from reconciler.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
 from reconciler.statedir import state_dir
 
-PVC_NOT_FOUND = "ErrorPvcNotFound"
+PVC_NOT_FOUND = PrintableStatus.ERROR_PVC_NOT_FOUND
 
 
 def open_backend(manifests: Sequence[Manifest], scope: Scope) -> LibvirtBackend:
@@ -467,7 +474,7 @@ def _with_missing_disks(status: VMStatus, disks: tuple[DiskFile, ...]) -> VMStat
     message = "disk file missing: " + ", ".join(f"{d.path} (volume {d.volume})"
                                                for d in missing)
     printable = status.printable_status
-    if printable in ("Stopped", "CrashLoopBackOff") and any(d.is_claim for d in missing):
+    if printable in (PrintableStatus.STOPPED, PrintableStatus.CRASH_LOOP_BACK_OFF) and any(d.is_claim for d in missing):
         printable = PVC_NOT_FOUND
     others = tuple(c for c in status.conditions if c.type != "Ready")
     return replace(status, printable_status=printable, ready=False,

@@ -32,12 +32,16 @@ from reconciler.cycle import (
 from reconciler.inventory import Inventory, source_id
 from reconciler.journal import JournalEntry, unfinished
 from reconciler.lock import StateLock
-from reconciler.plan import Plan, read_plan_document
+from reconciler.model import ApplyWord, ExitCode
+from reconciler.plan_codec import read_plan_document
+from reconciler.plan_model import Plan
 from reconciler.reconcile import load_desired
 from reconciler.savedplan import check_saved_plan
 from reconciler.statedir import state_dir
 
 NAME = "apply"
+# The summary line's words, in this order; unchanged objects are not reported.
+SUMMARY_WORDS = tuple(w for w in ApplyWord if w not in (ApplyWord.UNCHANGED, ApplyWord.NOT_RUN))
 HELP = "Make the hosts match the specs: execute the plan (restarts and data loss need flags)."
 
 
@@ -77,20 +81,20 @@ def run(args: argparse.Namespace) -> int:
         capped = prune_refusal(plan, inventory, args.max_prune) if args.prune else None
         if capped:
             print(capped, file=sys.stderr)
-            return 1
+            return ExitCode.ERROR
         refusals = gate(plan, desired.by_key, options)
         if refusals:
             print(describe_refusals(refusals), file=sys.stderr)
-            return 1
+            return ExitCode.ERROR
         if plan.empty:
             record(state, inventory, desired, [])
             _settle(state, backend, earlier, [])
             print("No changes. Live state matches the specs.", file=sys.stderr)
-            return 0
+            return ExitCode.OK
         if sys.stdin.isatty() and sys.stdout.isatty() and not args.auto_approve:
             if not _confirm(plan, args):
                 print("Apply cancelled; nothing was changed.", file=sys.stderr)
-                return 1
+                return ExitCode.ERROR
 
         journal = new_journal(state)
         with progress_reporter(len(plan.changes)) as report:
@@ -102,12 +106,10 @@ def run(args: argparse.Namespace) -> int:
         record(state, inventory, desired, outcomes)
         _settle(state, backend, earlier, outcomes)
     failed = [o for o in outcomes if o.failed]
-    counts = {w: sum(1 for o in outcomes if o.word == w) for w in
-              ("created", "configured", "restarted", "replaced", "started", "stopped",
-               "deleted", "skipped", "failed")}
+    counts = {w: sum(1 for o in outcomes if o.word is w) for w in SUMMARY_WORDS}
     summary = ", ".join(f"{n} {w}" for w, n in counts.items() if n)
     print(f"Apply complete: {summary}.", file=sys.stderr)
-    return 1 if failed else 0
+    return ExitCode.ERROR if failed else ExitCode.OK
 
 
 def _settle(state: Path, backend: Backend, earlier: list[JournalEntry],

@@ -12,7 +12,7 @@ from reconciler.apply import Outcome
 from reconciler.backends import registry
 from reconciler.backends.base import Backend
 from reconciler.inventory import managed_keys
-from reconciler.model import Manifest
+from reconciler.model import ApplyWord, Manifest
 from reconciler.reconcile import Desired
 from reconciler.statedir import installation_id, state_dir
 
@@ -83,8 +83,9 @@ def open_backend(desired: Desired, args: argparse.Namespace | None, *,
         backend.close()
 
 
-WORD_STYLE = {"failed": "bold red", "deleted": "red", "replaced": "yellow",
-              "restarted": "yellow", "skipped": "dim"}
+WORD_STYLE = {ApplyWord.FAILED: "bold red", ApplyWord.DELETED: "red",
+              ApplyWord.REPLACED: "yellow", ApplyWord.RESTARTED: "yellow",
+              ApplyWord.SKIPPED: "dim"}
 
 
 @contextmanager

@@ -32,8 +32,10 @@ from reconciler.gitsource import (
     repo_root,
 )
 from reconciler.loader import SourceFile, load_bytes, read_source
-from reconciler.model import KNOWN_KINDS, Finding, Manifest, ObjectKey, VirtsyncError
-from reconciler.plan import Fingerprints, Observed, Plan, content_hash, make_plan, save_plan
+from reconciler.model import KNOWN_KINDS, ExitCode, Finding, Manifest, ObjectKey, VirtsyncError
+from reconciler.plan import make_plan
+from reconciler.plan_codec import save_plan
+from reconciler.plan_model import Fingerprints, Observed, Plan, content_hash
 from reconciler.revisions import REFERENCED_KINDS, dependents, with_revisions
 from reconciler.validate import ValidationReport, validate_paths
 
@@ -76,14 +78,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.detailed_exitcode:
             raise
         print(f"virtsync: error: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.ERROR
     if args.out_file:
         save_plan(plan, Path(args.out_file))
     sys.stdout.write(render(plan, args.output, args.color))
     _github_step_summary(plan)
     if plan.empty:
-        return 0
-    return 2 if args.detailed_exitcode else 1
+        return ExitCode.OK
+    return ExitCode.CHANGES if args.detailed_exitcode else ExitCode.ERROR
 
 
 def render(plan: Plan, output: str, color: str) -> str:

@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from reconciler.classify import Disruption
-from reconciler.model import JSON
-from reconciler.plan import FieldChange, ObjectChange, Plan, Summary
+from reconciler.model import JSON, Action, DiffOp
+from reconciler.plan_model import FieldChange, ObjectChange, Plan, Summary
 from reconciler.schedule import UNSCHEDULABLE
 from reconciler.sensitive import MASK
 
@@ -25,11 +25,11 @@ LEGEND = {
 
 
 def symbol(c: ObjectChange) -> str:
-    if "replace" in c.actions:
+    if Action.REPLACE in c.actions:
         return "-/+"
-    if "create" in c.actions:
+    if Action.CREATE in c.actions:
         return "+"
-    if "delete" in c.actions:
+    if c.is_delete:
         return "-"
     return "~"
 
@@ -38,19 +38,20 @@ def heading(c: ObjectChange) -> str:
     """What happens to the object, in the words a reviewer scans for."""
     if c.disruption == Disruption.DATA_LOSS:
         return "will be deleted: WILL DESTROY DATA" if c.is_delete else "WILL DESTROY DATA"
-    if "replace" in c.actions:
+    if Action.REPLACE in c.actions:
         if c.previous_key is not None:
             return f"must be replaced (renamed from {c.previous_key})"
         return "must be replaced"
-    if "create" in c.actions:
-        return "will be created and started" if "start" in c.actions else "will be created"
+    if Action.CREATE in c.actions:
+        return ("will be created and started" if Action.START in c.actions
+                else "will be created")
     if c.is_delete:
         return "will be deleted"
-    if "restart" in c.actions:
+    if Action.RESTART in c.actions:
         return "will be restarted"
-    if "stop" in c.actions:
+    if Action.STOP in c.actions:
         return "will be stopped"
-    if "start" in c.actions:
+    if Action.START in c.actions:
         return "will be started"
     if c.disruption == Disruption.LIVE:
         return "will be updated live"
@@ -127,19 +128,19 @@ def field_lines(f: FieldChange, *, notes: bool = True) -> list[Line]:
     if f.identity and notes:
         note = (note + "; " if note else "") + "identity change"
     if f.sensitive:
-        text = {"change": "(sensitive value changed)", "add": "(sensitive value)",
-                "remove": "(sensitive value)"}.get(f.op, MASK)
-        sign = {"add": "+", "remove": "-"}.get(f.op, "~")
+        text = {DiffOp.CHANGE: "(sensitive value changed)", DiffOp.ADD: "(sensitive value)",
+                DiffOp.REMOVE: "(sensitive value)"}.get(f.op, MASK)
+        sign = {DiffOp.ADD: "+", DiffOp.REMOVE: "-"}.get(f.op, "~")
         return [Line(sign, f"{f.path}: {text}", note)]
-    if f.op in ("change", "order"):
+    if f.op in (DiffOp.CHANGE, DiffOp.ORDER):
         if isinstance(f.before, Mapping | list) or isinstance(f.after, Mapping | list):
-            if f.op == "order":
+            if f.op is DiffOp.ORDER:
                 return [Line("~", f"{f.path}: {scalar(f.before)} -> {scalar(f.after)}", note)]
             out = [Line("-", f"{p}: {scalar(v)}") for p, v in leaves(f.path, f.before)]
             out += [Line("+", f"{p}: {scalar(v)}") for p, v in leaves(f.path, f.after)]
             return _note_first(out, note)
         return [Line("~", f"{f.path}: {scalar(f.before)} -> {scalar(f.after)}", note)]
-    sign, value = ("+", f.after) if f.op == "add" else ("-", f.before)
+    sign, value = ("+", f.after) if f.op is DiffOp.ADD else ("-", f.before)
     return _note_first([Line(sign, f"{p}: {scalar(v)}") for p, v in leaves(f.path, value)],
                        note)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import html
 
 from reconciler.classify import Disruption
-from reconciler.plan import ObjectChange, Plan
+from reconciler.model import Action
+from reconciler.plan_model import ObjectChange, Plan
 from reconciler.render.common import (
     change_lines,
     data_loss_line,
@@ -79,8 +80,8 @@ def render_markdown(plan: Plan, *, max_chars: int = MAX_CHARS, title: str = "vir
 def _callouts(plan: Plan) -> list[str]:
     out: list[str] = []
     loss = [c for c in plan.changes if c.disruption == Disruption.DATA_LOSS]
-    restart = [c for c in plan.changes if "restart" in c.actions]
-    replace = [c for c in plan.changes if "replace" in c.actions
+    restart = [c for c in plan.changes if Action.RESTART in c.actions]
+    replace = [c for c in plan.changes if Action.REPLACE in c.actions
                and c.disruption != Disruption.DATA_LOSS]
     for kind, title, items in (("CAUTION", "Destroys data", loss),
                                ("WARNING", "Restarts", restart),

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from reconciler.classify import Disruption
-from reconciler.plan import ObjectChange, Plan
+from reconciler.plan_model import ObjectChange, Plan
 from reconciler.render.common import (
     LEGEND,
     Line,

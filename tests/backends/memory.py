@@ -24,7 +24,7 @@ from reconciler.backends.base import (
     VMStatus,
 )
 from reconciler.classify import ClassificationProfile, Disruption, Rule
-from reconciler.model import JSON, Manifest, ObjectKey
+from reconciler.model import JSON, Manifest, ObjectKey, PrintableStatus
 from reconciler.power import run_strategy, starts_on_create
 from reconciler.sensitive import digest_sensitive
 
@@ -68,7 +68,8 @@ class MemoryBackend:
         objects = tuple(
             LiveObject(key=k, api_version=s.api_version, body=s.body, node="memory",
                        revision=s.revision,
-                       status=VMStatus("Running" if s.running else "Stopped",
+                       status=VMStatus(PrintableStatus.RUNNING if s.running
+                                       else PrintableStatus.STOPPED,
                                        ready=s.running, node="memory"))
             for k, s in sorted(STORE.items()))
         return Observation(objects)

@@ -60,7 +60,9 @@ def test_pinned_rename_carries_identity_disks_and_power_state(
     assert run("pin", str(tree.root)) == 0
     rename(tree, "web", "web-renamed")
     (change,) = [c for c in plan_json(tree, capsys) if c["name"] == "web-renamed"]
-    assert "replace" in change["actions"] and change["previous_key"].endswith("/web")
+    # A replace, written as Terraform does (plan format 2).
+    assert change["actions"][:2] == ["delete", "create"]
+    assert change["previous_key"].endswith("/web")
     assert run("apply", str(tree.root), "--allow-restart") == 0, capsys.readouterr().err
     assert "e2e_web" not in domains(conn)
     assert domains(conn)["e2e_web-renamed"] is running  # Manual stopped stays stopped

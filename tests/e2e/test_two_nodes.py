@@ -73,7 +73,7 @@ def test_moving_by_node_selector_shows_the_move_and_keeps_identity(
     placed(tree, "web", nodeSelector={"zone": "b"})
     (change,) = plan_json(tree, capsys)
     assert change["placement"] == {"node": "b", "previous_node": "a", "reason": ""}
-    assert change["actions"] == ["replace"]
+    assert change["actions"] == ["delete", "create"]  # a replace (plan format 2)
     assert "placement: a → b (moves)" in plan_text(tree, capsys)
     assert run("apply", str(tree.root), "--allow-restart") == 0
     assert node_of(conn, "web") == "b"

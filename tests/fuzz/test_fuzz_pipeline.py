@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.model import VirtsyncError
-from reconciler.plan import Fingerprints, Observed, make_plan
+from reconciler.plan import make_plan
+from reconciler.plan_model import Fingerprints, Observed
 from reconciler.render.json import render_json
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text

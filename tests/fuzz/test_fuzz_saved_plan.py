@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from reconciler.cli import main
 from reconciler.cli.plan_cmd import plan_from_host
 from reconciler.inventory import Inventory, source_id
-from reconciler.plan import ACTIONS
+from reconciler.plan_model import ACTIONS
 from reconciler.savedplan import check_saved_plan
 from reconciler.statedir import state_dir
 

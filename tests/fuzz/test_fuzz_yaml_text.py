@@ -24,7 +24,8 @@ from yaml_text import VALID_SEEDS, yaml_texts
 
 from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.model import Manifest, VirtsyncError
-from reconciler.plan import Fingerprints, Observed, make_plan
+from reconciler.plan import make_plan
+from reconciler.plan_model import Fingerprints, Observed
 from reconciler.render.json import render_json
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text

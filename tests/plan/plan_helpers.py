@@ -11,7 +11,8 @@ from reconciler.classify import ClassificationProfile
 from reconciler.diff import Marker, Path, PathPart, Sel
 from reconciler.loader import load_bytes
 from reconciler.model import Manifest
-from reconciler.plan import Fingerprints, Observed, Plan, make_plan
+from reconciler.plan import make_plan
+from reconciler.plan_model import Fingerprints, Observed, Plan
 
 FP = Fingerprints(
     desired_commit="1111111111111111111111111111111111111111",

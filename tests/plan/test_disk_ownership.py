@@ -9,7 +9,8 @@ from plan_helpers import FP, LIBVIRT
 
 from reconciler.model import DiskFile, Manifest, SourceRef
 from reconciler.ownership import claim_depth, claim_users
-from reconciler.plan import Observed, make_plan
+from reconciler.plan import make_plan
+from reconciler.plan_model import Observed
 
 
 def _vm(name: str, *, owns: tuple[str, ...] = (),

@@ -9,7 +9,7 @@ import pytest
 from plan_helpers import plan_of
 
 from reconciler.model import VirtsyncError
-from reconciler.plan import Fingerprints, check_fresh, content_hash
+from reconciler.plan_model import Fingerprints, check_fresh, content_hash
 
 FP = Fingerprints("c1", "t1", "sha256:" + "a" * 64, "git:main@c0", "sha256:" + "b" * 64)
 

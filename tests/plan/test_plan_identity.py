@@ -12,7 +12,8 @@ from refdata import REFERENCE
 
 from reconciler.loader import load_bytes
 from reconciler.model import Manifest
-from reconciler.plan import Observed, make_plan
+from reconciler.plan import make_plan
+from reconciler.plan_model import Observed
 
 
 def _reference_manifests() -> list[tuple[str, list[Manifest]]]:

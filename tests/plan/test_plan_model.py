@@ -12,15 +12,9 @@ from plan_scenarios import INSTANCETYPE, SCENARIOS, db
 
 from reconciler.classify import Disruption
 from reconciler.model import ObjectKey, VirtsyncError
-from reconciler.plan import (
-    Fingerprints,
-    Observed,
-    check_fresh,
-    load_plan,
-    make_plan,
-    save_plan,
-    to_document,
-)
+from reconciler.plan import make_plan
+from reconciler.plan_codec import load_plan, save_plan, to_document
+from reconciler.plan_model import Fingerprints, Observed, check_fresh
 from reconciler.render.markdown import MARKER, render_markdown
 from reconciler.render.text import render_text
 from reconciler.schedule import Placement
@@ -180,7 +174,7 @@ def test_plan_file_of_another_format_is_refused(tmp_path: Path) -> None:
     path.write_text('{"format_version": "0"}')
     with pytest.raises(VirtsyncError, match="format version"):
         load_plan(path)
-    path.write_text('{"format_version": "1", "changes": [{}]}')
+    path.write_text('{"format_version": "2", "changes": [{}]}')
     with pytest.raises(VirtsyncError, match="malformed plan file"):
         load_plan(path)
 

@@ -41,3 +41,17 @@ def test_prune_scope_checks_both_spellings_of_the_key() -> None:
             check_prune_scope({"changes": [dict(own, **edit)]}, mine, "p.json")
     # Not a deletion: out of scope for this check (the comparison refuses it).
     check_prune_scope({"changes": [dict(own, name="theirs", actions=["update"])]}, mine, "p")
+
+
+def test_prune_scope_of_a_replace_is_the_name_a_rename_leaves() -> None:
+    # Plan format 2 writes a replace as ["delete", "create"]: it redefines its own key
+    # (not a prune), and a rename undefines its previous key, which must be ours.
+    mine = [ObjectKey("VirtualMachine", "ns", "old")]
+    replace = {"key": "VirtualMachine/ns/new", "kind": "VirtualMachine", "namespace": "ns",
+               "name": "new", "actions": ["delete", "create"], "previous_key": None}
+    check_prune_scope({"changes": [replace]}, mine, "p.json")
+    check_prune_scope({"changes": [dict(replace, previous_key="VirtualMachine/ns/old")]},
+                      mine, "p.json")
+    with pytest.raises(VirtsyncError, match="VirtualMachine/ns/theirs, not in this source"):
+        check_prune_scope({"changes": [dict(replace, previous_key="VirtualMachine/ns/theirs")]},
+                          mine, "p.json")
