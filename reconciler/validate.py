@@ -59,6 +59,9 @@ class ValidationReport(HasFindings):
     findings: tuple[Finding, ...]
     objects: tuple[tuple[SourceRef, ObjectKey], ...]
     manifests: tuple[Manifest, ...] = field(default=())
+    # With keep_parsed: the manifests of each file this run parsed (a cache hit parses
+    # nothing), so a caller that needs them does not parse the file a second time.
+    parsed: Mapping[str, tuple[Manifest, ...]] = field(default_factory=dict)
 
 
 def kind_issue(m: Manifest) -> Issue | None:
@@ -169,6 +172,7 @@ def validate_paths(
     ignore_unknown: bool = False,
     use_cache: bool = True,
     keep_manifests: bool = False,
+    keep_parsed: bool = False,
     workers: int | None = None,
 ) -> ValidationReport:
     """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
@@ -181,12 +185,13 @@ def validate_paths(
                              cache_namespace(ignore_unknown))
              if use_cache and not keep_manifests else None)
     if cache is None:
-        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown, keep_manifests,
-                                                    workers)}
+        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown,
+                                                    keep_manifests or keep_parsed, workers)}
         ordered = [results[s.display] for s in sources]
         fresh = _tree_result(ordered, by_display)
         return _finish(paths, sources, path_findings, fresh,
-                       tuple(m for r in ordered for m in r.manifests))
+                       tuple(m for r in ordered for m in r.manifests) if keep_manifests else (),
+                       {r.path: r.manifests for r in ordered} if keep_parsed else {})
 
     stats: dict[str, tuple[int, int, int] | None] = {}
     shas: dict[str, str] = {}
@@ -202,6 +207,7 @@ def validate_paths(
 
     digest = tree_digest(shas)
     tree = cache.tree_result(digest)
+    parsed: dict[str, tuple[Manifest, ...]] = {}
     if tree is None:
         reports: dict[str, FileReport] = {}
         todo: list[SourceFile] = []
@@ -211,8 +217,10 @@ def validate_paths(
                 reports[src.display] = FileReport(src.display, shas[src.display], hit)
             else:
                 todo.append(src)
-        for report in _run_checks(todo, contents, ignore_unknown, False, workers):
+        for report in _run_checks(todo, contents, ignore_unknown, keep_parsed, workers):
             reports[report.path] = report
+            if keep_parsed:
+                parsed[report.path] = report.manifests
             if _cacheable(report):
                 cache.put(report.sha256, report.result)
         tree = _tree_result([reports[s.display] for s in sources], by_display)
@@ -220,7 +228,7 @@ def validate_paths(
         cache.save(((d, stats[d], shas[d]) for d in shas), digest, tree)
     except OSError:
         pass  # a read-only state dir must not fail validation; the next run is cold
-    return _finish(paths, sources, path_findings, tree, ())
+    return _finish(paths, sources, path_findings, tree, (), parsed)
 
 
 def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
@@ -275,7 +283,8 @@ def host_facts(facts: Iterable[tuple[str, CachedFacts]]) -> list[ManifestFacts]:
 
 def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
             path_findings: Sequence[Finding], tree: TreeResult,
-            manifests: tuple[Manifest, ...]) -> ValidationReport:
+            manifests: tuple[Manifest, ...],
+            parsed: Mapping[str, tuple[Manifest, ...]]) -> ValidationReport:
     findings = [*path_findings, *tree.findings]
     if not tree.objects and not any(f.severity == "error" for f in findings):
         findings.append(Finding(", ".join(paths), 0, 0, ".",
@@ -283,7 +292,7 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
                                 "virtsync object; refusing to treat it as valid",
                                 "tree.no-objects"))
     return ValidationReport(tuple(s.display for s in sources), tuple(sorted(set(findings))),
-                            tree.objects, manifests)
+                            tree.objects, manifests, parsed)
 
 
 def tree_findings(facts: Sequence[ManifestFacts],

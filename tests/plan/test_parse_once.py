@@ -1,0 +1,108 @@
+"""Each YAML file (each version of it: the work tree's, the base revision's) is parsed once
+per `plan` run, in git mode and in host mode (issue 9, item 4: one desired-state library).
+
+The count wraps the loader's one parse function wherever a module bound it, so it sees
+every parse whichever module makes it."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.test_apply_testdriver import Tree, conn  # noqa: F401 (a fixture)
+from e2e.test_apply_testdriver import vm as live_vm
+from plan_helpers import vm
+from plan_repo import Repo
+
+import reconciler
+from reconciler import loader
+
+Run = Callable[..., tuple[int, str, str]]
+Parses = Counter[tuple[str, str]]
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[Parses]:
+    """(display path, content digest) → how many times the loader parsed those bytes."""
+    counts: Parses = Counter()
+    original = loader.load_bytes
+
+    def counted(content: bytes, display: str, *args: Any, **kwargs: Any) -> loader.LoadedFile:
+        counts[(display, hashlib.sha256(content).hexdigest()[:12])] += 1
+        return original(content, display, *args, **kwargs)
+
+    for info in pkgutil.walk_packages(reconciler.__path__, "reconciler."):
+        if not info.name.endswith("__main__"):  # the CLI imports its commands lazily
+            importlib.import_module(info.name)
+    for name, module in list(sys.modules.items()):
+        if name.startswith("reconciler") and getattr(module, "load_bytes", None) is original:
+            monkeypatch.setattr(module, "load_bytes", counted)
+    yield counts
+
+
+def instancetype(cpus: int) -> str:
+    return ("apiVersion: instancetype.kubevirt.io/v1beta1\n"
+            "kind: VirtualMachineClusterInstancetype\n"
+            f"metadata:\n  name: small\nspec:\n  cpu:\n    guest: {cpus}\n"
+            "  memory:\n    guest: 1Gi\n")
+
+
+def sized(name: str) -> str:
+    text = vm(name).replace("spec:\n", "spec:\n  instancetype:\n    name: small\n", 1)
+    return text.replace("        cpu:\n          cores: 2\n        memory:\n"
+                        "          guest: 1Gi\n", "")
+
+
+@pytest.mark.parametrize("cache", ["cold", "warm", "off"])
+def test_git_mode_parses_each_file_once(repo: Repo, run_cli: Run, parses: Parses,
+                                        cache: str) -> None:
+    # An instancetype change makes git mode read the whole tree on both sides (its VMs
+    # change too): the widest read there is.
+    repo.write({"vms/small.yaml": instancetype(1), "vms/a.yaml": sized("a"),
+                "vms/b.yaml": vm("b"), "vms/c.yaml": vm("c")})
+    base = repo.commit("base")
+    repo.write({"vms/small.yaml": instancetype(2), "vms/c.yaml": vm("c", cores=4)})
+    flags = ["--no-cache"] if cache == "off" else []
+    if cache == "warm":
+        assert run_cli("validate", "vms")[0] == 0
+        parses.clear()
+    code, out, err = run_cli("plan", "vms", "--base", base, "-o", "json", *flags)
+    assert code == 1, err
+    assert '"name": "a"' in out and '"name": "c"' in out
+    assert parses, "the counter saw no parse: the wrapped function is no longer the loader's"
+    assert {k: n for k, n in parses.items() if n > 1} == {}
+    # head: 4 files; base: the 2 that differ (the 2 equal blobs are the same bytes)
+    assert len(parses) == 6 if cache != "warm" else len(parses) <= 6
+
+
+def test_git_mode_without_dependents_parses_only_what_it_needs(
+        repo: Repo, run_cli: Run, parses: Parses) -> None:
+    repo.write({"vms/a.yaml": vm("a"), "vms/b.yaml": vm("b")})
+    base = repo.commit("base")
+    repo.write({"vms/b.yaml": vm("b", memory="2Gi")})
+    assert run_cli("validate", "vms")[0] == 0
+    parses.clear()
+    code, _, err = run_cli("plan", "vms", "--base", base)
+    assert code == 1, err
+    # warm cache: validation parses nothing; the diff parses b on both sides, once each
+    assert sorted(d for d, _ in parses.elements()) == ["vms/b.yaml", "vms/b.yaml"]
+
+
+def test_host_mode_parses_each_file_once(conn: Any, tmp_path: Path,  # noqa: F811
+                                         monkeypatch: pytest.MonkeyPatch,
+                                         run_cli: Run, parses: Parses) -> None:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    tree = Tree(tmp_path / "repo", tmp_path / "storage")
+    tree.put(live_vm("web"))
+    tree.put(live_vm("db", cores=2))
+    code, _, err = run_cli("plan", str(tree.root))
+    assert code == 1, err
+    assert len(parses) == 3  # cluster.yaml and two VMs
+    assert {k: n for k, n in parses.items() if n > 1} == {}
