@@ -1,50 +1,25 @@
 """Each YAML file (each version of it: the work tree's, the base revision's) is parsed once
-per `plan` run, in git mode and in host mode (issue 9, item 4: one desired-state library).
-
-The count wraps the loader's one parse function wherever a module bound it, so it sees
-every parse whichever module makes it."""
+per `plan` run, in git mode and in host mode (issue 9, item 4: one desired-state library)."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import pkgutil
-import sys
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e.test_apply_testdriver import Tree, conn  # noqa: F401 (a fixture)
 from e2e.test_apply_testdriver import vm as live_vm
+from parse_count import Parses, count_parses, parsed_more_than_once
 from plan_helpers import vm
 from plan_repo import Repo
 
-import reconciler
-from reconciler import loader
-
 Run = Callable[..., tuple[int, str, str]]
-Parses = Counter[tuple[str, str]]
 
 
 @pytest.fixture
-def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[Parses]:
-    """(display path, content digest) → how many times the loader parsed those bytes."""
-    counts: Parses = Counter()
-    original = loader.load_bytes
-
-    def counted(content: bytes, display: str, *args: Any, **kwargs: Any) -> loader.LoadedFile:
-        counts[(display, hashlib.sha256(content).hexdigest()[:12])] += 1
-        return original(content, display, *args, **kwargs)
-
-    for info in pkgutil.walk_packages(reconciler.__path__, "reconciler."):
-        if not info.name.endswith("__main__"):  # the CLI imports its commands lazily
-            importlib.import_module(info.name)
-    for name, module in list(sys.modules.items()):
-        if name.startswith("reconciler") and getattr(module, "load_bytes", None) is original:
-            monkeypatch.setattr(module, "load_bytes", counted)
-    yield counts
+def parses(monkeypatch: pytest.MonkeyPatch) -> Parses:
+    return count_parses(monkeypatch)
 
 
 def instancetype(cpus: int) -> str:
@@ -77,7 +52,7 @@ def test_git_mode_parses_each_file_once(repo: Repo, run_cli: Run, parses: Parses
     assert code == 1, err
     assert '"name": "a"' in out and '"name": "c"' in out
     assert parses, "the counter saw no parse: the wrapped function is no longer the loader's"
-    assert {k: n for k, n in parses.items() if n > 1} == {}
+    assert parsed_more_than_once(parses) == {}
     # head: 4 files; base: the 2 that differ (the 2 equal blobs are the same bytes)
     assert len(parses) == 6 if cache != "warm" else len(parses) <= 6
 
@@ -105,4 +80,4 @@ def test_host_mode_parses_each_file_once(conn: Any, tmp_path: Path,  # noqa: F81
     code, _, err = run_cli("plan", str(tree.root))
     assert code == 1, err
     assert len(parses) == 3  # cluster.yaml and two VMs
-    assert {k: n for k, n in parses.items() if n > 1} == {}
+    assert parsed_more_than_once(parses) == {}
