@@ -84,12 +84,13 @@ class MemoryBackend:
         return STORE[key]
 
     def create(self, vm: Manifest, *, revision: str,
-               refs: Mapping[ObjectKey, Manifest]) -> None:
+               refs: Mapping[ObjectKey, Manifest], node: str | None = None) -> None:
         CALLS.append(("create", vm.key))
         self._store(vm, revision, starts_on_create(run_strategy(vm.body)))
 
     def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
-               restart: bool, grace_period: int | None = None, force: bool = False) -> None:
+               restart: bool, grace_period: int | None = None, force: bool = False,
+               node: str | None = None) -> None:
         CALLS.append(("restart" if restart else "update", vm.key))
         self._store(vm, revision, self._get(vm.key).running)
 
