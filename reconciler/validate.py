@@ -59,8 +59,10 @@ class ValidationReport(HasFindings):
     findings: tuple[Finding, ...]
     objects: tuple[tuple[SourceRef, ObjectKey], ...]
     manifests: tuple[Manifest, ...] = field(default=())
-    # With keep_parsed: the manifests of each file this run parsed (a cache hit parses
-    # nothing), so a caller that needs them does not parse the file a second time.
+    # With keep_parsed: the manifests of each file this process parsed (a cache hit
+    # parses nothing), so a caller that needs them does not parse the file again.
+    # Files checked in worker processes are left out: sending every file's manifests
+    # back costs more than parsing again the few a caller needs (bench/bench_plan.py).
     parsed: Mapping[str, tuple[Manifest, ...]] = field(default_factory=dict)
 
 
@@ -185,13 +187,14 @@ def validate_paths(
                              cache_namespace(ignore_unknown))
              if use_cache and not keep_manifests else None)
     if cache is None:
+        keep_here = keep_parsed and not _parallel(len(sources), workers)
         results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown,
-                                                    keep_manifests or keep_parsed, workers)}
+                                                    keep_manifests or keep_here, workers)}
         ordered = [results[s.display] for s in sources]
         fresh = _tree_result(ordered, by_display)
         return _finish(paths, sources, path_findings, fresh,
                        tuple(m for r in ordered for m in r.manifests) if keep_manifests else (),
-                       {r.path: r.manifests for r in ordered} if keep_parsed else {})
+                       {r.path: r.manifests for r in ordered} if keep_here else {})
 
     stats: dict[str, tuple[int, int, int] | None] = {}
     shas: dict[str, str] = {}
@@ -217,9 +220,10 @@ def validate_paths(
                 reports[src.display] = FileReport(src.display, shas[src.display], hit)
             else:
                 todo.append(src)
-        for report in _run_checks(todo, contents, ignore_unknown, keep_parsed, workers):
+        keep_here = keep_parsed and not _parallel(len(todo), workers)
+        for report in _run_checks(todo, contents, ignore_unknown, keep_here, workers):
             reports[report.path] = report
-            if keep_parsed:
+            if keep_here:
                 parsed[report.path] = report.manifests
             if _cacheable(report):
                 cache.put(report.sha256, report.result)
@@ -231,10 +235,16 @@ def validate_paths(
     return _finish(paths, sources, path_findings, tree, (), parsed)
 
 
+def _parallel(files: int, workers: int | None) -> int:
+    """How many worker processes check `files` files (0: this process does)."""
+    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    return n_workers if n_workers > 1 and files >= PARALLEL_THRESHOLD else 0
+
+
 def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
                 keep: bool, workers: int | None) -> Iterator[FileReport]:
-    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if n_workers > 1 and len(todo) >= PARALLEL_THRESHOLD:
+    n_workers = _parallel(len(todo), workers)
+    if n_workers:
         jobs = [(s, ignore_unknown, keep) for s in todo]
         # fork: workers inherit compiled schemas; no re-import per worker.
         with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
