@@ -26,18 +26,14 @@ from pathlib import Path
 from reconciler import hostdisk, semantic
 from reconciler.cache import CachedFile
 from reconciler.gitsource import (
-    GitTree as GitListing,
-)
-from reconciler.gitsource import (
-    display_path as git_display_path,
-)
-from reconciler.gitsource import (
+    GitListing,
     list_tree,
     read_blobs,
     relative_to_root,
     repo_root,
     resolve_commit,
 )
+from reconciler.gitsource import display_path as git_display_path
 from reconciler.loader import (
     IGNORE_FILE,
     SKIP_DIRS,

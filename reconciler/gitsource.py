@@ -30,7 +30,10 @@ class TreeEntry:
 
 
 @dataclass(frozen=True)
-class GitTree:
+class GitListing:
+    """The YAML blobs of a folder at one commit (the desired-state tree read from git
+    is `desired_state.GitTree`; this is only git's listing of it)."""
+
     root: Path  # repository top level
     rev: str  # as given
     commit: str
@@ -79,7 +82,7 @@ def resolve_commit(root: Path, rev: str) -> str:
 
 
 def list_tree(root: Path, rev: str, subpath: str,
-              ignore: IgnoreRules | None = None) -> GitTree:
+              ignore: IgnoreRules | None = None) -> GitListing:
     """Every regular YAML blob under `subpath` at `rev`, minus what `ignore` (the work
     tree's .virtsyncignore of that folder, by default) leaves out."""
     if ignore is None:
@@ -110,7 +113,7 @@ def list_tree(root: Path, rev: str, subpath: str,
             if ignore.patterns and _ignored(ignore, path[len(subpath) + 1:] if subpath else path):
                 continue
             entries.append(TreeEntry(path, sha, int(size)))
-    return GitTree(root, rev, commit, tree, tuple(sorted(entries, key=lambda e: e.path)))
+    return GitListing(root, rev, commit, tree, tuple(sorted(entries, key=lambda e: e.path)))
 
 
 def _ignored(ignore: IgnoreRules, rel: str) -> bool:
@@ -174,5 +177,5 @@ def display_path(root: Path, repo_path: str) -> str:
         return str(absolute)
 
 
-def entry_map(tree: GitTree) -> Mapping[str, str]:
+def entry_map(tree: GitListing) -> Mapping[str, str]:
     return {e.path: e.sha for e in tree.entries}

@@ -59,6 +59,11 @@ class ValidationReport(HasFindings):
     findings: tuple[Finding, ...]
     objects: tuple[tuple[SourceRef, ObjectKey], ...]
     manifests: tuple[Manifest, ...] = field(default=())
+    # With keep_parsed: the manifests of each file this process parsed (a cache hit
+    # parses nothing), so a caller that needs them does not parse the file again.
+    # Files checked in worker processes are left out: sending every file's manifests
+    # back costs more than parsing again the few a caller needs (bench/bench_plan.py).
+    parsed: Mapping[str, tuple[Manifest, ...]] = field(default_factory=dict)
 
 
 def kind_issue(m: Manifest) -> Issue | None:
@@ -169,6 +174,7 @@ def validate_paths(
     ignore_unknown: bool = False,
     use_cache: bool = True,
     keep_manifests: bool = False,
+    keep_parsed: bool = False,
     workers: int | None = None,
 ) -> ValidationReport:
     """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
@@ -181,12 +187,14 @@ def validate_paths(
                              cache_namespace(ignore_unknown))
              if use_cache and not keep_manifests else None)
     if cache is None:
-        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown, keep_manifests,
-                                                    workers)}
+        keep_here = keep_parsed and not _parallel(len(sources), workers)
+        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown,
+                                                    keep_manifests or keep_here, workers)}
         ordered = [results[s.display] for s in sources]
         fresh = _tree_result(ordered, by_display)
         return _finish(paths, sources, path_findings, fresh,
-                       tuple(m for r in ordered for m in r.manifests))
+                       tuple(m for r in ordered for m in r.manifests) if keep_manifests else (),
+                       {r.path: r.manifests for r in ordered} if keep_here else {})
 
     stats: dict[str, tuple[int, int, int] | None] = {}
     shas: dict[str, str] = {}
@@ -202,6 +210,7 @@ def validate_paths(
 
     digest = tree_digest(shas)
     tree = cache.tree_result(digest)
+    parsed: dict[str, tuple[Manifest, ...]] = {}
     if tree is None:
         reports: dict[str, FileReport] = {}
         todo: list[SourceFile] = []
@@ -211,8 +220,11 @@ def validate_paths(
                 reports[src.display] = FileReport(src.display, shas[src.display], hit)
             else:
                 todo.append(src)
-        for report in _run_checks(todo, contents, ignore_unknown, False, workers):
+        keep_here = keep_parsed and not _parallel(len(todo), workers)
+        for report in _run_checks(todo, contents, ignore_unknown, keep_here, workers):
             reports[report.path] = report
+            if keep_here:
+                parsed[report.path] = report.manifests
             if _cacheable(report):
                 cache.put(report.sha256, report.result)
         tree = _tree_result([reports[s.display] for s in sources], by_display)
@@ -220,13 +232,19 @@ def validate_paths(
         cache.save(((d, stats[d], shas[d]) for d in shas), digest, tree)
     except OSError:
         pass  # a read-only state dir must not fail validation; the next run is cold
-    return _finish(paths, sources, path_findings, tree, ())
+    return _finish(paths, sources, path_findings, tree, (), parsed)
+
+
+def _parallel(files: int, workers: int | None) -> int:
+    """How many worker processes check `files` files (0: this process does)."""
+    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    return n_workers if n_workers > 1 and files >= PARALLEL_THRESHOLD else 0
 
 
 def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
                 keep: bool, workers: int | None) -> Iterator[FileReport]:
-    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if n_workers > 1 and len(todo) >= PARALLEL_THRESHOLD:
+    n_workers = _parallel(len(todo), workers)
+    if n_workers:
         jobs = [(s, ignore_unknown, keep) for s in todo]
         # fork: workers inherit compiled schemas; no re-import per worker.
         with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
@@ -275,7 +293,8 @@ def host_facts(facts: Iterable[tuple[str, CachedFacts]]) -> list[ManifestFacts]:
 
 def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
             path_findings: Sequence[Finding], tree: TreeResult,
-            manifests: tuple[Manifest, ...]) -> ValidationReport:
+            manifests: tuple[Manifest, ...],
+            parsed: Mapping[str, tuple[Manifest, ...]]) -> ValidationReport:
     findings = [*path_findings, *tree.findings]
     if not tree.objects and not any(f.severity == "error" for f in findings):
         findings.append(Finding(", ".join(paths), 0, 0, ".",
@@ -283,7 +302,7 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
                                 "virtsync object; refusing to treat it as valid",
                                 "tree.no-objects"))
     return ValidationReport(tuple(s.display for s in sources), tuple(sorted(set(findings))),
-                            tree.objects, manifests)
+                            tree.objects, manifests, parsed)
 
 
 def tree_findings(facts: Sequence[ManifestFacts],

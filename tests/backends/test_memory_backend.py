@@ -99,7 +99,7 @@ def test_the_same_change_is_classified_by_each_backend_profile(
     libvirt's profile and live with the memory backend's — the planner takes the rules
     from the profile, never from a backend name."""
     from reconciler.backends.base import BackendProfile
-    from reconciler.cli.plan_cmd import plan_from_git
+    from reconciler.gitplan import plan_from_git
 
     root = tmp_path / "repo"
     tree(root, "memory", vm("db", cores=1))
@@ -110,7 +110,8 @@ def test_the_same_change_is_classified_by_each_backend_profile(
     tree(root, "memory", vm("db", cores=4))
 
     def disruption(profile: BackendProfile) -> str:
-        (change,) = plan_from_git(str(root), "HEAD", backend=profile, use_cache=False).changes
+        (change,) = plan_from_git(str(root), "HEAD", profile=profile.classification,
+                                  use_cache=False).plan.changes
         return change.disruption.label
 
     assert disruption(registry.profile("libvirt")) == "restart"

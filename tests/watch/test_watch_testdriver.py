@@ -14,6 +14,7 @@ import libvirt
 import pytest
 import yaml
 from lxml import etree
+from parse_count import count_parses, parsed_more_than_once
 from watch_helpers import Rig, make_rig, vm_body, wait_for
 
 from reconciler.backends.libvirt import LibvirtBackend
@@ -378,3 +379,19 @@ def test_startup_after_a_crash_resolves_its_journal_steps_and_sweeps_temp_files(
     before = len(rig.events("journal.unfinished"))
     assert w2.startup().result == "ok"
     assert len(rig.events("journal.unfinished")) == before
+
+
+def test_watch_parses_each_file_version_once(rig: Rig,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9, item 4: startup, an edit and resyncs parse each file version once."""
+    parses = count_parses(monkeypatch)
+    w = rig.make_watcher()
+    assert w.startup().result == "ok"
+    rig.write_vm("vm1", labels={"tier": "web"})
+    assert w.on_change({"fs": {str(rig.tree / "vm1.yaml")}, "git": set()}).result == "ok"
+    w.resync()
+    w.resync()
+    assert parsed_more_than_once(parses) == {}
+    # cluster.yaml and three VMs, plus the edited vm1's new version
+    assert sorted(Path(d).name for d, _ in parses) == [
+        "cluster.yaml", "vm0.yaml", "vm1.yaml", "vm1.yaml", "vm2.yaml"]
