@@ -37,6 +37,9 @@ sleep 3                              # let the tiny guest reach its init
 virtsync status examples/
 log="$(find /var/lib/virtsync/storage -name 'demo_tiny*.log' 2>/dev/null | head -n 1)"
 if [ -n "$log" ]; then
+  # The guest prints VS-READY once it has reported its identity; under TCG on a busy
+  # machine that takes from a few seconds to about a minute.
+  for _ in $(seq 1 120); do grep -q VS-READY "$log" && break; sleep 0.5; done
   step "tail $log   # the guest's serial console"
   tail -n 8 "$log"
 fi
