@@ -28,10 +28,7 @@ def vm(name: str, *, cores: int = 1, run: str = "Halted", boot: bool = False) ->
                     "interfaces": [{"name": "default", "masquerade": {}}]},
     }
     if boot:
-        domain["firmware"] = {"kernelBoot": {
-            "container": {"image": tinyguest.IMAGE_NAME, "kernelPath": "/vmlinux",
-                          "initrdPath": "/initramfs.cpio.gz"},
-            "kernelArgs": "console=ttyS0"}}
+        domain["firmware"] = tinyguest.kernel_boot()
     return {
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
         "metadata": {"name": name, "namespace": NS},
@@ -48,10 +45,13 @@ def vm(name: str, *, cores: int = 1, run: str = "Halted", boot: bool = False) ->
 
 
 class Repo:
-    def __init__(self, node_root: Path, tiny_guest_dir: Path) -> None:
-        self.root = node_root / "cli-repo"
-        self.storage = node_root / "cli-storage"
-        images = node_root / "cli-images"
+    """A repo with its Cluster (one local node) and state directory, under node_root with
+    names starting with `prefix` (each test file its own)."""
+
+    def __init__(self, node_root: Path, tiny_guest_dir: Path, prefix: str = "cli") -> None:
+        self.root = node_root / f"{prefix}-repo"
+        self.storage = node_root / f"{prefix}-storage"
+        images = node_root / f"{prefix}-images"
         for d in (self.root / "vms", self.storage, images):
             d.mkdir(parents=True, exist_ok=True)
         tinyguest.install_image(tiny_guest_dir, images)
@@ -61,7 +61,7 @@ class Repo:
             "apiVersion": "virtsync.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},
             "spec": {"nodes": [{"name": "local", "uri": URI, "storageDir": str(self.storage),
                                 "imageDir": str(images)}]}}))
-        self.env = dict(os.environ, VIRTSYNC_STATE_DIR=str(node_root / "cli-state"))
+        self.env = dict(os.environ, VIRTSYNC_STATE_DIR=str(node_root / f"{prefix}-state"))
 
     def put(self, body: dict[str, Any]) -> None:
         (self.root / "vms" / f"{body['metadata']['name']}.yaml").write_text(yaml.safe_dump(body))

@@ -31,10 +31,7 @@ def vm(name: str, *, volumes: list[Any] | None = None, boot: bool = False) -> di
                     "interfaces": [{"name": "default", "masquerade": {}}]},
     }
     if boot:
-        domain["firmware"] = {"kernelBoot": {
-            "container": {"image": tinyguest.IMAGE_NAME, "kernelPath": "/vmlinux",
-                          "initrdPath": "/initramfs.cpio.gz"},
-            "kernelArgs": "console=ttyS0"}}
+        domain["firmware"] = tinyguest.kernel_boot()
     return {
         "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
         "metadata": {"name": name, "namespace": NS},

@@ -7,15 +7,11 @@ file went missing is reported by `status` and `plan`, and comes back only with
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import test_cli_real as cli_real
 from . import tinyguest
 
 NS = f"vsstor{tinyguest.SUFFIX}"
@@ -34,10 +30,7 @@ def vm(name: str, *, run: str = "Halted", boot: bool = False,
     domain: dict[str, Any] = {"memory": {"guest": "128Mi"}, "devices": {
         "disks": disks, "interfaces": [{"name": "default", "masquerade": {}}]}}
     if boot:
-        domain["firmware"] = {"kernelBoot": {
-            "container": {"image": tinyguest.IMAGE_NAME, "kernelPath": "/vmlinux",
-                          "initrdPath": "/initramfs.cpio.gz"},
-            "kernelArgs": "console=ttyS0"}}
+        domain["firmware"] = tinyguest.kernel_boot()
     meta: dict[str, Any] = {"name": name, "namespace": NS}
     if annotations:
         meta["annotations"] = annotations
@@ -52,28 +45,9 @@ def vm(name: str, *, run: str = "Halted", boot: bool = False,
                                            "volumes": volumes}}}}
 
 
-class Repo:
+class Repo(cli_real.Repo):
     def __init__(self, node_root: Path, tiny_guest_dir: Path) -> None:
-        self.root = node_root / "stor-repo"
-        self.storage = node_root / "stor-storage"
-        images = node_root / "stor-images"
-        for d in (self.root / "vms", self.storage, images):
-            d.mkdir(parents=True, exist_ok=True)
-        tinyguest.install_image(tiny_guest_dir, images)
-        tinyguest.make_world_traversable(self.storage)
-        tinyguest.make_world_traversable(images)
-        (self.root / "cluster.yaml").write_text(yaml.safe_dump({
-            "apiVersion": "virtsync.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "c"},
-            "spec": {"nodes": [{"name": "local", "uri": URI, "storageDir": str(self.storage),
-                                "imageDir": str(images)}]}}))
-        self.env = dict(os.environ, VIRTSYNC_STATE_DIR=str(node_root / "stor-state"))
-
-    def put(self, body: dict[str, Any]) -> None:
-        (self.root / "vms" / f"{body['metadata']['name']}.yaml").write_text(yaml.safe_dump(body))
-
-    def virtsync(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "reconciler", *args], env=self.env,
-                              capture_output=True, text=True, timeout=300, check=False)
+        super().__init__(node_root, tiny_guest_dir, prefix="stor")
 
     def claim(self, name: str) -> Path:
         return self.storage / NS / "claims" / f"{name}.qcow2"

@@ -46,6 +46,14 @@ NAMESPACE = f"vsreal{SUFFIX}"  # every real-lane VM lives here; its domains are 
 GUEST_FILES = ("vmlinux", "initramfs.cpio.gz")
 
 
+def kernel_boot() -> dict[str, Any]:
+    """The `firmware` of a VM that boots the tiny guest from the node's image directory."""
+    return {"kernelBoot": {
+        "container": {"image": IMAGE_NAME, "kernelPath": "/vmlinux",
+                      "initrdPath": "/initramfs.cpio.gz"},
+        "kernelArgs": "console=ttyS0"}}
+
+
 def build_tiny_guest(out: Path = GUEST_CACHE) -> Path:
     """Build (or reuse) the kernel + initramfs; returns the folder."""
     subprocess.run(
