@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import libvirt
 import yaml
 
 from . import tinyguest
@@ -88,6 +89,16 @@ def wait_console(storage: Path, domain: str, marker: str, timeout: float = 60) -
 
 def ours(conn: Any) -> dict[str, Any]:
     return {d.name(): d for d in conn.listAllDomains() if d.name().startswith(f"{NS}_")}
+
+
+def clear(conn: Any, repo: Repo) -> None:
+    """Remove this file's domains and the repo's VM specs (a fixture's set-up and end)."""
+    for d in ours(conn).values():
+        if d.isActive():
+            d.destroy()
+        d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    for f in (repo.root / "vms").glob("*.yaml"):
+        f.unlink()
 
 
 def test_reconcile_loop_through_the_cli(libvirt_conn: Any, node_root: Path,

@@ -22,7 +22,7 @@ from node.identity import IdentityStore
 from reconciler.backends.libvirt import LibvirtBackend
 from reconciler.model import ObjectKey
 
-from .test_cli_real import NS, Repo, ours, vm, wait_console
+from .test_cli_real import NS, Repo, clear, ours, vm, wait_console
 
 
 def wait(cond: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
@@ -40,12 +40,7 @@ def repo(libvirt_conn: Any, node_root: Path, tiny_guest_dir: Path) -> Iterator[R
     try:
         yield r
     finally:
-        for d in ours(libvirt_conn).values():
-            if d.isActive():
-                d.destroy()
-            d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-        for f in (r.root / "vms").glob("*.yaml"):
-            f.unlink()
+        clear(libvirt_conn, r)
 
 
 def labelled(body: dict[str, Any], value: str) -> dict[str, Any]:

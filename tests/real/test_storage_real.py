@@ -7,7 +7,6 @@ file went missing is reported by `status` and `plan`, and comes back only with
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -72,16 +71,6 @@ def ours(conn: Any) -> dict[str, Any]:
     return {d.name(): d for d in conn.listAllDomains() if d.name().startswith(f"{NS}_")}
 
 
-def wait_console(storage: Path, domain: str, marker: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        logs = list(storage.rglob(f"{domain}*.log"))
-        if logs and marker in logs[0].read_text(errors="replace"):
-            return
-        assert time.monotonic() < deadline, f"{domain}: no {marker!r} on the console"
-        time.sleep(0.2)
-
-
 def test_prune_deletes_exactly_the_planned_files_and_the_shared_claim_survives(
         libvirt_conn: Any, node_root: Path, tiny_guest_dir: Path) -> None:
     import libvirt
@@ -94,7 +83,7 @@ def test_prune_deletes_exactly_the_planned_files_and_the_shared_claim_survives(
     try:
         r = repo.virtsync("apply", str(repo.root))
         assert r.returncode == 0, r.stderr
-        wait_console(repo.storage, f"{NS}_keeper", "VS-BOOT")
+        cli_real.wait_console(repo.storage, f"{NS}_keeper", "VS-BOOT", timeout=90)
         keeper_disk, wiper_disk = repo.claim("keeper-data"), repo.claim("wiper-data")
         assert keeper_disk.is_file() and wiper_disk.is_file()
 
@@ -123,7 +112,7 @@ def test_prune_deletes_exactly_the_planned_files_and_the_shared_claim_survives(
             log.write_text("")
         r = repo.virtsync("start", f"{NS}/keeper", "--path", str(repo.root))
         assert r.returncode == 0, r.stderr
-        wait_console(repo.storage, f"{NS}_keeper", "VS-BOOT")
+        cli_real.wait_console(repo.storage, f"{NS}_keeper", "VS-BOOT", timeout=90)
 
         # A missing disk file: reported by status and plan, never "No changes".
         repo.claim("blank-data").unlink()

@@ -13,12 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import libvirt
 import pytest
 import yaml
 
 from . import tinyguest
-from .test_cli_real import NS, URI, Repo, ours, vm
+from .test_cli_real import NS, URI, Repo, clear, vm
 
 NAME = "mover"
 DOMAIN = f"{NS}_{NAME}"
@@ -64,12 +63,7 @@ def two(libvirt_conn: Any, node_root: Path, tiny_guest_dir: Path) -> Iterator[Tw
     try:
         yield r
     finally:
-        for d in ours(libvirt_conn).values():
-            if d.isActive():
-                d.destroy()
-            d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-        for f in (r.root / "vms").glob("*.yaml"):
-            f.unlink()
+        clear(libvirt_conn, r)
 
 
 def test_guest_moved_to_another_node_keeps_its_identity(libvirt_conn: Any,
