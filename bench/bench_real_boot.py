@@ -31,8 +31,8 @@ import libvirt  # noqa: E402
 import libvirt_daemon as daemon  # noqa: E402
 import tinyguest  # noqa: E402
 
-from node.disks import NodeStorage  # noqa: E402
 from node.domain.model import NodeFacts  # noqa: E402
+from node.storage.disks import NodeStorage  # noqa: E402
 
 NAMESPACE = "vsbench"
 

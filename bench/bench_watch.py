@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     import libvirt
 
     from reconciler.backends.libvirt import LibvirtBackend
-    from reconciler.logs import JsonLogger
-    from reconciler.watch import CycleReport, Watcher, WatchOptions
+    from reconciler.watch.logs import JsonLogger
+    from reconciler.watch.watcher import CycleReport, Watcher, WatchOptions
 
     holder = libvirt.open(URI)  # keeps the test driver's state for the whole run
     tree = base / "tree"

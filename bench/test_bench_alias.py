@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reconciler.loader import load_bytes
-from reconciler.yamlsafe import AliasBudget
+from reconciler.tree.loader import load_bytes
+from reconciler.tree.yamlsafe import AliasBudget
 
 sys.path.insert(0, str(Path(__file__).parent))
 import aliasgen

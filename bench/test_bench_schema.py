@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from reconciler import schema, semantic
-from reconciler.model import Manifest, SourceRef
+from reconciler.check import schema, semantic
+from reconciler.core.model import Manifest, SourceRef
 
 sys.path.insert(0, str(Path(__file__).parent))
 import vmgen

@@ -20,10 +20,10 @@ import pytest
 
 from node.domain.builder import build_domain, to_xml
 from node.domain.model import NodeFacts, ResolvedDisk, ResolvedInterface, UserNet
-from node.identity import Identity, IdentityStore, new_mac, new_serial, new_uuid
-from node.metadata import OwnerMetadata
-from node.spec import VmSpec
-from reconciler.model import ObjectKey
+from node.identity.metadata import OwnerMetadata
+from node.identity.node_store import Identity, IdentityStore, new_mac, new_serial, new_uuid
+from reconciler.core.model import ObjectKey
+from reconciler.core.vmspec import VmSpec
 
 COUNT = 1000
 NODE = NodeFacts("bench", "qemu", "x86_64", "q35", "/var/log/virtsync/console")

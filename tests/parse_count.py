@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import reconciler
-from reconciler import loader
+from reconciler.tree import loader
 
 Parses = Counter[tuple[str, str]]
 

@@ -46,53 +46,53 @@ class Target:
 
 TARGETS: dict[str, Target] = {
     "classify": Target(
-        "reconciler/classify.py",
+        "reconciler/planning/classify.py",
         ("RULES", "_volume", "_hotpluggable", "_volume_holds_data", "_holds_data",
          "_any_holds_data", "_quantities", "_shrink", "_grow", "_within_max_guest",
          "matches", "_match_one", "classify"),
         ("tests/plan/test_classify_table.py", "tests/plan/test_golden.py",
          "tests/e2e/test_data_loss_gate.py")),
     "sensitive": Target(
-        "reconciler/sensitive.py", ("*",),
+        "reconciler/core/sensitive.py", ("*",),
         ("tests/unit/test_sensitive.py", "tests/plan/test_canary.py",
          "tests/e2e/test_secret_canaries.py::test_no_canary_in_any_output_or_state_file")),
     "metadata": Target(
-        "node/metadata.py", ("*",),
+        "node/identity/metadata.py", ("*",),
         ("tests/node/test_domain_metadata.py", "tests/node/test_owner_marker_parse.py",
          "tests/node/test_backend_testdriver.py",
          "tests/e2e/test_apply_testdriver.py")),
     "host-ownership": Target(
-        "node/host.py", ("scan", "lookup", "record", "_read_record"),
+        "node/cluster/host.py", ("scan", "lookup", "record", "_read_record"),
         ("tests/node/test_host_scan_errors.py", "tests/node/test_backend_testdriver.py", "tests/e2e/test_apply_testdriver.py")),
     "inventory": Target(
-        "reconciler/inventory.py", ("*",),
+        "reconciler/execute/inventory.py", ("*",),
         ("tests/unit/test_inventory.py", "tests/e2e/test_apply_testdriver.py",
          "tests/watch/test_watch_testdriver.py", "-k",
          "prune or broken or nothing_to_do or inventory or source_id or entry or save")),
     "prune-cap": Target(
-        "reconciler/cycle.py", ("prune_cap", "check_prune_cap"),
+        "reconciler/execute/cycle.py", ("prune_cap", "check_prune_cap"),
         ("tests/unit/test_inventory.py", "tests/e2e/test_apply_testdriver.py",
          "tests/watch/test_watch_testdriver.py", "-k", "prune")),
     "apply-gate": Target(
-        "reconciler/apply.py", ("allowed_by_policy", "gate"),
+        "reconciler/execute/apply.py", ("allowed_by_policy", "gate"),
         ("tests/plan/test_gate.py", "tests/e2e/test_apply_testdriver.py",
          "tests/e2e/test_data_loss_gate.py", "-k",
          "gate or restart or policy or prune or refuses")),
     "freshness": Target(
-        "reconciler/plan_model.py", ("content_hash", "check_fresh"),
+        "reconciler/planning/plan_model.py", ("content_hash", "check_fresh"),
         ("tests/plan/test_freshness.py",
          "tests/e2e/test_apply_testdriver.py::test_plan_host_mode_and_stale_plan_file",
          "tests/plan/test_cli_plan.py", "tests/plan/test_plan_model.py")),
     "yamlsafe": Target(
-        "reconciler/yamlsafe.py", ("*",),
+        "reconciler/tree/yamlsafe.py", ("*",),
         ("tests/unit/test_yamlsafe_limits.py", "tests/unit/test_loader.py",
          "tests/unit/test_fixtures.py", "tests/unit/test_yaml_tags_and_merges.py")),
     "loader": Target(
-        "reconciler/loader.py", ("load_bytes",),
+        "reconciler/tree/loader.py", ("load_bytes",),
         ("tests/unit/test_loader_edges.py", "tests/unit/test_loader.py",
          "tests/unit/test_fixtures.py")),
     "identity": Target(
-        "node/identity.py", ("Identity", "_merge", "ensure", "forget", "_macs_of_others",
+        "node/identity/node_store.py", ("Identity", "_merge", "ensure", "forget", "_macs_of_others",
                              "_Excluding", "new_mac"),
         ("tests/node/test_identity.py", "tests/node/test_pin.py",
          "tests/plan/test_plan_identity.py")),
@@ -122,7 +122,7 @@ EQUIVALENT: dict[tuple[str, int, str], str] = {
     **{("sensitive", line, f"drop element 1 (line {line}: i)"):
        "a list index is never a sensitive key (is_sensitive_path looks at strings only)"
        for line in (42, 73)},
-    # node/metadata.py: _PARSER's hardening flags (line 39) back each other up: either of
+    # node/identity/metadata.py: _PARSER's hardening flags (line 39) back each other up: either of
     # resolve_entities=False / load_dtd=False stops entity expansion (the one that alone
     # stops it is killed by test_entities_are_not_expanded); no_network matters only when
     # a DTD is loaded; remove_blank_text drops whitespace between elements, not their text.

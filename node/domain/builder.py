@@ -6,7 +6,7 @@ owner metadata) → libvirt domain XML, as a pure function.
 
 Domain name: `<namespace>_<name>` (node.domain.naming — cannot collide). Inputs come
 from node.domain.model (ResolvedDisk/ResolvedInterface/KernelBoot/NodeFacts, produced by
-node/disks.py and node/networks.py), node.identity.Identity and node.metadata.
+node/storage/disks.py and node/cluster/networks.py), node.identity.node_store.Identity and node.identity.metadata.
 OwnerMetadata. The XML is made by small configurators (node.domain.configure.*), each
 owning one concern; children are then put in libvirt's canonical order so the output
 is byte-stable and reads like `virsh dumpxml`.
@@ -33,10 +33,10 @@ from node.domain.inputs import DomainInputs
 from node.domain.model import KernelBoot, NodeFacts, ResolvedDisk, ResolvedInterface
 from node.domain.naming import domain_name
 from node.domain.xml import to_xml
-from node.identity import Identity
-from node.metadata import OwnerMetadata
-from node.spec import VmSpec
-from reconciler.model import VirtsyncError
+from node.identity.metadata import OwnerMetadata
+from node.identity.node_store import Identity
+from reconciler.core.model import VirtsyncError
+from reconciler.core.vmspec import VmSpec
 
 __all__ = ["CONFIGURATORS", "build_domain", "build_from_inputs", "to_xml"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from node.domain.model import KernelBoot, NodeFacts, ResolvedDisk, ResolvedInterface
-from node.identity import Identity
-from node.metadata import OwnerMetadata
-from node.spec import VmSpec
+from node.identity.metadata import OwnerMetadata
+from node.identity.node_store import Identity
+from reconciler.core.vmspec import VmSpec
 
 
 @dataclass(frozen=True)

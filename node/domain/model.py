@@ -2,10 +2,10 @@
 
 These are the contracts between the node parts:
 
-- `node/disks.py` (part B) turns a VM's disks + volumes into `ResolvedDisk`s (paths
+- `node/storage/disks.py` (part B) turns a VM's disks + volumes into `ResolvedDisk`s (paths
   inside the node's storage directory, already created) and, for
   `spec.domain.firmware.kernelBoot`, a `KernelBoot` with host paths.
-- `node/networks.py` (part B) turns a VM's interfaces + networks into
+- `node/cluster/networks.py` (part B) turns a VM's interfaces + networks into
   `ResolvedInterface`s whose `source` says where the NIC plugs in.
 - The cloud-init NoCloud seed is just another `ResolvedDisk`: part B writes the ISO
   (volume label `cidata`) and passes it with `device='cdrom'`, `format='raw'`,

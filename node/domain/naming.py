@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from reconciler.model import VirtsyncError
+from reconciler.core.model import VirtsyncError
 
 SEPARATOR = "_"
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

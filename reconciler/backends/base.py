@@ -2,7 +2,7 @@
 
 A backend observes live state and executes one planned action per call. It never
 decides anything: apply hands it exactly the actions of the plan. Backends import only
-`reconciler.model`, the classification types and `reconciler.schedule`'s node facts
+`reconciler.core.model`, the classification types and `reconciler.planning.schedule`'s node facts
 (and their own driver libraries / node components), never each other. What differs per
 backend is its `BackendProfile` and its `open_backend`, found through
 `reconciler.backends.registry` (docs/backends.md).
@@ -13,7 +13,7 @@ Contract every backend keeps (the design's safety rules):
   owner marker (rule 3), and reports unmanaged objects whose name collides with a
   managed key in `conflicts` so they are never touched.
 - Sensitive values never leave the backend in clear text: `LiveObject.body` holds them
-  replaced by `sensitive_digest(value)` (see `reconciler.sensitive`), so a diff can say
+  replaced by `sensitive_digest(value)` (see `reconciler.core.sensitive`), so a diff can say
   "(sensitive value changed)" without knowing the secret.
 - `stop` is graceful (ACPI, wait the grace period) unless `force=True`; a backend that
   cannot confirm the guest is off raises BackendError rather than pretending.
@@ -27,8 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from reconciler.classify import ClassificationProfile
-from reconciler.model import (
+from reconciler.core.model import (
     JSON,
     DiskFile,
     Manifest,
@@ -36,7 +35,8 @@ from reconciler.model import (
     PrintableStatus,
     VirtsyncError,
 )
-from reconciler.schedule import NodeCapacity
+from reconciler.planning.classify import ClassificationProfile
+from reconciler.planning.schedule import NodeCapacity
 
 
 class BackendError(VirtsyncError):

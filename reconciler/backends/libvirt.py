@@ -1,15 +1,15 @@
 """The libvirt backend: VMs as libvirt domains on the nodes of the Cluster config.
 
 Thin on purpose: it maps the Backend protocol onto node components —
-node.cluster (which nodes), node.expand (instancetypes/preferences), node.cluster_identity
-(identity at cluster scope), node.host (define/start/stop/undefine with the owner marker
-checked first; on the node the plan placed it, reconciler.schedule), node.status
-(printableStatus and conditions), node.pending (VMs that got no domain:
+node.cluster.config (which nodes), reconciler.core.expand (instancetypes/preferences), node.identity.cluster_store
+(identity at cluster scope), node.cluster.host (define/start/stop/undefine with the owner marker
+checked first; on the node the plan placed it, reconciler.planning.schedule), node.lifecycle.status
+(printableStatus and conditions), node.lifecycle.pending (VMs that got no domain:
 ErrorUnschedulable, ErrorPvcNotFound).
 
 What `observe()` returns per VM: the body as last applied (sensitive values digested,
 from the domain's metadata) with drifted facts of the persistent definition — vCPU
-topology, memory, MACs — written over it (node.records.overlay_drift); the node; the
+topology, memory, MACs — written over it (node.identity.records.overlay_drift); the node; the
 identity read from the domain (UUID, SMBIOS serial, MACs); and the status. Power state
 is in the status (printableStatus, Ready), not in the body.
 """
@@ -24,19 +24,23 @@ from typing import Any
 
 import libvirt
 
-from node.cluster import ClusterConfig, cluster_from_manifests
-from node.cluster_identity import ClusterIdentities
-from node.disks import sweep_temp_files
-from node.expand import expand
-from node.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
-from node.identity import IdentityStore
-from node.lifecycle import INTENT_HOLD, INTENT_NONE, INTENT_STOP
-from node.metadata import EVERY_INSTALLATION, Scope
-from node.networks import NetworkMap
-from node.pending import Pending, PendingStore
-from node.records import overlay_drift
-from node.spec import VmSpec
-from node.status import DomainView, NodeVMStatus, RuntimeRecord, unplaced_status, vm_status
+from node.cluster.config import ClusterConfig, cluster_from_manifests
+from node.cluster.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
+from node.cluster.networks import NetworkMap
+from node.identity.cluster_store import ClusterIdentities
+from node.identity.metadata import EVERY_INSTALLATION, Scope
+from node.identity.node_store import IdentityStore
+from node.identity.records import overlay_drift
+from node.lifecycle.decide import INTENT_HOLD, INTENT_NONE, INTENT_STOP
+from node.lifecycle.pending import Pending, PendingStore
+from node.lifecycle.status import (
+    DomainView,
+    NodeVMStatus,
+    RuntimeRecord,
+    unplaced_status,
+    vm_status,
+)
+from node.storage.disks import sweep_temp_files
 from reconciler.backends.base import (
     BackendError,
     Condition,
@@ -47,7 +51,8 @@ from reconciler.backends.base import (
     VMStatus,
 )
 from reconciler.backends.libvirt_profile import PROFILE
-from reconciler.model import (
+from reconciler.core.expand import expand
+from reconciler.core.model import (
     JSON,
     DiskFile,
     Manifest,
@@ -55,9 +60,10 @@ from reconciler.model import (
     PrintableStatus,
     VirtsyncError,
 )
-from reconciler.power import starts_on_create
-from reconciler.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
-from reconciler.statedir import state_dir
+from reconciler.core.power import starts_on_create
+from reconciler.core.statedir import state_dir
+from reconciler.core.vmspec import VmSpec
+from reconciler.planning.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
 
 PVC_NOT_FOUND = PrintableStatus.ERROR_PVC_NOT_FOUND
 
@@ -102,7 +108,7 @@ class LibvirtBackend:
         self.cluster = cluster
         base = state if state is not None else state_dir()
         # Identity follows the VM across nodes: the record in the state directory counts,
-        # node stores are caches (node.cluster_identity, docs/identity.md).
+        # node stores are caches (node.identity.cluster_store, docs/identity.md).
         self.identities = ClusterIdentities(
             IdentityStore(base), {n.name: IdentityStore(n.storage_dir) for n in cluster.nodes})
         # rule 18: which marked domains are this installation's (the CLI passes its own)
@@ -122,7 +128,7 @@ class LibvirtBackend:
 
     def agents(self, *, every_installation: bool = False) -> dict[str, NodeAgent]:
         """One lifecycle agent per node: libvirt events drive the run strategies."""
-        from node.agent import LifecycleAgent
+        from node.lifecycle.agent import LifecycleAgent
 
         return {name: LifecycleAgent(
                     host, scope=host.scope.widened() if every_installation else None)

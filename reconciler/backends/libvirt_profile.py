@@ -8,8 +8,8 @@ components.
 from __future__ import annotations
 
 from reconciler.backends.base import BackendProfile
-from reconciler.classify import ClassificationProfile, Disruption, Rule
-from reconciler.model import RUNNABLE_KINDS
+from reconciler.core.model import RUNNABLE_KINDS
+from reconciler.planning.classify import ClassificationProfile, Disruption, Rule
 
 _PLACEMENT = "placement changed: the domain moves to another node"
 

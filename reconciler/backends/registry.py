@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from reconciler.backends.base import Backend, BackendProfile
-from reconciler.model import Manifest, VirtsyncError
+from reconciler.core.model import Manifest, VirtsyncError
 
 if TYPE_CHECKING:
-    from node.metadata import Scope
+    from node.identity.metadata import Scope
 
 DEFAULT = "libvirt"
 CLUSTER_KIND = "Cluster"

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from reconciler import __version__
-from reconciler.model import VirtsyncError
+from reconciler.core.model import VirtsyncError
 
 # subcommand word → module under reconciler.cli
 SUBCOMMANDS: dict[str, str] = {

@@ -16,8 +16,8 @@ from types import FrameType
 
 from reconciler.backends.base import Backend, NodeAgent
 from reconciler.cli.common import add_scope_argument, open_backend
-from reconciler.model import VirtsyncError
-from reconciler.reconcile import load_desired
+from reconciler.core.model import VirtsyncError
+from reconciler.planning.reconcile import load_desired
 
 NAME = "agent"
 HELP = "Run the node lifecycle agents (run strategies) until SIGTERM; watch includes them."

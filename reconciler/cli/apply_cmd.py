@@ -13,7 +13,6 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from reconciler.apply import ApplyOptions, Outcome, describe_refusals, execute, gate
 from reconciler.backends.base import Backend
 from reconciler.cli.common import (
     add_backend_arguments,
@@ -21,7 +20,10 @@ from reconciler.cli.common import (
     open_backend,
     progress_reporter,
 )
-from reconciler.cycle import (
+from reconciler.core.model import ApplyWord, ExitCode
+from reconciler.core.statedir import state_dir
+from reconciler.execute.apply import ApplyOptions, Outcome, describe_refusals, execute, gate
+from reconciler.execute.cycle import (
     DEFAULT_PRUNE_FRACTION,  # noqa: F401  (kept importable from here)
     new_journal,
     plan_cycle,
@@ -29,15 +31,13 @@ from reconciler.cycle import (
     record,
     settle,
 )
-from reconciler.inventory import Inventory, source_id
-from reconciler.journal import JournalEntry, unfinished
-from reconciler.lock import StateLock
-from reconciler.model import ApplyWord, ExitCode
-from reconciler.plan_codec import read_plan_document
-from reconciler.plan_model import Plan
-from reconciler.reconcile import load_desired
-from reconciler.savedplan import check_saved_plan
-from reconciler.statedir import state_dir
+from reconciler.execute.inventory import Inventory, source_id
+from reconciler.execute.journal import JournalEntry, unfinished
+from reconciler.execute.lock import StateLock
+from reconciler.planning.plan_codec import read_plan_document
+from reconciler.planning.plan_model import Plan
+from reconciler.planning.reconcile import load_desired
+from reconciler.planning.savedplan import check_saved_plan
 
 NAME = "apply"
 # The summary line's words, in this order; unchanged objects are not reported.

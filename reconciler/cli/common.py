@@ -7,14 +7,14 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from node.metadata import Scope
-from reconciler.apply import Outcome
+from node.identity.metadata import Scope
 from reconciler.backends import registry
 from reconciler.backends.base import Backend
-from reconciler.inventory import managed_keys
-from reconciler.model import ApplyWord, Manifest
-from reconciler.reconcile import Desired
-from reconciler.statedir import installation_id, state_dir
+from reconciler.core.model import ApplyWord, Manifest
+from reconciler.core.statedir import installation_id, state_dir
+from reconciler.execute.apply import Outcome
+from reconciler.execute.inventory import managed_keys
+from reconciler.planning.reconcile import Desired
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:

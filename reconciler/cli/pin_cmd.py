@@ -37,11 +37,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
-from node.identity import Identity, IdentityStore
-from node.spec import normalize_mac
-from reconciler.fsutil import write_atomic
-from reconciler.loader import LoadedFile, find_yaml_files, load_bytes, read_source
-from reconciler.model import (
+from node.identity.node_store import Identity, IdentityStore
+from reconciler.core.fsutil import write_atomic
+from reconciler.core.model import (
     KUBEVIRT_GROUP,
     VIRTSYNC_GROUP,
     Manifest,
@@ -49,7 +47,9 @@ from reconciler.model import (
     VirtsyncError,
     api_group,
 )
-from reconciler.statedir import state_dir
+from reconciler.core.statedir import state_dir
+from reconciler.core.vmspec import normalize_mac
+from reconciler.tree.loader import LoadedFile, find_yaml_files, load_bytes, read_source
 
 NAME = "pin"
 HELP = "Write each VM's generated identity (firmware uuid/serial, MACs) into its YAML file."

@@ -1,6 +1,6 @@
 """`virtsync plan PATH [--base REV]`: what a change does, per VM.
 
-Git mode (`--base`, planned by `reconciler.gitplan`) compares the work tree with PATH at
+Git mode (`--base`, planned by `reconciler.planning.gitplan`) compares the work tree with PATH at
 REV, from git alone; host mode compares it with what the backend observes. This module
 parses arguments, calls the planner, renders and picks the exit code.
 
@@ -16,10 +16,10 @@ import sys
 from pathlib import Path
 
 from reconciler.backends import registry
-from reconciler.gitplan import plan_from_git
-from reconciler.model import ExitCode, VirtsyncError
-from reconciler.plan_codec import save_plan
-from reconciler.plan_model import Plan
+from reconciler.core.model import ExitCode, VirtsyncError
+from reconciler.planning.gitplan import plan_from_git
+from reconciler.planning.plan_codec import save_plan
+from reconciler.planning.plan_model import Plan
 
 NAME = "plan"
 HELP = "Show what a change does to every VM (none, live, restart, replace, data-loss)."
@@ -113,9 +113,9 @@ def plan_from_host(path: str, *, prune: bool) -> Plan:
     """Host mode: desired is the tree at PATH, live is what the tree's backend observes
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
     from reconciler.cli.common import open_backend
-    from reconciler.inventory import Inventory, source_id
-    from reconciler.reconcile import load_desired, observe, plan_live
-    from reconciler.statedir import state_dir
+    from reconciler.core.statedir import state_dir
+    from reconciler.execute.inventory import Inventory, source_id
+    from reconciler.planning.reconcile import load_desired, observe, plan_live
 
     desired = load_desired([path])
     inventory = Inventory.load(state_dir(), source_id(desired.root))

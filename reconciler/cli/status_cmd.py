@@ -9,9 +9,9 @@ import time
 
 from reconciler.backends.base import LiveObject
 from reconciler.cli.common import add_scope_argument, open_backend
-from reconciler.inventory import Inventory, source_id
-from reconciler.reconcile import load_desired, observe, plan_live
-from reconciler.statedir import state_dir
+from reconciler.core.statedir import state_dir
+from reconciler.execute.inventory import Inventory, source_id
+from reconciler.planning.reconcile import load_desired, observe, plan_live
 
 NAME = "status"
 HELP = ("Show every VM this installation manages: node, status, readiness, age, applied "

@@ -8,8 +8,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from reconciler.model import Finding
-from reconciler.validate import ValidationReport, validate_paths
+from reconciler.check.validate import ValidationReport, validate_paths
+from reconciler.core.model import Finding
 
 NAME = "validate"
 HELP = "Check VM specs: YAML safety, JSON Schema and semantic rules, with file:line errors."

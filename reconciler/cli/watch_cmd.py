@@ -16,12 +16,12 @@ import signal
 from collections.abc import Sequence
 from types import FrameType
 
-from reconciler.apply import ApplyOptions
 from reconciler.backends.base import Backend
 from reconciler.cli.common import add_change_permission_arguments
-from reconciler.lock import StateLock
-from reconciler.model import Manifest, VirtsyncError
-from reconciler.statedir import state_dir
+from reconciler.core.model import Manifest, VirtsyncError
+from reconciler.core.statedir import state_dir
+from reconciler.execute.apply import ApplyOptions
+from reconciler.execute.lock import StateLock
 
 NAME = "watch"
 HELP = "Reconcile continuously: apply each saved change (or commit) and heal drift."
@@ -61,9 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reconciler.cli.common import make_backend
-    from reconciler.logs import JsonLogger
-    from reconciler.metrics import WatchMetrics
-    from reconciler.watch import Watcher, WatchOptions
+    from reconciler.watch.logs import JsonLogger
+    from reconciler.watch.metrics import WatchMetrics
+    from reconciler.watch.watcher import Watcher, WatchOptions
 
     if args.debounce < 0:
         raise VirtsyncError("--debounce must not be negative")

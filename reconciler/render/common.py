@@ -6,11 +6,11 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from reconciler.classify import Disruption
-from reconciler.model import JSON, Action, DiffOp
-from reconciler.plan_model import FieldChange, ObjectChange, Plan, Summary
-from reconciler.schedule import UNSCHEDULABLE
-from reconciler.sensitive import MASK
+from reconciler.core.model import JSON, Action, DiffOp
+from reconciler.core.sensitive import MASK
+from reconciler.planning.classify import Disruption
+from reconciler.planning.plan_model import FieldChange, ObjectChange, Plan, Summary
+from reconciler.planning.schedule import UNSCHEDULABLE
 
 MAX_VALUE_CHARS = 200
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from reconciler.plan_codec import to_document
-from reconciler.plan_model import Plan
+from reconciler.planning.plan_codec import to_document
+from reconciler.planning.plan_model import Plan
 
 
 def render_json(plan: Plan) -> str:

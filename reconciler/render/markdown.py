@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import html
 
-from reconciler.classify import Disruption
-from reconciler.model import Action
-from reconciler.plan_model import ObjectChange, Plan
+from reconciler.core.model import Action
+from reconciler.planning.classify import Disruption
+from reconciler.planning.plan_model import ObjectChange, Plan
 from reconciler.render.common import (
     change_lines,
     data_loss_line,

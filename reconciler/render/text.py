@@ -13,8 +13,8 @@ import os
 from rich.console import Console
 from rich.text import Text
 
-from reconciler.classify import Disruption
-from reconciler.plan_model import ObjectChange, Plan
+from reconciler.planning.classify import Disruption
+from reconciler.planning.plan_model import ObjectChange, Plan
 from reconciler.render.common import (
     LEGEND,
     Line,

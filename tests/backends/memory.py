@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from node.metadata import Scope
+from node.identity.metadata import Scope
 from reconciler.backends.base import (
     BackendError,
     BackendProfile,
@@ -23,10 +23,10 @@ from reconciler.backends.base import (
     Observation,
     VMStatus,
 )
-from reconciler.classify import ClassificationProfile, Disruption, Rule
-from reconciler.model import JSON, Manifest, ObjectKey, PrintableStatus
-from reconciler.power import run_strategy, starts_on_create
-from reconciler.sensitive import digest_sensitive
+from reconciler.core.model import JSON, Manifest, ObjectKey, PrintableStatus
+from reconciler.core.power import run_strategy, starts_on_create
+from reconciler.core.sensitive import digest_sensitive
+from reconciler.planning.classify import ClassificationProfile, Disruption, Rule
 
 HOT_ADD = "vCPUs hot-added by the memory backend"
 

@@ -15,7 +15,7 @@ import yaml
 from backends import memory
 from reconciler.backends import registry
 from reconciler.cli import main
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 KEY = ObjectKey("VirtualMachine", "shop", "web")
@@ -99,7 +99,7 @@ def test_the_same_change_is_classified_by_each_backend_profile(
     libvirt's profile and live with the memory backend's — the planner takes the rules
     from the profile, never from a backend name."""
     from reconciler.backends.base import BackendProfile
-    from reconciler.gitplan import plan_from_git
+    from reconciler.planning.gitplan import plan_from_git
 
     root = tmp_path / "repo"
     tree(root, "memory", vm("db", cores=1))
@@ -166,8 +166,8 @@ def test_a_narrowed_observation_keeps_the_nodes_to_place_on() -> None:
     """watch's narrowed cycle on a backend without observe_keys: the fallback keeps the
     backend's nodes, else the placement step would have nowhere to put a new VM."""
     from reconciler.backends.base import Observation
-    from reconciler.cycle import observe_some
-    from reconciler.schedule import NodeCapacity
+    from reconciler.execute.cycle import observe_some
+    from reconciler.planning.schedule import NodeCapacity
 
     nodes = (NodeCapacity("n1", free_kib=1 << 20), NodeCapacity("n2", schedulable=False))
 

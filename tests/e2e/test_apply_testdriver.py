@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from reconciler.cli import main
-from reconciler.lock import StateLock
+from reconciler.execute.lock import StateLock
 
 URI = "test:///default"
 

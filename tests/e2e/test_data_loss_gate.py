@@ -22,7 +22,7 @@ import yaml
 
 from e2e.test_apply_testdriver import Tree, conn, domains, files, run, tree, vm
 from reconciler.backends.libvirt_profile import PROFILE
-from reconciler.classify import Disruption
+from reconciler.planning.classify import Disruption
 
 __all__ = ["conn", "tree"]  # fixtures, re-used from the apply tests
 

@@ -19,8 +19,8 @@ from typing import Any
 import libvirt
 import pytest
 
-from node.agent import ensure_event_loop
-from node.metadata import NS, PREFIX, owner_element_xml, parse_owner_metadata
+from node.identity.metadata import NS, PREFIX, owner_element_xml, parse_owner_metadata
+from node.lifecycle.agent import ensure_event_loop
 from reconciler.cli import main
 
 from .test_apply_testdriver import Tree, conn, vm

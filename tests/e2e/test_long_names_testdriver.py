@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.check.metanames import MAX_CLAIM_NAME
 from reconciler.cli import main
-from reconciler.metanames import MAX_CLAIM_NAME
 
 from .test_apply_testdriver import Tree, conn, domains, tree, vm
 

@@ -12,12 +12,12 @@ import libvirt
 import pytest
 import yaml
 
-from node.cluster import cluster_from_manifests
-from node.metadata import NS, PREFIX, owner_element_xml, parse_owner_metadata
+from node.cluster.config import cluster_from_manifests
+from node.identity.metadata import NS, PREFIX, owner_element_xml, parse_owner_metadata
 from reconciler.backends.base import BackendError
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import ObjectKey
-from reconciler.reconcile import load_desired
+from reconciler.core.model import ObjectKey
+from reconciler.planning.reconcile import load_desired
 
 from . import test_apply_testdriver as base
 from .test_apply_testdriver import Tree, domains, run, vm

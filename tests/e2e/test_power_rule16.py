@@ -23,11 +23,11 @@ import libvirt
 import pytest
 import yaml
 
-from reconciler.apply import ApplyOptions
 from reconciler.backends.libvirt import LibvirtBackend
 from reconciler.cli import main
-from reconciler.logs import JsonLogger
-from reconciler.watch import Watcher, WatchOptions
+from reconciler.execute.apply import ApplyOptions
+from reconciler.watch.logs import JsonLogger
+from reconciler.watch.watcher import Watcher, WatchOptions
 
 URI = "test:///default"
 STRATEGIES = ("Always", "RerunOnFailure", "Once", "Manual", "Halted")

@@ -148,10 +148,10 @@ def test_watch_renames_a_pinned_vm_carrying_its_identity(conn: Any, tree: Tree,
                                                          tmp_path: Path) -> None:
     import io
 
-    from reconciler.apply import ApplyOptions
     from reconciler.backends.libvirt import LibvirtBackend
-    from reconciler.logs import JsonLogger
-    from reconciler.watch import Watcher, WatchOptions
+    from reconciler.execute.apply import ApplyOptions
+    from reconciler.watch.logs import JsonLogger
+    from reconciler.watch.watcher import Watcher, WatchOptions
 
     tree.put(vm("cache"))
     watcher = Watcher(WatchOptions(path=str(tree.root), agent=False,

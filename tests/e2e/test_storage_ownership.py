@@ -395,10 +395,10 @@ def test_an_incremental_cycle_asks_every_vm_before_deleting_a_claim(
     """watch (git mode) prunes in incremental cycles that observe only the changed keys:
     the VM still using the claim is not among them, and must still keep it."""
     from reconciler.backends.libvirt import LibvirtBackend
-    from reconciler.cycle import plan_cycle
-    from reconciler.inventory import Inventory, source_id
-    from reconciler.model import ObjectKey
-    from reconciler.reconcile import load_desired
+    from reconciler.core.model import ObjectKey
+    from reconciler.execute.cycle import plan_cycle
+    from reconciler.execute.inventory import Inventory, source_id
+    from reconciler.planning.reconcile import load_desired
 
     tree.put(vm("owner", annotations=DELETE))
     reader = vm("reader", run="Halted")

@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.backends.libvirt_profile import PROFILE
-from reconciler.model import VirtsyncError
-from reconciler.plan import make_plan
-from reconciler.plan_model import Fingerprints, Observed
+from reconciler.check.validate import check_bytes
+from reconciler.core.model import VirtsyncError
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_model import Fingerprints, Observed
 from reconciler.render.json import render_json
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text
-from reconciler.validate import check_bytes
 
 EXAMPLES = int(os.environ.get("VIRTSYNC_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

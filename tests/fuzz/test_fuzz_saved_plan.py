@@ -29,10 +29,10 @@ from hypothesis import strategies as st
 
 from reconciler.cli import main
 from reconciler.cli.plan_cmd import plan_from_host
-from reconciler.inventory import Inventory, source_id
-from reconciler.plan_model import ACTIONS
-from reconciler.savedplan import check_saved_plan
-from reconciler.statedir import state_dir
+from reconciler.core.statedir import state_dir
+from reconciler.execute.inventory import Inventory, source_id
+from reconciler.planning.plan_model import ACTIONS
+from reconciler.planning.savedplan import check_saved_plan
 
 EXAMPLES = int(os.environ.get("VIRTSYNC_FUZZ_PLAN_EXAMPLES", "200"))
 # No shrinking: after a plan that executed, the live state is no longer the plan's, so

@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from yaml_text import VALID_SEEDS, yaml_texts
 
 from reconciler.backends.libvirt_profile import PROFILE
-from reconciler.model import Manifest, VirtsyncError
-from reconciler.plan import make_plan
-from reconciler.plan_model import Fingerprints, Observed
+from reconciler.check.validate import check_bytes
+from reconciler.core.model import Manifest, VirtsyncError
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_model import Fingerprints, Observed
 from reconciler.render.json import render_json
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text
-from reconciler.validate import check_bytes
 
 EXAMPLES = int(os.environ.get("VIRTSYNC_FUZZ_TEXT_EXAMPLES", "500"))
 RANDOM = os.environ.get("VIRTSYNC_FUZZ_RANDOM") == "1"

@@ -44,7 +44,7 @@ def _seeds() -> list[str]:
 
 
 def _valid(text: str) -> bool:
-    from reconciler.validate import check_bytes
+    from reconciler.check.validate import check_bytes
 
     try:
         report = check_bytes(text.encode(), "seed.yaml")

@@ -24,7 +24,7 @@ from health_cases import (
 )
 from lua_sandbox import ArgoHealth, HealthStatus, LuaHealthError, Sandbox
 
-from node.lifecycle import RUN_STRATEGIES
+from node.lifecycle.decide import RUN_STRATEGIES
 
 OURS = our_cases()
 UPSTREAM_CASES = upstream_cases()

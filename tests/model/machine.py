@@ -37,10 +37,10 @@ from typing import Any
 import hypothesis.strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from node.agent import LifecycleAgent
-from node.lifecycle import StopKind
+from node.lifecycle.agent import LifecycleAgent
+from node.lifecycle.decide import StopKind
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.reconcile import load_desired
+from reconciler.planning.reconcile import load_desired
 
 from .world import RUN_STRATEGIES, Lane, LiveVm, Ran, VmModel, World
 

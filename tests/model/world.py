@@ -21,7 +21,7 @@ import libvirt
 import yaml
 from lxml import etree
 
-from node.metadata import NS as OWNER_NS
+from node.identity.metadata import NS as OWNER_NS
 from reconciler.cli import main
 
 RUN_STRATEGIES = ("Always", "Manual", "Halted", "RerunOnFailure")

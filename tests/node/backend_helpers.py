@@ -6,9 +6,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from node.cluster import ClusterConfig, NetworkConfig, NodeConfig
+from node.cluster.config import ClusterConfig, NetworkConfig, NodeConfig
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import Manifest, SourceRef
+from reconciler.core.model import Manifest, SourceRef
 
 TEST_URI = "test:///default"
 # The test driver's own "test" domain uses 8 GiB; 16 GiB capacity leaves 8 GiB free.

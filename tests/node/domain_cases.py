@@ -19,9 +19,9 @@ from node.domain.model import (
     UserNet,
 )
 from node.domain.naming import domain_name
-from node.identity import Identity
-from node.metadata import OwnerMetadata
-from node.spec import VmSpec
+from node.identity.metadata import OwnerMetadata
+from node.identity.node_store import Identity
+from reconciler.core.vmspec import VmSpec
 
 NODE = NodeFacts(
     name="node1",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from backend_helpers import manifest
 
-from node.cluster import cluster_from_manifests, default_cluster, parse_cluster
+from node.cluster.config import cluster_from_manifests, default_cluster, parse_cluster
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import VirtsyncError
+from reconciler.core.model import VirtsyncError
 
 ENV = {"VIRTSYNC_STATE_DIR": "/srv/vs"}
 

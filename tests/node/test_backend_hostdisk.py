@@ -10,7 +10,7 @@ import pytest
 from backend_helpers import backend, manifest, node, vm_body
 
 from reconciler.backends.base import BackendError
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
 
 
 def _host_vm(name: str, path: str, run: str = "Always") -> dict[str, object]:

@@ -12,12 +12,12 @@ import pytest
 from backend_helpers import TEST_URI, backend, manifest, node, vm_body
 from lxml import etree
 
+from node.cluster.host import spec_hash
 from node.domain.naming import domain_name
-from node.host import spec_hash
 from reconciler.backends.base import Backend, BackendError
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import ObjectKey
-from reconciler.sensitive import sensitive_digest
+from reconciler.core.model import ObjectKey
+from reconciler.core.sensitive import sensitive_digest
 
 KEY = ObjectKey("VirtualMachine", "default", "web")
 

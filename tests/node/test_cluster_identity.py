@@ -1,4 +1,4 @@
-"""Identity at cluster scope (node.cluster_identity): the record in the state directory
+"""Identity at cluster scope (node.identity.cluster_store): the record in the state directory
 counts, node stores are caches and the source it is refilled from; MACs stay unique
 across every node; deleting with disks forgets it everywhere."""
 
@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from test_identity import KEY, vm
 
-import node.identity as identity_mod
-from node.cluster_identity import ClusterIdentities
-from node.identity import Identity, IdentityStore
-from reconciler.model import ObjectKey, VirtsyncError
+import node.identity.node_store as identity_mod
+from node.identity.cluster_store import ClusterIdentities
+from node.identity.node_store import Identity, IdentityStore
+from reconciler.core.model import ObjectKey, VirtsyncError
 
 OTHER = ObjectKey("VirtualMachine", "default", "db")
 UUID = "6f1c2d3e-0000-4000-8000-000000000001"

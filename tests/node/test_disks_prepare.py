@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from node.cloudinit import read_iso
-from node.disks import NodeStorage, claim_sizes, prepare_disks, remove_files
-from node.identity import Identity
-from node.paths import UnsafePath
-from node.spec import VmSpec
-from reconciler.model import Manifest, SourceRef, VirtsyncError
+from node.identity.node_store import Identity
+from node.storage.cloudinit import read_iso
+from node.storage.disks import NodeStorage, claim_sizes, prepare_disks, remove_files
+from node.storage.paths import UnsafePath
+from reconciler.core.model import Manifest, SourceRef, VirtsyncError
+from reconciler.core.vmspec import VmSpec
 
 MiB = 1024 * 1024
 IDENT = Identity(
@@ -469,8 +469,8 @@ def test_unsafe_names_never_become_paths(storage: NodeStorage) -> None:
 def test_disk_of_another_running_domain_is_refused() -> None:
     import libvirt
 
-    from node.disks import ensure_not_attached_elsewhere, files_of_running_domains
     from node.domain.model import ResolvedDisk
+    from node.storage.disks import ensure_not_attached_elsewhere, files_of_running_domains
 
     conn = libvirt.open("test:///default")  # its running domain 'test' uses /guest/diskimage1
     try:
@@ -507,8 +507,8 @@ def test_disks_keep_spec_order_and_lun_is_refused(storage: NodeStorage) -> None:
 
 
 def test_datavolume_import_sources_are_refused_not_blanked() -> None:
-    from node.disks import claim_sizes
-    from reconciler.model import Manifest, SourceRef, VirtsyncError
+    from node.storage.disks import claim_sizes
+    from reconciler.core.model import Manifest, SourceRef, VirtsyncError
 
     dv = Manifest("cdi.kubevirt.io/v1beta1", "DataVolume", "ns", "fedora", {
         "spec": {"source": {"http": {"url": "https://example.invalid/f.qcow2"}},

@@ -12,8 +12,8 @@ from node.domain.builder import build_domain, build_from_inputs, to_xml
 from node.domain.configure.disks import target_names, target_suffix
 from node.domain.model import ResolvedInterface, UserNet
 from node.domain.naming import domain_name, parse_domain_name
-from node.metadata import OwnerMetadata
-from reconciler.model import VirtsyncError
+from node.identity.metadata import OwnerMetadata
+from reconciler.core.model import VirtsyncError
 
 
 def test_domain_name_roundtrips_and_cannot_collide() -> None:

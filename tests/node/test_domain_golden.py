@@ -17,7 +17,7 @@ from node.domain.builder import CONFIGURATORS, build_from_inputs, to_xml
 from node.domain.configure.console import configure_serial_console
 from node.domain.configure.cpu import configure_cpu
 from node.domain.configure.firmware import configure_features, configure_os
-from node.metadata import parse_owner_metadata
+from node.identity.metadata import parse_owner_metadata
 
 # (configurator, case): every configurator on the richest case, plus the variants
 # that take other branches.

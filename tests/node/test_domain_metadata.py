@@ -9,7 +9,7 @@ import pytest
 from domain_cases import MINIMAL
 
 from node.domain.builder import build_from_inputs, to_xml
-from node.metadata import (
+from node.identity.metadata import (
     NS,
     PREFIX,
     OwnerMetadata,
@@ -17,7 +17,7 @@ from node.metadata import (
     parse_owner_element,
     parse_owner_metadata,
 )
-from reconciler.model import ObjectKey, VirtsyncError
+from reconciler.core.model import ObjectKey, VirtsyncError
 
 
 def test_roundtrip_through_libvirt_set_metadata(test_conn: Any) -> None:

@@ -1,4 +1,4 @@
-"""node.spec: the typed view of a VirtualMachine body the node builds from."""
+"""reconciler.core.vmspec: the typed view of a VirtualMachine body the node builds from."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from domain_cases import FULL, KERNEL, vm_body
 
-from node.spec import VmSpec, parse_quantity
-from reconciler.model import VirtsyncError
+from reconciler.core.model import VirtsyncError
+from reconciler.core.vmspec import VmSpec, parse_quantity
 
 
 def test_full_case_reads_every_field() -> None:

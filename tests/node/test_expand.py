@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from backend_helpers import manifest, vm_body
 
-from node.expand import expand, spread_vcpus
-from node.spec import VmSpec
-from reconciler.model import Manifest, VirtsyncError
+from reconciler.core.expand import expand, spread_vcpus
+from reconciler.core.model import Manifest, VirtsyncError
+from reconciler.core.vmspec import VmSpec
 
 IT_API = "instancetype.kubevirt.io/v1beta1"
 

@@ -1,5 +1,5 @@
 """NodeHost.scan/lookup when libvirt fails at a chosen moment (issue 14: kills surviving
-mutants of node/host.py). The errors are libvirt's own — a domain really undefined
+mutants of node/cluster/host.py). The errors are libvirt's own — a domain really undefined
 between the listing and the read, a connection really closed — only the moment is
 chosen, by a thin wrapper around a real test:///default connection."""
 
@@ -13,9 +13,9 @@ import libvirt
 import pytest
 from backend_helpers import TEST_URI, backend, manifest, vm_body
 
-from node.host import NodeError, NodeHost
+from node.cluster.host import NodeError, NodeHost
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
 
 
 class Wrapped:

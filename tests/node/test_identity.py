@@ -13,12 +13,12 @@ import pytest
 from domain_cases import MINIMAL, NODE, vm_body
 from lxml import etree
 
-import node.identity as identity_mod
+import node.identity.node_store as identity_mod
 from node.domain.builder import build_domain, to_xml
 from node.domain.model import ResolvedDisk, ResolvedInterface, UserNet
-from node.identity import Identity, IdentityStore
-from node.spec import VmSpec
-from reconciler.model import ObjectKey, VirtsyncError
+from node.identity.node_store import Identity, IdentityStore
+from reconciler.core.model import ObjectKey, VirtsyncError
+from reconciler.core.vmspec import VmSpec
 
 KEY = ObjectKey("VirtualMachine", "default", "web")
 

@@ -11,10 +11,10 @@ import libvirt
 import pytest
 from backend_helpers import TEST_URI, backend, manifest, node, vm_body
 
-from node.agent import LifecycleAgent, ensure_event_loop
-from node.lifecycle import BackoffPolicy, StopKind
+from node.lifecycle.agent import LifecycleAgent, ensure_event_loop
+from node.lifecycle.decide import BackoffPolicy, StopKind
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
 
 KEY = ObjectKey("VirtualMachine", "default", "web")
 

@@ -1,17 +1,17 @@
-"""Run-strategy decisions (pure): the table in node.lifecycle, intents and back-off."""
+"""Run-strategy decisions (pure): the table in node.lifecycle.decide, intents and back-off."""
 
 from __future__ import annotations
 
 import pytest
 
-from node.lifecycle import (
+from node.lifecycle.decide import (
     BackoffPolicy,
     StopKind,
     decide,
     stop_kind_from_event,
     stop_kind_from_shutoff_reason,
 )
-from reconciler.power import starts_on_create
+from reconciler.core.power import starts_on_create
 
 S, C, F, D = (StopKind.GUEST_SHUTDOWN, StopKind.CRASHED, StopKind.FAILED,
               StopKind.DESTROYED)

@@ -7,13 +7,13 @@ from typing import Any
 
 import libvirt
 import pytest
-
-from node.cluster import parse_cluster
-from node.domain.model import Bridge, LibvirtNetwork, UserNet
-from node.identity import Identity
 from node.networks import NetworkMap, check_sources, resolve_interfaces
-from node.spec import VmSpec
-from reconciler.model import VirtsyncError
+
+from node.cluster.config import parse_cluster
+from node.domain.model import Bridge, LibvirtNetwork, UserNet
+from node.identity.node_store import Identity
+from reconciler.core.model import VirtsyncError
+from reconciler.core.vmspec import VmSpec
 
 IDENT = Identity(
     uuid="5e2f3a52-7d0c-4f1e-9a57-0d6b1c2e3f40",

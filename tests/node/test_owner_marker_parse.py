@@ -1,13 +1,13 @@
 """Safety rule 3/18: a damaged owner marker is an error, never "not ours, ignore" nor
 "ours, go ahead" — one test per way the marker can be broken (issue 14: each kills a
-surviving mutant of node/metadata.py)."""
+surviving mutant of node/identity/metadata.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from node.metadata import NS, OwnerMetadata, parse_owner_element, parse_owner_metadata
-from reconciler.model import VirtsyncError
+from node.identity.metadata import NS, OwnerMetadata, parse_owner_element, parse_owner_metadata
+from reconciler.core.model import VirtsyncError
 
 GOOD = {
     "owner": "<v:owner>virtsync</v:owner>",

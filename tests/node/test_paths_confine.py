@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.paths import UnsafePath, checked_chain, confine, image_info, safe_component
+from node.storage.paths import UnsafePath, checked_chain, confine, image_info, safe_component
 
 
 def qemu_img(*args: str) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from node.identity import IdentityStore
-from node.spec import VmSpec
+from node.identity.node_store import IdentityStore
 from reconciler.cli import main
-from reconciler.loader import load_paths
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
+from reconciler.core.vmspec import VmSpec
+from reconciler.tree.loader import load_paths
 
 WEB = """\
 # Web tier. Owned by team-web.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from node.qemu_access import (
+from node.storage.qemu_access import (
     DEFAULT_USER,
     Account,
     blocking_dir,

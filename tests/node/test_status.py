@@ -6,7 +6,7 @@ from __future__ import annotations
 import libvirt
 import pytest
 
-from node.status import DomainView, RuntimeRecord, unplaced_status, vm_status
+from node.lifecycle.status import DomainView, RuntimeRecord, unplaced_status, vm_status
 
 NOW = 1000.0
 
@@ -78,7 +78,7 @@ def test_unplaced() -> None:
     assert conds(s)["Ready"].message == "0/1 nodes are available"
 
 
-# One row per libvirt state / paused reason, by libvirt's names (node.status.STATES,
+# One row per libvirt state / paused reason, by libvirt's names (node.lifecycle.status.STATES,
 # PAUSED_REASONS): (state, reason, printableStatus, Paused condition reason or None).
 P = libvirt.VIR_DOMAIN_PAUSED
 STATE_ROWS = [

@@ -7,12 +7,12 @@ import re
 import textwrap
 
 from reconciler.backends import registry
-from reconciler.classify import ClassificationProfile
-from reconciler.diff import Marker, Path, PathPart, Sel
-from reconciler.loader import load_bytes
-from reconciler.model import Manifest
-from reconciler.plan import make_plan
-from reconciler.plan_model import Fingerprints, Observed, Plan
+from reconciler.core.model import Manifest
+from reconciler.planning.classify import ClassificationProfile
+from reconciler.planning.diff import Marker, Path, PathPart, Sel
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_model import Fingerprints, Observed, Plan
+from reconciler.tree.loader import load_bytes
 
 FP = Fingerprints(
     desired_commit="1111111111111111111111111111111111111111",

@@ -9,7 +9,7 @@ import pytest
 from plan_helpers import plan_of
 from plan_repo import Repo
 
-from reconciler.plan_model import Plan
+from reconciler.planning.plan_model import Plan
 from reconciler.render.json import render_json
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from plan_helpers import P, profile
 
-from reconciler.classify import (
+from reconciler.planning.classify import (
     Context,
     Disruption,
     Rule,
@@ -17,8 +17,8 @@ from reconciler.classify import (
     compile_pattern,
     matches,
 )
-from reconciler.diff import MISSING, FieldDiff
-from reconciler.normalize import normalize
+from reconciler.planning.diff import MISSING, FieldDiff
+from reconciler.planning.normalize import normalize
 
 TPL = "spec.template.spec"
 DEV = f"{TPL}.domain.devices"

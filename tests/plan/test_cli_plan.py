@@ -11,7 +11,7 @@ import pytest
 from plan_helpers import vm
 from plan_repo import Repo
 
-from reconciler.plan_codec import load_plan
+from reconciler.planning.plan_codec import load_plan
 
 Run = Callable[..., tuple[int, str, str]]
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())

@@ -7,10 +7,10 @@ from typing import Any
 
 from plan_helpers import FP, LIBVIRT
 
-from reconciler.model import DiskFile, Manifest, SourceRef
-from reconciler.ownership import claim_depth, claim_users
-from reconciler.plan import make_plan
-from reconciler.plan_model import Observed
+from reconciler.core.model import DiskFile, Manifest, SourceRef
+from reconciler.planning.ownership import claim_depth, claim_users
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_model import Observed
 
 
 def _vm(name: str, *, owns: tuple[str, ...] = (),

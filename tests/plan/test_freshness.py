@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 from plan_helpers import plan_of
 
-from reconciler.model import VirtsyncError
-from reconciler.plan_model import Fingerprints, check_fresh, content_hash
+from reconciler.core.model import VirtsyncError
+from reconciler.planning.plan_model import Fingerprints, check_fresh, content_hash
 
 FP = Fingerprints("c1", "t1", "sha256:" + "a" * 64, "git:main@c0", "sha256:" + "b" * 64)
 

@@ -1,4 +1,4 @@
-"""apply's gate, table-driven (issue 14: kills surviving mutants of reconciler/apply.py):
+"""apply's gate, table-driven (issue 14: kills surviving mutants of reconciler/execute/apply.py):
 for each disruption class, which flag or VM policy annotation in git lets it through.
 Restart and replace need --allow-restart (or --allow-data-loss, or the policy restart,
 replace or data-loss); data loss needs --allow-data-loss or the policy data-loss; live
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from plan_helpers import manifests, plan_of
 
-from reconciler.apply import ApplyOptions, allowed_by_policy, gate
-from reconciler.classify import Disruption
+from reconciler.execute.apply import ApplyOptions, allowed_by_policy, gate
+from reconciler.planning.classify import Disruption
 
 VM = """\
 apiVersion: kubevirt.io/v1

@@ -15,7 +15,7 @@ from golden_files import assert_no_orphans, check_golden
 from plan_helpers import plan_of
 from plan_scenarios import SCENARIOS
 
-from reconciler.plan_model import Plan
+from reconciler.planning.plan_model import Plan
 from reconciler.render.json import render_json
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text

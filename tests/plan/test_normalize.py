@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from reconciler.normalize import Keyed, align_defaults, normalize
-from reconciler.quantity import Quantity, as_quantity, parse_quantity
+from reconciler.core.quantity import Quantity, as_quantity, parse_quantity
+from reconciler.planning.normalize import Keyed, align_defaults, normalize
 
 
 @pytest.mark.parametrize(("a", "b"), [

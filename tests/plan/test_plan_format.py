@@ -13,13 +13,13 @@ import pytest
 from plan_helpers import FP, LIBVIRT, manifests, plan_of, vm
 from plan_scenarios import SCENARIOS
 
-from reconciler.model import Action, VirtsyncError
-from reconciler.plan import make_plan
-from reconciler.plan_codec import load_plan, save_plan, to_document
-from reconciler.plan_model import Observed
+from reconciler.core.model import Action, VirtsyncError
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_codec import load_plan, save_plan, to_document
+from reconciler.planning.plan_model import Observed
+from reconciler.planning.schedule import Placement
 from reconciler.render.markdown import render_markdown
 from reconciler.render.text import render_text
-from reconciler.schedule import Placement
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 

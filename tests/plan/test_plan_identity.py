@@ -10,10 +10,10 @@ import pytest
 from plan_helpers import FP, LIBVIRT
 from refdata import REFERENCE
 
-from reconciler.loader import load_bytes
-from reconciler.model import Manifest
-from reconciler.plan import make_plan
-from reconciler.plan_model import Observed
+from reconciler.core.model import Manifest
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_model import Observed
+from reconciler.tree.loader import load_bytes
 
 
 def _reference_manifests() -> list[tuple[str, list[Manifest]]]:

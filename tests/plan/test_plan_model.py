@@ -10,14 +10,14 @@ import pytest
 from plan_helpers import FP, LIBVIRT, manifests, plan_of, vm
 from plan_scenarios import INSTANCETYPE, SCENARIOS, db
 
-from reconciler.classify import Disruption
-from reconciler.model import ObjectKey, VirtsyncError
-from reconciler.plan import make_plan
-from reconciler.plan_codec import load_plan, save_plan, to_document
-from reconciler.plan_model import Fingerprints, Observed, check_fresh
+from reconciler.core.model import ObjectKey, VirtsyncError
+from reconciler.planning.classify import Disruption
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_codec import load_plan, save_plan, to_document
+from reconciler.planning.plan_model import Fingerprints, Observed, check_fresh
+from reconciler.planning.schedule import Placement
 from reconciler.render.markdown import MARKER, render_markdown
 from reconciler.render.text import render_text
-from reconciler.schedule import Placement
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.model import ObjectKey, VirtsyncError
-from reconciler.savedplan import ABSENT, check_prune_scope, mismatches
+from reconciler.core.model import ObjectKey, VirtsyncError
+from reconciler.planning.savedplan import ABSENT, check_prune_scope, mismatches
 
 
 @pytest.mark.parametrize(("saved", "derived"), [

@@ -1,4 +1,4 @@
-"""The placement step (pure, reconciler.schedule): node selector, required node
+"""The placement step (pure, reconciler.planning.schedule): node selector, required node
 affinity, cordoned nodes, free memory, stickiness, reasons."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 from plan_helpers import manifests, vm
 
-from reconciler.model import ObjectKey
-from reconciler.schedule import NodeCapacity, Request, place, request_of, schedule
+from reconciler.core.model import ObjectKey
+from reconciler.planning.schedule import NodeCapacity, Request, place, request_of, schedule
 
 GIB = 1024 * 1024
 A = NodeCapacity("a", {"zone": "x", "disk": "ssd", "gen": "3"}, free_kib=2 * GIB)

@@ -17,8 +17,8 @@ import libvirt_daemon as daemon
 import pytest
 from lanes import require_real_tools
 
-from node.disks import NodeStorage
 from node.domain.model import NodeFacts
+from node.storage.disks import NodeStorage
 
 from . import tinyguest
 

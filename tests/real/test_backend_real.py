@@ -13,11 +13,11 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from node.agent import LifecycleAgent, ensure_event_loop
-from node.cluster import ClusterConfig, NodeConfig
+from node.cluster.config import ClusterConfig, NodeConfig
+from node.lifecycle.agent import LifecycleAgent, ensure_event_loop
 from reconciler.backends.base import BackendError
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import Manifest, ObjectKey, SourceRef
+from reconciler.core.model import Manifest, ObjectKey, SourceRef
 
 from . import tinyguest
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from node.metadata import NS as OWNER_NS
+from node.identity.metadata import NS as OWNER_NS
 
 from . import tinyguest
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from node.qemu_access import qemu_account
+from node.storage.qemu_access import qemu_account
 
 from . import tinyguest
 

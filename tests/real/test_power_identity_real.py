@@ -18,9 +18,9 @@ import pytest
 import yaml
 from lxml import etree
 
-from node.identity import IdentityStore
+from node.identity.node_store import IdentityStore
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
 
 from .test_cli_real import NS, Repo, clear, ours, vm, wait_console
 
@@ -154,7 +154,7 @@ def test_starting_shows_while_the_guest_starts(libvirt_conn: Any, repo: Repo,
 
 
 def _cluster_manifest(repo: Repo):  # type: ignore[no-untyped-def]
-    from reconciler.loader import load_bytes
+    from reconciler.tree.loader import load_bytes
 
     return load_bytes((repo.root / "cluster.yaml").read_bytes(), "cluster.yaml").manifests[0]
 

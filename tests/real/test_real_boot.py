@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from node.cluster import parse_cluster
-from node.networks import NetworkMap
-from reconciler.model import VirtsyncError
+from node.cluster.config import parse_cluster
+from node.cluster.networks import NetworkMap
+from reconciler.core.model import VirtsyncError
 
 from . import tinyguest
 

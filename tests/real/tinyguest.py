@@ -20,21 +20,21 @@ from typing import Any
 
 import libvirt
 
-from node.disks import (
+from node.cluster.networks import NetworkMap, resolve_interfaces
+from node.domain.builder import build_domain, to_xml
+from node.domain.model import NodeFacts
+from node.domain.naming import domain_name
+from node.identity.metadata import OwnerMetadata
+from node.identity.node_store import Identity, IdentityStore
+from node.storage.disks import (
     NodeStorage,
     PreparedDisks,
     claim_sizes,
     ensure_not_attached_elsewhere,
     prepare_disks,
 )
-from node.domain.builder import build_domain, to_xml
-from node.domain.model import NodeFacts
-from node.domain.naming import domain_name
-from node.identity import Identity, IdentityStore
-from node.metadata import OwnerMetadata
-from node.networks import NetworkMap, resolve_interfaces
-from node.spec import VmSpec
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
+from reconciler.core.vmspec import VmSpec
 
 REPO = Path(__file__).resolve().parents[2]
 GUEST_CACHE = REPO / ".cache" / "tiny-guest"

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from reconciler.model import CLUSTER_SCOPED_KINDS, DEFAULT_NAMESPACE, Manifest, SourceRef
+from reconciler.core.model import CLUSTER_SCOPED_KINDS, DEFAULT_NAMESPACE, Manifest, SourceRef
 
 BASE_VM = """\
 apiVersion: kubevirt.io/v1

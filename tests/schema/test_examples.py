@@ -9,7 +9,7 @@ import yaml
 from refdata import REFERENCE
 from schema_helpers import manifest
 
-from reconciler import schema, semantic
+from reconciler.check import schema, semantic
 
 SOURCES = (
     "kubevirt/examples/*.yaml",

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from schema_helpers import devices, load, manifest, vm, vmi_spec
 
-from reconciler.model import Issue, format_path
-from reconciler.schema import check_schema, has_schema
+from reconciler.check.schema import check_schema, has_schema
+from reconciler.core.model import Issue, format_path
 
 CANARY = "CANARY-7f3a"
 DOMAIN = ("spec", "template", "spec", "domain")
@@ -105,7 +105,7 @@ def test_yaml11_yes_in_a_label() -> None:
 def test_yaml11_bool_hint_uses_the_enum_word_when_one_matches() -> None:
     # imagePullPolicy has no yes/no words; use a VM field whose enum is words: none in
     # KubeVirt, so check the hint builder through a label-free path: an enum that has "No".
-    from reconciler.schema import _coercion_hint
+    from reconciler.check.schema import _coercion_hint
 
     hint = _coercion_hint(("x",), False, {"type": "string", "enum": ["Yes", "No"]})
     assert hint == 'YAML reads unquoted No as false; quote it: "No"'

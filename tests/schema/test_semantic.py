@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from schema_helpers import devices, manifest, vm, vmi_spec
 
-from reconciler.model import Issue, ManifestFacts, ObjectKey, SourceRef, UniqueClaim
-from reconciler.schema import check_schema
-from reconciler.semantic import check_manifest, check_unique, facts
+from reconciler.check.schema import check_schema
+from reconciler.check.semantic import check_manifest, check_unique, facts
+from reconciler.core.model import Issue, ManifestFacts, ObjectKey, SourceRef, UniqueClaim
 
 DOMAIN = ("spec", "template", "spec", "domain")
 DEVICES = (*DOMAIN, "devices")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.check.metanames import MAX_CLAIM_NAME
 from reconciler.cli import main
-from reconciler.metanames import MAX_CLAIM_NAME
-from reconciler.yamlsafe import MAX_ALIAS_NODES_PER_RUN
+from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import aliasgen

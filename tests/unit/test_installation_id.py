@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.model import VirtsyncError
-from reconciler.statedir import INSTALLATION_ENV, INSTALLATION_FILE, installation_id
+from reconciler.core.model import VirtsyncError
+from reconciler.core.statedir import INSTALLATION_ENV, INSTALLATION_FILE, installation_id
 
 
 def test_generated_once_then_read(tmp_path: Path) -> None:

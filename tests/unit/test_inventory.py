@@ -1,5 +1,5 @@
 """The prune inventory on disk (issue 14: kills surviving mutants of
-reconciler/inventory.py). Prune may only delete what this source applied (rule 15/18), so
+reconciler/execute/inventory.py). Prune may only delete what this source applied (rule 15/18), so
 a damaged inventory stops prune instead of being guessed at, each source has its own, an
 old entry never gains disk deletion, and an unchanged inventory is not rewritten."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.inventory import FORMAT, Inventory, InventoryEntry, source_id
-from reconciler.model import ObjectKey, VirtsyncError
+from reconciler.core.model import ObjectKey, VirtsyncError
+from reconciler.execute.inventory import FORMAT, Inventory, InventoryEntry, source_id
 
 KEY = ObjectKey("VirtualMachine", "ns", "web")
 
@@ -77,7 +77,7 @@ def test_save_round_trips_and_rewrites_only_changes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("entries", "cap"), [(0, 1), (4, 1), (9, 1), (10, 2), (27, 5)])
 def test_default_prune_cap_is_20_percent_and_at_least_one(entries: int, cap: int) -> None:
-    from reconciler.cycle import prune_cap
+    from reconciler.execute.cycle import prune_cap
 
     keys = [ObjectKey("VirtualMachine", "ns", f"v{i}") for i in range(entries)]
     assert prune_cap(Inventory("src", {k: InventoryEntry(k) for k in keys}), None) == cap

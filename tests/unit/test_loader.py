@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.loader import MAX_FILE_BYTES, find_yaml_files, load_bytes
-from reconciler.model import VirtsyncError
+from reconciler.core.model import VirtsyncError
+from reconciler.tree.loader import MAX_FILE_BYTES, find_yaml_files, load_bytes
 
 VM = b"""apiVersion: kubevirt.io/v1
 kind: VirtualMachine

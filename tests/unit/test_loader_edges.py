@@ -1,10 +1,10 @@
-"""load_bytes at its edges (issue 14: kills surviving mutants of reconciler/loader.py):
+"""load_bytes at its edges (issue 14: kills surviving mutants of reconciler/tree/loader.py):
 the size limit exactly, where a bad byte is, a byte-order mark, document counts, where a
 too-deep later document is reported."""
 
 from __future__ import annotations
 
-from reconciler.loader import MAX_FILE_BYTES, load_bytes
+from reconciler.tree.loader import MAX_FILE_BYTES, load_bytes
 
 VM = b"apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata:\n  name: a\n"
 

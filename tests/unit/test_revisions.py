@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reconciler.model import Manifest, ObjectKey, SourceRef
-from reconciler.revisions import dependents, revision_name, with_revisions
+from reconciler.core.model import Manifest, ObjectKey, SourceRef
+from reconciler.planning.revisions import dependents, revision_name, with_revisions
 
 
 def m(kind: str, name: str, body: dict[str, Any], ns: str = "") -> Manifest:

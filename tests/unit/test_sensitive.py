@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.sensitive import (
+from reconciler.core.sensitive import (
     MASK,
     digest_sensitive,
     is_sensitive_key,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import reconciler.validate as validate_mod
-from reconciler.validate import validate_paths
-from reconciler.yamlsafe import AliasBudget
+import reconciler.check.validate as validate_mod
+from reconciler.check.validate import validate_paths
+from reconciler.tree.yamlsafe import AliasBudget
 
 VM = """apiVersion: kubevirt.io/v1
 kind: VirtualMachine

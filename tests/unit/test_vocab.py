@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reconciler.classify import Disruption
-from reconciler.model import Action, ApplyWord, DiffOp, ExitCode, PrintableStatus
+from reconciler.core.model import Action, ApplyWord, DiffOp, ExitCode, PrintableStatus
+from reconciler.planning.classify import Disruption
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "plan.schema.json").read_text())
 CHANGE = SCHEMA["$defs"]["change"]["properties"]

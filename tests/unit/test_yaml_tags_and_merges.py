@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.validate import check_bytes
+from reconciler.check.validate import check_bytes
 
 HEAD = "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata:\n"
 

@@ -1,12 +1,12 @@
 """YAML safety limits and messages, exactly (issue 14: kills surviving mutants of
-reconciler/yamlsafe.py). The documented nesting limit is 64 levels, for lists and
+reconciler/tree/yamlsafe.py). The documented nesting limit is 64 levels, for lists and
 mappings alike; problems name the document and the lines involved."""
 
 from __future__ import annotations
 
 import pytest
 
-from reconciler.yamlsafe import YamlProblem, parse_documents
+from reconciler.tree.yamlsafe import YamlProblem, parse_documents
 
 
 def nested(kind: str, levels: int) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 from watch_helpers import vm_body
 
-from reconciler.desired_state import GitTree, WorkdirTree, changed_keys
-from reconciler.model import ObjectKey
-from reconciler.validate import validate_paths
+from reconciler.check.validate import validate_paths
+from reconciler.core.model import ObjectKey
+from reconciler.tree.desired_state import GitTree, WorkdirTree, changed_keys
 
 NS = "ds"
 

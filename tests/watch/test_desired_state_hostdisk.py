@@ -10,8 +10,8 @@ import pytest
 import yaml
 from watch_helpers import vm_body
 
-from reconciler.desired_state import WorkdirTree
-from reconciler.validate import validate_paths
+from reconciler.check.validate import validate_paths
+from reconciler.tree.desired_state import WorkdirTree
 
 NS = "hd"
 

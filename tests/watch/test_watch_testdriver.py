@@ -18,7 +18,7 @@ from parse_count import count_parses, parsed_more_than_once
 from watch_helpers import Rig, make_rig, vm_body, wait_for
 
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.model import ObjectKey
+from reconciler.core.model import ObjectKey
 
 
 @pytest.fixture
@@ -332,7 +332,7 @@ def test_folder_modified_events_do_not_force_a_tree_walk() -> None:
         FileModifiedEvent,
     )
 
-    from reconciler.watch import _FileHandler
+    from reconciler.watch.watcher import _FileHandler
 
     class Sink:
         def __init__(self) -> None:
@@ -359,7 +359,7 @@ def test_startup_after_a_crash_resolves_its_journal_steps_and_sweeps_temp_files(
     import os
     import time as _time
 
-    from reconciler.journal import Journal
+    from reconciler.execute.journal import Journal
 
     Journal(rig.state, "19700101T000000Z-dead0000").intent(
         "create", ObjectKey("VirtualMachine", rig.ns, "vm0"))

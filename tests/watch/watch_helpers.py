@@ -20,15 +20,15 @@ from typing import Any
 import libvirt
 import yaml
 
-from node.agent import ensure_event_loop
 from node.domain.naming import SEPARATOR, domain_name
-from reconciler.apply import ApplyOptions, Outcome
+from node.lifecycle.agent import ensure_event_loop
 from reconciler.backends.base import Backend
 from reconciler.backends.libvirt import LibvirtBackend
-from reconciler.logs import JsonLogger
-from reconciler.metrics import WatchMetrics
-from reconciler.model import Manifest
-from reconciler.watch import Watcher, WatchOptions
+from reconciler.core.model import Manifest
+from reconciler.execute.apply import ApplyOptions, Outcome
+from reconciler.watch.logs import JsonLogger
+from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.watcher import Watcher, WatchOptions
 
 URI = "test:///default"
 

@@ -8,7 +8,7 @@ from lxml import etree
 from node.domain.inputs import DomainInputs
 from node.domain.model import ResolvedDisk
 from node.domain.xml import ALIAS, child, sub
-from reconciler.model import VirtsyncError
+from reconciler.core.model import VirtsyncError
 
 _PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd"}
 

@@ -6,7 +6,7 @@ from lxml import etree
 
 from node.domain.inputs import DomainInputs
 from node.domain.xml import sub
-from node.metadata import owner_element
+from node.identity.metadata import owner_element
 
 
 def configure_general(inp: DomainInputs, dom: etree._Element) -> None:

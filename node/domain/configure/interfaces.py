@@ -7,7 +7,7 @@ from lxml import etree
 from node.domain.inputs import DomainInputs
 from node.domain.model import Bridge, LibvirtNetwork, ResolvedInterface, UserNet
 from node.domain.xml import ALIAS, child, sub
-from reconciler.model import VirtsyncError
+from reconciler.core.model import VirtsyncError
 
 
 def _source(iface: ResolvedInterface, devices: etree._Element) -> etree._Element:

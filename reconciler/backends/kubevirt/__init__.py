@@ -6,8 +6,8 @@ A backend that executes on a Kubernetes cluster adds `open_backend` here.
 from __future__ import annotations
 
 from reconciler.backends.base import BackendProfile
-from reconciler.classify import INSTANCETYPE_KINDS, ClassificationProfile, Disruption, Rule
-from reconciler.model import RUNNABLE_KINDS
+from reconciler.core.model import RUNNABLE_KINDS
+from reconciler.planning.classify import INSTANCETYPE_KINDS, ClassificationProfile, Disruption, Rule
 
 PROFILE = BackendProfile(
     classification=ClassificationProfile(

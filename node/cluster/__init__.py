@@ -1,0 +1,1 @@
+"""The Cluster config, networks and one libvirt node's connection."""

@@ -1,0 +1,208 @@
+"""The Cluster config (`virtsync.io/v1alpha1` `Cluster`) as typed node and network settings.
+
+    spec:
+      nodes:     [{name, uri, storageDir, imageDir, hostDiskDir, labels, memoryMiB,
+                   schedulable}]
+      networks:  [{name, libvirtNetwork | bridge}]
+
+No Cluster object (or one without nodes) means one local node named `local`: its URI
+comes from `VIRTSYNC_LIBVIRT_URI`, else `qemu:///system`; its directories default to
+`<state dir>/storage` and `<state dir>/images`. A listed node without `storageDir` gets
+`<state dir>/storage/<node name>`, so two nodes never share an identity store. hostDisk
+volumes are allowed only on a node with `hostDiskDir`, which must be apart from the
+node's storageDir and imageDir and from the state directory (safety rule 14). Pure apart
+from reading the environment for those defaults (tests pass `env` explicitly).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.core.hostdisk import dir_conflict
+from reconciler.core.model import JSON, JSONPath, Manifest, VirtsyncError, format_path
+from reconciler.core.statedir import state_dir
+
+DEFAULT_URI = "qemu:///system"
+URI_ENV = "VIRTSYNC_LIBVIRT_URI"
+DEFAULT_NODE_NAME = "local"
+CLUSTER_KIND = "Cluster"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    uri: str
+    storage_dir: str
+    image_dir: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    memory_mib: int | None = None  # capacity override for placement
+    host_disk_dir: str | None = None  # hostDisk root; None: hostDisk refused (rule 14)
+    schedulable: bool = True  # False: cordoned, placement puts no new VM here
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A multus `networkName` and where it plugs in: exactly one of the two is set."""
+
+    name: str
+    libvirt_network: str | None = None
+    bridge: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    nodes: tuple[NodeConfig, ...]
+    networks: tuple[NetworkConfig, ...] = ()
+    source: str = ""  # file the config came from ('' for the built-in default)
+
+    def node(self, name: str) -> NodeConfig | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def network(self, name: str) -> NetworkConfig | None:
+        return next((n for n in self.networks if n.name == name), None)
+
+
+def _defaults(env: Mapping[str, str] | None) -> tuple[str, Path]:
+    env = os.environ if env is None else env
+    base = Path(env["VIRTSYNC_STATE_DIR"]) if env.get("VIRTSYNC_STATE_DIR") else state_dir()
+    return env.get(URI_ENV) or DEFAULT_URI, base
+
+
+def default_node(env: Mapping[str, str] | None = None) -> NodeConfig:
+    uri, base = _defaults(env)
+    return NodeConfig(
+        name=DEFAULT_NODE_NAME,
+        uri=uri,
+        storage_dir=str(base / "storage"),
+        image_dir=str(base / "images"),
+    )
+
+
+def default_cluster(env: Mapping[str, str] | None = None) -> ClusterConfig:
+    return ClusterConfig(nodes=(default_node(env),))
+
+
+def _err(where: str, path: JSONPath, message: str) -> VirtsyncError:
+    return VirtsyncError(f"{where}: {format_path(path)}: {message}")
+
+
+def _map(value: JSON, where: str, path: JSONPath) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _err(where, path, "expected a mapping")
+    return value
+
+
+def _str(value: JSON, where: str, path: JSONPath, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise _err(where, path, "required")
+        return None
+    if not isinstance(value, str):
+        raise _err(where, path, f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _abs_dir(value: JSON, where: str, path: JSONPath, default: Path) -> str:
+    text = _str(value, where, path, required=False)
+    if text is None:
+        return str(default)
+    if not text.startswith("/"):
+        raise _err(where, path, f"must be an absolute path, got {text!r}")
+    return text
+
+
+def _host_disk_dir(value: JSON, where: str, path: JSONPath,
+                   own: Iterable[tuple[str, str]]) -> str | None:
+    if _str(value, where, path, required=False) is None:
+        return None
+    text = _abs_dir(value, where, path, Path("/"))
+    problem = dir_conflict(text, own)
+    if problem is not None:
+        raise _err(where, path, problem)
+    return text
+
+
+def parse_cluster(
+    body: Mapping[str, JSON], where: str = "Cluster", env: Mapping[str, str] | None = None
+) -> ClusterConfig:
+    """A Cluster manifest body → ClusterConfig. Errors name `where` and the field."""
+    spec = _map(body.get("spec"), where, ("spec",))
+    default = default_node(env)
+    base = _defaults(env)[1]
+    nodes: list[NodeConfig] = []
+    raw_nodes = spec.get("nodes") or []
+    if not isinstance(raw_nodes, list):
+        raise _err(where, ("spec", "nodes"), "expected a list")
+    for i, raw in enumerate(raw_nodes):
+        p: JSONPath = ("spec", "nodes", i)
+        node = _map(raw, where, p)
+        name = _str(node.get("name"), where, (*p, "name"), required=True) or ""
+        if any(n.name == name for n in nodes):
+            raise _err(where, (*p, "name"), f"node {name!r} is listed twice")
+        labels = _map(node.get("labels"), where, (*p, "labels"))
+        for k, v in labels.items():
+            if not isinstance(v, str):
+                raise _err(where, (*p, "labels", k), "label values must be strings")
+        memory = node.get("memoryMiB")
+        if memory is not None and (
+            isinstance(memory, bool) or not isinstance(memory, int) or memory < 1
+        ):
+            raise _err(where, (*p, "memoryMiB"), "expected a positive integer")
+        schedulable = node.get("schedulable", True)
+        if not isinstance(schedulable, bool):
+            raise _err(where, (*p, "schedulable"), "expected true or false")
+        storage = _abs_dir(node.get("storageDir"), where, (*p, "storageDir"),
+                           Path(default.storage_dir) / name)
+        images = _abs_dir(node.get("imageDir"), where, (*p, "imageDir"),
+                          Path(default.image_dir))
+        host_disks = _host_disk_dir(node.get("hostDiskDir"), where, (*p, "hostDiskDir"), (
+            ("storageDir", storage), ("imageDir", images), ("state directory", str(base))))
+        nodes.append(
+            NodeConfig(
+                name=name,
+                uri=_str(node.get("uri"), where, (*p, "uri"), required=True) or "",
+                storage_dir=storage,
+                image_dir=images,
+                labels=dict(labels),
+                memory_mib=memory,
+                host_disk_dir=host_disks,
+                schedulable=schedulable,
+            )
+        )
+    networks: list[NetworkConfig] = []
+    raw_nets = spec.get("networks") or []
+    if not isinstance(raw_nets, list):
+        raise _err(where, ("spec", "networks"), "expected a list")
+    for i, raw in enumerate(raw_nets):
+        p = ("spec", "networks", i)
+        net = _map(raw, where, p)
+        name = _str(net.get("name"), where, (*p, "name"), required=True) or ""
+        lvn = _str(net.get("libvirtNetwork"), where, (*p, "libvirtNetwork"), required=False)
+        bridge = _str(net.get("bridge"), where, (*p, "bridge"), required=False)
+        if (lvn is None) == (bridge is None):
+            raise _err(where, p, "set exactly one of libvirtNetwork or bridge")
+        if any(n.name == name for n in networks):
+            raise _err(where, (*p, "name"), f"network {name!r} is listed twice")
+        networks.append(NetworkConfig(name=name, libvirt_network=lvn, bridge=bridge))
+    return ClusterConfig(
+        nodes=tuple(nodes) or (default,), networks=tuple(networks), source=where
+    )
+
+
+def cluster_from_manifests(
+    manifests: Iterable[Manifest], env: Mapping[str, str] | None = None
+) -> ClusterConfig:
+    """The one Cluster object among `manifests`, or the default single node."""
+    found = [m for m in manifests if m.kind == CLUSTER_KIND]
+    if len(found) > 1:
+        files = ", ".join(sorted(m.source.file for m in found))
+        raise VirtsyncError(f"more than one Cluster object ({files}); keep exactly one")
+    if not found:
+        return default_cluster(env)
+    return parse_cluster(found[0].body, found[0].source.file, env)

@@ -1,0 +1,517 @@
+"""One libvirt node: read its managed domains, define, start, stop and undefine them.
+
+`NodeHost` is the side-effecting layer under the libvirt backend. It puts the node
+components together (spec → identity store → disks → networks → pure domain builder)
+and enforces the node's safety rules:
+
+- rule 3: a domain is only touched when its persistent definition carries virtsync's
+  owner marker for the expected VM; a domain named like a VM (`<ns>_<name>`) without
+  the marker is a conflict, reported and never changed (`NotOurs`);
+- rule 18: the same for a marked domain outside this installation's `Scope` (another
+  state directory's VM): it is a conflict, never read as ours, never changed;
+- rule 6: a domain starts only after its disks were checked against every running
+  domain of the node, and a restart redefines only after the old incarnation is
+  confirmed off (node.lifecycle.stop);
+- rule 9 and secrets: disk handling is node.storage.disks (confined paths); the applied body is
+  stored digested (node.identity.records); rule 14: hostDisk only in the node's hostDiskDir;
+- opening a local qemu:///system node checks that QEMU's user can reach its directories
+  (node.storage.qemu_access), so nothing is created for a guest that could never start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import libvirt
+from lxml import etree
+
+from node.cluster.config import NodeConfig
+from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
+from node.domain.builder import build_domain
+from node.domain.model import NodeFacts
+from node.domain.naming import domain_name, parse_domain_name
+from node.domain.xml import to_xml
+from node.identity.cluster_store import NodeIdentities
+from node.identity.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
+from node.identity.node_store import IdentityStore
+from node.identity.records import (
+    APPLIED_NS,
+    RUNTIME_NS,
+    RUNTIME_PREFIX,
+    Applied,
+    DomainFacts,
+    Effective,
+    applied_element,
+    decorate,
+    domain_facts,
+    parse_applied,
+    parse_runtime,
+    runtime_xml,
+)
+from node.lifecycle.decide import INTENT_NONE
+from node.lifecycle.status import RuntimeRecord
+from node.lifecycle.stop import StopResult, graceful_stop
+from node.storage.disks import (
+    OWN_FILES,
+    NodeStorage,
+    claim_sizes,
+    files_of_running_domains,
+    own_leftovers,
+    prepare_disks,
+    remove_files,
+)
+from node.storage.paths import safe_component
+from node.storage.qemu_access import describe_blocks, is_local_system, qemu_account
+from reconciler.core.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
+from reconciler.core.sensitive import digest_sensitive
+from reconciler.core.statedir import state_dir
+from reconciler.core.vmspec import VmSpec
+from reconciler.planning.schedule import NodeCapacity
+
+VM_KIND = "VirtualMachine"
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def _quiet(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; ours are raised with context."""
+
+
+libvirt.registerErrorHandler(_quiet, None)
+
+
+class NodeError(VirtsyncError):
+    """The node could not be reached or answered with an error."""
+
+
+class NotOurs(VirtsyncError):
+    """A domain exists under a VM's name but without virtsync's owner marker."""
+
+
+class ClaimNotFound(VirtsyncError):
+    """A volume refers to a claim that has no disk on the node and no declared size."""
+
+
+def spec_hash(body: Mapping[str, JSON]) -> str:
+    """Hash of what the guest is built from (spec.template.spec, secrets digested): labels,
+    run strategy and other fields that need no restart do not change it."""
+    spec = body.get("spec")
+    tmpl = spec.get("template") if isinstance(spec, Mapping) else None
+    tspec = tmpl.get("spec") if isinstance(tmpl, Mapping) else None
+    raw = json.dumps(digest_sensitive(tspec or {}, ("spec", "template", "spec")),
+                     sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DomainRecord:
+    """One managed domain as read from the node."""
+
+    key: ObjectKey
+    domain: str
+    owner: OwnerMetadata
+    applied: Applied | None
+    runtime: RuntimeRecord
+    state: int
+    reason: int
+    live_hash: str | None
+    facts: DomainFacts
+    uuid: str
+    serial: str
+
+    @property
+    def active(self) -> bool:
+        return self.live_hash is not None
+
+
+@dataclass(frozen=True)
+class Scan:
+    records: tuple[DomainRecord, ...]
+    conflicts: tuple[ObjectKey, ...]
+
+
+def _root(xml: str) -> etree._Element:
+    return etree.fromstring(xml.encode(), _PARSER)
+
+
+def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> DomainRecord:
+    applied_el = inactive.find(f"metadata/{{{APPLIED_NS}}}applied")
+    runtime_el = inactive.find(f"metadata/{{{RUNTIME_NS}}}runtime")
+    state, reason = dom.state()
+    live_hash = None
+    if dom.isActive():
+        live = parse_owner_metadata(dom.XMLDesc(0))
+        live_hash = live.spec_hash if live is not None else ""
+    serial = inactive.findtext("sysinfo/system/entry[@name='serial']") or ""
+    return DomainRecord(
+        key=owner.key,
+        domain=dom.name(),
+        owner=owner,
+        applied=parse_applied(etree.tostring(applied_el)) if applied_el is not None else None,
+        runtime=parse_runtime(etree.tostring(runtime_el) if runtime_el is not None else None),
+        state=state,
+        reason=reason,
+        live_hash=live_hash,
+        facts=domain_facts(etree.tostring(inactive)),
+        uuid=dom.UUIDString(),
+        serial=serial,
+    )
+
+
+def _named_for(domain: str, owner: OwnerMetadata) -> bool:
+    """Rule 3: a marker counts only on the domain named for the VM it names; a marker
+    naming another VM makes the domain a conflict, never that other VM."""
+    try:
+        return domain == domain_name(owner.namespace, owner.name)
+    except VirtsyncError:
+        return False
+
+
+class NodeHost:
+    """Operations on one node. The libvirt connection is opened lazily and reused."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        networks: NetworkMap,
+        *,
+        clock: Callable[[], float] = time.time,
+        scope: Scope = EVERY_INSTALLATION,
+        identities: IdentityStore | NodeIdentities | None = None,
+    ) -> None:
+        self.config = config
+        self.scope = scope
+        self.networks = networks
+        self.storage = NodeStorage.of(config.storage_dir, config.image_dir,
+                                      config.host_disk_dir, protected=(state_dir(),))
+        # The backend passes the cluster-scoped view (node.identity.cluster_store); alone, a
+        # node keeps identity in its own storage directory.
+        self.identities = identities if identities is not None else IdentityStore(
+            config.storage_dir)
+        self.clock = clock
+        self._conn: Any = None
+
+    # ------------------------------------------------------------ connection and facts
+
+    def where(self) -> str:
+        return f"node {self.config.name} ({self.config.uri})"
+
+    def conn(self) -> Any:
+        if self._conn is not None:
+            try:
+                if self._conn.isAlive():
+                    return self._conn
+            except libvirt.libvirtError:
+                pass
+        try:
+            conn = libvirt.open(self.config.uri)
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: cannot connect: {exc}") from exc
+        try:
+            self._check_qemu_access(conn)
+        except NodeError:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def console_log_dir(self) -> Path:
+        return Path(self.config.storage_dir) / ".virtsync-console"
+
+    def _check_qemu_access(self, conn: Any) -> None:
+        """Before anything is created: QEMU's user must be able to reach the node's
+        directories, or the guest would fail to start with "Permission denied"."""
+        if not is_local_system(self.config.uri) or conn.getType() != "QEMU":
+            return  # remote node or no QEMU (the test driver): nothing to check here
+        who = qemu_account()
+        if who is None:
+            return
+        dirs = [("storageDir", self.config.storage_dir), ("imageDir", self.config.image_dir),
+                ("console log directory", str(self.console_log_dir()))]
+        if self.config.host_disk_dir is not None:
+            dirs.append(("hostDiskDir", self.config.host_disk_dir))
+        problems = describe_blocks(dirs, who)
+        if problems:
+            raise NodeError(f"{self.where()}: " + "; ".join(problems))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except libvirt.libvirtError:
+                pass
+            self._conn = None
+
+    def facts(self) -> NodeFacts:
+        conn = self.conn()
+        test = conn.getType() == "TEST"
+        domain_type = "test" if test else os.environ.get("VIRTSYNC_DOMAIN_TYPE", "qemu")
+        if domain_type not in ("kvm", "qemu", "test"):
+            raise NodeError(f"VIRTSYNC_DOMAIN_TYPE={domain_type!r}: want kvm or qemu")
+        return NodeFacts(
+            name=self.config.name,
+            domain_type=domain_type,  # type: ignore[arg-type]
+            arch="i686" if test else "x86_64",
+            machine="pc" if test else "q35",
+            console_log_dir=str(self.console_log_dir()),
+        )
+
+    def capacity(self) -> NodeCapacity:
+        """Free memory for placement: the configured capacity minus what running domains
+        use, else what the host reports free."""
+        try:
+            conn = self.conn()
+        except NodeError:
+            return NodeCapacity(self.config.name, self.config.labels, 0, reachable=False,
+                                host_disk_dir=self.config.host_disk_dir,
+                                schedulable=self.config.schedulable)
+        if self.config.memory_mib is not None:
+            used = sum(d.info()[2] for d in conn.listAllDomains(
+                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+            free = self.config.memory_mib * 1024 - used
+        else:
+            free = conn.getFreeMemory() // 1024
+        return NodeCapacity(self.config.name, self.config.labels, max(0, free),
+                            host_disk_dir=self.config.host_disk_dir,
+                            schedulable=self.config.schedulable)
+
+    # ------------------------------------------------------------ reading
+
+    def scan(self) -> Scan:
+        """Every managed domain, plus VM-named domains without the marker (conflicts)."""
+        records: list[DomainRecord] = []
+        conflicts: list[ObjectKey] = []
+        try:
+            domains = self.conn().listAllDomains(0)
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: listing domains failed: {exc}") from exc
+        for dom in domains:
+            try:
+                inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                owner = parse_owner_metadata(etree.tostring(inactive))
+                if owner is not None and not self._mine(owner):
+                    continue  # another node entry's domain on a shared daemon
+                if owner is None or not self.scope.manages(owner) \
+                        or not _named_for(dom.name(), owner):
+                    parsed = parse_domain_name(dom.name())
+                    if parsed is not None:
+                        conflicts.append(ObjectKey(VM_KIND, *parsed))
+                    continue
+                records.append(_read_record(dom, owner, inactive))
+            except libvirt.libvirtError as exc:
+                # Undefined between the listing and the read: it no longer exists.
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                raise NodeError(f"{self.where()}: reading domain {dom.name()} failed: "
+                                f"{exc}") from exc
+            except VirtsyncError as exc:
+                raise NodeError(f"{self.where()}: {exc}") from exc
+        return Scan(tuple(records), tuple(conflicts))
+
+    def lookup(self, key: ObjectKey) -> Any | None:
+        """The VM's domain, None when there is none; NotOurs for an unmarked one."""
+        name = domain_name(key.namespace, key.name)
+        try:
+            dom = self.conn().lookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise NodeError(f"{self.where()}: looking up {name}: {exc}") from exc
+        owner = parse_owner_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        if owner is None or not owner.is_ours or owner.key != ObjectKey(
+            VM_KIND, key.namespace, key.name
+        ):
+            raise NotOurs(
+                f"{self.where()}: domain {name} exists but does not carry virtsync's owner "
+                f"marker for {key.namespace}/{key.name}; it is left untouched"
+            )
+        if not self.scope.manages(owner):
+            raise NotOurs(
+                f"{self.where()}: domain {name} is managed by another virtsync installation "
+                f"({owner.installation or 'no id, not in this inventory'}); it is left "
+                "untouched"
+            )
+        return dom if self._mine(owner) else None
+
+    def _mine(self, owner: OwnerMetadata) -> bool:
+        """Defined through this node entry (or by a release that wrote no node)."""
+        return not owner.node or owner.node == self.config.name
+
+    def record(self, dom: Any) -> DomainRecord:
+        inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        owner = parse_owner_metadata(etree.tostring(inactive))
+        assert owner is not None  # lookup() checked it
+        return _read_record(dom, owner, inactive)
+
+    # ------------------------------------------------------------ writing
+
+    def set_runtime(self, dom: Any, rt: RuntimeRecord) -> None:
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if dom.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, runtime_xml(rt),
+                        RUNTIME_PREFIX, RUNTIME_NS, flags)
+
+    def missing_claims(self, vm: VmSpec, sizes: Mapping[str, int]) -> list[str]:
+        missing = []
+        for vol in vm.volumes:
+            if vol.kind in ("persistentVolumeClaim", "dataVolume") and vol.claim_name:
+                if vol.claim_name not in sizes and not self.storage.claim_path(
+                    vm.namespace, vol.claim_name
+                ).exists():
+                    missing.append(vol.claim_name)
+        return missing
+
+    def define(self, vm: Manifest, expanded: Mapping[str, JSON], **kw: Any) -> Any:
+        """Create what the VM needs on this node and (re)define its domain."""
+        return self.define_xml(self.render(vm, expanded, **kw), vm.key)
+
+    def define_xml(self, xml: str, key: ObjectKey) -> Any:
+        try:
+            return self.conn().defineXML(xml)
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: defining {key.namespace}/{key.name}: "
+                            f"{exc}") from exc
+
+    def render(
+        self,
+        vm: Manifest,
+        expanded: Mapping[str, JSON],
+        *,
+        revision: str,
+        refs: Mapping[ObjectKey, Manifest],
+        runtime: RuntimeRecord,
+        generation: int,
+        fresh_scratch: bool,
+    ) -> str:
+        """Create what the VM needs on this node (identity, disks, checks of its networks)
+        and return its domain XML; nothing is defined yet."""
+        spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
+        dvs = [m for k, m in refs.items() if k.kind == "DataVolume" and k.namespace == vm.namespace]
+        sizes = claim_sizes(expanded, dvs)
+        missing = self.missing_claims(spec, sizes)
+        if missing:
+            raise ClaimNotFound(
+                f"{vm.namespace}/{vm.name}: claim(s) {', '.join(missing)} not found on "
+                f"{self.where()} and no DataVolume declares a size"
+            )
+        identity = self.identities.ensure(vm.key, spec)
+        prepared = prepare_disks(spec, identity, self.storage, sizes=sizes,
+                                 fresh_scratch=fresh_scratch)
+        interfaces = resolve_interfaces(spec, identity, self.networks)
+        problems = check_sources(self.conn(), interfaces)
+        if problems:
+            raise NodeError(f"{self.where()}: " + "; ".join(
+                f"interface {p.interface}: {p.message}" for p in problems))
+        owner = OwnerMetadata(vm.namespace, vm.name, revision, spec_hash(expanded), generation,
+                              installation=self.scope.installation, node=self.config.name)
+        facts = self.facts()
+        Path(facts.console_log_dir).mkdir(parents=True, exist_ok=True)
+        element = build_domain(spec, identity, facts, prepared.disks, interfaces,
+                               prepared.kernel, owner)
+        effective = Effective(
+            sockets=spec.cpu.sockets, cores=spec.cpu.cores, threads=spec.cpu.threads,
+            memory_kib=spec.memory_kib, macs={i.name: i.mac for i in interfaces},
+        )
+        if not runtime.created:
+            runtime = replace(runtime, created=self.clock())
+        decorate(element, applied_element(vm.body, effective), runtime)
+        return to_xml(element)
+
+    def start(self, dom: Any) -> None:
+        """Start the domain (no-op when running) once no running domain holds its disks."""
+        if dom.isActive():
+            return
+        own = dom.name()
+        root = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        used = files_of_running_domains(self.conn())
+        for src in root.iterfind("devices/disk/source"):
+            path = src.get("file")
+            holder = used.get(str(Path(path).resolve())) if path else None
+            shareable = src.getparent().find("shareable") is not None  # type: ignore[union-attr]
+            if holder is not None and holder != own and not shareable:
+                raise NodeError(
+                    f"{self.where()}: disk {path} is in use by running domain {holder}; a disk "
+                    "is never attached to two running domains"
+                )
+        rt = self.record(dom).runtime
+        self.set_runtime(dom, replace(rt, intent=INTENT_NONE, last_start=self.clock()))
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: starting {own}: {exc}") from exc
+
+    def stop(self, dom: Any, grace: int, *, force: bool, intent: str) -> StopResult:
+        """Record the intent (so the agent does not restart it), then stop gracefully."""
+        rt = self.record(dom).runtime
+        self.set_runtime(dom, replace(rt, intent=intent))
+        try:
+            return graceful_stop(dom, grace, force=force)
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: stopping {dom.name()}: {exc}") from exc
+
+    def undefine(self, dom: Any) -> None:
+        root = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        flags = 0
+        if root.find("os/nvram") is not None or root.find("os").get("firmware") == "efi":  # type: ignore[union-attr]
+            flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+        if dom.hasManagedSaveImage(0):
+            flags |= libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        try:
+            dom.undefineFlags(flags)
+        except libvirt.libvirtError as exc:
+            raise NodeError(f"{self.where()}: undefining {dom.name()}: {exc}") from exc
+
+    def disk_files(self, key: ObjectKey, applied_body: Mapping[str, JSON],
+                   used: Mapping[str, str]) -> tuple[DiskFile, ...]:
+        """The files the VM's domain uses (`used`: disk name → file, from its definition)
+        with their volume's source as applied, whether each exists, and leftovers in its
+        own directory: what a plan needs to report a missing disk and to prune (rule 13).
+        hostDisk files are the operator's: never listed. Lookups and stats only."""
+        volumes = {v.get("name"): v for v in _applied_volumes(applied_body)}
+        out: list[DiskFile] = []
+        for name, path in sorted(used.items()):
+            vol = volumes.get(name, {})
+            source = next((k for k in vol if k in CLAIM_SOURCES or k in OWN_FILES), "")
+            if not source:
+                continue
+            ref = vol.get(source)
+            claim = ref.get("claimName", ref.get("name", "")) if isinstance(ref, Mapping) else ""
+            out.append(DiskFile(name, source, path, os.path.exists(path),
+                                claim if source in CLAIM_SOURCES else ""))
+        # Checked names, joined but not resolved (cheap: this runs for every VM on every
+        # observe); remove_files confines each path before deleting.
+        try:
+            vm_dir = Path(self.storage.storage_dir, safe_component(key.namespace, "namespace"),
+                          "vms", safe_component(key.name, "VM name"))
+        except VirtsyncError:
+            return tuple(out)
+        out += [DiskFile("", "file", str(p), True)
+                for p in own_leftovers(vm_dir, (Path(f) for f in used.values()))]
+        return tuple(out)
+
+    def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:
+        """Delete exactly the planned files (call after undefining the VM's domain) and
+        forget the VM's identity."""
+        in_use = files_of_running_domains(self.conn(), defined_too=True)
+        removed = remove_files(self.storage, key.namespace, key.name, paths, in_use=in_use)
+        self.identities.forget(key)
+        return removed
+
+
+def _applied_volumes(body: Mapping[str, JSON]) -> list[Mapping[str, JSON]]:
+    tmpl = _get_map(_get_map(body.get("spec"), "template"), "spec")
+    volumes = tmpl.get("volumes")
+    return [v for v in volumes if isinstance(v, Mapping)] if isinstance(volumes, list) else []
+
+
+def _get_map(value: object, key: str | None = None) -> Mapping[str, JSON]:
+    if key is not None:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value if isinstance(value, Mapping) else {}

@@ -1,0 +1,444 @@
+"""Durable VM identity per node storage directory: firmware UUID and serial, interface
+MACs, disk serials.
+
+Identity is generated once, persisted, and never derived from a name or regenerated:
+it must survive stop/start, undefine + define (restart-class changes), adding or
+removing other disks and NICs, node agent restarts, and loss of the libvirt definition.
+So it lives in the node's storage directory, next to the disks it belongs to, not in
+libvirt:
+
+    <storageDir>/.virtsync-identity/<namespace>/<name>.json    one record per VM
+    <storageDir>/.virtsync-identity/.lock                      filelock for the store
+
+(A leading dot cannot start a Kubernetes namespace, so the directory never collides
+with per-namespace disk folders.) Records are written atomically: temp file in the same
+directory, fsync, rename, fsync of the directory. A record that cannot be read is an
+error for its own VM, never a reason to generate a new identity, and never an error for
+the node's other VMs (their MAC allocation skips it).
+
+Allocation rules (see docs/identity.md):
+- firmware UUID: random (uuid4) unless pinned in spec.domain.firmware.uuid.
+- firmware serial: 20 random hex digits unless pinned in firmware.serial.
+- MACs: per interface *name*, locally administered unicast `02:xx:xx:xx:xx:xx` with
+  40 random bits, unique within the store and against the MACs pinned in the spec
+  (plus any `reserved_macs` the caller knows from the rest of the tree).
+- disk serials: per disk *name*, 20 random hex digits (virtio-blk's limit is 20).
+Entries for interfaces/disks that left the spec are kept, so removing and re-adding a
+NIC gives it its old MAC back and its MAC is never handed to another VM.
+
+A value pinned in git wins. A pin that contradicts the stored value (or a MAC another
+VM in the store owns) is refused with VirtsyncError unless `force=True`, which adopts
+the pin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import uuid as uuidlib
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from reconciler.core.fsutil import fsync_dir, write_atomic
+from reconciler.core.model import ObjectKey, VirtsyncError
+from reconciler.core.vmspec import VmSpec
+
+STORE_DIRNAME = ".virtsync-identity"
+RECORD_VERSION = 1
+LOCK_TIMEOUT_SECONDS = 30.0
+
+# Kubernetes object names: DNS-1123 subdomain (namespace: label). Checked again here
+# because they become file names.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(sorted(mapping.items())))
+
+
+@dataclass(frozen=True, eq=True)
+class Identity:
+    """The stable identity of one VM. `macs` maps interface name → MAC (lower-case,
+    colon-separated); `disk_serials` maps disk name → serial."""
+
+    uuid: str
+    serial: str
+    macs: Mapping[str, str] = field(default_factory=dict)
+    disk_serials: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Read-only views, so a caller cannot mutate a stored identity by accident.
+        object.__setattr__(self, "macs", _frozen(self.macs))
+        object.__setattr__(self, "disk_serials", _frozen(self.disk_serials))
+
+    __hash__ = None  # type: ignore[assignment]  # holds mappings
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uuid": self.uuid,
+            "serial": self.serial,
+            "macs": dict(self.macs),
+            "diskSerials": dict(self.disk_serials),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str) -> Identity:
+        try:
+            uuid = data["uuid"]
+            serial = data["serial"]
+            macs = data.get("macs", {})
+            serials = data.get("diskSerials", {})
+            ok = (
+                isinstance(uuid, str)
+                and isinstance(serial, str)
+                and isinstance(macs, dict)
+                and isinstance(serials, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in macs.items())
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in serials.items())
+            )
+        except (KeyError, TypeError) as exc:
+            raise VirtsyncError(f"{where}: identity record is malformed ({exc})") from exc
+        if not ok:
+            raise VirtsyncError(f"{where}: identity record is malformed (wrong value types)")
+        return cls(uuid=uuid, serial=serial, macs=macs, disk_serials=serials)
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+def new_serial() -> str:
+    return secrets.token_hex(10).upper()
+
+
+def new_mac() -> str:
+    """A random locally administered unicast MAC: first octet 0x02 (U/L bit set,
+    I/G bit clear), 40 random bits."""
+    return "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A pin in git that disagrees with what the store holds."""
+
+    field: str  # 'firmware.uuid', 'firmware.serial', 'interfaces[eth0].macAddress', ...
+    pinned: str
+    stored: str
+    owner: str | None = None  # another VM holding the value, when that is the conflict
+
+    def describe(self) -> str:
+        if self.owner:
+            return f"{self.field}: pinned {self.pinned} is already used by {self.owner}"
+        return f"{self.field}: pinned {self.pinned} contradicts stored {self.stored}"
+
+
+GENERATION_FILE = ".generation"
+
+
+class IdentityStore:
+    """Identity records of all VMs on one node storage directory."""
+
+    def __init__(self, storage_dir: str | os.PathLike[str]) -> None:
+        self.storage_dir = Path(storage_dir)
+        self.root = self.storage_dir / STORE_DIRNAME
+        self._lock = FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_SECONDS)
+        self._cache: dict[Path, tuple[tuple[int, int, int], Identity]] = {}
+        # MAC → owner ("ns/name") of every record, valid while the store's generation file
+        # still holds `_index_gen`: every write bumps it, so a write by another process
+        # (or another IdentityStore object) is noticed and the index rebuilt. Without
+        # it, allocating N VMs would read N records each time: O(N²).
+        self._index: dict[str, str] | None = None
+        self._index_gen: str | None = None
+
+    # -- reading ---------------------------------------------------------------
+
+    def record_path(self, key: ObjectKey) -> Path:
+        for part, what in ((key.namespace, "namespace"), (key.name, "name")):
+            if not _NAME.match(part) or len(part) > 253:
+                raise VirtsyncError(f"{key}: {what} {part!r} is not a valid object name")
+        return self.root / key.namespace / f"{key.name}.json"
+
+    def get(self, key: ObjectKey) -> Identity | None:
+        """The stored identity, or None when the VM has none yet."""
+        return self._read(self.record_path(key))
+
+    def items(self) -> Iterator[tuple[ObjectKey, Identity]]:
+        """Every readable stored identity, sorted by namespace and name (corrupt records
+        are left out: see `get`)."""
+        if not self.root.is_dir():
+            return
+        for ns_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            for path in sorted(ns_dir.glob("*.json")):
+                try:
+                    ident = self._read_cached(path)
+                except VirtsyncError:
+                    # A corrupt record fails only its own VM (get/ensure refuse it, naming
+                    # the file); every other VM of the node is still allocated and checked.
+                    continue
+                if ident is not None:
+                    yield ObjectKey("VirtualMachine", ns_dir.name, path.stem), ident
+
+    def _read_cached(self, path: Path) -> Identity | None:
+        """`_read`, reusing the parse while the file's inode, size and mtime are unchanged
+        (allocation scans every record; a long-lived agent should not re-parse them)."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._cache.get(path)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        ident = self._read(path)
+        if ident is not None:
+            self._cache[path] = (stamp, ident)
+        return ident
+
+    def _read(self, path: Path) -> Identity | None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise VirtsyncError(f"{path}: cannot read identity record: {exc.strerror}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise VirtsyncError(
+                f"{path}: identity record is not valid JSON (line {exc.lineno}); "
+                "refusing to generate a new identity over it"
+            ) from exc
+        if not isinstance(data, dict) or data.get("version") != RECORD_VERSION:
+            raise VirtsyncError(f"{path}: identity record has an unknown version")
+        return Identity.from_json(data, str(path))
+
+    # -- writing ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._lock:
+                yield
+        except Timeout as exc:
+            raise VirtsyncError(
+                f"{self.root}/.lock: identity store is locked by another process "
+                f"(waited {LOCK_TIMEOUT_SECONDS:.0f}s)"
+            ) from exc
+
+    def ensure(
+        self,
+        key: ObjectKey,
+        vm: VmSpec,
+        *,
+        force: bool = False,
+        reserved_macs: Collection[str] = (),
+    ) -> Identity:
+        """The VM's identity, allocating what is missing and honouring pins from the spec.
+
+        Writes only when something changed, so a converged VM costs no write.
+        Raises VirtsyncError listing every conflicting pin unless `force`.
+        """
+        path = self.record_path(key)
+        with self.locked():
+            stored = self._read(path)
+            # Fast path: nothing to allocate and every pin agrees, so no other VM's
+            # record has to be read (pins equal to stored values were checked when
+            # they were first stored).
+            ident, conflicts = _merge(key, vm, stored, {}, reserved_macs, force=force)
+            if stored is not None and ident == stored and not conflicts:
+                return stored
+            others = self._macs_of_others(key)
+            ident, conflicts = _merge(key, vm, stored, others, reserved_macs, force=force)
+            if conflicts:
+                lines = "; ".join(c.describe() for c in conflicts)
+                raise VirtsyncError(
+                    f"{key}: identity pinned in git contradicts the node's identity store "
+                    f"({path}): {lines}. Fix the pin, or pass --force to adopt it"
+                )
+            if ident != stored:
+                self._write(path, ident)
+            return ident
+
+    def put(self, key: ObjectKey, ident: Identity) -> None:
+        """Store `ident` as is (import/restore). Use `ensure` for normal allocation."""
+        path = self.record_path(key)
+        with self.locked():
+            self._write(path, ident)
+
+    def move(self, old: ObjectKey, new: ObjectKey) -> Identity | None:
+        """Carry a renamed VM's identity over to its new key (rule 17): the record is
+        written under `new`, then removed under `old`, under the lock, so a crash leaves
+        it under one key or both (then `new` wins at the next move). Idempotent: a record
+        already under `new` only is left there. None when neither key has one."""
+        src, dst = self.record_path(old), self.record_path(new)
+        with self.locked():
+            ident = self._read(src)
+            if ident is None:
+                return self._read(dst)
+            moved = self._read(dst)
+            if moved is not None and moved != ident:
+                raise VirtsyncError(f"{new}: cannot carry over the identity of {old}: "
+                                    f"{dst} already holds a different one")
+            if moved is None:
+                self._write(dst, ident)
+            src.unlink()
+            fsync_dir(src.parent)
+            self._bump(f"{old.namespace}/{old.name}", ())
+            return ident
+
+    def forget(self, key: ObjectKey) -> bool:
+        """Remove the VM's identity. Only for an explicit delete whose policy allows it:
+        a forgotten identity can never be recovered from the store."""
+        path = self.record_path(key)
+        with self.locked():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            fsync_dir(path.parent)
+            self._bump(f"{key.namespace}/{key.name}", ())
+            return True
+
+    def macs_of_others(self, key: ObjectKey) -> Mapping[str, str]:
+        """MAC → owning VM ("ns/name") for every readable record except `key`'s."""
+        return self._macs_of_others(key)
+
+    def _macs_of_others(self, key: ObjectKey) -> Mapping[str, str]:
+        """MAC → owning VM for every VM in the store except `key`."""
+        index = self._current_index()
+        return _Excluding(index, f"{key.namespace}/{key.name}")
+
+    def _generation(self) -> str:
+        try:
+            return (self.root / GENERATION_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return ""
+
+    def _current_index(self) -> dict[str, str]:
+        generation = self._generation()
+        if self._index is None or generation != self._index_gen:
+            index: dict[str, str] = {}
+            for other, ident in self.items():
+                for mac in ident.macs.values():
+                    index[mac] = f"{other.namespace}/{other.name}"
+            self._index, self._index_gen = index, generation
+        return self._index
+
+    def _bump(self, owner: str, macs: Collection[str]) -> None:
+        """After a write (under the lock): new generation; keep our index if it was current."""
+        was_current = self._index is not None and self._index_gen == self._generation()
+        generation = uuidlib.uuid4().hex
+        write_atomic(self.root / GENERATION_FILE, (generation + "\n").encode())
+        if not was_current or self._index is None:
+            self._index, self._index_gen = None, None
+            return
+        for mac in [m for m, o in self._index.items() if o == owner]:
+            del self._index[mac]
+        self._index.update(dict.fromkeys(macs, owner))
+        self._index_gen = generation
+
+    def _write(self, path: Path, ident: Identity) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"version": RECORD_VERSION, **ident.to_json()}
+        data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        write_atomic(path, data, durable_dir=True)
+        self._bump(f"{path.parent.name}/{path.stem}", ident.macs.values())
+
+
+class _Excluding(Mapping[str, str]):
+    """A read-only view of a MAC index without one owner's own MACs."""
+
+    def __init__(self, index: Mapping[str, str], owner: str) -> None:
+        self._index = index
+        self._owner = owner
+
+    def __getitem__(self, mac: str) -> str:
+        owner = self._index[mac]
+        if owner == self._owner:
+            raise KeyError(mac)
+        return owner
+
+    def __contains__(self, mac: object) -> bool:
+        return self._index.get(mac) not in (None, self._owner) if isinstance(mac, str) else False
+
+    def __iter__(self) -> Iterator[str]:
+        return (m for m, o in self._index.items() if o != self._owner)
+
+    def __len__(self) -> int:
+        return sum(1 for o in self._index.values() if o != self._owner)
+
+
+def _merge(
+    key: ObjectKey,
+    vm: VmSpec,
+    stored: Identity | None,
+    other_macs: Mapping[str, str],
+    reserved_macs: Collection[str],
+    *,
+    force: bool,
+) -> tuple[Identity, list[Conflict]]:
+    """Pure core of `ensure`: stored identity + pins → new identity and conflicts."""
+    conflicts: list[Conflict] = []
+
+    def pick(fieldname: str, pinned: str | None, old: str | None, fresh: str) -> str:
+        if pinned is not None:
+            if old is not None and old != pinned and not force:
+                conflicts.append(Conflict(fieldname, pinned, old))
+            return pinned
+        return old if old is not None else fresh
+
+    uuid = pick("firmware.uuid", vm.firmware.uuid, stored.uuid if stored else None, new_uuid())
+    serial = pick(
+        "firmware.serial", vm.firmware.serial, stored.serial if stored else None, new_serial()
+    )
+
+    macs = dict(stored.macs) if stored else {}
+    pinned_macs = {i.name: i.mac for i in vm.interfaces if i.mac is not None}
+    pinned_values = set(pinned_macs.values())
+    for name, mac in pinned_macs.items():
+        fieldname = f"interfaces[{name}].macAddress"
+        if mac in other_macs and not force:
+            conflicts.append(Conflict(fieldname, mac, mac, owner=other_macs[mac]))
+        holder = next((n for n, m in macs.items() if m == mac and n != name), None)
+        if holder is not None and not force:
+            conflicts.append(
+                Conflict(
+                    fieldname, mac, mac, owner=f"{key.namespace}/{key.name} interface {holder}"
+                )
+            )
+        macs[name] = pick(fieldname, mac, macs.get(name), mac)
+    in_spec = {i.name for i in vm.interfaces}
+    for name in [n for n, m in macs.items() if n not in in_spec and m in pinned_values]:
+        del macs[name]  # a forced pin took this MAC from an interface that left the spec
+    reserved = {m.lower() for m in reserved_macs} | pinned_values
+
+    def taken(mac: str) -> bool:
+        return mac in other_macs or mac in reserved or mac in macs.values()
+
+    for iface in vm.interfaces:
+        if iface.name in pinned_macs:
+            continue
+        current = macs.get(iface.name)
+        # Keep the stored MAC unless a (forced) pin moved it to another interface.
+        if current is not None and current not in pinned_values:
+            continue
+        mac = new_mac()
+        while taken(mac):
+            mac = new_mac()
+        macs[iface.name] = mac
+
+    serials = dict(stored.disk_serials) if stored else {}
+    for disk in vm.disks:
+        serials[disk.name] = pick(
+            f"disks[{disk.name}].serial", disk.serial, serials.get(disk.name), new_serial()
+        )
+    return Identity(uuid=uuid, serial=serial, macs=macs, disk_serials=serials), conflicts

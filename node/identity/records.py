@@ -1,0 +1,225 @@
+"""What virtsync keeps in a domain's `<metadata>` besides the owner marker, and how the
+observed body shows drift.
+
+Two elements, each under its own namespace so libvirt's per-namespace
+`virDomainSetMetadata` can update one without touching the others:
+
+- `<virtsync-applied:applied xmlns:virtsync-applied=".../v1/applied">JSON</...>`: the VM
+  body as last applied, with every sensitive value replaced by its digest
+  (`reconciler.core.sensitive.digest_sensitive`: cloud-init userData never sits in clear text
+  in libvirt's XML), plus the effective values the node derived from it (vCPUs, memory,
+  MACs) so observed drift can be told from instancetype expansion.
+- `<virtsync-runtime:runtime .../>`: the lifecycle agent's memory (operator intent,
+  consecutive failures, back-off deadline, last start and stop), see node.lifecycle.decide.
+
+`overlay_drift` writes facts that differ from what was applied (someone ran
+`virsh setvcpus --config`, `virsh edit`...) back into the observed body at the field the
+operator would change, so the planner's diff shows them and the next apply restores git.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from node.lifecycle.status import RuntimeRecord
+from reconciler.core.model import JSON, VirtsyncError
+from reconciler.core.sensitive import digest_sensitive
+
+APPLIED_NS = "https://virtsync.io/xmlns/domain/v1/applied"
+APPLIED_PREFIX = "virtsync-applied"
+RUNTIME_NS = "https://virtsync.io/xmlns/domain/v1/runtime"
+RUNTIME_PREFIX = "virtsync-runtime"
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+@dataclass(frozen=True)
+class Effective:
+    """What the node built from the applied body: total vCPUs and topology, memory, MACs."""
+
+    sockets: int
+    cores: int
+    threads: int
+    memory_kib: int
+    macs: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sockets": self.sockets, "cores": self.cores, "threads": self.threads,
+            "memoryKiB": self.memory_kib, "macs": dict(self.macs),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Effective:
+        return cls(
+            sockets=int(data["sockets"]), cores=int(data["cores"]),
+            threads=int(data["threads"]), memory_kib=int(data["memoryKiB"]),
+            macs={str(k): str(v) for k, v in dict(data.get("macs", {})).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Applied:
+    body: Mapping[str, JSON]  # digested: no secret in clear text
+    effective: Effective
+
+
+def applied_element(body: Mapping[str, JSON], effective: Effective) -> etree._Element:
+    el = etree.Element(f"{{{APPLIED_NS}}}applied", nsmap={APPLIED_PREFIX: APPLIED_NS})
+    payload = {"body": digest_sensitive(dict(body)), "effective": effective.to_json()}
+    el.text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return el
+
+
+def parse_applied(xml: str | bytes) -> Applied:
+    """Read the `<applied>` element as `virDomainGetMetadata` returns it."""
+    try:
+        el = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+        data = json.loads(el.text or "")
+        return Applied(body=data["body"], effective=Effective.from_json(data["effective"]))
+    except (etree.XMLSyntaxError, ValueError, KeyError, TypeError) as exc:
+        raise VirtsyncError(f"virtsync applied-spec metadata is unreadable: {exc}") from exc
+
+
+def runtime_element(rt: RuntimeRecord, *, namespaced: bool = True) -> etree._Element:
+    return etree.Element(
+        f"{{{RUNTIME_NS}}}runtime" if namespaced else "runtime",
+        nsmap={RUNTIME_PREFIX: RUNTIME_NS} if namespaced else None,
+        intent=rt.intent,
+        failures=str(rt.failures),
+        backoffUntil=repr(rt.backoff_until),
+        lastStart=repr(rt.last_start),
+        lastStop=rt.last_stop,
+        created=repr(rt.created),
+    )
+
+
+def runtime_xml(rt: RuntimeRecord) -> str:
+    """The record for `virDomainSetMetadata`: without a namespace, because libvirt puts
+    the element into the given namespace itself and refuses one that declares it."""
+    return etree.tostring(runtime_element(rt, namespaced=False), encoding="unicode")
+
+
+def parse_runtime(xml: str | bytes | None) -> RuntimeRecord:
+    """The runtime record; a domain without one has the empty record."""
+    if not xml:
+        return RuntimeRecord()
+    try:
+        el = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+        return RuntimeRecord(
+            intent=el.get("intent", ""),
+            failures=int(el.get("failures", "0")),
+            backoff_until=float(el.get("backoffUntil", "0")),
+            last_start=float(el.get("lastStart", "0")),
+            last_stop=el.get("lastStop", ""),
+            created=float(el.get("created", "0")),
+        )
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        raise VirtsyncError(f"virtsync runtime metadata is unreadable: {exc}") from exc
+
+
+def decorate(domain: etree._Element, applied: etree._Element, runtime: RuntimeRecord) -> None:
+    """Add both records to a built `<domain>` (next to the owner marker)."""
+    metadata = domain.find("metadata")
+    if metadata is None:
+        raise VirtsyncError("domain has no <metadata> (the builder always adds the owner marker)")
+    metadata.append(applied)
+    metadata.append(runtime_element(runtime))
+
+
+# ---------------------------------------------------------------- actual facts and drift
+
+
+@dataclass(frozen=True)
+class DomainFacts:
+    """Spec-relevant facts read from a domain definition."""
+
+    sockets: int
+    cores: int
+    threads: int
+    vcpus: int
+    memory_kib: int
+    macs: Mapping[str, str]  # KubeVirt interface name (from alias ua-NAME) → MAC
+    disk_serials: Mapping[str, str] = field(default_factory=dict)  # disk name → serial
+    # KubeVirt disk name (from alias ua-NAME) → the file it uses
+    disk_files: Mapping[str, str] = field(default_factory=dict)
+
+
+def domain_facts(domain_xml: str | bytes) -> DomainFacts:
+    root = etree.fromstring(
+        domain_xml.encode() if isinstance(domain_xml, str) else domain_xml, _PARSER
+    )
+    vcpus = int(root.findtext("vcpu") or "1")
+    topo = root.find("cpu/topology")
+    if topo is not None:
+        sockets, cores, threads = (int(topo.get(k, "1")) for k in ("sockets", "cores", "threads"))
+    else:
+        sockets, cores, threads = vcpus, 1, 1
+    mem = root.find("memory")
+    memory_kib = _kib(mem.text or "0", mem.get("unit", "KiB")) if mem is not None else 0
+    macs: dict[str, str] = {}
+    for iface in root.iterfind("devices/interface"):
+        alias = iface.find("alias")
+        mac = iface.find("mac")
+        name = alias.get("name", "") if alias is not None else ""
+        if mac is not None and name.startswith("ua-"):
+            macs[name[3:]] = (mac.get("address") or "").lower()
+    serials: dict[str, str] = {}
+    files: dict[str, str] = {}
+    for disk in root.iterfind("devices/disk"):
+        alias, source = disk.find("alias"), disk.find("source")
+        name = alias.get("name", "") if alias is not None else ""
+        if not name.startswith("ua-"):
+            continue
+        serial = disk.findtext("serial")
+        if serial:
+            serials[name[3:]] = serial
+        if source is not None and source.get("file"):
+            files[name[3:]] = source.get("file", "")
+    return DomainFacts(sockets, cores, threads, vcpus, memory_kib, macs,
+                       disk_serials=serials, disk_files=files)
+
+
+_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2,
+          "g": 1024**3, "gib": 1024**3, "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def _kib(value: str, unit: str) -> int:
+    return int(value) * _UNITS.get(unit.lower(), 1024) // 1024
+
+
+def overlay_drift(
+    body: Mapping[str, JSON], expected: Effective, actual: DomainFacts, *, uuid: str,
+    serial: str,
+) -> dict[str, Any]:
+    """`body` with every fact that drifted from `expected` written where the operator
+    would set it (domain.cpu topology, domain.memory.guest), and the live identity where
+    a pin would set it: firmware uuid and serial, interfaces[].macAddress,
+    disks[].serial. So a pin equal to the live identity is no change (rule 17), and
+    values git leaves unset are dropped again by reconciler.planning.normalize.align_defaults."""
+    out: dict[str, Any] = copy.deepcopy(dict(body))
+    tmpl = out.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
+    domain = tmpl.setdefault("domain", {})
+    topo = (actual.sockets, actual.cores, actual.threads)
+    if topo != (expected.sockets, expected.cores, expected.threads):
+        cpu = domain.get("cpu") if isinstance(domain.get("cpu"), dict) else {}
+        domain["cpu"] = {**cpu, "sockets": topo[0], "cores": topo[1], "threads": topo[2]}
+    if actual.memory_kib != expected.memory_kib:
+        memory = domain.get("memory") if isinstance(domain.get("memory"), dict) else {}
+        domain["memory"] = {**memory, "guest": f"{actual.memory_kib}Ki"}
+    if uuid or serial:
+        firmware = domain.get("firmware") if isinstance(domain.get("firmware"), dict) else {}
+        domain["firmware"] = {**firmware, **({"uuid": uuid} if uuid else {}),
+                              **({"serial": serial} if serial else {})}
+    devices = domain.get("devices") if isinstance(domain.get("devices"), dict) else {}
+    for field_name, key, live in (("interfaces", "macAddress", actual.macs),
+                                  ("disks", "serial", actual.disk_serials)):
+        for item in devices.get(field_name) or []:
+            if isinstance(item, dict) and str(item.get("name")) in live:
+                item[key] = live[str(item.get("name"))]
+    return out

@@ -1,0 +1,128 @@
+"""cloud-init NoCloud seed: an ISO 9660 image labelled `cidata` with user-data,
+meta-data and (optionally) network-config, as KubeVirt's cloudInitNoCloud provides.
+
+meta-data carries `instance-id` = the VM's firmware UUID, so cloud-init sees the same
+instance across restarts and recreations (it re-runs per-instance modules only when the
+identity really changes). The contents are secret: the file is written with mode 0600,
+and nothing here ever puts user or network data into a message.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pycdlib
+
+from reconciler.core.model import VirtsyncError
+
+VOLUME_LABEL = "cidata"
+
+
+@dataclass(frozen=True)
+class SeedFiles:
+    """What goes into the seed, as bytes. Secret: kept out of repr."""
+
+    user_data: bytes = field(repr=False)
+    meta_data: bytes = field(repr=False)
+    network_config: bytes | None = field(default=None, repr=False)
+
+    def files(self) -> dict[str, bytes]:
+        out = {"user-data": self.user_data, "meta-data": self.meta_data}
+        if self.network_config is not None:
+            out["network-config"] = self.network_config
+        return out
+
+
+def seed_files(
+    *, instance_id: str, hostname: str, user_data: str | None, network_data: str | None
+) -> SeedFiles:
+    """The NoCloud files. An absent userData still gets an (empty) user-data file:
+    cloud-init's NoCloud source requires both user-data and meta-data."""
+    meta = f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n".encode()
+    return SeedFiles(
+        user_data=(user_data or "").encode("utf-8"),
+        meta_data=meta,
+        network_config=network_data.encode("utf-8") if network_data is not None else None,
+    )
+
+
+def _iso_name(name: str) -> str:
+    # ISO 9660 level 1 names are 8.3 upper-case; Rock Ridge and Joliet carry the real
+    # names that Linux (and cloud-init) see.
+    return "/" + name.replace("-", "").upper()[:8] + ".;1"
+
+
+def build_iso(seed: SeedFiles) -> bytes:
+    """The seed as ISO bytes (Rock Ridge + Joliet, volume label `cidata`)."""
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL)
+    try:
+        for name, data in seed.files().items():
+            iso.add_fp(
+                io.BytesIO(data),
+                len(data),
+                _iso_name(name),
+                rr_name=name,
+                joliet_path="/" + name,
+            )
+        out = io.BytesIO()
+        iso.write_fp(out)
+        return out.getvalue()
+    finally:
+        iso.close()
+
+
+def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
+    """(volume label, {Rock Ridge name: content}) of a seed ISO; for comparing and tests."""
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open_fp(io.BytesIO(data))
+        label = iso.pvd.volume_identifier.decode("ascii", "replace").strip()
+        files: dict[str, bytes] = {}
+        for child in iso.list_children(rr_path="/"):
+            if child.is_dot() or child.is_dotdot() or not child.is_file():
+                continue
+            name = child.rock_ridge.name().decode("utf-8")
+            buf = io.BytesIO()
+            iso.get_file_from_iso_fp(buf, rr_path="/" + name)
+            files[name] = buf.getvalue()
+        return label, files
+    except pycdlib.pycdlibexception.PyCdlibException as exc:
+        raise VirtsyncError(f"not a readable cloud-init seed ISO: {exc}") from exc
+    finally:
+        iso.close()
+
+
+def write_seed(path: str | os.PathLike[str], seed: SeedFiles) -> bool:
+    """Write the seed ISO at `path` unless an identical seed is already there.
+
+    Returns True when the file was (re)written. ISO bytes embed creation times, so
+    "identical" compares label and file contents, which keeps an unchanged VM at zero
+    writes. The write is atomic (temp file in the same directory, then rename).
+    """
+    target = Path(path)
+    if target.exists():
+        try:
+            label, files = read_iso(target.read_bytes())
+        except VirtsyncError:
+            label, files = "", {}
+        if label == VOLUME_LABEL and files == seed.files():
+            return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = build_iso(seed)
+    fd, tmp = tempfile.mkstemp(prefix=".cidata-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

@@ -1,0 +1,1 @@
+"""Checking the tree: JSON Schema, semantic checks, the validation pipeline."""

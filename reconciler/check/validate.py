@@ -1,0 +1,346 @@
+"""The validation pipeline: load → kind check → JSON Schema → semantic checks → tree checks.
+
+Per-file work (`check_bytes`) depends only on the file's bytes, so it is cached by
+content hash and spread over worker processes on a cold run. Cross-file checks (unique
+names, UUIDs, MACs, serials) run on the small per-file facts every time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from multiprocessing import get_context
+from pathlib import Path
+
+from reconciler import __version__
+from reconciler.check import metanames, schema, semantic
+from reconciler.core import hostdisk, model, sensitive
+from reconciler.core.model import (
+    KNOWN_KINDS,
+    Finding,
+    HasFindings,
+    Issue,
+    Manifest,
+    ManifestFacts,
+    ObjectKey,
+    SourceRef,
+    format_path,
+)
+from reconciler.core.statedir import state_dir
+from reconciler.tree import cache as cache_module
+from reconciler.tree import loader, positions, yamlsafe
+from reconciler.tree.cache import CachedFacts, CachedFile, TreeResult, ValidationCache
+from reconciler.tree.loader import (
+    LoadedFile,
+    SourceFile,
+    find_yaml_files,
+    load_bytes,
+    read_source,
+)
+from reconciler.tree.positions import locate
+from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, RUN_BUDGET_RULE, AliasBudget
+
+# The code a cached per-file result depends on: a change to any of it re-checks every file.
+_CACHED_CODE = (yamlsafe, loader, positions, schema, semantic, metanames, model, sensitive,
+                cache_module, hostdisk)
+
+# Below this many files to parse, worker start-up costs more than it saves.
+PARALLEL_THRESHOLD = 96
+
+
+@dataclass(frozen=True)
+class FileReport:
+    path: str
+    sha256: str
+    result: CachedFile
+    manifests: tuple[Manifest, ...] = ()
+
+
+@dataclass(frozen=True)
+class ValidationReport(HasFindings):
+    files: tuple[str, ...]  # display paths of the files read
+    findings: tuple[Finding, ...]
+    objects: tuple[tuple[SourceRef, ObjectKey], ...]
+    manifests: tuple[Manifest, ...] = field(default=())
+    # With keep_parsed: the manifests of each file this process parsed (a cache hit
+    # parses nothing), so a caller that needs them does not parse the file again.
+    # Files checked in worker processes are left out: sending every file's manifests
+    # back costs more than parsing again the few a caller needs (bench/bench_plan.py).
+    parsed: Mapping[str, tuple[Manifest, ...]] = field(default_factory=dict)
+
+
+def kind_issue(m: Manifest) -> Issue | None:
+    """None when virtsync knows (apiVersion, kind); else the reason it does not."""
+    kinds = KNOWN_KINDS.get(m.group)
+    if kinds is None or m.kind not in kinds:
+        known = ", ".join(sorted(k for ks in KNOWN_KINDS.values() for k in ks))
+        return Issue(("kind",), f'unknown kind "{m.kind}" (apiVersion "{m.api_version}"); '
+                     f"virtsync handles: {known}", "kind.unknown")
+    if not schema.has_schema(m.api_version, m.kind):
+        return Issue(("apiVersion",), f'unsupported apiVersion "{m.api_version}" for kind '
+                     f"{m.kind}", "kind.unknown-version")
+    return None
+
+
+def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> CachedFile:
+    """Every per-file check on one parsed file. Pure."""
+    findings = list(loaded.findings)
+    objects: list[tuple[int, ObjectKey]] = []
+    facts: list[CachedFacts] = []
+    for m in loaded.manifests:
+        unknown = kind_issue(m)
+        if unknown is not None:
+            if not ignore_unknown or unknown.rule != "kind.unknown":
+                findings.append(_locate(loaded.path, text, m.source.doc, unknown))
+            continue
+        objects.append((m.source.doc, m.key))
+        # Every check runs even when the schema fails, so one run reports every problem
+        # (semantic reads no shape for granted); a node the schema already reports is
+        # not reported twice.
+        issues = schema.check_schema(m)
+        reported = {i.path for i in issues}
+        issues += [i for i in semantic.check_manifest(m) if i.path not in reported]
+        f = semantic.facts(m)
+        facts.append(CachedFacts(m.source.doc, f.key, f.claims, f.host_paths))
+        findings.extend(_locate(loaded.path, text, m.source.doc, i) for i in issues)
+    return CachedFile(tuple(objects), tuple(sorted(findings)), tuple(facts), loaded.documents)
+
+
+def _locate(display: str, text: str, doc: int, issue: Issue) -> Finding:
+    line, col = locate(text, doc, issue.path)
+    return Finding(display, line, col, format_path(issue.path), issue.message, issue.rule)
+
+
+def check_bytes(content: bytes, display: str, *, ignore_unknown: bool = False,
+                keep_manifests: bool = False, run_budget: AliasBudget | None = None) -> FileReport:
+    loaded = load_bytes(content, display, run_budget)
+    text = content.decode("utf-8", errors="replace").lstrip("\ufeff")
+    result = check_loaded(loaded, text, ignore_unknown=ignore_unknown)
+    return FileReport(display, loaded.sha256, result,
+                      loaded.manifests if keep_manifests else ())
+
+
+# A worker process's share of the run's alias budget (set by _init_worker).
+_worker_budget: AliasBudget | None = None
+
+
+def _init_worker(share: int) -> None:
+    global _worker_budget
+    _worker_budget = AliasBudget(share, "run")
+
+
+def _check_source(job: tuple[SourceFile, bool, bool]) -> FileReport:
+    src, ignore_unknown, keep = job
+    return check_bytes(read_source(src), src.display, ignore_unknown=ignore_unknown,
+                       keep_manifests=keep, run_budget=_worker_budget)
+
+
+def _cacheable(report: FileReport) -> bool:
+    """A refusal for the run's alias budget depends on the other files, not on this one."""
+    return not any(f.rule == RUN_BUDGET_RULE for f in report.result.findings)
+
+
+@lru_cache(maxsize=4)
+def cache_namespace(ignore_unknown: bool) -> str:
+    """Digest of everything a cached result depends on besides the file's bytes."""
+    h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
+    h.update(Path(__file__).read_bytes())
+    for module in _CACHED_CODE:
+        source = Path(module.__file__ or "")
+        h.update(module.__name__.encode())
+        h.update(source.read_bytes())
+    for schema_file in sorted(schema.SCHEMA_DIR.glob("*.json")):
+        h.update(schema_file.name.encode())
+        h.update(schema_file.read_bytes())
+    return h.hexdigest()
+
+
+def _stat(src: SourceFile) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(src.absolute)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def tree_digest(shas: Mapping[str, str]) -> str:
+    h = hashlib.sha256()
+    for display in sorted(shas):
+        h.update(f"{display}\0{shas[display]}\n".encode())
+    return h.hexdigest()
+
+
+def validate_paths(
+    paths: Sequence[str],
+    *,
+    ignore_unknown: bool = False,
+    use_cache: bool = True,
+    keep_manifests: bool = False,
+    keep_parsed: bool = False,
+    workers: int | None = None,
+) -> ValidationReport:
+    """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
+
+    Warm runs: a file whose (mtime, size, inode) match the cache is not even read; an
+    unchanged tree is answered from the cached tree result without decoding entries."""
+    sources, path_findings = find_yaml_files(paths)
+    by_display = {s.display: s for s in sources}
+    cache = (ValidationCache(state_dir() / "cache" / "validate.json",
+                             cache_namespace(ignore_unknown))
+             if use_cache and not keep_manifests else None)
+    if cache is None:
+        keep_here = keep_parsed and not _parallel(len(sources), workers)
+        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown,
+                                                    keep_manifests or keep_here, workers)}
+        ordered = [results[s.display] for s in sources]
+        fresh = _tree_result(ordered, by_display)
+        return _finish(paths, sources, path_findings, fresh,
+                       tuple(m for r in ordered for m in r.manifests) if keep_manifests else (),
+                       {r.path: r.manifests for r in ordered} if keep_here else {})
+
+    stats: dict[str, tuple[int, int, int] | None] = {}
+    shas: dict[str, str] = {}
+    contents: dict[str, bytes] = {}
+    for src in sources:
+        st = stats[src.display] = _stat(src)
+        sha = cache.known_sha(src.display, st) if st is not None else None
+        if sha is None:
+            data = read_source(src)
+            contents[src.display] = data
+            sha = hashlib.sha256(data).hexdigest()
+        shas[src.display] = sha
+
+    digest = tree_digest(shas)
+    tree = cache.tree_result(digest)
+    parsed: dict[str, tuple[Manifest, ...]] = {}
+    if tree is None:
+        reports: dict[str, FileReport] = {}
+        todo: list[SourceFile] = []
+        for src in sources:
+            hit = cache.get(shas[src.display])
+            if hit is not None:
+                reports[src.display] = FileReport(src.display, shas[src.display], hit)
+            else:
+                todo.append(src)
+        keep_here = keep_parsed and not _parallel(len(todo), workers)
+        for report in _run_checks(todo, contents, ignore_unknown, keep_here, workers):
+            reports[report.path] = report
+            if keep_here:
+                parsed[report.path] = report.manifests
+            if _cacheable(report):
+                cache.put(report.sha256, report.result)
+        tree = _tree_result([reports[s.display] for s in sources], by_display)
+    try:
+        cache.save(((d, stats[d], shas[d]) for d in shas), digest, tree)
+    except OSError:
+        pass  # a read-only state dir must not fail validation; the next run is cold
+    return _finish(paths, sources, path_findings, tree, (), parsed)
+
+
+def _parallel(files: int, workers: int | None) -> int:
+    """How many worker processes check `files` files (0: this process does)."""
+    n_workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    return n_workers if n_workers > 1 and files >= PARALLEL_THRESHOLD else 0
+
+
+def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
+                keep: bool, workers: int | None) -> Iterator[FileReport]:
+    n_workers = _parallel(len(todo), workers)
+    if n_workers:
+        jobs = [(s, ignore_unknown, keep) for s in todo]
+        # fork: workers inherit compiled schemas; no re-import per worker.
+        with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
+                                 initializer=_init_worker,
+                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers,)) as pool:
+            yield from pool.map(_check_source, jobs, chunksize=64)
+        return
+    budget = AliasBudget.for_run()
+    for src in todo:
+        data = contents.get(src.display)
+        if data is None:
+            data = read_source(src)
+        yield check_bytes(data, src.display, ignore_unknown=ignore_unknown, keep_manifests=keep,
+                          run_budget=budget)
+
+
+def _tree_result(reports: Sequence[FileReport],
+                 sources: Mapping[str, SourceFile]) -> TreeResult:
+    """Per-file findings plus cross-file uniqueness, for one exact set of files."""
+    findings: list[Finding] = []
+    objects: list[tuple[SourceRef, ObjectKey]] = []
+    claim_count: Counter[tuple[str, str]] = Counter()
+    for r in reports:
+        if r.result.findings:
+            findings.extend(r.result.findings_for(r.path))
+        objects.extend((SourceRef(r.path, d), k) for d, k in r.result.objects)
+        for c in r.result.facts:
+            claim_count.update((u.what, u.value) for u in c.claims)
+    duplicated = {claim for claim, n in claim_count.items() if n > 1}
+    if duplicated:
+        # Only documents that share a claim can produce a uniqueness finding.
+        involved = [ManifestFacts(c.key, SourceRef(r.path, c.doc), c.claims)
+                    for r in reports for c in r.result.facts
+                    if any((u.what, u.value) in duplicated for u in c.claims)]
+        findings.extend(tree_findings(involved, sources))
+    findings.extend(located(hostdisk.check_tree(host_facts(
+        (r.path, c) for r in reports for c in r.result.facts)), sources))
+    return TreeResult(tuple(objects), tuple(findings))
+
+
+def host_facts(facts: Iterable[tuple[str, CachedFacts]]) -> list[ManifestFacts]:
+    """The facts the hostDisk tree check needs: the Cluster and documents naming host paths."""
+    return [ManifestFacts(c.key, SourceRef(path, c.doc), c.claims, c.host_paths)
+            for path, c in facts if c.host_paths or c.key.kind == hostdisk.CLUSTER_KIND]
+
+
+def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
+            path_findings: Sequence[Finding], tree: TreeResult,
+            manifests: tuple[Manifest, ...],
+            parsed: Mapping[str, tuple[Manifest, ...]]) -> ValidationReport:
+    findings = [*path_findings, *tree.findings]
+    if not tree.objects and not any(f.severity == "error" for f in findings):
+        findings.append(Finding(", ".join(paths), 0, 0, ".",
+                                "no objects found: the tree holds no VirtualMachine or other "
+                                "virtsync object; refusing to treat it as valid",
+                                "tree.no-objects"))
+    return ValidationReport(tuple(s.display for s in sources), tuple(sorted(set(findings))),
+                            tree.objects, manifests, parsed)
+
+
+def tree_findings(facts: Sequence[ManifestFacts],
+                  sources: Mapping[str, SourceFile]) -> list[Finding]:
+    """Cross-file uniqueness; reads a file again only to locate a (rare) duplicate."""
+    return located(semantic.check_unique(facts, line_of_in(_text_reader(sources))), sources)
+
+
+def _text_reader(sources: Mapping[str, SourceFile]) -> Callable[[str], str]:
+    """A file's text by path, read once (only to locate rare cross-file findings)."""
+    texts: dict[str, str] = {}
+
+    def text_of(file: str) -> str:
+        if file not in texts:
+            src = sources.get(file)
+            texts[file] = (read_source(src).decode("utf-8", errors="replace").lstrip("\ufeff")
+                           if src is not None else "")
+        return texts[file]
+
+    return text_of
+
+
+def located(issues: Iterable[tuple[SourceRef, Issue]],
+            sources: Mapping[str, SourceFile]) -> list[Finding]:
+    """Cross-file issues as findings; reads a file again only to locate one (rare)."""
+    text_of = _text_reader(sources)
+    return [_locate(ref.file, text_of(ref.file), ref.doc, issue) for ref, issue in issues]
+
+
+def line_of_in(text_of: Callable[[str], str]) -> semantic.LineOf:
+    """Where a uniqueness finding's first claim is, to name it (file:line) in the message."""
+    return lambda ref, path: locate(text_of(ref.file), ref.doc, path)[0]
+
+

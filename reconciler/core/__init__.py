@@ -1,0 +1,1 @@
+"""Vocabulary and rules every stage shares: the model, the typed VM view, quantities, run strategies, secrets, state paths."""

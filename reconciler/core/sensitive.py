@@ -1,0 +1,74 @@
+"""Which fields hold secrets, and how to keep their values out of every output.
+
+Safety rule 10: cloud-init userData/networkData, anything under a secret reference and
+password-like keys never appear in plans, diffs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from reconciler.core.model import JSON
+
+MASK = "(sensitive)"
+
+# Keys whose value is always secret, wherever they appear.
+_SECRET_KEYS = frozenset(
+    {"userData", "userDataBase64", "networkData", "networkDataBase64"}
+)
+# Keys whose whole subtree is secret (credentials, secret references, password-like).
+_SECRET_KEY_PATTERN = re.compile(
+    r"(?i)(password|passwd|passphrase|secret|token|credential|private_?key|accesskey|ssh_?key)"
+)
+
+
+def is_sensitive_key(key: str) -> bool:
+    return key in _SECRET_KEYS or bool(_SECRET_KEY_PATTERN.search(key))
+
+
+def is_sensitive_path(path: Sequence[str | int]) -> bool:
+    """True when the value at `path` (or any ancestor) is sensitive."""
+    return any(isinstance(p, str) and is_sensitive_key(p) for p in path)
+
+
+def redact(value: JSON, path: Sequence[str | int] = ()) -> JSON:
+    """A copy of `value` with every sensitive subtree replaced by MASK."""
+    if is_sensitive_path(path):
+        return MASK
+    if isinstance(value, dict):
+        return {k: redact(v, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, (*path, i)) for i, v in enumerate(value)]
+    return value
+
+
+def show_value(value: JSON, path: Sequence[str | int]) -> str:
+    """A short, safe rendering of a value for a message."""
+    if is_sensitive_path(path):
+        return MASK
+    text = repr(value) if not isinstance(value, str) else f'"{value}"'
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def sensitive_digest(value: JSON) -> str:
+    """A stable stand-in for a secret: lets live state be compared without holding it."""
+    import hashlib
+    import json
+
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def digest_sensitive(value: JSON, path: Sequence[str | int] = ()) -> JSON:
+    """A copy of `value` with every sensitive subtree replaced by its `sensitive_digest`.
+
+    Backends store and return specs in this form; the planner applies the same function to
+    the desired side, so equal secrets compare equal and changed ones differ."""
+    if is_sensitive_path(path):
+        return sensitive_digest(value)
+    if isinstance(value, dict):
+        return {k: digest_sensitive(v, (*path, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [digest_sensitive(v, (*path, i)) for i, v in enumerate(value)]
+    return value

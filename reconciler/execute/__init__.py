@@ -1,0 +1,1 @@
+"""Executing a plan: apply through a backend, with journal, inventory and lock."""

@@ -1,0 +1,152 @@
+"""One reconcile cycle's steps, shared by `virtsync apply` and `virtsync watch`.
+
+observe (everything, or just some keys) → plan → [gate, prune cap: the caller decides
+what a refusal means] → execute → record the inventory. `apply` runs them once over the
+whole tree; `watch` runs them after every change over the keys that changed, and over
+everything on its periodic resync.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from reconciler.backends.base import Backend, Observation
+from reconciler.core.model import ApplyWord, ObjectKey, VirtsyncError
+from reconciler.execute.apply import Outcome
+from reconciler.execute.inventory import Inventory
+from reconciler.execute.journal import Journal, JournalEntry, resolve
+from reconciler.planning.ownership import claim_users
+from reconciler.planning.plan_model import Plan
+from reconciler.planning.reconcile import Desired, observe, observe_live, plan_live
+
+DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
+APPLIED_WORDS = frozenset({ApplyWord.CREATED, ApplyWord.CONFIGURED, ApplyWord.RESTARTED,
+                           ApplyWord.REPLACED, ApplyWord.STARTED, ApplyWord.STOPPED})
+
+
+@runtime_checkable
+class KeyedObserver(Protocol):
+    """A backend that can observe a few objects without listing all of them."""
+
+    def observe_keys(self, keys: Iterable[ObjectKey]) -> Observation: ...
+
+
+def observe_some(backend: Backend, keys: Collection[ObjectKey]) -> Observation:
+    """What `observe` would report for `keys` only (never 'nothing exists' on failure)."""
+    if isinstance(backend, KeyedObserver):
+        observation = backend.observe_keys(keys)
+        if not isinstance(observation, Observation):
+            raise VirtsyncError("backend returned no observation")
+        return observation
+    full = observe(backend)
+    wanted = set(keys)
+    return Observation(tuple(o for o in full.objects if o.key in wanted),
+                       tuple(k for k in full.conflicts if k in wanted), full.nodes)
+
+
+def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prune: bool,
+               keys: Collection[ObjectKey] | None = None) -> tuple[Plan, Observation]:
+    """Observe and plan. With `keys`, only those objects: desired, live and inventory are
+    all narrowed to them, so objects outside the set are neither touched nor pruned."""
+    if keys is None:
+        observation = observe(backend)
+        return plan_live(desired, observation, inventory, prune=prune,
+                         profile=backend.profile.classification), observation
+    wanted = set(keys)
+    narrowed = Desired(tuple(m for m in desired.manifests if m.key in wanted),
+                       desired.revision, desired.desired_hash, desired.root)
+    entries = {k: inventory.entries[k] for k in wanted if k in inventory.entries}
+    observation = observe_some(backend, wanted)
+    narrow_inventory = Inventory(inventory.source, entries)
+    plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
+                     profile=backend.profile.classification)
+    if any(c.deleted_files for c in plan.changes):
+        # Deleting a file: every VM (whole tree, every node) must be asked whether it
+        # still uses the claim, not just the changed keys (safety rule 13). Rare.
+        everyone = observe_live(observe(backend), inventory)
+        refs = claim_users(desired.manifests, (o.manifest for o in everyone))
+        plan = plan_live(narrowed, observation, narrow_inventory, prune=prune,
+                         profile=backend.profile.classification, claim_refs=refs)
+    return plan, observation
+
+
+def prune_cap(inventory: Inventory, max_prune: int | None) -> int:
+    """The most objects one run may prune. An explicit `--max-prune 0` means none, not
+    the default (`is not None`, never truthiness)."""
+    if max_prune is not None:
+        return max_prune
+    return max(1, int(len(inventory.entries) * DEFAULT_PRUNE_FRACTION))
+
+
+def prune_refusal(plan: Plan, inventory: Inventory, max_prune: int | None) -> str | None:
+    """Why the plan's prune is refused (over the cap), or None. A refusal, not an error:
+    the caller exits 1 like any other refused apply."""
+    deletions = [c for c in plan.changes if c.is_delete]
+    cap = prune_cap(inventory, max_prune)
+    if len(deletions) > cap:
+        return (f"apply refused: pruning {len(deletions)} objects is over the cap ({cap}); "
+                f"nothing was changed. If this is intended, pass --max-prune {len(deletions)}")
+    return None
+
+
+@runtime_checkable
+class TempSweeper(Protocol):
+    """A backend that can remove temp files interrupted disk creations left behind."""
+
+    def sweep_temp_files(self) -> tuple[str, ...]: ...
+
+
+def settle(state: Path, backend: Backend, earlier: Sequence[JournalEntry],
+           outcomes: Sequence[Outcome]) -> tuple[int, tuple[str, ...]]:
+    """After a run, clean what an earlier `kill -9` left once this run converged past it:
+    earlier unfinished intents whose object has no failed or skipped outcome now are
+    marked resolved (noted once, not forever); when nothing failed, temp disk files are
+    swept. Returns (intents resolved, files removed)."""
+    unsettled = {o.key for o in outcomes if o.failed or o.word is ApplyWord.SKIPPED}
+    done = [e for e in earlier if e.key not in unsettled]
+    resolve(state, done)
+    swept: tuple[str, ...] = ()
+    if not any(o.failed for o in outcomes) and isinstance(backend, TempSweeper):
+        swept = backend.sweep_temp_files()
+    return len(done), swept
+
+
+def new_journal(state: Path) -> Journal:
+    return Journal(state, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" +
+                   uuid.uuid4().hex[:8])
+
+
+def updated_inventory(inventory: Inventory, desired: Desired,
+                      outcomes: Sequence[Outcome]) -> Inventory:
+    """What this source applied after a run over `desired`. Unchanged desired objects are
+    recorded too (adoption after a crash, or a lost state directory). Pure."""
+    done = {o.key for o in outcomes}
+    by_key = desired.by_key
+    applied = [by_key[o.key] for o in outcomes if o.word in APPLIED_WORDS and o.key in by_key]
+    adopted = [m for m in desired.manifests
+               if m.key not in done and m.key not in inventory.entries]
+    deleted = [o.key for o in outcomes if o.word is ApplyWord.DELETED and o.key in inventory.entries]
+    touched = [*applied, *adopted]
+    if not touched and not deleted:
+        return inventory
+    new = inventory.with_applied(touched, desired.revision)
+    if not deleted and all(_same_entry(inventory, new, m.key) for m in touched):
+        return inventory  # only the touched entries can differ: compare just those
+    return new.without(deleted) if deleted else new
+
+
+def _same_entry(a: Inventory, b: Inventory, key: ObjectKey) -> bool:
+    old = a.entries.get(key)
+    return old is not None and old == b.entries[key] and old.body == b.entries[key].body
+
+
+def record(state: Path, inventory: Inventory, desired: Desired,
+           outcomes: Sequence[Outcome]) -> Inventory:
+    """Update and save the inventory; an unchanged one makes no write (rule 12)."""
+    new = updated_inventory(inventory, desired, outcomes)
+    new.save(state)  # save() itself skips a byte-identical file
+    return new

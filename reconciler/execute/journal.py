@@ -1,0 +1,147 @@
+"""The apply journal (safety rule 7): every side effect is preceded by an entry on disk.
+
+One JSON line per event, appended with a single write and fsync'd before the action
+runs: `intent` before, then `done` or `failed` after. A crash can tear only the last
+line, which readers skip. After a `kill -9`, the next apply reads the unfinished intents
+(to report them and to adopt what they created) and converges from observed state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.core.model import ObjectKey
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    run: str
+    seq: int
+    phase: str  # intent | done | failed | resolved (a later run converged past it)
+    action: str  # create | update | start | stop | restart | replace | delete
+    key: ObjectKey
+    detail: str = ""
+    at: float = 0.0
+
+
+# Fault injection for the crash tests, never set in production: "intent:N" kills this
+# process with SIGKILL right after the N-th intent is on disk (before its side effect);
+# "action:N" right after the N-th side effect, before its "done" is written.
+FAULT_ENV = "VIRTSYNC_FAULT_KILL"
+
+
+def _fault(phase: str, seq: int) -> None:
+    wanted = os.environ.get(FAULT_ENV)
+    if wanted and wanted == f"{phase}:{seq}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _append(path: Path, entry: JournalEntry) -> None:
+    """One line, one write, fsync'd: a crash can tear only this line."""
+    line = json.dumps({
+        "run": entry.run, "seq": entry.seq, "phase": entry.phase, "action": entry.action,
+        "kind": entry.key.kind, "namespace": entry.key.namespace, "name": entry.key.name,
+        "detail": entry.detail, "at": entry.at,
+    }, separators=(",", ":")) + "\n"
+    _append_raw(path, line.encode())
+
+
+def _ends_line(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return True
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+    except FileNotFoundError:
+        return True
+
+
+def _append_raw(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Journal:
+    """Append-only journal of one apply run, in `<state>/journal/<run>.jsonl`."""
+
+    def __init__(self, state: Path, run: str) -> None:
+        self.dir = state / "journal"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.run = run
+        self.path = self.dir / f"{run}.jsonl"
+        self._seq = 0
+
+    def _append(self, entry: JournalEntry) -> None:
+        _append(self.path, entry)
+
+    def intent(self, action: str, key: ObjectKey, detail: str = "") -> int:
+        self._seq += 1
+        self._append(JournalEntry(self.run, self._seq, "intent", action, key, detail,
+                                  time.time()))
+        _fault("intent", self._seq)
+        return self._seq
+
+    def done(self, seq: int, action: str, key: ObjectKey) -> None:
+        _fault("action", seq)
+        self._append(JournalEntry(self.run, seq, "done", action, key, "", time.time()))
+
+    def failed(self, seq: int, action: str, key: ObjectKey, detail: str) -> None:
+        self._append(JournalEntry(self.run, seq, "failed", action, key, detail, time.time()))
+
+
+def read_entries(path: Path) -> Iterator[JournalEntry]:
+    """Entries of one journal file; a torn last line (crash mid-write) is skipped."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return
+    for line in lines:
+        try:
+            raw = json.loads(line)
+            yield JournalEntry(raw["run"], int(raw["seq"]), raw["phase"], raw["action"],
+                               ObjectKey(raw["kind"], raw["namespace"], raw["name"]),
+                               raw.get("detail", ""), float(raw.get("at", 0.0)))
+        except (ValueError, KeyError, TypeError):
+            continue
+
+
+def unfinished(state: Path) -> list[JournalEntry]:
+    """Intents without a matching done/failed in the journals of earlier runs."""
+    out: list[JournalEntry] = []
+    directory = state / "journal"
+    if not directory.is_dir():
+        return out
+    for path in sorted(directory.glob("*.jsonl")):
+        open_intents: dict[int, JournalEntry] = {}
+        for entry in read_entries(path):
+            if entry.phase == "intent":
+                open_intents[entry.seq] = entry
+            else:
+                open_intents.pop(entry.seq, None)
+        out.extend(open_intents.values())
+    return out
+
+
+def resolve(state: Path, entries: list[JournalEntry]) -> None:
+    """Close earlier runs' unfinished intents once a later run converged past them: a
+    `resolved` line in their own journal (the history stays), so they are noted once,
+    not on every apply from then on."""
+    for e in entries:
+        path = state / "journal" / f"{e.run}.jsonl"
+        if not _ends_line(path):
+            _append_raw(path, b"\n")  # end a line torn by the crash: ours stays whole
+        _append(path,
+                JournalEntry(e.run, e.seq, "resolved", e.action, e.key,
+                             "a later apply converged", time.time()))
+

@@ -1,0 +1,161 @@
+"""Who owns and who uses a disk file (safety rule 13), and which files are missing. Pure.
+
+A VM owns the files in its own directory (overlays, scratch disks, seeds) and the claims
+of its own dataVolumeTemplates; it merely uses a claim it mounts by name. Deleting a VM
+deletes only what it owns and no other object — desired or live, any source, any node —
+references; the plan lists each file, deleted or kept with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from reconciler.core.model import JSON, DiskFile, Manifest, ObjectKey
+from reconciler.planning.classify import Disruption
+from reconciler.planning.diff import DISK_FILE, FieldDiff, Sel
+from reconciler.planning.normalize import get_path
+
+VOLUMES = ("spec", "template", "spec", "volumes")
+
+
+@dataclass(frozen=True)
+class DiskFate:
+    """What deleting a VM does to one of its files: deleted, or kept and why."""
+
+    path: str
+    volume: str
+    delete: bool
+    reason: str
+
+
+ClaimKey = tuple[str, str]  # (namespace, claim name)
+ClaimRefs = Mapping[ClaimKey, frozenset[ObjectKey]]
+_CLAIM_SOURCES = (("persistentVolumeClaim", "claimName"), ("dataVolume", "name"))
+
+
+def _template_names(body: Mapping[str, JSON]) -> list[tuple[str, Mapping[str, JSON]]]:
+    """(name, spec) of each of a VM's dataVolumeTemplates: the claims it owns."""
+    out = []
+    templates = get_path(body, ("spec", "dataVolumeTemplates"))
+    for t in templates if isinstance(templates, list) else ():
+        name = get_path(t, ("metadata", "name"))
+        spec = get_path(t, ("spec",))
+        if isinstance(name, str):
+            out.append((name, spec if isinstance(spec, Mapping) else {}))
+    return out
+
+
+def _referenced_claims(m: Manifest) -> set[str]:
+    """Claim names an object refers to: a VM's volumes and owned templates, a
+    DataVolume itself."""
+    if m.kind == "DataVolume":
+        return {m.name}
+    if m.kind != "VirtualMachine":
+        return set()
+    names = {name for name, _ in _template_names(m.body)}
+    volumes = get_path(m.body, ("spec", "template", "spec", "volumes"))
+    for vol in volumes if isinstance(volumes, list) else ():
+        for source, field_name in _CLAIM_SOURCES:
+            ref = get_path(vol, (source, field_name))
+            if isinstance(ref, str):
+                names.add(ref)
+    return names
+
+
+def claim_depth(desired: Iterable[Manifest]) -> dict[ObjectKey, int]:
+    """How many owners stand before each VM that mounts a claim another desired VM's
+    dataVolumeTemplates declare: apply creates the owner (and so the claim) first. VMs
+    that mount no such claim are 0 and left out; a cycle stops counting where it closes."""
+    vms = [m for m in desired if m.kind == "VirtualMachine"]
+    owner = {(m.namespace, name): m.key for m in vms for name, _ in _template_names(m.body)}
+    needs = {m.key: {owner[(m.namespace, c)] for c in _referenced_claims(m)
+                     if owner.get((m.namespace, c), m.key) != m.key} for m in vms}
+    depth: dict[ObjectKey, int] = {}
+
+    def of(key: ObjectKey, seen: frozenset[ObjectKey]) -> int:
+        if key not in depth:
+            depth[key] = max((1 + of(o, seen | {key}) for o in needs.get(key, ())
+                              if o not in seen), default=0)
+        return depth[key]
+
+    for m in vms:
+        of(m.key, frozenset())
+    return {k: d for k, d in depth.items() if d}
+
+
+def claim_users(desired: Iterable[Manifest],
+                live: Iterable[Manifest]) -> dict[ClaimKey, frozenset[ObjectKey]]:
+    """Every object (desired or live, on any node) that references each claim."""
+    users: dict[ClaimKey, set[ObjectKey]] = {}
+    for m in [*desired, *live]:
+        for name in _referenced_claims(m):
+            users.setdefault((m.namespace, name), set()).add(m.key)
+    return {k: frozenset(v) for k, v in users.items()}
+
+
+def disk_fates(m: Manifest, disks: Iterable[DiskFile],
+               claim_refs: ClaimRefs) -> tuple[DiskFate, ...]:
+    """Which files of the deleted VM `m` go: its own (overlay, scratch, seed, leftovers in
+    its directory) and the claims it owns (dataVolumeTemplates) that no other desired or
+    live object references. Everything else is kept, with the reason."""
+    owned = {name for name, _ in _template_names(m.body)}
+    fates: dict[str, DiskFate] = {}
+    for d in sorted(disks):
+        if not d.exists or d.path in fates:
+            continue
+        if not d.is_claim:
+            fates[d.path] = DiskFate(d.path, d.volume, True, "its own file")
+            continue
+        others = sorted(str(k) for k in claim_refs.get((m.namespace, d.claim), ())
+                        if k != m.key)
+        why = [f"in use by {', '.join(others)}"] if others else []
+        if d.claim not in owned:
+            why.append("not owned by this VM (no dataVolumeTemplate of that name)")
+        fates[d.path] = DiskFate(d.path, d.volume, not why,
+                                 f"claim {d.claim} is " + "; ".join(why) if why
+                                 else f"owned claim {d.claim}, used by no other VM")
+    return tuple(sorted(fates.values(), key=lambda f: (not f.delete, f.path)))
+
+
+def delete_outcome(fates: tuple[DiskFate, ...], cause: str) -> tuple[Disruption, str]:
+    deleted = sum(f.delete for f in fates)
+    kept = len(fates) - deleted
+    if not deleted:
+        return Disruption.REPLACE, "the domain is undefined; no disk file of its own is " \
+            "deleted" + (f" ({kept} kept: in use or not owned)" if kept else "")
+    return Disruption.DATA_LOSS, cause + (f"; {kept} kept (in use or not owned)" if kept
+                                          else "")
+
+
+def blank_claims(desired: Iterable[Manifest]) -> frozenset[ClaimKey]:
+    """Claims a node can create again, empty: declared with a blank source (or none)."""
+    out: set[ClaimKey] = set()
+    for m in desired:
+        specs = ([(m.name, m.body.get("spec"))] if m.kind == "DataVolume" else
+                 _template_names(m.body) if m.kind == "VirtualMachine" else [])
+        for name, spec in specs:
+            source = get_path(spec, ("source",))
+            if get_path(spec, ("sourceRef",)) is None and (
+                    source is None or (isinstance(source, Mapping) and set(source) <= {"blank"})):
+                out.add((m.namespace, name))
+    return frozenset(out)
+
+
+def missing_files(namespace: str, disks: Iterable[DiskFile],
+                  blank: frozenset[ClaimKey]) -> list[FieldDiff]:
+    """A live VM's disk files that are gone: never "up to date". The next define creates
+    them again — blank — where that is possible; the plan says which."""
+    out: list[FieldDiff] = []
+    for d in disks:
+        if d.exists or not d.volume:
+            continue
+        if d.is_claim and (namespace, d.claim) not in blank:
+            after = "cannot be created again (no blank size declared): restore the file"
+        elif d.is_claim or d.source == "emptyDisk":
+            after = "created again, blank"
+        else:
+            after = "written again"
+        out.append(FieldDiff((*VOLUMES, Sel("name", d.volume), DISK_FILE),
+                             f"missing: {d.path}", after))
+    return out

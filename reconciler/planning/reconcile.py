@@ -1,0 +1,172 @@
+"""One reconcile cycle's planning half: desired from the tree, live from a backend.
+
+`load_desired` refuses a tree with any validation error (safety rule 1); `observe_live`
+turns a backend's observation plus the inventory's configuration objects into the live
+side of the plan; `plan_live` pairs them so that prune is inventory − desired, never
+live − desired (rule 4), and objects without virtsync's owner marker are not there at all
+(rule 3). Side effects stay in the backend and in apply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from reconciler.backends.base import Backend, LiveObject, Observation
+from reconciler.check.validate import validate_paths
+from reconciler.core.model import (
+    JSON,
+    Manifest,
+    ObjectKey,
+    PrintableStatus,
+    SourceRef,
+    VirtsyncError,
+)
+from reconciler.core.sensitive import digest_sensitive
+from reconciler.execute.inventory import Inventory
+from reconciler.planning.classify import ClassificationProfile
+from reconciler.planning.ownership import ClaimRefs, claim_users
+from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
+from reconciler.planning.plan_pairing import pair
+from reconciler.planning.revisions import with_revisions
+from reconciler.planning.schedule import Placement, schedule
+
+RUNNING_STATES = frozenset({PrintableStatus.RUNNING, PrintableStatus.STARTING, PrintableStatus.PAUSED,
+                            PrintableStatus.MIGRATING, PrintableStatus.STOPPING})
+
+
+@dataclass(frozen=True)
+class Desired:
+    manifests: tuple[Manifest, ...]
+    revision: str  # git commit of the source, '' outside git
+    desired_hash: str
+    root: Path
+
+    @property
+    def by_key(self) -> dict[ObjectKey, Manifest]:
+        return {m.key: m for m in self.manifests}
+
+
+class InvalidSource(VirtsyncError):
+    """The tree failed validation: nothing is planned, applied or pruned."""
+
+    def __init__(self, message: str, findings_text: str) -> None:
+        super().__init__(message)
+        self.details = findings_text
+
+
+def body_hash(body: Mapping[str, JSON]) -> str:
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def git_revision(path: Path) -> str:
+    """The commit checked out at `path`, or '' when it is not in a git work tree."""
+    try:
+        done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def load_desired(paths: Sequence[str]) -> Desired:
+    report = validate_paths(paths, keep_manifests=True)
+    if not report.valid:
+        text = "".join(f.as_text() + "\n" for f in report.findings)
+        raise InvalidSource(f"{len(report.errors)} validation error(s) in "
+                            f"{', '.join(paths)}; nothing planned, applied or pruned", text)
+    manifests = with_revisions(sorted(report.manifests, key=lambda m: m.key))
+    first = Path(paths[0]) if paths else Path(".")
+    root = first if first.is_dir() else first.parent
+    desired_hash = content_hash((str(m.key), body_hash(m.body)) for m in manifests)
+    return Desired(manifests, git_revision(root), desired_hash, root.resolve())
+
+
+def _observed_vm(o: LiveObject) -> Observed:
+    m = Manifest(o.api_version, o.key.kind, o.key.namespace, o.key.name, o.body,
+                 SourceRef(f"<live:{o.node or '?'}>", 0))
+    return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES, o.disks,
+                    operator_stop=o.status.stop_requested,
+                    backoff=o.status.printable_status == PrintableStatus.CRASH_LOOP_BACK_OFF)
+
+
+def observe_live(observation: Observation, inventory: Inventory) -> list[Observed]:
+    """Live VMs from the backend plus configuration objects recorded in the inventory."""
+    out = [_observed_vm(o) for o in observation.objects]
+    seen = {o.key for o in observation.objects}
+    for key, entry in inventory.entries.items():
+        if key in seen or entry.body is None:
+            continue
+        m = Manifest(entry.api_version, key.kind, key.namespace, key.name, entry.body,
+                     SourceRef("<inventory>", 0))
+        out.append(Observed(m))
+    return out
+
+
+def live_hash(observed: Sequence[Observed]) -> str:
+    return content_hash((str(o.key), f"{body_hash(o.manifest.body)}|{o.node}|{o.running}"
+                                      f"|{o.operator_stop}|{o.backoff}")
+                        for o in observed)
+
+
+def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
+              prune: bool, profile: ClassificationProfile,
+              claim_refs: ClaimRefs | None = None) -> Plan:
+    """The plan that makes live match desired, classified by the backend's `profile`.
+    Pure. `claim_refs` (default: from
+    `desired` and everything observed) says who references each claim (rule 13).
+
+    Live objects are considered only when desired names them or the inventory holds
+    them (virtsync applied them from this source); with `prune` off, objects that left
+    git are still listed as deletions so the operator sees them, and apply skips them.
+    """
+    wanted = {m.key for m in desired.manifests}
+    everything = observe_live(observation, inventory)
+    observed = [o for o in everything if o.key in wanted or o.key in inventory.entries]
+    conflicts = set(observation.conflicts) & wanted
+    if conflicts:
+        names = ", ".join(str(k) for k in sorted(conflicts))
+        raise VirtsyncError(f"refusing to plan: {names} exist(s) live without virtsync's owner "
+                            "marker for that VM (an unmanaged domain, or one marked for another "
+                            "VM, with the same name), or managed by another virtsync "
+                            "installation (rule 18); rename the VM in git or remove the other "
+                            "domain yourself")
+    # Backends hold secrets only as digests: compare the desired side the same way.
+    planned = [replace(m, body=digest_sensitive(dict(m.body))) for m in desired.manifests]
+    fingerprints = Fingerprints(
+        desired_commit=desired.revision or None, desired_tree=None,
+        desired_hash=desired.desired_hash,
+        live_source=f"{profile.name}:{'prune' if prune else 'no-prune'}",
+        live_hash=live_hash(observed),
+    )
+    # Every live VM counts as a user of the claims it mounts, whichever source applied it
+    # and whichever node it is on (safety rule 13).
+    refs = claim_refs if claim_refs is not None else claim_users(
+        desired.manifests, (o.manifest for o in everything))
+    return make_plan(planned, observed, fingerprints=fingerprints, profile=profile,
+                     claim_refs=refs, placement=place_vms(desired, observed, observation))
+
+
+def place_vms(desired: Desired, observed: Sequence[Observed],
+              observation: Observation) -> dict[ObjectKey, Placement] | None:
+    """The placement step, before the diff: None when the backend reports no nodes.
+    A renamed VM counts as being on its old domain's node."""
+    if not observation.nodes:
+        return None
+    current = {p.key: p.live.node for p in pair(desired.manifests, observed)
+               if p.desired is not None and p.live is not None and p.live.node}
+    return schedule(desired.manifests, current, observation.nodes, desired.by_key)
+
+
+def observe(backend: Backend) -> Observation:
+    """Observe, turning any unexpected failure into an error (never 'nothing exists')."""
+    observation = backend.observe()
+    if not isinstance(observation, Observation):
+        raise VirtsyncError("backend returned no observation")
+    return observation

@@ -1,0 +1,438 @@
+"""The desired tree kept in memory and updated file by file (for `virtsync watch`).
+
+Per file: content digest → per-file validation result + manifests + a hash per manifest
+body. A refresh re-reads only files whose stat (working tree) or blob id (git) changed
+and re-validates only files whose content changed; cross-file uniqueness runs on the
+small claim facts, counted incrementally. Whole-tree validity is still the rule: a
+snapshot with any error finding is invalid and `watch` plans nothing from it (safety
+rule 1), exactly as `load_desired` refuses such a tree.
+
+Two sources: the working tree (`WorkdirTree`, refreshed from watchdog paths or a full
+walk) and committed trees (`GitTree`: HEAD or a ref, never the working tree).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from reconciler.check import semantic
+from reconciler.check.validate import PARALLEL_THRESHOLD, check_bytes, host_facts, line_of_in
+from reconciler.core import hostdisk
+from reconciler.core.model import (
+    Finding,
+    HasFindings,
+    Manifest,
+    ManifestFacts,
+    ObjectKey,
+    SourceRef,
+    format_path,
+)
+from reconciler.planning.plan_model import content_hash
+from reconciler.planning.reconcile import Desired, body_hash, git_revision
+from reconciler.planning.revisions import with_revisions
+from reconciler.tree.cache import CachedFile
+from reconciler.tree.gitsource import (
+    GitListing,
+    list_tree,
+    read_blobs,
+    relative_to_root,
+    repo_root,
+    resolve_commit,
+)
+from reconciler.tree.gitsource import display_path as git_display_path
+from reconciler.tree.loader import (
+    IGNORE_FILE,
+    SKIP_DIRS,
+    YAML_SUFFIXES,
+    IgnoreRules,
+    SourceFile,
+    display_path,
+    find_yaml_files,
+    read_source,
+)
+from reconciler.tree.positions import locate
+
+Stat = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class FileState:
+    display: str
+    digest: str  # sha256 of the bytes (working tree) or git blob id (git mode)
+    result: CachedFile
+    manifests: tuple[Manifest, ...]
+    hashes: tuple[str, ...]  # body_hash of each manifest, same order
+    stat: Stat | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot(HasFindings):
+    """The tree as last read: valid only without error findings."""
+
+    findings: tuple[Finding, ...]
+    by_key: Mapping[ObjectKey, Manifest]
+    hashes: Mapping[ObjectKey, str]  # body hash per key: what changed between snapshots
+    revision: str
+    root: Path
+    files: int
+    _desired_hash: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def desired_hash(self) -> str:
+        if not self._desired_hash:  # computed once, only when a full plan needs it
+            self._desired_hash.append(
+                content_hash((str(k), h) for k, h in self.hashes.items()))
+        return self._desired_hash[0]
+
+    def desired(self, keys: Iterable[ObjectKey] | None = None) -> Desired:
+        """The tree (or just `keys` of it) as `Desired`, in key order."""
+        if keys is None:
+            manifests = sorted(self.by_key.values(), key=_order)
+            return Desired(with_revisions(manifests, self.by_key), self.revision,
+                           self.desired_hash, self.root)
+        chosen = sorted((self.by_key[k] for k in set(keys) if k in self.by_key), key=_order)
+        return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root)
+
+
+def _order(m: Manifest) -> tuple[str, str, str]:
+    return (m.kind, m.namespace, m.name)  # ObjectKey order, without dataclass compares
+
+
+def changed_keys(old: Mapping[ObjectKey, str], new: Mapping[ObjectKey, str]) -> set[ObjectKey]:
+    """Keys added, removed or with a different body between two snapshots."""
+    out = {k for k, h in new.items() if old.get(k) != h}
+    out.update(k for k in old if k not in new)
+    return out
+
+
+def _check(job: tuple[str, str, bytes, Stat | None]) -> FileState:
+    display, digest, content, stat = job
+    report = check_bytes(content, display, keep_manifests=True)
+    hashes = tuple(body_hash(m.body) for m in report.manifests)
+    return FileState(display, digest, report.result, report.manifests, hashes, stat)
+
+
+def check_files(jobs: Sequence[tuple[str, str, bytes, Stat | None]]) -> Iterator[FileState]:
+    """Per-file checks; in worker processes for a large cold load. Forking is safe only
+    while this process has no other threads (before watchdog and libvirt start theirs)."""
+    workers = min(2, os.cpu_count() or 1)
+    if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and threading.active_count() == 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            yield from pool.map(_check, jobs, chunksize=64)
+        return
+    for job in jobs:
+        yield _check(job)
+
+
+class DesiredTree:
+    """Per-file state plus the indexes that make a snapshot cheap."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._files: dict[str, FileState] = {}
+        self._claims: Counter[tuple[str, str]] = Counter()
+        self._dups: set[tuple[str, str]] = set()  # claims made more than once
+        self._dirty: set[ObjectKey] = set()  # keys of files re-checked since take_dirty()
+        self._key_files: dict[ObjectKey, set[str]] = {}
+        self._by_key: dict[ObjectKey, Manifest] = {}
+        self._hashes: dict[ObjectKey, str] = {}
+        self._noted: set[str] = set()  # files with any finding
+        self._host_files: set[str] = set()  # files with a Cluster or a hostDisk path
+        self._path_findings: tuple[Finding, ...] = ()
+
+    # -------------------------------------------------------------- maintenance
+
+    def _put(self, state: FileState) -> None:
+        old = self._files.get(state.display)
+        if old is not None:
+            self._unindex(old)
+        self._files[state.display] = state
+        self._index(state)
+
+    def _drop(self, display: str) -> None:
+        old = self._files.pop(display, None)
+        if old is not None:
+            self._unindex(old)
+
+    def _index(self, s: FileState) -> None:
+        for c in s.result.facts:
+            for u in c.claims:
+                slot = (u.what, u.value)
+                self._claims[slot] += 1
+                if self._claims[slot] > 1:
+                    self._dups.add(slot)
+        if s.result.findings:
+            self._noted.add(s.display)
+        if host_facts((s.display, c) for c in s.result.facts):
+            self._host_files.add(s.display)
+        for m in s.manifests:
+            self._key_files.setdefault(m.key, set()).add(s.display)
+            self._refresh_key(m.key)
+
+    def _unindex(self, s: FileState) -> None:
+        for c in s.result.facts:
+            for u in c.claims:
+                slot = (u.what, u.value)
+                self._claims[slot] -= 1
+                if self._claims[slot] < 2:
+                    self._dups.discard(slot)
+                if self._claims[slot] <= 0:
+                    del self._claims[slot]
+        self._noted.discard(s.display)
+        self._host_files.discard(s.display)
+        for m in s.manifests:
+            files = self._key_files.get(m.key)
+            if files is not None:
+                files.discard(s.display)
+                if not files:
+                    del self._key_files[m.key]
+            self._refresh_key(m.key)
+
+    def take_dirty(self) -> set[ObjectKey]:
+        """Keys declared by files added, changed or removed since the last call: the only
+        keys whose desired body can have changed (cheaper than comparing every key)."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def _refresh_key(self, key: ObjectKey) -> None:
+        self._dirty.add(key)
+        files = self._key_files.get(key)
+        if not files:
+            self._by_key.pop(key, None)
+            self._hashes.pop(key, None)
+            return
+        # A key in two files is a uniqueness error (the tree is invalid); the first file
+        # in path order stands for it meanwhile, as the validator reports it.
+        state = self._files[min(files)]
+        for m, h in zip(state.manifests, state.hashes, strict=True):
+            if m.key == key:
+                self._by_key[key] = m
+                self._hashes[key] = h
+                return
+
+    def digest_of(self, display: str) -> str | None:
+        s = self._files.get(display)
+        return s.digest if s is not None else None
+
+    # -------------------------------------------------------------- reading
+
+    def revision(self) -> str:
+        return git_revision(self.root)
+
+    def text_of(self, display: str) -> str:
+        """The file's text, to locate a cross-file finding (rare: re-read on demand)."""
+        raise NotImplementedError
+
+    def snapshot(self) -> Snapshot:
+        findings: list[Finding] = list(self._path_findings)
+        for display in self._noted:
+            findings.extend(self._files[display].result.findings_for(display))
+        findings.extend(self._tree_findings())
+        if not self._by_key and not any(f.severity == "error" for f in findings):
+            findings.append(Finding(display_path(self.root), 0, 0, ".",
+                                    "no objects found: the tree holds no VirtualMachine or "
+                                    "other virtsync object; refusing to treat it as valid",
+                                    "tree.no-objects"))
+        return Snapshot(tuple(sorted(set(findings))), dict(self._by_key), dict(self._hashes),
+                        self.revision(), self.root, len(self._files))
+
+    def _tree_findings(self) -> list[Finding]:
+        duplicated = self._dups
+        involved = [ManifestFacts(c.key, SourceRef(s.display, c.doc), c.claims)
+                    for s in self._files.values() for c in s.result.facts
+                    if any((u.what, u.value) in duplicated for u in c.claims)] \
+            if duplicated else []
+        host = host_facts((d, c) for d in sorted(self._host_files)
+                          for c in self._files[d].result.facts)
+        out: list[Finding] = []
+        texts: dict[str, str] = {}
+
+        def text_of(file: str) -> str:
+            if file not in texts:
+                texts[file] = self.text_of(file)
+            return texts[file]
+
+        for ref, issue in [*semantic.check_unique(involved, line_of_in(text_of)),
+                           *hostdisk.check_tree(host)]:
+            line, col = locate(text_of(ref.file), ref.doc, issue.path)
+            out.append(Finding(ref.file, line, col, format_path(issue.path), issue.message,
+                               issue.rule))
+        return out
+
+
+def _stat(path: str | Path) -> Stat | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class WorkdirTree(DesiredTree):
+    """The working tree under PATH (a folder or one file), as the loader walks it."""
+
+    def __init__(self, path: str) -> None:
+        p = Path(path)
+        self.given = path
+        self.is_file = p.is_file()
+        self.real_root = p.resolve() if not self.is_file else p.resolve().parent
+        self.shown_root = display_path(p)
+        super().__init__(self.real_root)
+        self._absolute: dict[str, Path] = {}
+
+    def text_of(self, display: str) -> str:
+        absolute = self._absolute.get(display)
+        if absolute is None:
+            return ""
+        return read_source(SourceFile(display, absolute)).decode(
+            "utf-8", errors="replace").lstrip("\ufeff")
+
+    def refresh_all(self) -> int:
+        """Walk the whole tree; returns how many files were (re)checked or removed."""
+        sources, path_findings = find_yaml_files([self.given])
+        self._path_findings = tuple(path_findings)
+        seen = {s.display for s in sources}
+        changed = 0
+        for gone in [d for d in self._files if d not in seen]:
+            self._drop(gone)
+            self._absolute.pop(gone, None)
+            changed += 1
+        jobs: list[tuple[str, str, bytes, Stat | None]] = []
+        for src in sources:
+            self._absolute[src.display] = src.absolute
+            job = self._job(src)
+            if job is not None:
+                jobs.append(job)
+        return changed + self._run(jobs)
+
+    def _run(self, jobs: list[tuple[str, str, bytes, Stat | None]]) -> int:
+        """Check the files `jobs` name and remember the results; how many there were."""
+        for state in check_files(jobs):
+            self._put(state)
+        return len(jobs)
+
+    def _job(self, src: SourceFile) -> tuple[str, str, bytes, Stat | None] | None:
+        """The check to run for this file, None when its content is already known."""
+        st = _stat(src.absolute)
+        known = self._files.get(src.display)
+        if known is not None and st is not None and known.stat == st:
+            return None
+        content = read_source(src)
+        digest = hashlib.sha256(content).hexdigest()
+        if known is not None and known.digest == digest:
+            self._files[src.display] = FileState(known.display, known.digest, known.result,
+                                                 known.manifests, known.hashes, st)
+            return None
+        return (src.display, digest, content, st)
+
+    def classify_event(self, absolute: str) -> str | None:
+        """The display path a changed path stands for; '' when only a full walk can tell
+        (a folder, a symbolic link); None when the tree cannot be affected."""
+        try:
+            rel = Path(os.path.abspath(absolute)).relative_to(self.real_root)
+        except ValueError:
+            return None
+        parts = rel.parts
+        if not parts:
+            return ""
+        if any(p in SKIP_DIRS for p in parts[:-1]) or parts[-1] in SKIP_DIRS:
+            return None
+        if self.is_file:
+            return self.shown_root if rel.as_posix() == Path(self.given).name else None
+        if rel.as_posix() == IGNORE_FILE:
+            return ""  # what is left out changed: walk it all
+        rules = IgnoreRules.read(self.real_root)
+        if rules.patterns and (rules.ignores(rel.as_posix(), False) or any(
+                rules.ignores("/".join(parts[:i]), True) for i in range(1, len(parts)))):
+            return None
+        path = self.real_root / rel
+        if path.is_symlink() or path.is_dir():
+            return ""
+        name = parts[-1]
+        if not name.endswith(YAML_SUFFIXES):
+            # An unknown file vanishing may have been a folder: only a walk can tell.
+            return "" if not path.exists() and "." not in name else None
+        if name.startswith(".#"):  # an editor's lock file, never a spec
+            return None
+        return os.path.join(self.shown_root, *parts)
+
+    def refresh_paths(self, absolutes: Iterable[str]) -> int | None:
+        """Re-read just these paths; None when a full walk is needed instead."""
+        todo: dict[str, Path] = {}
+        for a in absolutes:
+            display = self.classify_event(a)
+            if display == "":
+                return None
+            if display is not None:
+                todo[display] = Path(os.path.abspath(a))
+        changed = 0
+        jobs = []
+        for display, absolute in sorted(todo.items()):
+            if not os.path.lexists(absolute):
+                if display in self._files:
+                    self._drop(display)
+                    self._absolute.pop(display, None)
+                    changed += 1
+                continue
+            if not absolute.is_file():
+                return None
+            self._absolute[display] = absolute
+            job = self._job(SourceFile(display, absolute))
+            if job is not None:
+                jobs.append(job)
+        return changed + self._run(jobs)
+
+
+class GitTree(DesiredTree):
+    """The committed tree under PATH at a ref (HEAD by default): what was committed,
+    never a half-written working tree."""
+
+    def __init__(self, path: str, ref: str = "HEAD") -> None:
+        self.repo = repo_root(path)
+        self.subpath = relative_to_root(self.repo, path)
+        self.ref = ref
+        p = Path(path).resolve()
+        # The same root as `apply PATH` uses, so both share one inventory.
+        super().__init__(p if p.is_dir() or not p.exists() else p.parent)
+        self.commit = ""
+
+    def revision(self) -> str:
+        return self.commit
+
+    def text_of(self, display: str) -> str:
+        s = self._files.get(display)
+        if s is None:
+            return ""
+        blob = read_blobs(self.repo, [s.digest]).get(s.digest, b"")
+        return blob.decode("utf-8", errors="replace").lstrip("\ufeff")
+
+    def head(self) -> str:
+        return resolve_commit(self.repo, self.ref)
+
+    def refresh(self) -> int:
+        """Read the ref's commit; re-check only blobs that changed since the last one."""
+        commit = self.head()
+        if commit == self.commit:
+            return 0
+        listing: GitListing = list_tree(self.repo, commit, self.subpath)
+        wanted = {git_display_path(self.repo, e.path): e for e in listing.entries}
+        changed = 0
+        for gone in [d for d in self._files if d not in wanted]:
+            self._drop(gone)
+            changed += 1
+        new = {d: e for d, e in wanted.items() if self.digest_of(d) != e.sha}
+        blobs = read_blobs(self.repo, (e.sha for e in new.values()))
+        jobs = [(d, e.sha, blobs[e.sha], None) for d, e in sorted(new.items())]
+        for state in check_files(jobs):
+            self._put(state)
+            changed += 1
+        self.commit = commit
+        return changed

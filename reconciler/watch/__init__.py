@@ -1,0 +1,1 @@
+"""Watching: keep the nodes matching the tree continuously, with logs and metrics."""

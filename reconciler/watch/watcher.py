@@ -1,0 +1,552 @@
+"""`virtsync watch`: keep the hosts matching the tree, continuously.
+
+    startup ── full read, full observe, plan, apply
+    file or ref event ──debounce──▶ re-read changed files ──▶ keys whose desired body
+        changed ──▶ observe just those ──▶ plan ──▶ apply           (incremental cycle)
+    every --interval ──▶ full re-read (stat/blob-id cached) ──▶ full observe ──▶ plan
+        ──▶ apply: drift found on an unchanged desired state is restored  (resync)
+
+Every cycle plans from a whole, valid tree: a tree with any error plans and applies
+nothing (safety rule 1); the last good state stays in force until the tree is fixed.
+Changes the flags and policies do not permit are refused one by one and logged; the
+others go ahead (a watcher must not stall every VM because one needs a restart). An
+empty plan makes no libvirt write and no state-directory write (rule 12).
+
+Stopping (`request_stop`, SIGTERM in the CLI) lets the action in progress finish, skips
+the rest of the cycle, records what was done, and returns from `run()`.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from reconciler.backends.base import Backend, NodeAgent, Observation
+from reconciler.core.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
+from reconciler.execute.apply import ApplyOptions, Outcome, Refusal, execute, gate
+from reconciler.execute.cycle import (
+    new_journal,
+    observe_some,
+    plan_cycle,
+    prune_cap,
+    settle,
+    updated_inventory,
+)
+from reconciler.execute.inventory import Inventory, source_id
+from reconciler.execute.journal import Journal, unfinished
+from reconciler.planning.plan_model import Fingerprints, ObjectChange, Plan, Summary
+from reconciler.planning.revisions import dependents
+from reconciler.tree.desired_state import GitTree, Snapshot, WorkdirTree, changed_keys
+from reconciler.watch.logs import JsonLogger
+from reconciler.watch.metrics import WatchMetrics
+
+CLUSTER_KIND = "Cluster"
+MAX_LOGGED_FINDINGS = 50
+
+BackendFactory = Callable[[Sequence[Manifest]], Backend]
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    path: str
+    git: bool = False
+    git_ref: str = "HEAD"
+    interval: float = 60.0  # seconds between full resyncs
+    debounce: float = 0.1  # quiet period after the last file event
+    max_delay: float = 1.0  # act after this long even if events keep coming
+    prune: bool = False
+    max_prune: int | None = None
+    apply: ApplyOptions = field(default_factory=ApplyOptions)
+    agent: bool = True  # run the node lifecycle agent (run strategies) in-process
+    agent_every_installation: bool = False  # rule 18: the agent's scope, widened on request
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    trigger: str  # startup, change, resync
+    result: str  # ok, unchanged, invalid, error, stopped
+    keys: int = 0  # objects considered (-1: all)
+    changes: int = 0
+    outcomes: tuple[Outcome, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    drift: int = 0
+    seconds: float = 0.0
+
+
+_STOP = ("stop", "")
+
+
+class Watcher:
+    """The watch loop's state: the desired tree, the last accepted desired hashes, the
+    backend, the inventory. Not thread-safe except `notify` and `request_stop`."""
+
+    def __init__(
+        self,
+        options: WatchOptions,
+        *,
+        state: Path,
+        backend_factory: BackendFactory,
+        log: JsonLogger | None = None,
+        metrics: WatchMetrics | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
+        on_cycle: Callable[[CycleReport], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.options = options
+        self.state = state
+        self.backend_factory = backend_factory
+        self.log = log or JsonLogger()
+        self.metrics = metrics
+        self.on_outcome = on_outcome
+        self.on_cycle = on_cycle
+        self.clock = clock
+        self.tree: WorkdirTree | GitTree = (
+            GitTree(options.path, options.git_ref) if options.git else WorkdirTree(options.path))
+        self.inventory = Inventory.load(state, source_id(self.tree.root))
+        self.backend: Backend | None = None
+        self.applied: dict[ObjectKey, str] = {}  # body hashes of the last planned tree
+        self.retry: set[ObjectKey] = set()  # keys whose action failed: try again next cycle
+        self.statuses: dict[ObjectKey, str] = {}
+        self._cluster: str | None = None  # body hash of the Cluster object in force
+        self._journal: Journal | None = None
+        self._events: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._stop = threading.Event()
+        self._agents: list[NodeAgent] = []
+        self._observer: Any = None
+        self._skipped_logged: set[ObjectKey] = set()
+        self._candidates: set[ObjectKey] = set()  # keys that may differ from `applied`
+
+    # ------------------------------------------------------------------ control
+
+    def notify(self, kind: str, path: str) -> None:
+        """A file (kind 'fs') or git ref (kind 'git') changed. Any thread."""
+        self._events.put((kind, path))
+
+    def request_stop(self, reason: str = "requested") -> None:
+        """Finish the current action, then leave `run()`. Any thread or signal handler."""
+        if not self._stop.is_set():
+            self.log.info("watch.stopping", reason=reason)
+        self._stop.set()
+        self._events.put(_STOP)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, *, observe_files: bool = True,
+            after_startup: Callable[[], None] | None = None) -> None:
+        """Start up, then react to events and resync every interval until stopped.
+        `after_startup` runs once the first cycle is done (e.g. to open the metrics port
+        only after the cold load, which forks workers only while single-threaded)."""
+        self.log.info("watch.start", path=self.options.path,
+                      mode="git" if self.options.git else "worktree",
+                      ref=self.options.git_ref if self.options.git else None,
+                      interval=self.options.interval, prune=self.options.prune)
+        try:
+            self.startup(observe_files=observe_files)
+            if after_startup is not None:
+                after_startup()
+            next_resync = self.clock() + self.options.interval
+            while not self.stopping:
+                timeout = max(0.0, next_resync - self.clock())
+                try:
+                    first = self._events.get(timeout=timeout)
+                except queue.Empty:
+                    self.resync()
+                    next_resync = self.clock() + self.options.interval
+                    continue
+                if first == _STOP:
+                    break
+                batch = self._gather(first)
+                if self.stopping:
+                    break
+                self.on_change(batch)
+        finally:
+            self.close()
+        self.log.info("watch.stopped")
+
+    def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        self._stop_agents()
+        if self.backend is not None:
+            self.backend.close()
+        self.backend = None
+
+    def _gather(self, first: tuple[str, str]) -> dict[str, set[str]]:
+        """Debounce: collect events until `debounce` passes without one (or max_delay)."""
+        batch: dict[str, set[str]] = {"fs": set(), "git": set()}
+        batch[first[0]].add(first[1])
+        deadline = self.clock() + self.options.max_delay
+        while True:
+            wait = min(self.options.debounce, deadline - self.clock())
+            if wait <= 0:
+                return batch
+            try:
+                item = self._events.get(timeout=wait)
+            except queue.Empty:
+                return batch
+            if item == _STOP:
+                self._events.put(_STOP)
+                return batch
+            batch[item[0]].add(item[1])
+
+    # ------------------------------------------------------------------ cycles
+
+    def startup(self, *, observe_files: bool = False) -> CycleReport:
+        """Read the whole tree and reconcile everything. File events are watched from
+        just after the read, so a save during a long first apply is not missed."""
+        start = self.clock()
+        earlier = unfinished(self.state)
+        for entry in earlier:
+            self.log.warning("journal.unfinished", entry.key, action=entry.action,
+                             note="an earlier run stopped mid-action; converging from "
+                                  "live state")
+        if isinstance(self.tree, GitTree):
+            self.tree.refresh()
+        else:
+            self.tree.refresh_all()
+        if observe_files:
+            self._start_observer()
+        report = self._cycle(self.tree.snapshot(), None, "startup", start)
+        if report.result == "ok" and self.backend is not None:
+            # Converged past a crash: close its journal steps and sweep its temp files.
+            unsettled = [Outcome(r.key, ApplyWord.SKIPPED) for r in report.refusals]
+            resolved, swept = settle(self.state, self.backend, earlier,
+                                     [*report.outcomes, *unsettled])
+            if resolved:
+                self.log.info("journal.resolved", steps=resolved)
+            for path in swept:
+                self.log.info("disk.temp-removed", path=path)
+        return report
+
+    def resync(self) -> CycleReport:
+        """Full re-read (only changed files are parsed) and full observe: finds drift."""
+        start = self.clock()
+        try:
+            if isinstance(self.tree, GitTree):
+                self.tree.refresh()
+            else:
+                self.tree.refresh_all()
+        except VirtsyncError as exc:
+            return self._failed("resync", start, exc)
+        return self._cycle(self.tree.snapshot(), None, "resync", start)
+
+    def on_change(self, batch: dict[str, set[str]]) -> CycleReport:
+        """Re-read what the events name and reconcile just the keys that changed."""
+        start = self.clock()
+        try:
+            if isinstance(self.tree, GitTree):
+                changed = self.tree.refresh()
+            else:
+                count = self.tree.refresh_paths(batch.get("fs", set()))
+                changed = self.tree.refresh_all() if count is None else count
+        except VirtsyncError as exc:
+            return self._failed("change", start, exc)
+        if not changed and not self.retry:
+            return self._finish(CycleReport("change", "unchanged", seconds=self.clock() - start))
+        snap = self.tree.snapshot()
+        if not snap.valid or self.backend is None:
+            return self._cycle(snap, None, "change", start)
+        self._candidates |= self.tree.take_dirty()
+        keys = {k for k in self._candidates
+                if self.applied.get(k) != snap.hashes.get(k)} | self.retry
+        if not keys:
+            self._candidates.clear()
+            return self._finish(CycleReport("change", "unchanged", 0,
+                                             seconds=self.clock() - start))
+        if any(k.kind == CLUSTER_KIND for k in keys):
+            return self._cycle(snap, None, "change", start)  # nodes changed: plan it all
+        return self._cycle(snap, keys, "change", start)
+
+    def _failed(self, trigger: str, start: float, exc: VirtsyncError) -> CycleReport:
+        self.log.error("cycle.error", trigger=trigger, message=str(exc))
+        return self._finish(CycleReport(trigger, "error", seconds=self.clock() - start))
+
+    def _cycle(self, snap: Snapshot, keys: Collection[ObjectKey] | None, trigger: str,
+               start: float) -> CycleReport:
+        if self.metrics is not None:
+            self.metrics.tree_valid.set(1 if snap.valid else 0)
+        if not snap.valid:
+            self._log_invalid(snap)
+            return self._finish(CycleReport(trigger, "invalid", seconds=self.clock() - start))
+        try:
+            report = self._reconcile(snap, keys, trigger, start)
+        except VirtsyncError as exc:
+            return self._failed(trigger, start, exc)
+        return self._finish(report)
+
+    def _finish(self, report: CycleReport) -> CycleReport:
+        if self.metrics is not None:
+            self.metrics.cycle(report.trigger, report.result, report.seconds)
+        if self.on_cycle is not None:
+            self.on_cycle(report)
+        if report.result not in ("unchanged", "invalid", "error"):
+            failed = sum(1 for o in report.outcomes if o.failed)
+            self.log.info("cycle.done", trigger=report.trigger, result=report.result,
+                          keys=report.keys, changes=report.changes,
+                          applied=sum(1 for o in report.outcomes
+                                      if not o.failed),
+                          failed=failed, refused=len(report.refusals), drift=report.drift,
+                          seconds=round(report.seconds, 4))
+        return report
+
+    def _log_invalid(self, snap: Snapshot) -> None:
+        errors = snap.errors
+        self.log.error("tree.invalid", errors=len(errors), files=snap.files,
+                       note="nothing planned, applied or pruned until the tree is fixed")
+        for f in errors[:MAX_LOGGED_FINDINGS]:
+            self.log.error("tree.finding", file=f.file, line=f.line, column=f.column,
+                           path=f.path, message=f.message, rule=f.rule)
+
+    def _reconcile(self, snap: Snapshot, keys: Collection[ObjectKey] | None, trigger: str,
+                   start: float) -> CycleReport:
+        backend = self._ensure_backend(snap)
+        if keys is not None:
+            # A changed instancetype or preference changes the VMs that use it.
+            keys = set(keys) | dependents(keys, snap.by_key)
+        desired = snap.desired(keys)
+        plan, observation = plan_cycle(desired, backend, self.inventory,
+                                       prune=self.options.prune, keys=keys)
+        self._note_statuses(observation, keys)
+        moved = changed_keys(self.applied, snap.hashes) if keys is None else set(keys)
+        drift = [c for c in plan.changes if not c.is_delete and c.key not in moved]
+        if trigger == "resync" and drift:
+            for c in drift:
+                self.log.warning("drift.found", c.key, cause=c.cause)
+            if self.metrics is not None:
+                self.metrics.drift.inc(len(drift))
+        # A file missing for a moment (an editor saving by rename) must never prune a
+        # VM: in the working tree, deletions wait for the next full walk (resync).
+        defer = keys is not None and self.options.prune and not isinstance(self.tree, GitTree)
+        runnable, refusals = self._permitted(plan, snap, defer_deletions=defer)
+        outcomes = self._execute(runnable, backend, snap)
+        if outcomes and not self.stopping:
+            self._refresh_statuses(backend, {o.key for o in outcomes})
+        # Planned but not run (refused, or left by a stop) must not be adopted as applied.
+        ran = {o.key for o in outcomes}
+        held = [Outcome(c.key, ApplyWord.NOT_RUN) for c in plan.changes if c.key not in ran]
+        new = updated_inventory(self.inventory, desired, [*outcomes, *held])
+        if new is not self.inventory:  # updated_inventory returns it as is when unchanged
+            new.save(self.state)
+            self.inventory = new
+        self.retry = {o.key for o in outcomes if o.failed}
+        if not self.stopping:
+            self.applied = dict(snap.hashes)
+            self._candidates.clear()
+            if keys is None:
+                self.tree.take_dirty()
+                # The big, long-lived heap (every manifest) out of the cyclic GC's way:
+                # a full collection over it would stall an incremental cycle.
+                gc.freeze()
+        result = "stopped" if self.stopping else "ok"
+        return CycleReport(trigger, result, -1 if keys is None else len(keys),
+                           len(plan.changes), tuple(outcomes), tuple(refusals), len(drift),
+                           self.clock() - start)
+
+    def _permitted(self, plan: Plan, snap: Snapshot, *, defer_deletions: bool
+                   ) -> tuple[list[ObjectChange], list[Refusal]]:
+        """The plan's changes that may run now, and the refused ones (logged)."""
+        refusals = gate(plan, snap.by_key, self.options.apply)
+        refused = {r.key for r in refusals}
+        for r in refusals:
+            self.log.warning("object.refused", r.key, needs=r.needs, cause=r.cause)
+        changes = [c for c in plan.changes if c.key not in refused]
+        deletions = [c for c in changes if c.is_delete]
+        if deletions and defer_deletions:
+            for c in deletions:
+                self.log.debug("object.prune-deferred", c.key, detail="until the next resync")
+            changes = [c for c in changes if not c.is_delete]
+        elif deletions and not self.options.prune:
+            for c in deletions:
+                if c.key not in self._skipped_logged:
+                    self.log.info("object.skipped", c.key,
+                                  detail="no longer in git; prune with --prune")
+            self._skipped_logged = {c.key for c in deletions}
+            changes = [c for c in changes if not c.is_delete]
+        elif deletions:
+            cap = prune_cap(self.inventory, self.options.max_prune)
+            if len(deletions) > cap:
+                self.log.error("prune.capped", deletions=len(deletions), cap=cap,
+                               note=f"nothing pruned; pass --max-prune {len(deletions)} "
+                                    "if this is intended")
+                changes = [c for c in changes if not c.is_delete]
+        return changes, refusals
+
+    def _execute(self, changes: list[ObjectChange], backend: Backend,
+                 snap: Snapshot) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        if not changes:
+            return outcomes
+        if self._journal is None:
+            self._journal = new_journal(self.state)
+        entries = self.inventory.entries
+        for change in changes:
+            if self.stopping:
+                break  # the action in progress finished; leave the rest for next time
+            one = Plan((change,), Summary(), _NO_FINGERPRINTS, backend.profile.name)
+            outcomes.extend(execute(
+                one, backend, snap.by_key, revision=snap.revision, journal=self._journal,
+                options=self.options.apply,
+                delete_disks=lambda k: entries[k].delete_disks if k in entries else False,
+                report=self._report))
+        return outcomes
+
+    def _report(self, o: Outcome) -> None:
+        level = "error" if o.failed else "info"
+        self.log.log(level, f"object.{o.word}", o.key, detail=o.detail or None)
+        if self.metrics is not None:
+            self.metrics.outcome(o.word)
+        if self.on_outcome is not None:
+            self.on_outcome(o)
+
+    def _refresh_statuses(self, backend: Backend, keys: set[ObjectKey]) -> None:
+        """Statuses after the actions (the plan's observation predates them)."""
+        try:
+            self._note_statuses(observe_some(backend, keys), keys)
+        except VirtsyncError as exc:
+            self.log.warning("status.unknown", message=str(exc))
+
+    def _note_statuses(self, observation: Observation,
+                       keys: Collection[ObjectKey] | None) -> None:
+        if keys is None:
+            self.statuses = {}
+        else:
+            for k in keys:
+                self.statuses.pop(k, None)
+        for o in observation.objects:
+            self.statuses[o.key] = o.status.printable_status
+        if self.metrics is not None:
+            self.metrics.set_statuses(self.statuses.values())
+
+    # ------------------------------------------------------------------ backend, agents
+
+    def _ensure_backend(self, snap: Snapshot) -> Backend:
+        cluster = "|".join(sorted(h for k, h in snap.hashes.items() if k.kind == CLUSTER_KIND))
+        if self.backend is not None and cluster == self._cluster:
+            return self.backend
+        if self.backend is not None:
+            self.log.info("backend.reload", note="the Cluster object changed")
+            self._stop_agents()
+            self.backend.close()
+        self.backend = self.backend_factory(list(snap.by_key.values()))
+        self._cluster = cluster
+        if self.options.agent:
+            self._start_agents(self.backend)
+        return self.backend
+
+    def _start_agents(self, backend: Backend) -> None:
+        """The backend's node agents (libvirt: one lifecycle agent per node, libvirt events
+        drive the run strategies). Started before the backend is first used: libvirt
+        needs its event loop registered before a connection opens."""
+        agents = backend.agents(every_installation=self.options.agent_every_installation)
+        for name, agent in agents.items():
+            try:
+                agent.start()
+            except VirtsyncError as exc:
+                self.log.error("agent.error", name, message=str(exc))
+                continue
+            self._agents.append(agent)
+            self.log.info("agent.start", name)
+
+    def _stop_agents(self) -> None:
+        for agent in self._agents:
+            agent.stop()
+        self._agents = []
+
+    # ------------------------------------------------------------------ file events
+
+    def _start_observer(self) -> None:
+        observer = Observer()
+        if isinstance(self.tree, GitTree):
+            handler = _GitHandler(self)
+            for d in _git_dirs(self.tree.repo):
+                observer.schedule(handler, str(d), recursive=True)
+        else:
+            tree = self.tree
+            root = tree.real_root
+            observer.schedule(_FileHandler(self), str(root), recursive=not tree.is_file)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+
+# Watch runs a plan's changes one at a time (to stop between actions); each is wrapped in
+# a one-change plan for `execute`, which reads only `changes`.
+_NO_FINGERPRINTS = Fingerprints(None, None, "", "", "")
+
+_IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+
+
+class _Handler(FileSystemEventHandler):
+    """watchdog handler: hands the paths an event names to `relevant`."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        super().__init__()
+        self.watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        if event.event_type in _IGNORED_EVENTS:
+            return
+        if event.is_directory and event.event_type == "modified":
+            # A folder is "modified" whenever a file in it is written; the file's own event
+            # names what changed. Passing the folder on would force a walk of the tree.
+            return
+        for attr in ("src_path", "dest_path"):
+            path = getattr(event, attr, "")
+            if path:
+                self.relevant(os.fsdecode(path))
+
+    def relevant(self, path: str) -> None:
+        raise NotImplementedError
+
+
+class _FileHandler(_Handler):
+    """Every path in the watched tree (but .git) goes to the watcher's queue."""
+
+    def relevant(self, path: str) -> None:
+        if f"{os.sep}.git{os.sep}" in path or path.endswith(f"{os.sep}.git"):
+            return
+        self.watcher.notify("fs", path)
+
+
+class _GitHandler(_Handler):
+    """On the git directory only HEAD, refs and packed-refs matter."""
+
+    def relevant(self, path: str) -> None:
+        name = os.path.basename(path)
+        if name.endswith(".lock"):
+            return
+        if name in ("HEAD", "packed-refs") or f"{os.sep}refs{os.sep}" in path:
+            self.watcher.notify("git", path)
+
+
+def _git_dirs(repo: Path) -> list[Path]:
+    """The repository's git directory and (for a linked worktree) its common directory."""
+    import subprocess
+
+    out: list[Path] = []
+    for flag in ("--absolute-git-dir", "--git-common-dir"):
+        done = subprocess.run(["git", "-C", str(repo), "rev-parse", flag],
+                              capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.strip():
+            p = Path(done.stdout.strip())
+            p = p if p.is_absolute() else (repo / p)
+            p = p.resolve()
+            if p not in out:
+                out.append(p)
+    if not out:
+        raise VirtsyncError(f"{repo}: cannot find the git directory")
+    return out
