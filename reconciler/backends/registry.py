@@ -56,8 +56,8 @@ def _entry(name: str, where: str = "") -> Entry:
     return entry
 
 
-def profile(name: str) -> BackendProfile:
-    module = _entry(name).profile
+def profile(name: str, where: str = "") -> BackendProfile:
+    module = _entry(name, where).profile
     found = getattr(importlib.import_module(module), "PROFILE", None)
     if not isinstance(found, BackendProfile):
         raise VirtsyncError(f"backend {name!r}: {module} defines no PROFILE")
@@ -75,6 +75,15 @@ def selected(manifests: Iterable[Manifest]) -> tuple[str, str]:
         if isinstance(name, str):
             return name, f"{m.source.file}: spec.backend: "
     return DEFAULT, ""
+
+
+def for_tree(manifests: Iterable[Manifest], target: str | None = None) -> BackendProfile:
+    """The profile a tree is planned with: `target`'s, else the backend its Cluster object
+    names; configured by that object's spec (e.g. KubeVirt's rollout strategy)."""
+    manifests = list(manifests)
+    name, where = (target, "") if target else selected(manifests)
+    spec = next((m.body.get("spec") for m in manifests if m.kind == CLUSTER_KIND), None)
+    return profile(name, where).for_cluster(spec if isinstance(spec, dict) else {})
 
 
 def open_backend(manifests: Sequence[Manifest], scope: Scope) -> Backend:
