@@ -102,6 +102,7 @@ def test_one_namespace_in_site_packages(installed: Installed) -> None:
     assert "virtsync" in top
     assert not top & {"reconciler", "node", "schemas"}, sorted(top)
     assert (installed.site / "virtsync/schemas/virtualmachine.schema.json").is_file()
+    assert (installed.site / "virtsync/py.typed").is_file()  # typed for mypy users
     # nothing of the checkout is importable: the installed copy answers
     probe = installed.run("python", "-c", "import virtsync.reconciler.check.schema as s;"
                           "print(s.SCHEMA_DIR)")
