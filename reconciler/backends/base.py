@@ -23,7 +23,7 @@ Contract every backend keeps (the design's safety rules):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -107,10 +107,18 @@ class BackendProfile:
 
     classification: ClassificationProfile
     kinds: frozenset[str]
+    # A backend whose rules depend on the tree's Cluster config (KubeVirt: its rollout
+    # strategy) returns the profile for that config's `spec`; None: one profile for all.
+    configure: Callable[[Mapping[str, JSON]], BackendProfile] | None = field(
+        default=None, compare=False)
 
     @property
     def name(self) -> str:
         return self.classification.name
+
+    def for_cluster(self, spec: Mapping[str, JSON]) -> BackendProfile:
+        """This backend's profile for a tree whose Cluster object has this `spec`."""
+        return self.configure(spec) if self.configure is not None else self
 
 
 class NodeAgent(Protocol):
