@@ -24,6 +24,7 @@ from reconciler.core.model import VirtsyncError
 # subcommand word → module under reconciler.cli
 SUBCOMMANDS: dict[str, str] = {
     "validate": "reconciler.cli.validate_cmd",
+    "render": "reconciler.cli.render_cmd",
     "plan": "reconciler.cli.plan_cmd",
     "pin": "reconciler.cli.pin_cmd",
     "apply": "reconciler.cli.apply_cmd",
