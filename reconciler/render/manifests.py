@@ -154,10 +154,16 @@ _Dumper.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^0o[0-7]+$"), ["0"])
 
 
+# Characters YAML 1.1 reads as line breaks and YAML 1.2 does not (or that a block scalar
+# cannot hold): a literal block with one of them reads back differently; quoted with
+# escapes it reads the same in both.
+_NOT_IN_BLOCKS = frozenset("\r\x85\u2028\u2029\ufeff")
+
+
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # Multi-line text (cloud-init user data, scripts) as a literal block, readable in
     # review; the emitter falls back to quotes when a block cannot hold it exactly.
-    style = "|" if "\n" in value else None
+    style = "|" if "\n" in value and _NOT_IN_BLOCKS.isdisjoint(value) else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
