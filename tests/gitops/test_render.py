@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from render_helpers import EXAMPLES, TREE, render
 from ruamel.yaml import YAML
 
+from reconciler.core.model import KNOWN_KINDS, VIRTSYNC_GROUP
 from reconciler.render.manifests import GENERATED_MARK, KIND_ORDER, to_yaml
 
 # The reason a missing kubectl skips; ALLOWED_CI_SKIPS in tests/ci_strict.py declares it.
@@ -247,3 +248,27 @@ def test_empty_tree_prints_nothing_and_fails(tmp_path: Path, case: str) -> None:
     assert done.returncode != 0
     assert done.stdout == b""
     assert done.stderr.strip()
+
+
+def test_rendered_stream_is_a_valid_tree_that_renders_to_itself(tmp_path: Path) -> None:
+    # The output is itself a valid virtsync tree (identity included), and a fixed point.
+    first = _stream(str(TREE))
+    (tmp_path / "all.yaml").write_bytes(first)
+    assert _stream(str(tmp_path / "all.yaml")) == first
+
+
+def test_warnings_go_to_stderr_and_change_nothing_on_stdout(tmp_path: Path) -> None:
+    tree = shutil.copytree(TREE, tmp_path / "tree")
+    (tree / "empty.yaml").write_text("# nothing here yet\n---\n")
+    done = render(str(tree))
+    assert done.returncode == 0
+    assert done.stdout == _stream(str(TREE))
+    assert b"empty.yaml" in done.stderr and b"warning" in done.stderr
+
+
+def test_every_kind_validation_knows_has_a_place_or_is_virtsync_only() -> None:
+    # A kind added to validation but not to render would otherwise fail every render
+    # (render refuses to drop an object: Argo CD would prune it).
+    placed = set(KIND_ORDER)
+    for group, kinds in KNOWN_KINDS.items():
+        assert kinds <= placed or group == VIRTSYNC_GROUP, (group, kinds - placed)
