@@ -25,6 +25,7 @@ from reconciler.render.manifests import (
     render_objects,
     render_stream,
 )
+from reconciler.tree.loader import IGNORE_FILE, IgnoreRules
 
 NAME = "render"
 HELP = ("Print the tree's objects as KubeVirt manifests (validated, byte-for-byte "
@@ -45,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        refuse_out_inside_tree(Path(args.path), args.out)
     manifests = read_tree(args.path)
     if manifests is None:
         return EXIT_INVALID
@@ -76,6 +79,24 @@ def read_tree(path: str) -> Sequence[Manifest] | None:
               "rendered", file=sys.stderr)
         return None
     return report.manifests
+
+
+def refuse_out_inside_tree(tree: Path, out: Path) -> None:
+    """An --out folder the tree's walk would enter makes the next render read its own
+    output (every object twice, and a Kustomization): refuse before writing anything."""
+    if not tree.is_dir():
+        return
+    root, target = tree.resolve(), out.resolve()
+    if target != root and root not in target.parents:
+        return
+    parts = target.relative_to(root).parts
+    rules = IgnoreRules.read(tree)
+    if parts and any(rules.ignores("/".join(parts[:i]), True) for i in range(1, len(parts) + 1)):
+        return
+    rel = "/".join(parts) or "."
+    raise VirtsyncError(f"--out {out} is inside the tree {tree}, so the next render would read "
+                        f"its own output; add the line `{rel}/` to {tree / IGNORE_FILE} or "
+                        "write somewhere else")
 
 
 def write_dir(out: Path, objects: Sequence[RenderedObject]) -> None:

@@ -272,3 +272,19 @@ def test_every_kind_validation_knows_has_a_place_or_is_virtsync_only() -> None:
     placed = set(KIND_ORDER)
     for group, kinds in KNOWN_KINDS.items():
         assert kinds <= placed or group == VIRTSYNC_GROUP, (group, kinds - placed)
+
+
+@pytest.mark.parametrize("out", ["rendered", "deploy/rendered", "."])
+def test_out_inside_the_tree_is_refused_unless_ignored(tmp_path: Path, out: str) -> None:
+    tree = shutil.copytree(TREE, tmp_path / "tree")
+    done = render(str(tree), "--out", str(tree / out))
+    assert done.returncode != 0 and done.stdout == b""
+    assert b"the next render would read its own output" in done.stderr
+    assert not (tree / out / "kustomization.yaml").exists()
+    if out == ".":
+        return
+    (tree / ".virtsyncignore").write_text(f"# rendered output\n{out.split('/')[0]}/\n")
+    for _ in range(2):  # the second render does not read the first one's output
+        done = render(str(tree), "--out", str(tree / out))
+        assert done.returncode == 0, done.stderr.decode()
+    assert _docs(_stream(str(tree))) == _docs(_stream(str(TREE)))
