@@ -12,8 +12,9 @@ revisionName names a ControllerRevision that KubeVirt creates itself.
 
 The text is deterministic — the same bytes on every run and machine: objects in
 (kind order, namespace, name), keys sorted, LF, `---` between documents, strings that
-YAML 1.1 or 1.2 (kubectl, kustomize) would read as another type quoted, multi-line
-strings as literal blocks, no line folding.
+YAML 1.1 or 1.2 (kubectl, kustomize) would read as another type double-quoted, multi-line
+strings as literal blocks, long strings folded at 80 columns — as `kubectl kustomize`
+prints them, so that `kubectl kustomize` of `render --out` gives the same bytes.
 """
 
 from __future__ import annotations
@@ -135,12 +136,63 @@ _PLAIN_FILE = re.compile(r"[a-z0-9][a-z0-9._-]*\.yaml")
 # --- the emitter ----------------------------------------------------------------------
 
 class _Dumper(yaml.SafeDumper):
-    """SafeDumper, plus: double quotes (as kubectl and kustomize print) and quoting of
-    strings that YAML 1.2 reads as numbers although YAML 1.1 does not."""
+    """SafeDumper (a port of libyaml, as Go's yaml is: the same styles and line folding
+    at 80 columns, so `kubectl kustomize` prints the same bytes), plus what Go's yaml does
+    on top: a string that would read as another type (`"yes"`, `"1e3"`) is double-quoted;
+    and quoting of strings that YAML 1.2 reads as numbers although YAML 1.1 does not."""
 
     def choose_scalar_style(self) -> str:
+        event = self.event
+        if isinstance(event, yaml.ScalarEvent) and not event.style and not event.implicit[0]:
+            return '"'
         style: str = super().choose_scalar_style()
-        return '"' if style == "'" else style
+        return style
+
+    def write_double_quoted(self, text: str, split: bool = True) -> None:
+        """libyaml's double-quoted writer (Go's yaml is a port of it): escape what is not
+        printable, fold only at a space once past the width. PyYAML folds anywhere after
+        an escape, which reads the same but prints other bytes than kubectl."""
+        self.write_indicator('"', True)
+        spaces = False
+        for i, ch in enumerate(text):
+            if ch in '"\\\x85\u2028\u2029\ufeff' or not _printable(ch):
+                self._write(_escape(ch))
+                spaces = False
+            elif ch == " ":
+                if (split and not spaces and self.column > self.best_width
+                        and 0 < i < len(text) - 1):
+                    self.write_indent()
+                    if text[i + 1] == " ":
+                        self._write("\\")
+                else:
+                    self._write(ch)
+                spaces = True
+            else:
+                self._write(ch)
+                spaces = False
+        self.write_indicator('"', False)
+
+    def _write(self, data: str) -> None:
+        self.column += len(data)
+        self.stream.write(data)
+
+
+def _printable(ch: str) -> bool:
+    # libyaml's IS_PRINTABLE: no C0 controls but LF (LF is escaped as a break anyway), no
+    # C1, no surrogates, no BOM or non-characters, nothing beyond the BMP.
+    return "\x20" <= ch <= "\x7e" or "\xa0" <= ch <= "\ud7ff" or "\ue000" <= ch <= "\ufffd"
+
+
+def _escape(ch: str) -> str:
+    named = yaml.emitter.Emitter.ESCAPE_REPLACEMENTS.get(ch)
+    if named is not None:
+        return "\\" + named
+    code = ord(ch)
+    if code <= 0xFF:
+        return f"\\x{code:02X}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04X}"
+    return f"\\U{code:08X}"
 
 
 # YAML 1.2 core schema numbers PyYAML's 1.1 resolver does not know ("1e3", "0o17",
@@ -152,6 +204,9 @@ _Dumper.add_implicit_resolver(
     list("-+0123456789."))
 _Dumper.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^0o[0-7]+$"), ["0"])
+# YAML 1.1's one-letter booleans, which PyYAML leaves out and Go's yaml quotes.
+_Dumper.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 
 
 # Characters YAML 1.1 reads as line breaks and YAML 1.2 does not (or that a block scalar
@@ -163,7 +218,13 @@ _NOT_IN_BLOCKS = frozenset("\r\x85\u2028\u2029\ufeff")
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # Multi-line text (cloud-init user data, scripts) as a literal block, readable in
     # review; the emitter falls back to quotes when a block cannot hold it exactly.
-    style = "|" if "\n" in value and _NOT_IN_BLOCKS.isdisjoint(value) else None
+    if not _NOT_IN_BLOCKS.isdisjoint(value) or any(not _printable(c) for c in value
+                                                    if c not in "\n\t"):
+        # Escaped (\N, \L, \r, \U0001F389): the same in YAML 1.1 and 1.2, and what Go's
+        # yaml prints for characters libyaml does not call printable.
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -171,8 +232,8 @@ _Dumper.add_representer(str, _str)
 
 
 def to_yaml(body: JSON) -> str:
-    """One document: keys sorted, block style, UTF-8 text, no folding, LF."""
+    """One document: keys sorted, block style, UTF-8 text, folded at 80 columns, LF."""
     text: str = yaml.dump(body, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
-                          allow_unicode=True, width=2**31 - 1, line_break="\n",
+                          allow_unicode=True, width=80, line_break="\n",
                           explicit_start=False)
     return text
