@@ -145,8 +145,7 @@ class _Dumper(yaml.SafeDumper):
         event = self.event
         if isinstance(event, yaml.ScalarEvent) and not event.style and not event.implicit[0]:
             return '"'
-        style: str = super().choose_scalar_style()
-        return style
+        return str(super().choose_scalar_style())
 
     def write_double_quoted(self, text: str, split: bool = True) -> None:
         """libyaml's double-quoted writer (Go's yaml is a port of it): escape what is not
@@ -209,22 +208,17 @@ _Dumper.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 
 
-# Characters YAML 1.1 reads as line breaks and YAML 1.2 does not (or that a block scalar
-# cannot hold): a literal block with one of them reads back differently; quoted with
-# escapes it reads the same in both.
-_NOT_IN_BLOCKS = frozenset("\r\x85\u2028\u2029\ufeff")
+def _needs_escapes(value: str) -> bool:
+    """Only double quotes hold these exactly: what libyaml does not call printable (C0 and
+    C1 controls, NEL among them, a BOM, anything beyond the BMP) and LS, PS. YAML 1.1 reads
+    NEL, LS and PS as line breaks and YAML 1.2 does not: in a block they read back changed."""
+    return any(c in "\u2028\u2029" or (c not in "\n\t" and not _printable(c)) for c in value)
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     # Multi-line text (cloud-init user data, scripts) as a literal block, readable in
     # review; the emitter falls back to quotes when a block cannot hold it exactly.
-    if not _NOT_IN_BLOCKS.isdisjoint(value) or any(not _printable(c) for c in value
-                                                    if c not in "\n\t"):
-        # Escaped (\N, \L, \r, \U0001F389): the same in YAML 1.1 and 1.2, and what Go's
-        # yaml prints for characters libyaml does not call printable.
-        style: str | None = '"'
-    else:
-        style = "|" if "\n" in value else None
+    style = '"' if _needs_escapes(value) else "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
