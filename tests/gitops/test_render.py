@@ -256,7 +256,7 @@ def _invalid_tree(tmp_path: Path, case: str) -> Path:
 def test_invalid_tree_prints_nothing_and_fails(tmp_path: Path, case: str) -> None:
     tree = _invalid_tree(tmp_path, case)
     done = render(str(tree))
-    assert done.returncode != 0
+    assert done.returncode == 1  # findings, as `validate`
     assert done.stdout == b""
     err = done.stderr.decode()
     assert "error" in err and "nothing rendered" in err
@@ -268,15 +268,16 @@ def test_invalid_tree_prints_nothing_and_fails(tmp_path: Path, case: str) -> Non
     assert not out.exists()
 
 
-@pytest.mark.parametrize("case", ["no files", "only a Cluster", "missing path"])
-def test_empty_tree_prints_nothing_and_fails(tmp_path: Path, case: str) -> None:
+@pytest.mark.parametrize(("case", "code"), [("no files", 1), ("only a Cluster", 2),
+                                           ("missing path", 2)])
+def test_empty_tree_prints_nothing_and_fails(tmp_path: Path, case: str, code: int) -> None:
     tree = tmp_path / "tree"
     if case != "missing path":
         tree.mkdir()
     if case == "only a Cluster":
         shutil.copy(TREE / "cluster.yaml", tree)
     done = render(str(tree))
-    assert done.returncode != 0
+    assert done.returncode == code
     assert done.stdout == b""
     assert done.stderr.strip()
 
