@@ -25,6 +25,7 @@ from reconciler.core.model import VirtsyncError
 # virtsync.reconciler.cli: tools/build_backend/virtsync_build.py rewrites imports, not strings)
 SUBCOMMANDS: dict[str, str] = {
     "validate": ".validate_cmd",
+    "render": ".render_cmd",
     "plan": ".plan_cmd",
     "pin": ".pin_cmd",
     "apply": ".apply_cmd",
