@@ -7,7 +7,7 @@ from typing import Any
 
 import libvirt
 import pytest
-from node.networks import NetworkMap, check_sources, resolve_interfaces
+from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
 
 from node.cluster.config import parse_cluster
 from node.domain.model import Bridge, LibvirtNetwork, UserNet
