@@ -256,9 +256,11 @@ class VmSpec:
     def network(self, name: str) -> NetworkSpec | None:
         return next((n for n in self.networks if n.name == name), None)
 
-    # --- the planner's parts: lenient, wrong shapes read as absent --------------------
+    # --- the planner's parts: lenient, wrong shapes read as absent. Each is a few dict
+    # lookups under the cached template_spec, read once per VM: recomputing is cheaper
+    # than caching (cached_property takes a lock on first use).
 
-    @cached_property
+    @cached_property  # every other planner part starts here
     def template_spec(self) -> Mapping[str, JSON]:
         """spec.template.spec, {} when absent."""
         tspec = _lenient(self.body, *TEMPLATE_PATH)
@@ -268,12 +270,12 @@ class VmSpec:
         """spec.instancetype or spec.preference as written; None when absent."""
         return _lenient(self.body, "spec", kind_field)
 
-    @cached_property
+    @property
     def run_strategy(self) -> RunStrategy | None:
         """See `reconciler.core.power.run_strategy` (`running: true` is Always)."""
         return run_strategy(self.body)
 
-    @cached_property
+    @property
     def grace_period(self) -> int | None:
         """terminationGracePeriodSeconds as declared (0 is a valid value), None when unset."""
         value = self.template_spec.get("terminationGracePeriodSeconds")
@@ -285,7 +287,7 @@ class VmSpec:
         grace = self.grace_period
         return DEFAULT_GRACE_SECONDS if grace is None else grace
 
-    @cached_property
+    @property
     def node_selector(self) -> Mapping[str, str]:
         """spec.template.spec.nodeSelector (the VM's own; an instancetype may add more)."""
         selector = self.template_spec.get("nodeSelector")
@@ -293,7 +295,7 @@ class VmSpec:
             return {}
         return {str(k): str(v) for k, v in selector.items()}
 
-    @cached_property
+    @property
     def required_node_terms(self) -> tuple[Mapping[str, Any], ...]:
         """The required node affinity's nodeSelectorTerms (any one must match)."""
         terms = _lenient(self.template_spec, *_REQUIRED_TERMS)
@@ -301,7 +303,7 @@ class VmSpec:
             return ()
         return tuple(t for t in terms if isinstance(t, Mapping))
 
-    @cached_property
+    @property
     def declared_memory(self) -> JSON:
         """The guest memory quantity as written (memory.guest, else
         resources.requests.memory), None when the VM leaves it to an instancetype."""
@@ -309,7 +311,7 @@ class VmSpec:
         return (_lenient(domain, "memory", "guest")
                 or _lenient(domain, "resources", "requests", "memory"))
 
-    @cached_property
+    @property
     def host_disk_paths(self) -> tuple[str, ...]:
         """The path of every hostDisk volume."""
         volumes = self.template_spec.get("volumes")
@@ -317,14 +319,14 @@ class VmSpec:
                  for v in (volumes if isinstance(volumes, list) else ()))
         return tuple(p for p in paths if isinstance(p, str))
 
-    @cached_property
+    @property
     def raw_volumes(self) -> Mapping[str, Mapping[str, JSON]]:
         """spec.template.spec.volumes by name, as written (for observing disks as applied)."""
         volumes = self.template_spec.get("volumes")
         return {str(v.get("name")): v for v in (volumes if isinstance(volumes, list) else ())
                 if isinstance(v, Mapping)}
 
-    @cached_property
+    @property
     def data_volume_templates(self) -> tuple[DataVolumeTemplate, ...]:
         """spec.dataVolumeTemplates[] with a name: the claims the VM owns."""
         templates = _lenient(self.body, "spec", "dataVolumeTemplates")

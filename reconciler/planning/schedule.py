@@ -194,8 +194,8 @@ def place(nodes: Sequence[NodeCapacity], req: Request, current: str | None = Non
 # --- what a VM asks for ---------------------------------------------------------------
 
 
-def _instancetype(vm: Manifest, refs: Mapping[ObjectKey, Manifest]) -> Mapping[str, JSON]:
-    ref = VmSpec.of(vm).reference("instancetype")
+def _instancetype(vm: VmSpec, refs: Mapping[ObjectKey, Manifest]) -> Mapping[str, JSON]:
+    ref = vm.reference("instancetype")
     if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
         return {}
     kind = str(ref.get("kind") or "VirtualMachineClusterInstancetype")
@@ -215,7 +215,7 @@ def request_of(vm: Manifest, refs: Mapping[ObjectKey, Manifest]) -> Request:
     required node affinity, guest memory (from the VM or its instancetype), hostDisk
     paths, and whether it will run."""
     spec = VmSpec.of(vm)
-    itype = _instancetype(vm, refs)
+    itype = _instancetype(spec, refs)
     selector: dict[str, str] = {}
     itype_selector = itype.get("nodeSelector")
     if isinstance(itype_selector, Mapping):
