@@ -137,12 +137,13 @@ def test_claim_sizes_read_storage_and_pvc_templates() -> None:
 
 def test_claim_size_error_names_the_template() -> None:
     b = body({"dataVolumeTemplates": [
+        {"spec": {"storage": {}}},  # unnamed: skipped, but it still counts in the path
         {"metadata": {"name": "a"}, "spec": {"storage": {}}},
         {"metadata": {"name": "b"}, "spec": {"pvc": {"resources": {"requests": {
             "storage": "lots"}}}}},
     ]})
     with pytest.raises(VirtsyncError,
-                       match=r"^spec\.dataVolumeTemplates\[1\]\.spec\.pvc\.resources\."
+                       match=r"^spec\.dataVolumeTemplates\[2\]\.spec\.pvc\.resources\."
                              r"requests\.storage: not a quantity"):
         claim_sizes(view(b))
 
