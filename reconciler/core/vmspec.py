@@ -312,12 +312,20 @@ class VmSpec:
                 or _lenient(domain, "resources", "requests", "memory"))
 
     @property
+    def host_disks(self) -> tuple[tuple[str, JSONPath], ...]:
+        """(path, where it is written) of every hostDisk volume."""
+        volumes = self.template_spec.get("volumes")
+        out: list[tuple[str, JSONPath]] = []
+        for i, vol in enumerate(volumes if isinstance(volumes, list) else ()):
+            path = _lenient(vol, "hostDisk", "path")
+            if isinstance(path, str):
+                out.append((path, (*TEMPLATE_PATH, "volumes", i, "hostDisk", "path")))
+        return tuple(out)
+
+    @property
     def host_disk_paths(self) -> tuple[str, ...]:
         """The path of every hostDisk volume."""
-        volumes = self.template_spec.get("volumes")
-        paths = (_lenient(v, "hostDisk", "path")
-                 for v in (volumes if isinstance(volumes, list) else ()))
-        return tuple(p for p in paths if isinstance(p, str))
+        return tuple(path for path, _ in self.host_disks)
 
     @property
     def raw_volumes(self) -> Mapping[str, Mapping[str, JSON]]:

@@ -10,7 +10,13 @@ import pytest
 
 from node.lifecycle.status import DomainView, RuntimeRecord, unplaced_status, vm_status
 from node.storage.disks import claim_sizes
-from reconciler.core.model import Manifest, PrintableStatus, SourceRef, VirtsyncError
+from reconciler.core.model import (
+    Manifest,
+    PrintableStatus,
+    SourceRef,
+    VirtsyncError,
+    format_path,
+)
 from reconciler.core.power import RunStrategy
 from reconciler.core.quantity import byte_size
 from reconciler.core.status import VMStatus
@@ -117,6 +123,9 @@ def test_host_disk_paths() -> None:
             {"name": "b", "persistentVolumeClaim": {"claimName": "b"}},
             {"name": "c", "hostDisk": {"path": "/srv/c.img", "type": "DiskOrCreate"}}]
     assert view(body(volumes=vols)).host_disk_paths == ("/srv/a.img", "/srv/c.img")
+    where = [format_path(w) for _, w in view(body(volumes=vols)).host_disks]
+    assert where == ["spec.template.spec.volumes[0].hostDisk.path",
+                     "spec.template.spec.volumes[2].hostDisk.path"]
     assert view(body(volumes=vols[1:2])).host_disk_paths == ()
 
 
