@@ -72,7 +72,7 @@ from node.storage.qemu_access import describe_blocks, is_local_system, qemu_acco
 from reconciler.core.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.core.sensitive import digest_sensitive
 from reconciler.core.statedir import state_dir
-from reconciler.core.vmspec import VmSpec
+from reconciler.core.vmspec import TEMPLATE_PATH, VmSpec
 from reconciler.planning.schedule import NodeCapacity
 
 VM_KIND = "VirtualMachine"
@@ -98,13 +98,10 @@ class ClaimNotFound(VirtsyncError):
     """A volume refers to a claim that has no disk on the node and no declared size."""
 
 
-def spec_hash(body: Mapping[str, JSON]) -> str:
+def spec_hash(vm: VmSpec) -> str:
     """Hash of what the guest is built from (spec.template.spec, secrets digested): labels,
     run strategy and other fields that need no restart do not change it."""
-    spec = body.get("spec")
-    tmpl = spec.get("template") if isinstance(spec, Mapping) else None
-    tspec = tmpl.get("spec") if isinstance(tmpl, Mapping) else None
-    raw = json.dumps(digest_sensitive(tspec or {}, ("spec", "template", "spec")),
+    raw = json.dumps(digest_sensitive(vm.template_spec, TEMPLATE_PATH),
                      sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(raw.encode()).hexdigest()
 
@@ -394,7 +391,7 @@ class NodeHost:
         and return its domain XML; nothing is defined yet."""
         spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
         dvs = [m for k, m in refs.items() if k.kind == "DataVolume" and k.namespace == vm.namespace]
-        sizes = claim_sizes(expanded, dvs)
+        sizes = claim_sizes(spec, dvs)
         missing = self.missing_claims(spec, sizes)
         if missing:
             raise ClaimNotFound(
@@ -409,7 +406,7 @@ class NodeHost:
         if problems:
             raise NodeError(f"{self.where()}: " + "; ".join(
                 f"interface {p.interface}: {p.message}" for p in problems))
-        owner = OwnerMetadata(vm.namespace, vm.name, revision, spec_hash(expanded), generation,
+        owner = OwnerMetadata(vm.namespace, vm.name, revision, spec_hash(spec), generation,
                               installation=self.scope.installation, node=self.config.name)
         facts = self.facts()
         Path(facts.console_log_dir).mkdir(parents=True, exist_ok=True)
@@ -474,7 +471,7 @@ class NodeHost:
         with their volume's source as applied, whether each exists, and leftovers in its
         own directory: what a plan needs to report a missing disk and to prune (rule 13).
         hostDisk files are the operator's: never listed. Lookups and stats only."""
-        volumes = {v.get("name"): v for v in _applied_volumes(applied_body)}
+        volumes = VmSpec(key.namespace, key.name, applied_body).raw_volumes
         out: list[DiskFile] = []
         for name, path in sorted(used.items()):
             vol = volumes.get(name, {})
@@ -503,15 +500,3 @@ class NodeHost:
         removed = remove_files(self.storage, key.namespace, key.name, paths, in_use=in_use)
         self.identities.forget(key)
         return removed
-
-
-def _applied_volumes(body: Mapping[str, JSON]) -> list[Mapping[str, JSON]]:
-    tmpl = _get_map(_get_map(body.get("spec"), "template"), "spec")
-    volumes = tmpl.get("volumes")
-    return [v for v in volumes if isinstance(v, Mapping)] if isinstance(volumes, list) else []
-
-
-def _get_map(value: object, key: str | None = None) -> Mapping[str, JSON]:
-    if key is not None:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value if isinstance(value, Mapping) else {}

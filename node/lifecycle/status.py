@@ -3,9 +3,8 @@
 Inputs are the domain's libvirt state and reason, the spec hash of the running
 incarnation and of the persistent definition, the runtime record the agent keeps
 (operator intent, consecutive failures, back-off deadline) and, for a VM that has no
-domain, why (unschedulable, missing claim). Output is `NodeVMStatus`, which the
-libvirt backend hands on as the reconciler's `VMStatus` (node must not import the
-backends).
+domain, why (unschedulable, missing claim). Output is the core's `VMStatus`, which the
+libvirt backend reports as it is.
 
 printableStatus, as KubeVirt prints it:
   Running · Paused · Stopped · Starting · Stopping · CrashLoopBackOff · Migrating ·
@@ -23,6 +22,7 @@ import libvirt
 
 from node.lifecycle.decide import INTENT_STOP
 from reconciler.core.model import PrintableStatus
+from reconciler.core.status import Condition, VMStatus
 
 
 @dataclass(frozen=True)
@@ -76,22 +76,6 @@ def shown(state: int, reason: int) -> Shown:
 
 
 @dataclass(frozen=True)
-class NodeCondition:
-    type: str
-    status: bool
-    reason: str = ""
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class NodeVMStatus:
-    printable_status: PrintableStatus
-    ready: bool
-    node: str
-    conditions: tuple[NodeCondition, ...]
-
-
-@dataclass(frozen=True)
 class RuntimeRecord:
     """What the node remembers about a VM's incarnations (kept in the domain's metadata)."""
 
@@ -114,17 +98,17 @@ class DomainView:
     runtime: RuntimeRecord = RuntimeRecord()
 
 
-def unplaced_status(printable: PrintableStatus, message: str) -> NodeVMStatus:
+def unplaced_status(printable: PrintableStatus, message: str) -> VMStatus:
     """Status of a VM that has no domain: ErrorUnschedulable, ErrorPvcNotFound, ..."""
-    return NodeVMStatus(
+    return VMStatus(
         printable_status=printable,
         ready=False,
         node="",
-        conditions=(NodeCondition("Ready", False, printable, message),),
+        conditions=(Condition("Ready", False, printable, message),),
     )
 
 
-def vm_status(view: DomainView, node: str, now: float) -> NodeVMStatus:
+def vm_status(view: DomainView, node: str, now: float) -> VMStatus:
     rt = view.runtime
     row = shown(view.state, view.reason)
     printable, paused_reason = row.printable, row.paused
@@ -136,10 +120,10 @@ def vm_status(view: DomainView, node: str, now: float) -> NodeVMStatus:
     ready = printable is PrintableStatus.RUNNING
     conditions = [_ready(printable, rt, now)]
     if paused_reason:
-        conditions.append(NodeCondition("Paused", True, paused_reason, "the guest is paused"))
+        conditions.append(Condition("Paused", True, paused_reason, "the guest is paused"))
     if view.live_hash is not None and view.live_hash != view.config_hash:
         conditions.append(
-            NodeCondition(
+            Condition(
                 "RestartRequired",
                 True,
                 "SpecChanged",
@@ -147,15 +131,15 @@ def vm_status(view: DomainView, node: str, now: float) -> NodeVMStatus:
                 f"{view.config_hash}",
             )
         )
-    return NodeVMStatus(printable, ready, node, tuple(conditions))
+    return VMStatus(printable, ready, node, tuple(conditions), created_at=rt.created or None)
 
 
-def _ready(printable: PrintableStatus, rt: RuntimeRecord, now: float) -> NodeCondition:
+def _ready(printable: PrintableStatus, rt: RuntimeRecord, now: float) -> Condition:
     if printable is PrintableStatus.RUNNING:
-        return NodeCondition("Ready", True)
+        return Condition("Ready", True)
     if printable is PrintableStatus.CRASH_LOOP_BACK_OFF:
         wait = max(0.0, rt.backoff_until - now)
-        return NodeCondition(
+        return Condition(
             "Ready",
             False,
             "CrashLoopBackOff",
@@ -166,5 +150,5 @@ def _ready(printable: PrintableStatus, rt: RuntimeRecord, now: float) -> NodeCon
         message = "stopped on request" if rt.intent == INTENT_STOP else (
             f"last stop: {rt.last_stop}" if rt.last_stop else "not running"
         )
-        return NodeCondition("Ready", False, "Stopped", message)
-    return NodeCondition("Ready", False, printable)
+        return Condition("Ready", False, "Stopped", message)
+    return Condition("Ready", False, printable)

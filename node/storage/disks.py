@@ -47,7 +47,8 @@ from node.storage.cloudinit import seed_files, write_seed
 from node.storage.paths import UnsafePath, checked_chain, confine, image_info, safe_component
 from reconciler.core.hostdisk import dir_conflict
 from reconciler.core.model import CLAIM_SOURCES, JSON, Manifest, VirtsyncError, format_path
-from reconciler.core.vmspec import DiskSpec, VmSpec, VolumeSpec, parse_quantity
+from reconciler.core.quantity import byte_size
+from reconciler.core.vmspec import DiskSpec, VmSpec, VolumeSpec
 
 KERNEL_NAMES = ("vmlinux", "vmlinuz", "kernel", "bzImage")
 _BUSES: dict[str, DiskBus] = {"virtio": "virtio", "sata": "sata", "scsi": "scsi", "usb": "usb"}
@@ -168,13 +169,11 @@ def _dv_size(spec: JSON, where: tuple[str | int, ...]) -> int | None:
     for section in ("storage", "pvc"):
         size = _get(spec, section, "resources", "requests", "storage")
         if size is not None:
-            return parse_quantity(size, (*where, section, "resources", "requests", "storage"))
+            return byte_size(size, (*where, section, "resources", "requests", "storage"))
     return None
 
 
-def claim_sizes(
-    vm_body: Mapping[str, JSON], datavolumes: Iterable[Manifest] = ()
-) -> dict[str, int]:
+def claim_sizes(vm: VmSpec, datavolumes: Iterable[Manifest] = ()) -> dict[str, int]:
     """Claim name → size in bytes, from the VM's `spec.dataVolumeTemplates` and from
     DataVolume manifests (same namespace as the VM is the caller's filter)."""
     sizes: dict[str, int] = {}
@@ -182,12 +181,10 @@ def claim_sizes(
         size = _dv_size(dv.body.get("spec"), ("spec",))
         if size is not None:
             sizes[dv.name] = size
-    templates = _get(vm_body, "spec", "dataVolumeTemplates")
-    for i, tmpl in enumerate(templates if isinstance(templates, list) else ()):
-        name = _get(tmpl, "metadata", "name")
-        size = _dv_size(_get(tmpl, "spec"), ("spec", "dataVolumeTemplates", i, "spec"))
-        if isinstance(name, str) and size is not None:
-            sizes[name] = size
+    for tmpl in vm.data_volume_templates:
+        size = _dv_size(tmpl.spec, tmpl.path)
+        if size is not None:
+            sizes[tmpl.name] = size
     return sizes
 
 

@@ -35,34 +35,13 @@ from reconciler.core.model import (
     PrintableStatus,
     VirtsyncError,
 )
+from reconciler.core.status import VMStatus
 from reconciler.planning.classify import ClassificationProfile
 from reconciler.planning.schedule import NodeCapacity
 
 
 class BackendError(VirtsyncError):
     """Live state could not be read or an action failed. Never swallowed."""
-
-
-@dataclass(frozen=True)
-class Condition:
-    type: str  # Ready, Paused, RestartRequired, ...
-    status: bool
-    reason: str = ""
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class VMStatus:
-    """KubeVirt-like status of one VM as the backend sees it."""
-
-    printable_status: PrintableStatus
-    ready: bool = False
-    node: str = ""
-    conditions: tuple[Condition, ...] = ()
-    created_at: float | None = None  # epoch seconds when the VM was first created
-    # `virtsync stop` holds the guest off until `virtsync start` or git changes its run
-    # strategy (KubeVirt: a stop request); a plan never starts it meanwhile (rule 16).
-    stop_requested: bool = False
 
 
 @dataclass(frozen=True)

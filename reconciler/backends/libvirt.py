@@ -35,7 +35,6 @@ from node.lifecycle.decide import INTENT_HOLD, INTENT_NONE, INTENT_STOP
 from node.lifecycle.pending import Pending, PendingStore
 from node.lifecycle.status import (
     DomainView,
-    NodeVMStatus,
     RuntimeRecord,
     unplaced_status,
     vm_status,
@@ -43,12 +42,10 @@ from node.lifecycle.status import (
 from node.storage.disks import sweep_temp_files
 from reconciler.backends.base import (
     BackendError,
-    Condition,
     LiveIdentity,
     LiveObject,
     NodeAgent,
     Observation,
-    VMStatus,
 )
 from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.core.expand import expand
@@ -62,6 +59,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.power import starts_on_create
 from reconciler.core.statedir import state_dir
+from reconciler.core.status import Condition, VMStatus
 from reconciler.core.vmspec import VmSpec
 from reconciler.planning.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
 
@@ -74,23 +72,13 @@ def open_backend(manifests: Sequence[Manifest], scope: Scope) -> LibvirtBackend:
     return LibvirtBackend.from_manifests(manifests, scope=scope)
 
 
-def _status(s: NodeVMStatus, created: float = 0.0) -> VMStatus:
-    return VMStatus(
-        printable_status=s.printable_status,
-        ready=s.ready,
-        node=s.node,
-        conditions=tuple(Condition(c.type, c.status, c.reason, c.message) for c in s.conditions),
-        created_at=created or None,
-    )
-
-
 def _pending_live(p: Pending) -> LiveObject:
     """A VM that got no domain (unschedulable, missing claim). Its body is minimal: any
     desired spec differs from it, so the next apply tries again (it may fit by then)."""
     body = {"apiVersion": p.api_version, "kind": p.key.kind,
             "metadata": {"name": p.key.name, "namespace": p.key.namespace}}
     return LiveObject(key=p.key, api_version=p.api_version, body=body, revision=p.revision,
-                      status=_status(unplaced_status(p.printable_status, p.message)))
+                      status=unplaced_status(p.printable_status, p.message))
 
 
 class LibvirtBackend:
@@ -218,7 +206,7 @@ class LibvirtBackend:
             disks = self.hosts[node].disk_files(rec.key, rec.applied.body,
                                                 rec.facts.disk_files)
         view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
-        status = _status(vm_status(view, node, now), rec.runtime.created)
+        status = vm_status(view, node, now)
         api = str(body.get("apiVersion", "kubevirt.io/v1"))
         return LiveObject(
             key=rec.key,
@@ -263,9 +251,8 @@ class LibvirtBackend:
         if grace is not None:
             return grace
         rec = host.record(dom)
-        tmpl = _template_spec(rec.applied.body) if rec.applied is not None else {}
-        value = tmpl.get("terminationGracePeriodSeconds")
-        return value if isinstance(value, int) and not isinstance(value, bool) else 180
+        applied = rec.applied.body if rec.applied is not None else {}
+        return VmSpec(rec.key.namespace, rec.key.name, applied).termination_grace_seconds
 
     # ------------------------------------------------------------------ verbs
 
@@ -485,12 +472,3 @@ def _with_missing_disks(status: VMStatus, disks: tuple[DiskFile, ...]) -> VMStat
     others = tuple(c for c in status.conditions if c.type != "Ready")
     return replace(status, printable_status=printable, ready=False,
                    conditions=(Condition("Ready", False, "DiskFileMissing", message), *others))
-
-
-def _template_spec(body: Mapping[str, JSON]) -> Mapping[str, JSON]:
-    spec = body.get("spec")
-    tmpl = spec.get("template") if isinstance(spec, Mapping) else None
-    tspec = tmpl.get("spec") if isinstance(tmpl, Mapping) else None
-    return tspec if isinstance(tspec, Mapping) else {}
-
-

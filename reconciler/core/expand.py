@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core.model import JSON, JSONPath, Manifest, ObjectKey, VirtsyncError, format_path
-from reconciler.core.vmspec import parse_quantity
+from reconciler.core.quantity import byte_size
+from reconciler.core.vmspec import VmSpec
 
 CLUSTER_INSTANCETYPE = "VirtualMachineClusterInstancetype"
 INSTANCETYPE = "VirtualMachineInstancetype"
@@ -61,7 +62,7 @@ def _resolve(
     vm: Manifest, field: str, default_kind: str, namespaced_kind: str,
     refs: Mapping[ObjectKey, Manifest],
 ) -> Mapping[str, JSON] | None:
-    ref = vm.body.get("spec", {}).get(field) if isinstance(vm.body.get("spec"), Mapping) else None
+    ref = VmSpec.of(vm).reference(field)
     if ref is None:
         return None
     if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str) or not ref["name"]:
@@ -198,8 +199,8 @@ def _check_requirements(body: Mapping[str, JSON], pref: Mapping[str, JSON]) -> N
         have = _get(body, *_DOMAIN, "resources", "requests", "memory")
         have_path = (*_DOMAIN, "resources", "requests", "memory")
     if need_mem is not None and have is not None:
-        need_bytes = parse_quantity(need_mem, ("preference", "requirements", "memory", "guest"))
-        if parse_quantity(have, have_path) < need_bytes:
+        need_bytes = byte_size(need_mem, ("preference", "requirements", "memory", "guest"))
+        if byte_size(have, have_path) < need_bytes:
             raise _err(have_path, f"the preference requires at least {need_mem} of memory")
 
 

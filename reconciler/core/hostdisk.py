@@ -19,11 +19,11 @@ from reconciler.core.model import (
     HostPath,
     HostPathKind,
     Issue,
-    JSONPath,
     Manifest,
     ManifestFacts,
     SourceRef,
 )
+from reconciler.core.vmspec import VmSpec
 
 
 def normal(path: str) -> str:
@@ -62,7 +62,6 @@ def dir_conflict(host_disk_dir: str, own: Iterable[tuple[str, str]]) -> str | No
 # --------------------------------------------------------------------------- validate
 
 CLUSTER_KIND = "Cluster"
-_VOLUMES: JSONPath = ("spec", "template", "spec", "volumes")
 _TREES = ("storageDir", "imageDir")
 
 
@@ -86,19 +85,9 @@ def host_paths(m: Manifest) -> tuple[HostPath, ...]:
                 out.append(HostPath(HostPathKind.HOST_DISK_DIR, value,
                                     ("spec", "nodes", i, HostPathKind.HOST_DISK_DIR)))
     elif m.group == KUBEVIRT_GROUP and m.kind == "VirtualMachine":
-        for i, vol in enumerate(_list(m.body, *_VOLUMES)):
-            disk = vol.get(HostPathKind.HOST_DISK) if isinstance(vol, Mapping) else None
-            value = disk.get("path") if isinstance(disk, Mapping) else None
-            if isinstance(value, str):
-                out.append(HostPath(HostPathKind.HOST_DISK, value,
-                                    (*_VOLUMES, i, HostPathKind.HOST_DISK, "path")))
+        out += [HostPath(HostPathKind.HOST_DISK, value, where)
+                for value, where in VmSpec.of(m).host_disks]
     return tuple(out)
-
-
-def _list(node: Any, *keys: str | int) -> list[Any]:
-    for key in keys:
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return node if isinstance(node, list) else []
 
 
 def check_cluster(m: Manifest) -> list[Issue]:

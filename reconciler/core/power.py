@@ -45,12 +45,16 @@ class PowerAction(enum.Enum):
 
 
 def run_strategy(body: Mapping[str, JSON]) -> RunStrategy | None:
-    """The VM's run strategy: `spec.runStrategy`, else the deprecated `spec.running`
-    (true: Always), else KubeVirt's default Halted. None for a value KubeVirt does not
-    know (validation refuses it in git; a live body may predate that)."""
+    """The run strategy of a VM body (see `spec_run_strategy`)."""
     spec = body.get("spec")
-    if not isinstance(spec, Mapping):
-        return RunStrategy.HALTED
+    return spec_run_strategy(spec if isinstance(spec, Mapping) else {})
+
+
+def spec_run_strategy(spec: Mapping[str, JSON]) -> RunStrategy | None:
+    """The one place `running` becomes a run strategy: `spec.runStrategy`, else the
+    deprecated `spec.running` (true: Always), else KubeVirt's default Halted. None for a
+    value KubeVirt does not know (validation refuses it in git; a live body may predate
+    that)."""
     value = spec.get("runStrategy")
     if isinstance(value, str) and value:
         try:

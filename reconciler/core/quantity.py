@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
+
+from reconciler.core.model import JSONPath, VirtsyncError, format_path
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
@@ -38,6 +41,17 @@ def parse_quantity(text: str) -> Fraction | None:
             return None
         return value * Fraction(10) ** exponent
     return value * _DECIMAL[m["dec"] or ""]
+
+
+def byte_size(value: object, path: JSONPath) -> int:
+    """A size read from a VM ('1Gi', '512M', 1073741824) in whole bytes, rounded up. A
+    value that is not a non-negative quantity is an error naming its field."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise VirtsyncError(f"{format_path(path)}: expected a quantity like 1Gi, got {value!r}")
+    amount = parse_quantity(str(value))
+    if amount is None or amount < 0:
+        raise VirtsyncError(f"{format_path(path)}: not a quantity: {value!r}")
+    return math.ceil(amount)
 
 
 class Quantity(str):

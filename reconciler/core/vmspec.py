@@ -1,13 +1,18 @@
-"""Typed, read-only view of a KubeVirt VirtualMachine body for the node.
+"""Typed, read-only view of a KubeVirt VirtualMachine body.
 
-This is the one place in `node` that knows the KubeVirt spec shape
-(`spec.template.spec.domain...`). Everything downstream (identity, disks, networks,
-domain builder) reads these frozen dataclasses instead of poking into dicts.
+This is the one place that knows the KubeVirt spec shape (`spec.template.spec.domain...`).
+The planner (placement, grace periods, run strategy), the libvirt backend and the node
+(identity, disks, networks, domain builder, spec hash) read a `VmSpec` instead of poking
+into dicts.
 
-The body is expected to be validated already (schema + semantic checks) and expanded
-(instancetypes/preferences applied); shapes that still do not fit raise VirtsyncError
-naming the field. Secret-bearing values (cloud-init user/network data) are kept out of
-`repr` so they cannot leak through logs.
+Building a `VmSpec` parses nothing; each part is parsed on first use and kept
+(`functools.cached_property`), so the planner can build one per VM for the few fields it
+reads. The node's parts (`cpu`, `disks`, ...) expect a validated, expanded body
+(instancetypes/preferences applied) and raise VirtsyncError naming the field for shapes
+that still do not fit; `from_body` parses all of them at once so such an error surfaces
+there. The planner's parts (`node_selector`, `grace_period`, ...) read leniently: a value
+of the wrong shape counts as absent (validation reports it in git). Secret-bearing values
+(cloud-init user/network data) are kept out of `repr` so they cannot leak through logs.
 """
 
 from __future__ import annotations
@@ -17,17 +22,18 @@ import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from reconciler.core.model import JSON, JSONPath, Manifest, VirtsyncError, format_path
-from reconciler.planning.normalize import canonical_mac
+from reconciler.core.power import RunStrategy, run_strategy
+from reconciler.core.quantity import byte_size
 
 DOMAIN_PATH: JSONPath = ("spec", "template", "spec", "domain")
+TEMPLATE_PATH: tuple[str, ...] = ("spec", "template", "spec")
+# KubeVirt's default when terminationGracePeriodSeconds is not set.
+DEFAULT_GRACE_SECONDS = 180
 
-_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
-_DECIMAL = {"k": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
 _MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -42,25 +48,13 @@ _VOLUME_KINDS = (
     "hostDisk",
     "cloudInitNoCloud",
 )
+_REQUIRED_TERMS = ("affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
+                   "nodeSelectorTerms")
 
 
-def parse_quantity(text: object, path: JSONPath) -> int:
-    """A Kubernetes quantity ('1Gi', '512M', '1073741824') in bytes, rounded up."""
-    if isinstance(text, bool) or not isinstance(text, str | int):
-        raise VirtsyncError(f"{format_path(path)}: expected a quantity like 1Gi, got {text!r}")
-    m = _QUANTITY.match(str(text).strip())
-    if not m:
-        raise VirtsyncError(f"{format_path(path)}: not a quantity: {text!r}")
-    try:
-        number = Decimal(m.group(1))
-    except InvalidOperation as exc:  # pragma: no cover - regex already guarantees digits
-        raise VirtsyncError(f"{format_path(path)}: not a quantity: {text!r}") from exc
-    suffix = m.group(2)
-    if suffix in _BINARY:
-        number *= 1024 ** _BINARY[suffix]
-    elif suffix in _DECIMAL:
-        number *= 1000 ** _DECIMAL[suffix]
-    return int(number.to_integral_value(rounding="ROUND_CEILING"))
+def canonical_mac(value: str) -> str:
+    """'02-AB-...' or '02:ab:...' → '02:ab:...' (the spelling libvirt reports)."""
+    return value.lower().replace("-", ":")
 
 
 def normalize_mac(value: object, path: JSONPath) -> str:
@@ -74,6 +68,15 @@ def normalize_uuid(value: object, path: JSONPath) -> str:
     if not isinstance(value, str) or not _UUID.match(value.lower()):
         raise VirtsyncError(f"{format_path(path)}: not a UUID: {value!r}")
     return value.lower()
+
+
+def _lenient(value: object, *keys: str) -> JSON:
+    """The value at `keys` under `value`, or None where a step is not a mapping."""
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
 
 
 def _map(value: JSON, path: JSONPath) -> Mapping[str, Any]:
@@ -210,21 +213,39 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True)
+class DataVolumeTemplate:
+    """spec.dataVolumeTemplates[]: a claim the VM owns. `spec` is the DataVolume spec as
+    written ({} when absent); `path` is where it is in the VM."""
+
+    name: str
+    spec: Mapping[str, JSON]
+    path: JSONPath
+
+
+@dataclass(frozen=True, eq=False)
 class VmSpec:
+    """One VirtualMachine body, read through typed parts (see the module docstring)."""
+
     namespace: str
     name: str
-    run_strategy: str
-    cpu: CpuTopology
-    memory_kib: int
-    machine_type: str | None
-    firmware: FirmwareSpec
-    disks: tuple[DiskSpec, ...]
-    interfaces: tuple[InterfaceSpec, ...]
-    networks: tuple[NetworkSpec, ...]
-    volumes: tuple[VolumeSpec, ...]
-    serial_console: bool = True
-    graphics: bool = False
-    termination_grace_seconds: int = 180
+    body: Mapping[str, JSON] = field(repr=False)  # holds secrets: never in repr
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> VmSpec:
+        """The view of a manifest, nothing parsed yet (cheap: the planner's way in)."""
+        return cls(manifest.namespace, manifest.name, manifest.body)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> VmSpec:
+        return cls.from_body(manifest.namespace, manifest.name, manifest.body)
+
+    @classmethod
+    def from_body(cls, namespace: str, name: str, body: Mapping[str, JSON]) -> VmSpec:
+        """The view with every node part parsed now (shape errors name the field)."""
+        vm = cls(namespace, name, body)
+        for part in _NODE_PARTS:
+            getattr(vm, part)
+        return vm
 
     def disk(self, name: str) -> DiskSpec | None:
         return next((d for d in self.disks if d.name == name), None)
@@ -235,61 +256,162 @@ class VmSpec:
     def network(self, name: str) -> NetworkSpec | None:
         return next((n for n in self.networks if n.name == name), None)
 
-    @classmethod
-    def from_manifest(cls, manifest: Manifest) -> VmSpec:
-        return cls.from_body(manifest.namespace, manifest.name, manifest.body)
+    # --- the planner's parts: lenient, wrong shapes read as absent. Each is a few dict
+    # lookups under the cached template_spec, read once per VM: recomputing is cheaper
+    # than caching (cached_property takes a lock on first use).
 
-    @classmethod
-    def from_body(cls, namespace: str, name: str, body: Mapping[str, JSON]) -> VmSpec:
-        spec = _map(body.get("spec"), ("spec",))
-        tmpl = _map(
-            _map(spec.get("template"), ("spec", "template")).get("spec"),
-            ("spec", "template", "spec"),
+    @cached_property  # every other planner part starts here
+    def template_spec(self) -> Mapping[str, JSON]:
+        """spec.template.spec, {} when absent."""
+        tspec = _lenient(self.body, *TEMPLATE_PATH)
+        return tspec if isinstance(tspec, Mapping) else {}
+
+    def reference(self, kind_field: str) -> JSON:
+        """spec.instancetype or spec.preference as written; None when absent."""
+        return _lenient(self.body, "spec", kind_field)
+
+    @property
+    def run_strategy(self) -> RunStrategy | None:
+        """See `reconciler.core.power.run_strategy` (`running: true` is Always)."""
+        return run_strategy(self.body)
+
+    @property
+    def grace_period(self) -> int | None:
+        """terminationGracePeriodSeconds as declared (0 is a valid value), None when unset."""
+        value = self.template_spec.get("terminationGracePeriodSeconds")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def termination_grace_seconds(self) -> int:
+        """How long a graceful stop waits: the declared grace period, else KubeVirt's 180."""
+        grace = self.grace_period
+        return DEFAULT_GRACE_SECONDS if grace is None else grace
+
+    @property
+    def node_selector(self) -> Mapping[str, str]:
+        """spec.template.spec.nodeSelector (the VM's own; an instancetype may add more)."""
+        selector = self.template_spec.get("nodeSelector")
+        if not isinstance(selector, Mapping):
+            return {}
+        return {str(k): str(v) for k, v in selector.items()}
+
+    @property
+    def required_node_terms(self) -> tuple[Mapping[str, Any], ...]:
+        """The required node affinity's nodeSelectorTerms (any one must match)."""
+        terms = _lenient(self.template_spec, *_REQUIRED_TERMS)
+        if not isinstance(terms, list):
+            return ()
+        return tuple(t for t in terms if isinstance(t, Mapping))
+
+    @property
+    def declared_memory(self) -> JSON:
+        """The guest memory quantity as written (memory.guest, else
+        resources.requests.memory), None when the VM leaves it to an instancetype."""
+        domain = self.template_spec.get("domain")
+        return (_lenient(domain, "memory", "guest")
+                or _lenient(domain, "resources", "requests", "memory"))
+
+    @property
+    def host_disks(self) -> tuple[tuple[str, JSONPath], ...]:
+        """(path, where it is written) of every hostDisk volume."""
+        volumes = self.template_spec.get("volumes")
+        out: list[tuple[str, JSONPath]] = []
+        for i, vol in enumerate(volumes if isinstance(volumes, list) else ()):
+            path = _lenient(vol, "hostDisk", "path")
+            if isinstance(path, str):
+                out.append((path, (*TEMPLATE_PATH, "volumes", i, "hostDisk", "path")))
+        return tuple(out)
+
+    @property
+    def host_disk_paths(self) -> tuple[str, ...]:
+        """The path of every hostDisk volume."""
+        return tuple(path for path, _ in self.host_disks)
+
+    @property
+    def raw_volumes(self) -> Mapping[str, Mapping[str, JSON]]:
+        """spec.template.spec.volumes by name, as written (for observing disks as applied)."""
+        volumes = self.template_spec.get("volumes")
+        return {str(v.get("name")): v for v in (volumes if isinstance(volumes, list) else ())
+                if isinstance(v, Mapping)}
+
+    @property
+    def data_volume_templates(self) -> tuple[DataVolumeTemplate, ...]:
+        """spec.dataVolumeTemplates[] with a name: the claims the VM owns."""
+        templates = _lenient(self.body, "spec", "dataVolumeTemplates")
+        out = []
+        for i, tmpl in enumerate(templates if isinstance(templates, list) else ()):
+            name, spec = _lenient(tmpl, "metadata", "name"), _lenient(tmpl, "spec")
+            if isinstance(name, str):
+                out.append(DataVolumeTemplate(name, spec if isinstance(spec, Mapping) else {},
+                                              ("spec", "dataVolumeTemplates", i, "spec")))
+        return tuple(out)
+
+    # --- the node's parts: strict, parsed once ----------------------------------------
+
+    @cached_property
+    def _template(self) -> Mapping[str, Any]:
+        spec = _map(self.body.get("spec"), ("spec",))
+        return _map(
+            _map(spec.get("template"), ("spec", "template")).get("spec"), TEMPLATE_PATH)
+
+    @cached_property
+    def _domain(self) -> Mapping[str, Any]:
+        return _map(self._template.get("domain"), DOMAIN_PATH)
+
+    @cached_property
+    def _devices(self) -> Mapping[str, Any]:
+        return _map(self._domain.get("devices"), (*DOMAIN_PATH, "devices"))
+
+    @cached_property
+    def cpu(self) -> CpuTopology:
+        return _cpu(self._domain)
+
+    @cached_property
+    def memory_kib(self) -> int:
+        return _memory_kib(self._domain)
+
+    @cached_property
+    def machine_type(self) -> str | None:
+        return _opt_str(
+            _map(self._domain.get("machine"), (*DOMAIN_PATH, "machine")).get("type"),
+            (*DOMAIN_PATH, "machine", "type"),
         )
-        domain = _map(tmpl.get("domain"), DOMAIN_PATH)
-        devices = _map(domain.get("devices"), (*DOMAIN_PATH, "devices"))
-        return cls(
-            namespace=namespace,
-            name=name,
-            run_strategy=_run_strategy(spec),
-            cpu=_cpu(domain),
-            memory_kib=_memory_kib(domain),
-            machine_type=_opt_str(
-                _map(domain.get("machine"), (*DOMAIN_PATH, "machine")).get("type"),
-                (*DOMAIN_PATH, "machine", "type"),
-            ),
-            firmware=_firmware(domain),
-            disks=_disks(devices),
-            interfaces=_interfaces(devices),
-            networks=_networks(tmpl),
-            volumes=_volumes(tmpl),
-            serial_console=_bool(
-                devices.get("autoattachSerialConsole"),
-                (*DOMAIN_PATH, "devices", "autoattachSerialConsole"),
-                True,
-            ),
-            # KubeVirt attaches VNC by default; virtsync's nodes are headless unless asked.
-            graphics=_bool(
-                devices.get("autoattachGraphicsDevice"),
-                (*DOMAIN_PATH, "devices", "autoattachGraphicsDevice"),
-                False,
-            ),
-            termination_grace_seconds=_opt_int(
-                tmpl.get("terminationGracePeriodSeconds"),
-                ("spec", "template", "spec", "terminationGracePeriodSeconds"),
-            )
-            or 180,
-        )
+
+    @cached_property
+    def firmware(self) -> FirmwareSpec:
+        return _firmware(self._domain)
+
+    @cached_property
+    def disks(self) -> tuple[DiskSpec, ...]:
+        return _disks(self._devices)
+
+    @cached_property
+    def interfaces(self) -> tuple[InterfaceSpec, ...]:
+        return _interfaces(self._devices)
+
+    @cached_property
+    def networks(self) -> tuple[NetworkSpec, ...]:
+        return _networks(self._template)
+
+    @cached_property
+    def volumes(self) -> tuple[VolumeSpec, ...]:
+        return _volumes(self._template)
+
+    @cached_property
+    def serial_console(self) -> bool:
+        return _bool(self._devices.get("autoattachSerialConsole"),
+                     (*DOMAIN_PATH, "devices", "autoattachSerialConsole"), True)
+
+    @cached_property
+    def graphics(self) -> bool:
+        # KubeVirt attaches VNC by default; virtsync's nodes are headless unless asked.
+        return _bool(self._devices.get("autoattachGraphicsDevice"),
+                     (*DOMAIN_PATH, "devices", "autoattachGraphicsDevice"), False)
 
 
-def _run_strategy(spec: Mapping[str, Any]) -> str:
-    strategy = _opt_str(spec.get("runStrategy"), ("spec", "runStrategy"))
-    if strategy:
-        return strategy
-    running = spec.get("running")
-    if running is None:
-        return "Halted"
-    return "Always" if _bool(running, ("spec", "running"), False) else "Halted"
+# What `from_body` parses up front: everything the node builds a domain from.
+_NODE_PARTS = ("cpu", "memory_kib", "machine_type", "firmware", "disks", "interfaces",
+               "networks", "volumes", "serial_console", "graphics")
 
 
 def _cpu(domain: Mapping[str, Any]) -> CpuTopology:
@@ -316,7 +438,7 @@ def _memory_kib(domain: Mapping[str, Any]) -> int:
                 "resources.requests.memory)"
             )
         guest_path = req_path
-    size = parse_quantity(guest, guest_path)
+    size = byte_size(guest, guest_path)
     if size < 1024 * 1024:
         raise VirtsyncError(f"{format_path(guest_path)}: guest memory below 1Mi")
     return -(-size // 1024)
@@ -460,7 +582,7 @@ def _volumes(tmpl: Mapping[str, Any]) -> tuple[VolumeSpec, ...]:
                 VolumeSpec(
                     name,
                     kind,
-                    capacity_bytes=parse_quantity(src.get("capacity"), (*sp, "capacity")),
+                    capacity_bytes=byte_size(src.get("capacity"), (*sp, "capacity")),
                 )
             )
         elif kind == "hostDisk":
@@ -471,7 +593,7 @@ def _volumes(tmpl: Mapping[str, Any]) -> tuple[VolumeSpec, ...]:
                     kind,
                     path=_opt_str(src.get("path"), (*sp, "path")),
                     host_disk_type=_opt_str(src.get("type"), (*sp, "type")),
-                    capacity_bytes=parse_quantity(cap, (*sp, "capacity"))
+                    capacity_bytes=byte_size(cap, (*sp, "capacity"))
                     if cap is not None
                     else None,
                 )

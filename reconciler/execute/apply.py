@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from reconciler.backends.base import Backend
 from reconciler.core.model import Action, ApplyWord, Manifest, ObjectKey, VirtsyncError
+from reconciler.core.vmspec import VmSpec
 from reconciler.execute.journal import Journal
 from reconciler.planning.classify import Disruption
 from reconciler.planning.plan_model import ObjectChange, Plan
@@ -92,13 +93,7 @@ def describe_refusals(refusals: list[Refusal]) -> str:
 def _grace(m: Manifest | None, options: ApplyOptions) -> int | None:
     if options.grace_period is not None:
         return options.grace_period
-    if m is None:
-        return None
-    spec = m.body.get("spec")
-    template = spec.get("template") if isinstance(spec, dict) else None
-    tspec = template.get("spec") if isinstance(template, dict) else None
-    value = tspec.get("terminationGracePeriodSeconds") if isinstance(tspec, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return VmSpec.of(m).grace_period if m is not None else None
 
 
 def execute(

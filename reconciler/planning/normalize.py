@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.model import JSON
+from reconciler.core.power import spec_run_strategy
 from reconciler.core.quantity import as_quantity
+from reconciler.core.vmspec import canonical_mac
 
 # Top-level metadata fields the API server or KubeVirt writes; never declared in git.
 SERVER_METADATA = frozenset({
@@ -119,12 +121,10 @@ def _strip_metadata(meta: Mapping[str, JSON]) -> dict[str, JSON]:
 
 
 def _run_strategy(spec: dict[str, JSON]) -> None:
-    running = spec.pop("running", None)
+    strategy = spec_run_strategy(spec)
+    spec.pop("running", None)
     if "runStrategy" not in spec:
-        if isinstance(running, bool):
-            spec["runStrategy"] = "Always" if running else "Halted"
-        else:
-            spec["runStrategy"] = "Halted"
+        spec["runStrategy"] = str(strategy)
 
 
 def _absent(key: str, value: JSON) -> bool:
@@ -160,11 +160,6 @@ def _value(key: str | None, value: JSON) -> JSON:
         if quantity is not None:
             return quantity
     return value
-
-
-def canonical_mac(value: str) -> str:
-    """'02-AB-...' or '02:ab:...' → '02:ab:...' (the spelling libvirt reports)."""
-    return value.lower().replace("-", ":")
 
 
 def _keyed(key: str, field: tuple[str, ...], items: list[JSON]) -> Keyed | None:

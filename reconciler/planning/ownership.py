@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.core.model import JSON, DiskFile, Manifest, ObjectKey
+from reconciler.core.vmspec import VmSpec
 from reconciler.planning.classify import Disruption
 from reconciler.planning.diff import DISK_FILE, FieldDiff, Sel
 from reconciler.planning.normalize import get_path
@@ -34,16 +35,9 @@ ClaimRefs = Mapping[ClaimKey, frozenset[ObjectKey]]
 _CLAIM_SOURCES = (("persistentVolumeClaim", "claimName"), ("dataVolume", "name"))
 
 
-def _template_names(body: Mapping[str, JSON]) -> list[tuple[str, Mapping[str, JSON]]]:
+def _template_names(m: Manifest) -> list[tuple[str, Mapping[str, JSON]]]:
     """(name, spec) of each of a VM's dataVolumeTemplates: the claims it owns."""
-    out = []
-    templates = get_path(body, ("spec", "dataVolumeTemplates"))
-    for t in templates if isinstance(templates, list) else ():
-        name = get_path(t, ("metadata", "name"))
-        spec = get_path(t, ("spec",))
-        if isinstance(name, str):
-            out.append((name, spec if isinstance(spec, Mapping) else {}))
-    return out
+    return [(t.name, t.spec) for t in VmSpec.of(m).data_volume_templates]
 
 
 def _referenced_claims(m: Manifest) -> set[str]:
@@ -53,7 +47,7 @@ def _referenced_claims(m: Manifest) -> set[str]:
         return {m.name}
     if m.kind != "VirtualMachine":
         return set()
-    names = {name for name, _ in _template_names(m.body)}
+    names = {name for name, _ in _template_names(m)}
     volumes = get_path(m.body, ("spec", "template", "spec", "volumes"))
     for vol in volumes if isinstance(volumes, list) else ():
         for source, field_name in _CLAIM_SOURCES:
@@ -68,7 +62,7 @@ def claim_depth(desired: Iterable[Manifest]) -> dict[ObjectKey, int]:
     dataVolumeTemplates declare: apply creates the owner (and so the claim) first. VMs
     that mount no such claim are 0 and left out; a cycle stops counting where it closes."""
     vms = [m for m in desired if m.kind == "VirtualMachine"]
-    owner = {(m.namespace, name): m.key for m in vms for name, _ in _template_names(m.body)}
+    owner = {(m.namespace, name): m.key for m in vms for name, _ in _template_names(m)}
     needs = {m.key: {owner[(m.namespace, c)] for c in _referenced_claims(m)
                      if owner.get((m.namespace, c), m.key) != m.key} for m in vms}
     depth: dict[ObjectKey, int] = {}
@@ -99,7 +93,7 @@ def disk_fates(m: Manifest, disks: Iterable[DiskFile],
     """Which files of the deleted VM `m` go: its own (overlay, scratch, seed, leftovers in
     its directory) and the claims it owns (dataVolumeTemplates) that no other desired or
     live object references. Everything else is kept, with the reason."""
-    owned = {name for name, _ in _template_names(m.body)}
+    owned = {name for name, _ in _template_names(m)}
     fates: dict[str, DiskFate] = {}
     for d in sorted(disks):
         if not d.exists or d.path in fates:
@@ -133,7 +127,7 @@ def blank_claims(desired: Iterable[Manifest]) -> frozenset[ClaimKey]:
     out: set[ClaimKey] = set()
     for m in desired:
         specs = ([(m.name, m.body.get("spec"))] if m.kind == "DataVolume" else
-                 _template_names(m.body) if m.kind == "VirtualMachine" else [])
+                 _template_names(m) if m.kind == "VirtualMachine" else [])
         for name, spec in specs:
             source = get_path(spec, ("source",))
             if get_path(spec, ("sourceRef",)) is None and (

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.core.model import JSON, Manifest, ObjectKey
-from reconciler.planning.normalize import canonical_mac, get_path
+from reconciler.core.vmspec import canonical_mac
+from reconciler.planning.normalize import get_path
 from reconciler.planning.plan_model import Observed
 
 

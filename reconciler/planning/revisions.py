@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from reconciler.core.model import JSON, Manifest, ObjectKey
+from reconciler.core.vmspec import VmSpec
 
 # field → (kind when `kind` is omitted, the namespaced kind)
 _REFERENCES = {
@@ -32,8 +33,7 @@ def revision_name(name: str, spec: JSON) -> str:
 
 def _referenced(vm: Manifest, field: str,
                 index: Mapping[ObjectKey, Manifest]) -> Manifest | None:
-    spec = vm.body.get("spec")
-    ref = spec.get(field) if isinstance(spec, Mapping) else None
+    ref = VmSpec.of(vm).reference(field)
     if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
         return None
     cluster_kind, namespaced_kind = _REFERENCES[field]

@@ -34,15 +34,13 @@ from typing import Any
 
 from reconciler.core.hostdisk import target
 from reconciler.core.model import JSON, Manifest, ObjectKey, PrintableStatus
-from reconciler.core.power import run_strategy, starts_on_create
+from reconciler.core.power import starts_on_create
 from reconciler.core.quantity import parse_quantity
+from reconciler.core.vmspec import VmSpec
 from reconciler.planning.normalize import get_path
 
 UNSCHEDULABLE = PrintableStatus.ERROR_UNSCHEDULABLE
 VM_KIND = "VirtualMachine"
-TEMPLATE = ("spec", "template", "spec")
-REQUIRED_TERMS = ("affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution",
-                  "nodeSelectorTerms")
 
 
 @dataclass(frozen=True)
@@ -196,8 +194,8 @@ def place(nodes: Sequence[NodeCapacity], req: Request, current: str | None = Non
 # --- what a VM asks for ---------------------------------------------------------------
 
 
-def _instancetype(vm: Manifest, refs: Mapping[ObjectKey, Manifest]) -> Mapping[str, JSON]:
-    ref = get_path(vm.body, ("spec", "instancetype"))
+def _instancetype(vm: VmSpec, refs: Mapping[ObjectKey, Manifest]) -> Mapping[str, JSON]:
+    ref = vm.reference("instancetype")
     if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
         return {}
     kind = str(ref.get("kind") or "VirtualMachineClusterInstancetype")
@@ -216,28 +214,19 @@ def request_of(vm: Manifest, refs: Mapping[ObjectKey, Manifest]) -> Request:
     """The VM's demand as KubeVirt reads it: nodeSelector (the instancetype's merged in),
     required node affinity, guest memory (from the VM or its instancetype), hostDisk
     paths, and whether it will run."""
-    tmpl = get_path(vm.body, TEMPLATE)
-    tmpl = tmpl if isinstance(tmpl, Mapping) else {}
-    itype = _instancetype(vm, refs)
+    spec = VmSpec.of(vm)
+    itype = _instancetype(spec, refs)
     selector: dict[str, str] = {}
-    for source in (itype.get("nodeSelector"), tmpl.get("nodeSelector")):
-        if isinstance(source, Mapping):
-            selector.update({str(k): str(v) for k, v in source.items()})
-    terms = get_path(tmpl, REQUIRED_TERMS)
-    memory = (get_path(tmpl, ("domain", "memory", "guest"))
-              or get_path(tmpl, ("domain", "resources", "requests", "memory"))
-              or get_path(itype, ("memory", "guest")))
-    volumes = tmpl.get("volumes")
-    host_disks = tuple(str(get_path(v, ("hostDisk", "path")))
-                       for v in (volumes if isinstance(volumes, list) else [])
-                       if isinstance(get_path(v, ("hostDisk", "path")), str))
+    itype_selector = itype.get("nodeSelector")
+    if isinstance(itype_selector, Mapping):
+        selector.update({str(k): str(v) for k, v in itype_selector.items()})
+    selector.update(spec.node_selector)  # the VM's own pairs win
     return Request(
         selector=selector,
-        terms=tuple(t for t in terms if isinstance(t, Mapping)) if isinstance(terms, list)
-        else (),
-        memory_kib=_kib(memory),
-        will_run=starts_on_create(run_strategy(vm.body)),
-        host_disks=host_disks,
+        terms=spec.required_node_terms,
+        memory_kib=_kib(spec.declared_memory or get_path(itype, ("memory", "guest"))),
+        will_run=starts_on_create(spec.run_strategy),
+        host_disks=spec.host_disk_paths,
     )
 
 

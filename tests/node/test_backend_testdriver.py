@@ -18,6 +18,7 @@ from reconciler.backends.base import Backend, BackendError
 from reconciler.backends.libvirt import LibvirtBackend
 from reconciler.core.model import ObjectKey
 from reconciler.core.sensitive import sensitive_digest
+from reconciler.core.vmspec import VmSpec
 
 KEY = ObjectKey("VirtualMachine", "default", "web")
 
@@ -131,7 +132,7 @@ def test_update_with_restart_keeps_identity_and_applies_spec(be: LibvirtBackend,
     assert "RestartRequired" not in {c.type for c in after.status.conditions}
     dom = conn.lookupByName("default_web")
     assert dom.info()[3] == 2  # vCPUs of the new incarnation
-    assert after.spec_hash == spec_hash(vm_body(cores=2))
+    assert after.spec_hash == spec_hash(VmSpec("default", "web", vm_body(cores=2)))
 
 
 def test_label_only_update_needs_no_restart(be: LibvirtBackend) -> None:

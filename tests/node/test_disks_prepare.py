@@ -133,7 +133,7 @@ def test_claim_sizes_from_datavolumes_and_templates() -> None:
     body = vm_body([], [], dataVolumeTemplates=[
         {"metadata": {"name": "dv-b"}, "spec": {"pvc": {"resources": {"requests": {"storage": "512Mi"}}}}},
     ])  # fmt: skip
-    assert claim_sizes(body, [dv]) == {"dv-a": 2 * 1024 * MiB, "dv-b": 512 * MiB}
+    assert claim_sizes(vm_of(body), [dv]) == {"dv-a": 2 * 1024 * MiB, "dv-b": 512 * MiB}
 
 
 def test_datavolume_volume_uses_claim_layout(storage: NodeStorage) -> None:
@@ -147,7 +147,7 @@ def test_datavolume_volume_uses_claim_layout(storage: NodeStorage) -> None:
             }
         ],
     )
-    prepared = prepare_disks(vm_of(body), IDENT, storage, sizes=claim_sizes(body))
+    prepared = prepare_disks(vm_of(body), IDENT, storage, sizes=claim_sizes(vm_of(body)))
     assert prepared.disks[0].path.endswith("/ns1/claims/vm1-root.qcow2")
     assert info(prepared.disks[0].path, "qcow2")["virtual-size"] == 32 * MiB
 
@@ -515,9 +515,9 @@ def test_datavolume_import_sources_are_refused_not_blanked() -> None:
                  "storage": {"resources": {"requests": {"storage": "1Gi"}}}}},
         SourceRef("dv.yaml"))
     with pytest.raises(VirtsyncError, match=r"spec\.source\.http: the libvirt backend cannot"):
-        claim_sizes({}, [dv])
+        claim_sizes(VmSpec("ns", "vm", {}), [dv])
     blank = Manifest("cdi.kubevirt.io/v1beta1", "DataVolume", "ns", "data", {
         "spec": {"source": {"blank": {}},
                  "storage": {"resources": {"requests": {"storage": "1Gi"}}}}},
         SourceRef("dv.yaml"))
-    assert claim_sizes({}, [blank]) == {"data": 1024**3}
+    assert claim_sizes(VmSpec("ns", "vm", {}), [blank]) == {"data": 1024**3}

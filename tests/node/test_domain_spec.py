@@ -8,7 +8,8 @@ import pytest
 from domain_cases import FULL, KERNEL, vm_body
 
 from reconciler.core.model import VirtsyncError
-from reconciler.core.vmspec import VmSpec, parse_quantity
+from reconciler.core.quantity import byte_size
+from reconciler.core.vmspec import VmSpec
 
 
 def test_full_case_reads_every_field() -> None:
@@ -56,7 +57,7 @@ def test_kernel_boot() -> None:
      (2048, 2048)],
 )  # fmt: skip
 def test_quantities(text: Any, expected: int) -> None:
-    assert parse_quantity(text, ("x",)) == expected
+    assert byte_size(text, ("x",)) == expected
 
 
 @pytest.mark.parametrize(

@@ -200,7 +200,7 @@ def prepare(
     key = ObjectKey("VirtualMachine", vm.namespace, vm.name)
     ident = node.identities.ensure(key, vm)
     prepared = prepare_disks(
-        vm, ident, node.storage, sizes=claim_sizes(body), fresh_scratch=fresh_scratch
+        vm, ident, node.storage, sizes=claim_sizes(vm), fresh_scratch=fresh_scratch
     )
     nics = resolve_interfaces(vm, ident, node.networks)
     owner = OwnerMetadata(vm.namespace, vm.name, source_revision="test", spec_hash="test")
