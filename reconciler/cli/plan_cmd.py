@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validate without the content-hash cache")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     try:
         if args.base is None:
             plan = plan_from_host(args.path, prune=args.prune)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     _github_step_summary(plan)
     if plan.empty:
         return ExitCode.OK
-    return ExitCode.CHANGES if args.detailed_exitcode else ExitCode.ERROR
+    return ExitCode.CHANGES if args.detailed_exitcode else ExitCode.FINDINGS
 
 
 def _git_mode(args: argparse.Namespace) -> Plan:
