@@ -19,7 +19,7 @@ import hashlib
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -68,6 +68,7 @@ from reconciler.tree.loader import (
     read_source,
 )
 from reconciler.tree.positions import locate
+from reconciler.tree.watchpoints import WatchPoint, names_a_ref, outside_git_dir
 from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
 
 Stat = tuple[int, int, int]
@@ -145,26 +146,6 @@ def check_files(jobs: Sequence[tuple[str, str, bytes, Stat | None]]) -> Iterator
     budget = AliasBudget.for_run()
     for job in jobs:
         yield _check(job, budget)
-
-
-@dataclass(frozen=True)
-class WatchPoint:
-    """A folder to watch for file events, and which of its paths can change the tree."""
-
-    folder: Path
-    recursive: bool
-    relevant: Callable[[str], bool]
-
-
-def _outside_git_dir(path: str) -> bool:
-    return not (f"{os.sep}.git{os.sep}" in path or path.endswith(f"{os.sep}.git"))
-
-
-def _names_a_ref(path: str) -> bool:
-    """On a git directory only HEAD, refs and packed-refs matter (never lock files)."""
-    name = os.path.basename(path)
-    return not name.endswith(".lock") and (
-        name in ("HEAD", "packed-refs") or f"{os.sep}refs{os.sep}" in path)
 
 
 class DesiredTree:
@@ -345,7 +326,7 @@ class WorkdirTree(DesiredTree):
         return self.refresh_all() if count is None else count
 
     def watch_points(self) -> list[WatchPoint]:
-        return [WatchPoint(self.real_root, not self.is_file, _outside_git_dir)]
+        return [WatchPoint(self.real_root, not self.is_file, outside_git_dir)]
 
     def text_of(self, display: str) -> str:
         absolute = self._absolute.get(display)
@@ -465,7 +446,7 @@ class GitTree(DesiredTree):
         self.commit = ""
 
     def watch_points(self) -> list[WatchPoint]:
-        return [WatchPoint(d, True, _names_a_ref) for d in git_dirs(self.repo)]
+        return [WatchPoint(d, True, names_a_ref) for d in git_dirs(self.repo)]
 
     def revision(self) -> str:
         return self.commit

@@ -7,7 +7,8 @@
 
 Each file is parsed once per read, and a tree kept open (`open_tree`, then `refresh`)
 re-parses only what changed. `plan --base` reads only the files that differ between its
-two sides (reconciler.planning.gitplan), which a whole-tree read would defeat.
+two sides, which a whole-tree read would defeat: it asks `FileVersions` for them, each
+version parsed once (reconciler.planning.gitplan).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Protocol
 
 from reconciler.core.model import ObjectKey
 from reconciler.tree.desired import Desired, InvalidSource
-from reconciler.tree.desired_state import GitTree, Snapshot, WatchPoint, WorkdirTree, changed_keys
+from reconciler.tree.desired_state import GitTree, Snapshot, WorkdirTree, changed_keys
+from reconciler.tree.versions import FileVersions
+from reconciler.tree.watchpoints import WatchPoint
 
-__all__ = ["Desired", "InvalidSource", "Snapshot", "TreeSource", "WatchPoint", "changed_keys",
-           "open_tree", "read_desired", "read_tree"]
+__all__ = ["Desired", "FileVersions", "InvalidSource", "Snapshot", "TreeSource", "WatchPoint",
+           "changed_keys", "open_tree", "read_desired", "read_tree"]
 
 
 class TreeSource(Protocol):
