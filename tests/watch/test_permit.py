@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from plan.plan_helpers import plan_of, vm
+from watch_helpers import make_rig
 
 from reconciler.execute.apply import ApplyOptions
 from reconciler.execute.inventory import Inventory, InventoryEntry
@@ -54,3 +58,24 @@ def test_the_permit_says_why_deletions_did_not_run() -> None:
     assert sorted(k.name for k in skipped.skipped) == ["b", "c"] and not skipped.capped
     assert sorted(k.name for k in deferred.deferred) == ["b", "c"] and not deferred.skipped
     assert (sorted(k.name for k in capped.capped), capped.cap) == (["b", "c"], 1)
+
+
+def test_a_refused_change_is_not_adopted_into_a_lost_inventory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the inventory is lost, what matches git is adopted again; a VM whose change
+    was refused does not match git and must not be recorded as applied from it."""
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    rig = make_rig(tmp_path, vms=2, run="Always")
+    try:
+        first = rig.make_watcher()
+        first.startup()
+        first.close()
+        for f in (rig.state / "inventory").glob("*.json"):
+            f.unlink()
+        rig.write_vm("vm0", run="Always", cores=2)  # restart class: refused
+        w = rig.make_watcher()
+        report = w.startup()
+        assert [r.key.name for r in report.refusals] == ["vm0"]
+        assert sorted(k.name for k in w.inventory.entries) == ["local", "vm1"]
+    finally:
+        rig.cleanup()
