@@ -322,7 +322,7 @@ class WorkdirTree(DesiredTree):
         self._absolute: dict[str, Path] = {}
 
     def refresh(self, paths: Collection[str] | None = None) -> int:
-        count = self.refresh_paths(paths) if paths else None
+        count = self.refresh_paths(paths) if paths is not None else None
         return self.refresh_all() if count is None else count
 
     def watch_points(self) -> list[WatchPoint]:
