@@ -125,19 +125,25 @@ def check_bytes(content: bytes, display: str, *, ignore_unknown: bool = False,
                       loaded.manifests if keep_manifests else ())
 
 
-# A worker process's share of the run's alias budget (set by _init_worker).
+# A worker process's share of the run's alias budget (set by init_worker).
 _worker_budget: AliasBudget | None = None
 
 
-def _init_worker(share: int) -> None:
+def init_worker(share: int) -> None:
+    """A worker process's initializer: its share of the run's alias budget."""
     global _worker_budget
     _worker_budget = AliasBudget(share, "run")
+
+
+def worker_budget() -> AliasBudget | None:
+    """This worker's share of the run's alias budget (None outside a worker)."""
+    return _worker_budget
 
 
 def _check_source(job: tuple[SourceFile, bool, bool]) -> FileReport:
     src, ignore_unknown, keep = job
     return check_bytes(read_source(src), src.display, ignore_unknown=ignore_unknown,
-                       keep_manifests=keep, run_budget=_worker_budget)
+                       keep_manifests=keep, run_budget=worker_budget())
 
 
 def _cacheable(report: FileReport) -> bool:
@@ -255,7 +261,7 @@ def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_un
         jobs = [(s, ignore_unknown, keep) for s in todo]
         # fork: workers inherit compiled schemas; no re-import per worker.
         with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
-                                 initializer=_init_worker,
+                                 initializer=init_worker,
                                  initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers,)) as pool:
             yield from pool.map(_check_source, jobs, chunksize=64)
         return

@@ -3,10 +3,11 @@
     NAME: str                      # the subcommand word
     HELP: str                      # one line for `virtsync --help`
     def add_arguments(p: argparse.ArgumentParser) -> None
-    def run(args: argparse.Namespace) -> int   # the exit code
+    def run(args: argparse.Namespace) -> ExitCode   # reconciler.core.model.ExitCode
 
 and is listed in SUBCOMMANDS below (imported lazily so `virtsync validate` never pays
-for libvirt). Exit codes: 0 ok, 1 findings/changes, 2 usage or internal error.
+for libvirt). Exit codes (`ExitCode`): 0 ok, 1 findings/changes, 2 usage or internal
+error, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from reconciler import __version__
-from reconciler.core.model import VirtsyncError
+from reconciler.core.model import ExitCode, VirtsyncError
 
 # subcommand word → module, relative to this package (the wheel installs it as
 # virtsync.reconciler.cli: tools/build_backend/virtsync_build.py rewrites imports, not strings)
@@ -36,11 +37,6 @@ SUBCOMMANDS: dict[str, str] = {
     "agent": ".agent_cmd",
     "watch": ".watch_cmd",
 }
-
-EXIT_OK = 0
-EXIT_FINDINGS = 1
-EXIT_ERROR = 2
-
 
 def _module(name: str) -> ModuleType:
     return importlib.import_module(SUBCOMMANDS[name], __package__)
@@ -67,7 +63,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # an ExitCode, or argparse's
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(first if first in SUBCOMMANDS else None)
@@ -77,21 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.FAILED
     try:
-        return int(args._run(args))
+        code: ExitCode = args._run(args)
+        return code
     except VirtsyncError as exc:
         sys.stderr.write(exc.details)
         print(f"virtsync: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.FAILED
     except KeyboardInterrupt:
         print("virtsync: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception:  # an internal bug: say so plainly, keep the traceback for the report
         traceback.print_exc()
         print("virtsync: internal error (a bug in virtsync; please report it)",
               file=sys.stderr)
-        return EXIT_ERROR
+        return ExitCode.FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,7 +16,7 @@ from types import FrameType
 
 from reconciler.backends.base import Backend, NodeAgent
 from reconciler.cli.common import add_scope_argument, open_backend
-from reconciler.core.model import VirtsyncError
+from reconciler.core.model import ExitCode, VirtsyncError
 from reconciler.planning.reconcile import load_desired
 
 NAME = "agent"
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_scope_argument(p, "enforce run strategies on")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     desired = load_desired([args.path])
     # The backend's scope already covers every installation when asked to.
     with open_backend(desired, args, every_installation=args.all_installations) as backend:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         for agent in agents:
             agent.stop()
     print("virtsync agent: stopped", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def _start_agents(backend: Backend) -> list[NodeAgent]:

@@ -17,14 +17,17 @@ from reconciler.backends.base import Backend
 from reconciler.cli.common import (
     add_backend_arguments,
     add_change_permission_arguments,
+    apply_options,
     open_backend,
     progress_reporter,
 )
 from reconciler.core.model import ApplyWord, ExitCode
 from reconciler.core.statedir import state_dir
-from reconciler.execute.apply import ApplyOptions, Outcome, describe_refusals, execute, gate
+from reconciler.execute.apply import Outcome, describe_refusals, gate
 from reconciler.execute.cycle import (
     DEFAULT_PRUNE_FRACTION,  # noqa: F401  (kept importable from here)
+    Run,
+    apply_changes,
     new_journal,
     plan_cycle,
     prune_refusal,
@@ -57,11 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_backend_arguments(p)
 
 
-def run(args: argparse.Namespace) -> int:
-    options = ApplyOptions(allow_restart=args.allow_restart,
-                           allow_data_loss=args.allow_data_loss,
-                           force_stop=args.force_stop, prune=args.prune,
-                           grace_period=args.grace_period)
+def run(args: argparse.Namespace) -> ExitCode:
+    options = apply_options(args)
     state = state_dir()
     with StateLock(state), ExitStack() as opened:
         desired = load_desired([args.path])
@@ -71,21 +71,21 @@ def run(args: argparse.Namespace) -> int:
                   f"{entry.key}; converging from live state", file=sys.stderr)
         backend = opened.enter_context(open_backend(desired, args))
         inventory = Inventory.load(state, source_id(desired.root))
-        plan, _observation = plan_cycle(desired, backend, inventory, prune=args.prune)
+        plan, _observation = plan_cycle(desired, backend, inventory, prune=options.prune)
         if args.plan:
             # Rule 15: the file only pins the plan; what runs (and what the gates below
             # judge) is the plan re-derived here, executed only if the file equals it.
             check_saved_plan(read_plan_document(Path(args.plan)), plan,
                              inventory.entries.keys(), args.plan)
 
-        capped = prune_refusal(plan, inventory, args.max_prune) if args.prune else None
+        capped = prune_refusal(plan, inventory, options.max_prune) if options.prune else None
         if capped:
             print(capped, file=sys.stderr)
-            return ExitCode.ERROR
+            return ExitCode.FINDINGS
         refusals = gate(plan, desired.by_key, options)
         if refusals:
             print(describe_refusals(refusals), file=sys.stderr)
-            return ExitCode.ERROR
+            return ExitCode.FINDINGS
         if plan.empty:
             record(state, inventory, desired, [])
             _settle(state, backend, earlier, [])
@@ -94,22 +94,17 @@ def run(args: argparse.Namespace) -> int:
         if sys.stdin.isatty() and sys.stdout.isatty() and not args.auto_approve:
             if not _confirm(plan, args):
                 print("Apply cancelled; nothing was changed.", file=sys.stderr)
-                return ExitCode.ERROR
+                return ExitCode.FINDINGS
 
-        journal = new_journal(state)
         with progress_reporter(len(plan.changes)) as report:
-            outcomes = execute(plan, backend, desired.by_key, revision=desired.revision,
-                               journal=journal, options=options,
-                               delete_disks=lambda k: inventory.entries[k].delete_disks
-                               if k in inventory.entries else False,
-                               report=report)
-        record(state, inventory, desired, outcomes)
+            outcomes, _ = apply_changes(Run(state, backend, new_journal(state), options, report),
+                                        plan.changes, desired, desired.by_key, inventory)
         _settle(state, backend, earlier, outcomes)
     failed = [o for o in outcomes if o.failed]
     counts = {w: sum(1 for o in outcomes if o.word is w) for w in SUMMARY_WORDS}
     summary = ", ".join(f"{n} {w}" for w, n in counts.items() if n)
     print(f"Apply complete: {summary}.", file=sys.stderr)
-    return ExitCode.ERROR if failed else ExitCode.OK
+    return ExitCode.FINDINGS if failed else ExitCode.OK
 
 
 def _settle(state: Path, backend: Backend, earlier: list[JournalEntry],

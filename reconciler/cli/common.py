@@ -12,7 +12,7 @@ from reconciler.backends import registry
 from reconciler.backends.base import Backend
 from reconciler.core.model import ApplyWord, Manifest
 from reconciler.core.statedir import installation_id, state_dir
-from reconciler.execute.apply import Outcome
+from reconciler.execute.apply import ApplyOptions, Outcome
 from reconciler.execute.inventory import managed_keys
 from reconciler.planning.reconcile import Desired
 
@@ -46,6 +46,13 @@ def add_change_permission_arguments(p: argparse.ArgumentParser, *, what_left: st
     p.add_argument("--grace-period", type=int, metavar="S",
                    help="seconds to wait for a graceful shutdown (default: the VM's "
                         "terminationGracePeriodSeconds)")
+
+
+def apply_options(args: argparse.Namespace) -> ApplyOptions:
+    """The flags `add_change_permission_arguments` added, as `apply` and `watch` take them."""
+    return ApplyOptions(allow_restart=args.allow_restart, allow_data_loss=args.allow_data_loss,
+                        force_stop=args.force_stop, prune=args.prune,
+                        max_prune=args.max_prune, grace_period=args.grace_period)
 
 
 def add_scope_argument(p: argparse.ArgumentParser, what: str) -> None:

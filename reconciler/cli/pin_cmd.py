@@ -42,6 +42,7 @@ from reconciler.core.fsutil import write_atomic
 from reconciler.core.model import (
     KUBEVIRT_GROUP,
     VIRTSYNC_GROUP,
+    ExitCode,
     Manifest,
     ObjectKey,
     VirtsyncError,
@@ -300,7 +301,7 @@ def edit_file(
 # -- command --------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     sources, findings = find_yaml_files(args.paths)
     loaded: list[tuple[Path, str, LoadedFile, bytes]] = []
     for src in sources:
@@ -313,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
         for f in errors:
             print(f.as_text(), file=sys.stderr)
         print("virtsync pin: nothing written (fix the errors above first)", file=sys.stderr)
-        return 2
+        return ExitCode.FAILED
 
     manifests = [m for _, _, lf, _ in loaded for m in lf.manifests]
     stores = [IdentityStore(d) for d in storage_dirs(manifests, args.storage_dir)]
@@ -344,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
             )
         print("virtsync pin: nothing written; pass --force to overwrite those pins",
               file=sys.stderr)  # fmt: skip
-        return 1
+        return ExitCode.FINDINGS
     for e in edits:
         if e.new_text is not None:
             write_atomic(e.path, e.new_text.encode("utf-8"),
@@ -353,4 +354,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"{ch.file}:{ch.line}: {ch.vm}: {ch.field} = {ch.value}")
     written = sum(1 for e in edits if e.new_text is not None)
     print(f"virtsync pin: {written} file(s) changed", file=sys.stderr)
-    return 0
+    return ExitCode.OK

@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validate without the content-hash cache")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     try:
         if args.base is None:
             if args.target is not None:
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     _github_step_summary(plan)
     if plan.empty:
         return ExitCode.OK
-    return ExitCode.CHANGES if args.detailed_exitcode else ExitCode.ERROR
+    return ExitCode.CHANGES if args.detailed_exitcode else ExitCode.FINDINGS
 
 
 def _git_mode(args: argparse.Namespace) -> Plan:

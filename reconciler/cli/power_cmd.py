@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from reconciler.cli.common import open_backend
-from reconciler.core.model import DEFAULT_NAMESPACE, ObjectKey, VirtsyncError
+from reconciler.core.model import DEFAULT_NAMESPACE, ExitCode, ObjectKey, VirtsyncError
 from reconciler.core.power import RunStrategy, run_strategy
 from reconciler.planning.reconcile import load_desired
 
@@ -40,7 +40,7 @@ def key_of(args: argparse.Namespace) -> ObjectKey:
     return ObjectKey("VirtualMachine", namespace or DEFAULT_NAMESPACE, name)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     verb = str(args.command)
     key = key_of(args)
     desired = load_desired([args.path])
@@ -59,4 +59,4 @@ def run(args: argparse.Namespace) -> int:
         else:
             backend.restart(key, grace_period=args.grace_period, force=args.force)
     print(f"{key} {dict(start='started', stop='stopped', restart='restarted')[verb]}")
-    return 0
+    return ExitCode.OK

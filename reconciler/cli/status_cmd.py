@@ -9,6 +9,7 @@ import time
 
 from reconciler.backends.base import LiveObject
 from reconciler.cli.common import add_scope_argument, open_backend
+from reconciler.core.model import ExitCode
 from reconciler.core.statedir import state_dir
 from reconciler.execute.inventory import Inventory, source_id
 from reconciler.planning.reconcile import load_desired, observe, plan_live
@@ -36,7 +37,7 @@ def _age(created: float | None, now: float) -> str:
     return f"{s}s"
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     desired = load_desired([args.path])
     with open_backend(desired, args, every_installation=args.all_installations) as backend:
         observation = observe(backend)
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     now = time.time()
     if args.output == "json":
         print(json.dumps([_row_json(o, o.key in drifted) for o in rows], indent=2))
-        return 0
+        return ExitCode.OK
     header = ("NAMESPACE", "NAME", "NODE", "STATUS", "READY", "AGE", "REVISION", "DRIFT")
     table = [header] + [
         (o.key.namespace, o.key.name, o.node or "<none>", o.status.printable_status,
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"{len(missing)} VM(s) in git not created yet: run `virtsync apply`",
               file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def _row_json(o: LiveObject, drift: bool) -> dict[str, object]:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from reconciler.check.validate import ValidationReport, validate_paths
-from reconciler.core.model import Finding
+from reconciler.core.model import ExitCode, Finding
 
 NAME = "validate"
 HELP = "Check VM specs: YAML safety, JSON Schema and semantic rules, with file:line errors."
@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="do not read or write the content-hash cache")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     report = validate_paths(args.paths, ignore_unknown=args.ignore_unknown,
                             use_cache=not args.no_cache)
     fmt = args.format
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     out = {"text": render_text, "json": render_json, "github": render_github}[fmt](report)
     if out:
         sys.stdout.write(out)
-    return 0 if report.valid else 1
+    return ExitCode.OK if report.valid else ExitCode.FINDINGS
 
 
 def render_text(report: ValidationReport) -> str:

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from types import FrameType
 
 from reconciler.backends.base import Backend
-from reconciler.cli.common import add_change_permission_arguments
-from reconciler.core.model import Manifest, VirtsyncError
+from reconciler.cli.common import add_change_permission_arguments, apply_options
+from reconciler.core.model import ExitCode, Manifest, VirtsyncError
 from reconciler.core.statedir import state_dir
-from reconciler.execute.apply import ApplyOptions
 from reconciler.execute.lock import StateLock
 
 NAME = "watch"
@@ -59,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    default="info", help="least severe log level written (default: info)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     from reconciler.cli.common import make_backend
     from reconciler.watch.logs import JsonLogger
     from reconciler.watch.metrics import WatchMetrics
@@ -70,11 +69,8 @@ def run(args: argparse.Namespace) -> int:
     options = WatchOptions(
         path=args.path, git=bool(args.git or args.git_ref), git_ref=args.git_ref or "HEAD",
         interval=args.interval, debounce=args.debounce, max_delay=max(1.0, args.debounce * 10),
-        prune=args.prune, max_prune=args.max_prune,
-        apply=ApplyOptions(allow_restart=args.allow_restart,
-                           allow_data_loss=args.allow_data_loss, force_stop=args.force_stop,
-                           prune=args.prune, grace_period=args.grace_period),
-        agent=not args.no_agent, agent_every_installation=args.all_installations,
+        apply=apply_options(args), agent=not args.no_agent,
+        agent_every_installation=args.all_installations,
     )
     log = JsonLogger(level=args.log_level)
     metrics = WatchMetrics() if args.metrics_port is not None else None
@@ -101,4 +97,4 @@ def run(args: argparse.Namespace) -> int:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-    return 0
+    return ExitCode.OK

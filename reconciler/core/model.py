@@ -104,12 +104,17 @@ class PrintableStatus(StrEnum):
 
 
 class ExitCode(IntEnum):
-    """Process exit codes; with `plan --detailed-exitcode` (Terraform's), CHANGES means
-    the plan is not empty."""
+    """Process exit codes, as docs/ and `virtsync --help` list them (kubectl's convention):
+    0 done, 1 not clean, 2 error; 130 interrupted. `plan --detailed-exitcode` uses
+    Terraform's instead: 0 no changes, 2 changes (CHANGES), 1 error (ERROR); those two
+    names are aliases of the same numbers."""
 
-    OK = 0
-    ERROR = 1
-    CHANGES = 2
+    OK = 0  # valid, no changes, applied; watch and agent: stopped by a signal
+    FINDINGS = 1  # validate: invalid; plan: changes; apply: refused or failed; pin: differs
+    FAILED = 2  # usage, input or internal error: nothing done (watch: cannot start)
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    ERROR = 1  # plan --detailed-exitcode: an error
+    CHANGES = 2  # plan --detailed-exitcode: the plan is not empty
 
 
 def api_group(api_version: str) -> str:

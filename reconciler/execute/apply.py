@@ -8,7 +8,7 @@ words, and carrying on with the independent actions when one fails.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.backends.base import Backend
@@ -27,6 +27,7 @@ class ApplyOptions:
     allow_data_loss: bool = False
     force_stop: bool = False
     prune: bool = False
+    max_prune: int | None = None  # None: the default cap (cycle.prune_cap)
     grace_period: int | None = None
 
 
@@ -97,7 +98,7 @@ def _grace(m: Manifest | None, options: ApplyOptions) -> int | None:
 
 
 def execute(
-    plan: Plan,
+    changes: Iterable[ObjectChange],
     backend: Backend,
     desired: Mapping[ObjectKey, Manifest],
     *,
@@ -106,10 +107,14 @@ def execute(
     options: ApplyOptions,
     delete_disks: Callable[[ObjectKey], bool],
     report: Callable[[Outcome], None] = lambda o: None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> list[Outcome]:
-    """Run the plan's actions in plan order. Refusals must have been checked by `gate`."""
+    """Run a plan's actions in plan order; once `stop()` says so, the action in progress
+    finishes and the rest are left. Refusals must have been checked by `gate`."""
     outcomes: list[Outcome] = []
-    for change in plan.changes:
+    for change in changes:
+        if stop():
+            break
         outcome = _execute_one(change, backend, desired, revision, journal, options,
                                delete_disks)
         outcomes.append(outcome)

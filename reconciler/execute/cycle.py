@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from reconciler.backends.base import Backend, Observation
-from reconciler.core.model import ApplyWord, ObjectKey, VirtsyncError
-from reconciler.execute.apply import Outcome
+from reconciler.core.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
+from reconciler.execute.apply import ApplyOptions, Outcome, execute
 from reconciler.execute.inventory import Inventory
 from reconciler.execute.journal import Journal, JournalEntry, resolve
 from reconciler.planning.ownership import claim_users
-from reconciler.planning.plan_model import Plan
+from reconciler.planning.plan_model import ObjectChange, Plan
 from reconciler.planning.reconcile import Desired, observe, observe_live, plan_live
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
@@ -115,6 +116,36 @@ def settle(state: Path, backend: Backend, earlier: Sequence[JournalEntry],
     return len(done), swept
 
 
+@dataclass(frozen=True)
+class Run:
+    """What executing changes needs besides the changes: one per `apply`, one per
+    `watch` process (its journal spans every cycle)."""
+
+    state: Path
+    backend: Backend
+    journal: Journal
+    options: ApplyOptions
+    report: Callable[[Outcome], None] = lambda o: None
+    stop: Callable[[], bool] = lambda: False  # leave the rest after the action in progress
+
+
+def apply_changes(run: Run, changes: Sequence[ObjectChange], desired: Desired,
+                  refs: Mapping[ObjectKey, Manifest], inventory: Inventory, *,
+                  planned: Sequence[ObjectChange] = ()) -> tuple[list[Outcome], Inventory]:
+    """Execute `changes` in order, then record the inventory (no write when unchanged,
+    rule 12). `refs`: the whole tree, where instancetypes and preferences are looked up.
+    A change of `planned` that did not run (refused, or left by a stop) is not adopted
+    as applied."""
+    entries = inventory.entries
+    outcomes = execute(changes, run.backend, refs, revision=desired.revision,
+                       journal=run.journal, options=run.options,
+                       delete_disks=lambda k: entries[k].delete_disks if k in entries else False,
+                       report=run.report, stop=run.stop)
+    ran = {o.key for o in outcomes}
+    held = [Outcome(c.key, ApplyWord.NOT_RUN) for c in [*changes, *planned] if c.key not in ran]
+    return outcomes, record(run.state, inventory, desired, [*outcomes, *held])
+
+
 def new_journal(state: Path) -> Journal:
     return Journal(state, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" +
                    uuid.uuid4().hex[:8])
@@ -148,5 +179,6 @@ def record(state: Path, inventory: Inventory, desired: Desired,
            outcomes: Sequence[Outcome]) -> Inventory:
     """Update and save the inventory; an unchanged one makes no write (rule 12)."""
     new = updated_inventory(inventory, desired, outcomes)
-    new.save(state)  # save() itself skips a byte-identical file
+    if new is not inventory:  # updated_inventory returns it as is when unchanged
+        new.save(state)  # save() itself skips a byte-identical file too
     return new

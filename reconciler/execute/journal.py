@@ -77,12 +77,13 @@ class Journal:
 
     def __init__(self, state: Path, run: str) -> None:
         self.dir = state / "journal"
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.run = run
         self.path = self.dir / f"{run}.jsonl"
         self._seq = 0
 
     def _append(self, entry: JournalEntry) -> None:
+        if self._seq == 1 and entry.phase == "intent":  # a run without actions writes nothing
+            self.dir.mkdir(parents=True, exist_ok=True)
         _append(self.path, entry)
 
     def intent(self, action: str, key: ObjectKey, detail: str = "") -> int:

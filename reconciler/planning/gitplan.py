@@ -15,12 +15,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from reconciler.check.validate import ValidationReport, validate_paths
 from reconciler.core.hostdisk import CLUSTER_KIND
-from reconciler.core.model import KNOWN_KINDS, Finding, Manifest, ObjectKey, VirtsyncError
+from reconciler.core.model import Finding, Manifest, ObjectKey, VirtsyncError
 from reconciler.planning.classify import ClassificationProfile
 from reconciler.planning.plan import make_plan
 from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
@@ -30,14 +29,13 @@ from reconciler.tree.gitsource import (
     TreeEntry,
     blob_sha,
     clean_index_blobs,
-    display_path,
     entry_map,
     list_tree,
-    read_blobs,
     relative_to_root,
     repo_root,
 )
-from reconciler.tree.loader import SourceFile, load_bytes, read_source
+from reconciler.tree.loader import SourceFile, read_source
+from reconciler.tree.source import FileVersions
 
 
 @dataclass(frozen=True)
@@ -66,40 +64,8 @@ class _HeadFile:
         return read_source(SourceFile(self.display, Path(self.absolute)))
 
 
-class _Parses:
-    """Known manifests per (display path, blob id): each file version parsed once."""
-
-    def __init__(self) -> None:
-        self._known: dict[tuple[str, str], tuple[Manifest, ...]] = {}
-        self.warnings: list[str] = []
-
-    def seed(self, display: str, blob: str, manifests: tuple[Manifest, ...]) -> None:
-        self._known[(display, blob)] = manifests
-
-    def manifests(self, display: str, blob: str, read: Callable[[], bytes], *,
-                  base: bool = False) -> tuple[Manifest, ...]:
-        key = (display, blob)
-        if key not in self._known:
-            loaded = load_bytes(read(), display)
-            errors = [f for f in loaded.findings if f.severity == "error"]
-            if base and errors:
-                # The base may be broken (a pull request can fix it): its objects in
-                # this file are unknown, so they show as created. Say so, not fail.
-                first = errors[0]
-                self.warnings.append(f"base revision: {first.file}:{first.line}: "
-                                     f"{first.message}")
-            self._known[key] = tuple(m for m in loaded.manifests if _known(m))
-        return self._known[key]
-
-    def head(self, files: Iterable[_HeadFile]) -> list[Manifest]:
-        return [m for f in files for m in self.manifests(f.display, f.blob, f.read)]
-
-    def base(self, root: Path, entries: Sequence[TreeEntry]) -> list[Manifest]:
-        todo = [e for e in entries if (display_path(root, e.path), e.sha) not in self._known]
-        blobs = read_blobs(root, (e.sha for e in todo))
-        return [m for e in entries
-                for m in self.manifests(display_path(root, e.path), e.sha,
-                                        partial(blobs.__getitem__, e.sha), base=True)]
+def _head(parses: FileVersions, files: Iterable[_HeadFile]) -> list[Manifest]:
+    return [m for f in files for m in parses.manifests(f.display, f.blob, f.read)]
 
 
 # Chooses the rules from the work tree's Cluster objects (its backend and settings).
@@ -126,11 +92,10 @@ def plan_from_git(path: str, base: str | None, *,
     base_tree = list_tree(root, base, sub)
     base_map = entry_map(base_tree)
     head = _head_files(report, root, sub)
-    parses = _Parses()
+    parses = FileVersions()
     for f in head:
         if f.display in report.parsed:
-            parses.seed(f.display, f.blob,
-                        tuple(m for m in report.parsed[f.display] if _known(m)))
+            parses.seed(f.display, f.blob, report.parsed[f.display])
     if not isinstance(profile, ClassificationProfile):
         profile = profile(_cluster_objects(report, parses, head))
 
@@ -141,8 +106,8 @@ def plan_from_git(path: str, base: str | None, *,
     unchanged_keys = frozenset(key for ref, key in report.objects
                                if ref.file not in changed_paths)
 
-    desired = parses.head(changed)
-    live = [Observed(m) for m in parses.base(root, base_changed) if m.key not in unchanged_keys]
+    desired = _head(parses, changed)
+    live = [Observed(m) for m in parses.at_revision(root, base_changed) if m.key not in unchanged_keys]
     if profile.vms_follow_references:
         desired, live, unchanged_keys = _instancetype_dependents(
             parses, root, head, base_tree.entries, desired, live, unchanged_keys)
@@ -166,16 +131,12 @@ def _fingerprints(root: Path, sub: str, base: str, base_tree: GitListing,
     )
 
 
-def _cluster_objects(report: ValidationReport, parses: _Parses,
+def _cluster_objects(report: ValidationReport, parses: FileVersions,
                      head: Sequence[_HeadFile]) -> list[Manifest]:
     """The work tree's Cluster objects, parsing only the files that hold one."""
     files = {ref.file for ref, key in report.objects if key.kind == CLUSTER_KIND}
-    return [m for m in parses.head(f for f in head if f.display in files)
+    return [m for m in _head(parses, (f for f in head if f.display in files))
             if m.kind == CLUSTER_KIND]
-
-
-def _known(m: Manifest) -> bool:
-    return m.kind in KNOWN_KINDS.get(m.group, frozenset())
 
 
 def _head_files(report: ValidationReport, root: Path, sub: str) -> list[_HeadFile]:
@@ -199,7 +160,8 @@ def _head_files(report: ValidationReport, root: Path, sub: str) -> list[_HeadFil
 
 
 def _instancetype_dependents(
-    parses: _Parses, root: Path, head: Sequence[_HeadFile], base_entries: Sequence[TreeEntry],
+    parses: FileVersions, root: Path, head: Sequence[_HeadFile],
+    base_entries: Sequence[TreeEntry],
     desired: list[Manifest], live: list[Observed], unchanged: frozenset[ObjectKey],
 ) -> tuple[list[Manifest], list[Observed], frozenset[ObjectKey]]:
     """On libvirt, VMs follow their instancetype/preference (apply pins a content-hash
@@ -209,9 +171,9 @@ def _instancetype_dependents(
                     | {o.key for o in live if o.key.kind in REFERENCED_KINDS})
     if not changed_refs:
         return desired, live, unchanged
-    head_index: Mapping[ObjectKey, Manifest] = {m.key: m for m in parses.head(head)}
+    head_index: Mapping[ObjectKey, Manifest] = {m.key: m for m in _head(parses, head)}
     base_index: Mapping[ObjectKey, Manifest] = {m.key: m
-                                                for m in parses.base(root, base_entries)}
+                                                for m in parses.at_revision(root, base_entries)}
     affected = dependents(changed_refs, head_index) | dependents(changed_refs, base_index)
     have_desired = {m.key for m in desired}
     have_live = {o.key for o in live}

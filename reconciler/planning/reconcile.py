@@ -9,17 +9,11 @@ live − desired (rule 4), and objects without virtsync's owner marker are not t
 
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import replace
 
 from reconciler.backends.base import Backend, LiveObject, Observation
-from reconciler.check.validate import validate_paths
 from reconciler.core.model import (
-    JSON,
     Manifest,
     ObjectKey,
     PrintableStatus,
@@ -33,59 +27,24 @@ from reconciler.planning.ownership import ClaimRefs, claim_users
 from reconciler.planning.plan import make_plan
 from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
 from reconciler.planning.plan_pairing import pair
-from reconciler.planning.revisions import with_revisions
 from reconciler.planning.schedule import Placement, schedule
+
+# The desired side is the tree library's; named here too, where planning always had it.
+from reconciler.tree.desired import Desired as Desired
+from reconciler.tree.desired import InvalidSource as InvalidSource
+from reconciler.tree.desired import body_hash
+from reconciler.tree.source import read_desired
 
 RUNNING_STATES = frozenset({PrintableStatus.RUNNING, PrintableStatus.STARTING, PrintableStatus.PAUSED,
                             PrintableStatus.MIGRATING, PrintableStatus.STOPPING})
 
 
-@dataclass(frozen=True)
-class Desired:
-    manifests: tuple[Manifest, ...]
-    revision: str  # git commit of the source, '' outside git
-    desired_hash: str
-    root: Path
-
-    @property
-    def by_key(self) -> dict[ObjectKey, Manifest]:
-        return {m.key: m for m in self.manifests}
-
-
-class InvalidSource(VirtsyncError):
-    """The tree failed validation: nothing is planned, applied or pruned."""
-
-    def __init__(self, message: str, findings_text: str) -> None:
-        super().__init__(message)
-        self.details = findings_text
-
-
-def body_hash(body: Mapping[str, JSON]) -> str:
-    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def git_revision(path: Path) -> str:
-    """The commit checked out at `path`, or '' when it is not in a git work tree."""
-    try:
-        done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, check=False)
-    except OSError:
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
 def load_desired(paths: Sequence[str]) -> Desired:
-    report = validate_paths(paths, keep_manifests=True)
-    if not report.valid:
-        text = "".join(f.as_text() + "\n" for f in report.findings)
-        raise InvalidSource(f"{len(report.errors)} validation error(s) in "
-                            f"{', '.join(paths)}; nothing planned, applied or pruned", text)
-    manifests = with_revisions(sorted(report.manifests, key=lambda m: m.key))
-    first = Path(paths[0]) if paths else Path(".")
-    root = first if first.is_dir() else first.parent
-    desired_hash = content_hash((str(m.key), body_hash(m.body)) for m in manifests)
-    return Desired(manifests, git_revision(root), desired_hash, root.resolve())
+    """Host mode's desired side: the tree at the one PATH, read by the desired-state
+    library (`reconciler.tree.source`); an invalid tree raises InvalidSource (rule 1)."""
+    if len(paths) != 1:
+        raise VirtsyncError(f"one PATH is read at a time, not {len(paths)}")
+    return read_desired(paths[0])
 
 
 def _observed_vm(o: LiveObject) -> Observed:

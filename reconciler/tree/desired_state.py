@@ -8,7 +8,9 @@ snapshot with any error finding is invalid and `watch` plans nothing from it (sa
 rule 1), exactly as `load_desired` refuses such a tree.
 
 Two sources: the working tree (`WorkdirTree`, refreshed from watchdog paths or a full
-walk) and committed trees (`GitTree`: HEAD or a ref, never the working tree).
+walk) and committed trees (`GitTree`: HEAD or a ref, never the working tree). Both are
+read through `reconciler.tree.source` (`read_tree`, `open_tree`), whose `TreeSource`
+protocol is all a caller needs: no caller tells the two apart.
 """
 
 from __future__ import annotations
@@ -17,14 +19,21 @@ import hashlib
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
 from reconciler.check import semantic
-from reconciler.check.validate import PARALLEL_THRESHOLD, check_bytes, host_facts, line_of_in
+from reconciler.check.validate import (
+    PARALLEL_THRESHOLD,
+    check_bytes,
+    host_facts,
+    init_worker,
+    line_of_in,
+    worker_budget,
+)
 from reconciler.core import hostdisk
 from reconciler.core.model import (
     Finding,
@@ -35,12 +44,12 @@ from reconciler.core.model import (
     SourceRef,
     format_path,
 )
-from reconciler.planning.plan_model import content_hash
-from reconciler.planning.reconcile import Desired, body_hash, git_revision
 from reconciler.planning.revisions import with_revisions
 from reconciler.tree.cache import CachedFile
+from reconciler.tree.desired import Desired, body_hash, desired_hash, git_revision
 from reconciler.tree.gitsource import (
     GitListing,
+    git_dirs,
     list_tree,
     read_blobs,
     relative_to_root,
@@ -59,6 +68,8 @@ from reconciler.tree.loader import (
     read_source,
 )
 from reconciler.tree.positions import locate
+from reconciler.tree.watchpoints import WatchPoint, names_a_ref, outside_git_dir
+from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
 
 Stat = tuple[int, int, int]
 
@@ -83,21 +94,20 @@ class Snapshot(HasFindings):
     revision: str
     root: Path
     files: int
-    _desired_hash: list[str] = field(default_factory=list, repr=False, compare=False)
-
-    @property
-    def desired_hash(self) -> str:
-        if not self._desired_hash:  # computed once, only when a full plan needs it
-            self._desired_hash.append(
-                content_hash((str(k), h) for k, h in self.hashes.items()))
-        return self._desired_hash[0]
+    _whole: list[Desired] = field(default_factory=list, repr=False, compare=False)
 
     def desired(self, keys: Iterable[ObjectKey] | None = None) -> Desired:
-        """The tree (or just `keys` of it) as `Desired`, in key order."""
+        """The tree (or just `keys` of it) as `Desired`, in key order; the whole tree's
+        with its content hash (computed once per snapshot, only when asked for)."""
         if keys is None:
-            manifests = sorted(self.by_key.values(), key=_order)
-            return Desired(with_revisions(manifests, self.by_key), self.revision,
-                           self.desired_hash, self.root)
+            if not self._whole:
+                manifests = with_revisions(sorted(self.by_key.values(), key=_order),
+                                           self.by_key)
+                # A VM whose revisionName was just pinned hashes anew; the rest are known.
+                hashed = desired_hash((m.key, self.hashes[m.key] if m is self.by_key[m.key]
+                                       else body_hash(m.body)) for m in manifests)
+                self._whole.append(Desired(manifests, self.revision, hashed, self.root))
+            return self._whole[0]
         chosen = sorted((self.by_key[k] for k in set(keys) if k in self.by_key), key=_order)
         return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root)
 
@@ -113,30 +123,41 @@ def changed_keys(old: Mapping[ObjectKey, str], new: Mapping[ObjectKey, str]) -> 
     return out
 
 
-def _check(job: tuple[str, str, bytes, Stat | None]) -> FileState:
+def _check(job: tuple[str, str, bytes, Stat | None],
+           budget: AliasBudget | None = None) -> FileState:
     display, digest, content, stat = job
-    report = check_bytes(content, display, keep_manifests=True)
+    report = check_bytes(content, display, keep_manifests=True,
+                         run_budget=budget or worker_budget())
     hashes = tuple(body_hash(m.body) for m in report.manifests)
     return FileState(display, digest, report.result, report.manifests, hashes, stat)
 
 
 def check_files(jobs: Sequence[tuple[str, str, bytes, Stat | None]]) -> Iterator[FileState]:
-    """Per-file checks; in worker processes for a large cold load. Forking is safe only
-    while this process has no other threads (before watchdog and libvirt start theirs)."""
+    """Per-file checks, under one alias budget per read as `validate` has per run; in
+    worker processes for a large cold load. Forking is safe only while this process has
+    no other threads (before watchdog and libvirt start theirs)."""
     workers = min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and threading.active_count() == 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork"),
+                                 initializer=init_worker,
+                                 initargs=(MAX_ALIAS_NODES_PER_RUN // workers,)) as pool:
             yield from pool.map(_check, jobs, chunksize=64)
         return
+    budget = AliasBudget.for_run()
     for job in jobs:
-        yield _check(job)
+        yield _check(job, budget)
 
 
 class DesiredTree:
     """Per-file state plus the indexes that make a snapshot cheap."""
 
-    def __init__(self, root: Path) -> None:
+    # A read of just the changed paths can miss a file (an editor saving by rename), so
+    # a deletion it implies waits for a full read; a commit is read whole (False).
+    deletions_need_full_read = False
+
+    def __init__(self, root: Path, label: str) -> None:
         self.root = root
+        self.label = label  # how a tree-level finding names the tree
         self._files: dict[str, FileState] = {}
         self._claims: Counter[tuple[str, str]] = Counter()
         self._dups: set[tuple[str, str]] = set()  # claims made more than once
@@ -224,6 +245,15 @@ class DesiredTree:
 
     # -------------------------------------------------------------- reading
 
+    def refresh(self, paths: Collection[str] | None = None) -> int:
+        """Re-read the tree (`paths`: just what file events named, where that suffices);
+        how many files were re-checked or removed."""
+        raise NotImplementedError
+
+    def watch_points(self) -> list[WatchPoint]:
+        """Where file events can signal a change to this tree."""
+        raise NotImplementedError
+
     def revision(self) -> str:
         return git_revision(self.root)
 
@@ -237,7 +267,7 @@ class DesiredTree:
             findings.extend(self._files[display].result.findings_for(display))
         findings.extend(self._tree_findings())
         if not self._by_key and not any(f.severity == "error" for f in findings):
-            findings.append(Finding(display_path(self.root), 0, 0, ".",
+            findings.append(Finding(self.label, 0, 0, ".",
                                     "no objects found: the tree holds no VirtualMachine or "
                                     "other virtsync object; refusing to treat it as valid",
                                     "tree.no-objects"))
@@ -279,14 +309,24 @@ def _stat(path: str | Path) -> Stat | None:
 class WorkdirTree(DesiredTree):
     """The working tree under PATH (a folder or one file), as the loader walks it."""
 
+    deletions_need_full_read = True
+
     def __init__(self, path: str) -> None:
         p = Path(path)
         self.given = path
         self.is_file = p.is_file()
-        self.real_root = p.resolve() if not self.is_file else p.resolve().parent
+        # The folder holding PATH, as `apply PATH` always named it (its inventory's key).
+        self.real_root = p.resolve() if not self.is_file else p.parent.resolve()
         self.shown_root = display_path(p)
-        super().__init__(self.real_root)
+        super().__init__(self.real_root, path)
         self._absolute: dict[str, Path] = {}
+
+    def refresh(self, paths: Collection[str] | None = None) -> int:
+        count = self.refresh_paths(paths) if paths is not None else None
+        return self.refresh_all() if count is None else count
+
+    def watch_points(self) -> list[WatchPoint]:
+        return [WatchPoint(self.real_root, not self.is_file, outside_git_dir)]
 
     def text_of(self, display: str) -> str:
         absolute = self._absolute.get(display)
@@ -401,8 +441,12 @@ class GitTree(DesiredTree):
         self.ref = ref
         p = Path(path).resolve()
         # The same root as `apply PATH` uses, so both share one inventory.
-        super().__init__(p if p.is_dir() or not p.exists() else p.parent)
+        root = p if p.is_dir() or not p.exists() else p.parent
+        super().__init__(root, display_path(root))
         self.commit = ""
+
+    def watch_points(self) -> list[WatchPoint]:
+        return [WatchPoint(d, True, names_a_ref) for d in git_dirs(self.repo)]
 
     def revision(self) -> str:
         return self.commit
@@ -417,8 +461,9 @@ class GitTree(DesiredTree):
     def head(self) -> str:
         return resolve_commit(self.repo, self.ref)
 
-    def refresh(self) -> int:
-        """Read the ref's commit; re-check only blobs that changed since the last one."""
+    def refresh(self, paths: Collection[str] | None = None) -> int:
+        """Read the ref's commit; re-check only blobs that changed since the last one
+        (which paths an event named does not matter: the ref says what changed)."""
         commit = self.head()
         if commit == self.commit:
             return 0

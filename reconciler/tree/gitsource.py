@@ -179,3 +179,20 @@ def display_path(root: Path, repo_path: str) -> str:
 
 def entry_map(tree: GitListing) -> Mapping[str, str]:
     return {e.path: e.sha for e in tree.entries}
+
+
+def git_dirs(repo: Path) -> list[Path]:
+    """The repository's git directory and (for a linked worktree) its common directory:
+    where a ref can move."""
+    out: list[Path] = []
+    for flag in ("--absolute-git-dir", "--git-common-dir"):
+        done = subprocess.run(["git", "-C", str(repo), "rev-parse", flag],
+                              capture_output=True, text=True, check=False)
+        if done.returncode == 0 and done.stdout.strip():
+            p = Path(done.stdout.strip())
+            p = (p if p.is_absolute() else (repo / p)).resolve()
+            if p not in out:
+                out.append(p)
+    if not out:
+        raise VirtsyncError(f"{repo}: cannot find the git directory")
+    return out

@@ -37,7 +37,9 @@ class JsonLogger:
         self.stream = stream
         self.threshold = LEVELS[level]
         self.clock = clock
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler (SIGTERM → request_stop) logs from the main thread,
+        # possibly while that thread is inside `log`; a plain lock deadlocked the stop.
+        self._lock = threading.RLock()
 
     def log(self, level: str, event: str, key: ObjectKey | str | None = None,
             **details: Detail) -> None:

@@ -19,36 +19,34 @@ the rest of the cycle, records what was done, and returns from `run()`.
 from __future__ import annotations
 
 import gc
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-
 from reconciler.backends.base import Backend, NodeAgent, Observation
 from reconciler.core.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
-from reconciler.execute.apply import ApplyOptions, Outcome, Refusal, execute, gate
+from reconciler.execute.apply import ApplyOptions, Outcome, Refusal
 from reconciler.execute.cycle import (
+    Run,
+    apply_changes,
     new_journal,
     observe_some,
     plan_cycle,
-    prune_cap,
     settle,
-    updated_inventory,
 )
 from reconciler.execute.inventory import Inventory, source_id
-from reconciler.execute.journal import Journal, unfinished
-from reconciler.planning.plan_model import Fingerprints, ObjectChange, Plan, Summary
+from reconciler.execute.journal import unfinished
+from reconciler.planning.plan_model import Plan
 from reconciler.planning.revisions import dependents
-from reconciler.tree.desired_state import GitTree, Snapshot, WorkdirTree, changed_keys
+from reconciler.tree.source import Snapshot, TreeSource, changed_keys, open_tree
+from reconciler.watch.events import start_observer
 from reconciler.watch.logs import JsonLogger
 from reconciler.watch.metrics import WatchMetrics
+from reconciler.watch.permit import Permit, permit
 
 CLUSTER_KIND = "Cluster"
 MAX_LOGGED_FINDINGS = 50
@@ -64,9 +62,7 @@ class WatchOptions:
     interval: float = 60.0  # seconds between full resyncs
     debounce: float = 0.1  # quiet period after the last file event
     max_delay: float = 1.0  # act after this long even if events keep coming
-    prune: bool = False
-    max_prune: int | None = None
-    apply: ApplyOptions = field(default_factory=ApplyOptions)
+    apply: ApplyOptions = field(default_factory=ApplyOptions)  # --prune, its cap, permissions
     agent: bool = True  # run the node lifecycle agent (run strategies) in-process
     agent_every_installation: bool = False  # rule 18: the agent's scope, widened on request
 
@@ -83,7 +79,7 @@ class CycleReport:
     seconds: float = 0.0
 
 
-_STOP = ("stop", "")
+_STOP = "\0stop"  # never a path
 
 
 class Watcher:
@@ -110,16 +106,16 @@ class Watcher:
         self.on_outcome = on_outcome
         self.on_cycle = on_cycle
         self.clock = clock
-        self.tree: WorkdirTree | GitTree = (
-            GitTree(options.path, options.git_ref) if options.git else WorkdirTree(options.path))
+        self.tree: TreeSource = open_tree(options.path,
+                                          options.git_ref if options.git else None)
         self.inventory = Inventory.load(state, source_id(self.tree.root))
         self.backend: Backend | None = None
         self.applied: dict[ObjectKey, str] = {}  # body hashes of the last planned tree
         self.retry: set[ObjectKey] = set()  # keys whose action failed: try again next cycle
         self.statuses: dict[ObjectKey, str] = {}
         self._cluster: str | None = None  # body hash of the Cluster object in force
-        self._journal: Journal | None = None
-        self._events: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._run: Run | None = None  # one journal for the process, opened at the first action
+        self._events: queue.Queue[str] = queue.Queue()
         self._stop = threading.Event()
         self._agents: list[NodeAgent] = []
         self._observer: Any = None
@@ -128,9 +124,9 @@ class Watcher:
 
     # ------------------------------------------------------------------ control
 
-    def notify(self, kind: str, path: str) -> None:
-        """A file (kind 'fs') or git ref (kind 'git') changed. Any thread."""
-        self._events.put((kind, path))
+    def notify(self, path: str) -> None:
+        """A path the tree's watch points name changed (a file, a git ref). Any thread."""
+        self._events.put(path)
 
     def request_stop(self, reason: str = "requested") -> None:
         """Finish the current action, then leave `run()`. Any thread or signal handler."""
@@ -151,7 +147,7 @@ class Watcher:
         self.log.info("watch.start", path=self.options.path,
                       mode="git" if self.options.git else "worktree",
                       ref=self.options.git_ref if self.options.git else None,
-                      interval=self.options.interval, prune=self.options.prune)
+                      interval=self.options.interval, prune=self.options.apply.prune)
         try:
             self.startup(observe_files=observe_files)
             if after_startup is not None:
@@ -185,10 +181,9 @@ class Watcher:
             self.backend.close()
         self.backend = None
 
-    def _gather(self, first: tuple[str, str]) -> dict[str, set[str]]:
+    def _gather(self, first: str) -> set[str]:
         """Debounce: collect events until `debounce` passes without one (or max_delay)."""
-        batch: dict[str, set[str]] = {"fs": set(), "git": set()}
-        batch[first[0]].add(first[1])
+        batch = {first}
         deadline = self.clock() + self.options.max_delay
         while True:
             wait = min(self.options.debounce, deadline - self.clock())
@@ -201,7 +196,7 @@ class Watcher:
             if item == _STOP:
                 self._events.put(_STOP)
                 return batch
-            batch[item[0]].add(item[1])
+            batch.add(item)
 
     # ------------------------------------------------------------------ cycles
 
@@ -214,12 +209,9 @@ class Watcher:
             self.log.warning("journal.unfinished", entry.key, action=entry.action,
                              note="an earlier run stopped mid-action; converging from "
                                   "live state")
-        if isinstance(self.tree, GitTree):
-            self.tree.refresh()
-        else:
-            self.tree.refresh_all()
+        self.tree.refresh()
         if observe_files:
-            self._start_observer()
+            self._observer = start_observer(self.tree.watch_points(), self.notify)
         report = self._cycle(self.tree.snapshot(), None, "startup", start)
         if report.result == "ok" and self.backend is not None:
             # Converged past a crash: close its journal steps and sweep its temp files.
@@ -236,23 +228,16 @@ class Watcher:
         """Full re-read (only changed files are parsed) and full observe: finds drift."""
         start = self.clock()
         try:
-            if isinstance(self.tree, GitTree):
-                self.tree.refresh()
-            else:
-                self.tree.refresh_all()
+            self.tree.refresh()
         except VirtsyncError as exc:
             return self._failed("resync", start, exc)
         return self._cycle(self.tree.snapshot(), None, "resync", start)
 
-    def on_change(self, batch: dict[str, set[str]]) -> CycleReport:
+    def on_change(self, paths: Iterable[str]) -> CycleReport:
         """Re-read what the events name and reconcile just the keys that changed."""
         start = self.clock()
         try:
-            if isinstance(self.tree, GitTree):
-                changed = self.tree.refresh()
-            else:
-                count = self.tree.refresh_paths(batch.get("fs", set()))
-                changed = self.tree.refresh_all() if count is None else count
+            changed = self.tree.refresh(set(paths))
         except VirtsyncError as exc:
             return self._failed("change", start, exc)
         if not changed and not self.retry:
@@ -319,29 +304,21 @@ class Watcher:
             keys = set(keys) | dependents(keys, snap.by_key)
         desired = snap.desired(keys)
         plan, observation = plan_cycle(desired, backend, self.inventory,
-                                       prune=self.options.prune, keys=keys)
+                                       prune=self.options.apply.prune, keys=keys)
         self._note_statuses(observation, keys)
-        moved = changed_keys(self.applied, snap.hashes) if keys is None else set(keys)
-        drift = [c for c in plan.changes if not c.is_delete and c.key not in moved]
-        if trigger == "resync" and drift:
-            for c in drift:
-                self.log.warning("drift.found", c.key, cause=c.cause)
-            if self.metrics is not None:
-                self.metrics.drift.inc(len(drift))
+        drift = self._drift(plan, snap, keys, trigger)
         # A file missing for a moment (an editor saving by rename) must never prune a
-        # VM: in the working tree, deletions wait for the next full walk (resync).
-        defer = keys is not None and self.options.prune and not isinstance(self.tree, GitTree)
-        runnable, refusals = self._permitted(plan, snap, defer_deletions=defer)
-        outcomes = self._execute(runnable, backend, snap)
+        # VM: deletions a partial read implies wait for the next full read (resync).
+        allowed = permit(plan, snap.by_key, self.options.apply, self.inventory,
+                         defer_deletions=keys is not None and self.options.apply.prune
+                         and self.tree.deletions_need_full_read)
+        self._log_permit(allowed)
+        # Planned but not run (refused, or left by a stop) is not adopted as applied.
+        outcomes, self.inventory = apply_changes(self._runner(backend), allowed.runnable,
+                                                 desired, snap.by_key, self.inventory,
+                                                 planned=plan.changes)
         if outcomes and not self.stopping:
             self._refresh_statuses(backend, {o.key for o in outcomes})
-        # Planned but not run (refused, or left by a stop) must not be adopted as applied.
-        ran = {o.key for o in outcomes}
-        held = [Outcome(c.key, ApplyWord.NOT_RUN) for c in plan.changes if c.key not in ran]
-        new = updated_inventory(self.inventory, desired, [*outcomes, *held])
-        if new is not self.inventory:  # updated_inventory returns it as is when unchanged
-            new.save(self.state)
-            self.inventory = new
         self.retry = {o.key for o in outcomes if o.failed}
         if not self.stopping:
             self.applied = dict(snap.hashes)
@@ -353,56 +330,43 @@ class Watcher:
                 gc.freeze()
         result = "stopped" if self.stopping else "ok"
         return CycleReport(trigger, result, -1 if keys is None else len(keys),
-                           len(plan.changes), tuple(outcomes), tuple(refusals), len(drift),
+                           len(plan.changes), tuple(outcomes), allowed.refusals, drift,
                            self.clock() - start)
 
-    def _permitted(self, plan: Plan, snap: Snapshot, *, defer_deletions: bool
-                   ) -> tuple[list[ObjectChange], list[Refusal]]:
-        """The plan's changes that may run now, and the refused ones (logged)."""
-        refusals = gate(plan, snap.by_key, self.options.apply)
-        refused = {r.key for r in refusals}
-        for r in refusals:
-            self.log.warning("object.refused", r.key, needs=r.needs, cause=r.cause)
-        changes = [c for c in plan.changes if c.key not in refused]
-        deletions = [c for c in changes if c.is_delete]
-        if deletions and defer_deletions:
-            for c in deletions:
-                self.log.debug("object.prune-deferred", c.key, detail="until the next resync")
-            changes = [c for c in changes if not c.is_delete]
-        elif deletions and not self.options.prune:
-            for c in deletions:
-                if c.key not in self._skipped_logged:
-                    self.log.info("object.skipped", c.key,
-                                  detail="no longer in git; prune with --prune")
-            self._skipped_logged = {c.key for c in deletions}
-            changes = [c for c in changes if not c.is_delete]
-        elif deletions:
-            cap = prune_cap(self.inventory, self.options.max_prune)
-            if len(deletions) > cap:
-                self.log.error("prune.capped", deletions=len(deletions), cap=cap,
-                               note=f"nothing pruned; pass --max-prune {len(deletions)} "
-                                    "if this is intended")
-                changes = [c for c in changes if not c.is_delete]
-        return changes, refusals
+    def _drift(self, plan: Plan, snap: Snapshot, keys: Collection[ObjectKey] | None,
+               trigger: str) -> int:
+        """Changes to objects whose desired body did not change: drift (logged on resync)."""
+        moved = changed_keys(self.applied, snap.hashes) if keys is None else set(keys)
+        drift = [c for c in plan.changes if not c.is_delete and c.key not in moved]
+        if trigger == "resync" and drift:
+            for c in drift:
+                self.log.warning("drift.found", c.key, cause=c.cause)
+            if self.metrics is not None:
+                self.metrics.drift.inc(len(drift))
+        return len(drift)
 
-    def _execute(self, changes: list[ObjectChange], backend: Backend,
-                 snap: Snapshot) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        if not changes:
-            return outcomes
-        if self._journal is None:
-            self._journal = new_journal(self.state)
-        entries = self.inventory.entries
-        for change in changes:
-            if self.stopping:
-                break  # the action in progress finished; leave the rest for next time
-            one = Plan((change,), Summary(), _NO_FINGERPRINTS, backend.profile.name)
-            outcomes.extend(execute(
-                one, backend, snap.by_key, revision=snap.revision, journal=self._journal,
-                options=self.options.apply,
-                delete_disks=lambda k: entries[k].delete_disks if k in entries else False,
-                report=self._report))
-        return outcomes
+    def _log_permit(self, allowed: Permit) -> None:
+        for r in allowed.refusals:
+            self.log.warning("object.refused", r.key, needs=r.needs, cause=r.cause)
+        for key in allowed.deferred:
+            self.log.debug("object.prune-deferred", key, detail="until the next resync")
+        for key in allowed.skipped:
+            if key not in self._skipped_logged:
+                self.log.info("object.skipped", key, detail="no longer in git; prune with --prune")
+        if allowed.skipped:
+            self._skipped_logged = set(allowed.skipped)
+        if allowed.capped:
+            n = len(allowed.capped)
+            self.log.error("prune.capped", deletions=n, cap=allowed.cap,
+                           note=f"nothing pruned; pass --max-prune {n} if this is intended")
+
+    def _runner(self, backend: Backend) -> Run:
+        """The execution context: a new backend after a Cluster change, one journal."""
+        if self._run is None or self._run.backend is not backend:
+            journal = self._run.journal if self._run is not None else new_journal(self.state)
+            self._run = Run(self.state, backend, journal, self.options.apply, self._report,
+                            lambda: self.stopping)
+        return self._run
 
     def _report(self, o: Outcome) -> None:
         level = "error" if o.failed else "info"
@@ -465,88 +429,3 @@ class Watcher:
         for agent in self._agents:
             agent.stop()
         self._agents = []
-
-    # ------------------------------------------------------------------ file events
-
-    def _start_observer(self) -> None:
-        observer = Observer()
-        if isinstance(self.tree, GitTree):
-            handler = _GitHandler(self)
-            for d in _git_dirs(self.tree.repo):
-                observer.schedule(handler, str(d), recursive=True)
-        else:
-            tree = self.tree
-            root = tree.real_root
-            observer.schedule(_FileHandler(self), str(root), recursive=not tree.is_file)
-        observer.daemon = True
-        observer.start()
-        self._observer = observer
-
-
-# Watch runs a plan's changes one at a time (to stop between actions); each is wrapped in
-# a one-change plan for `execute`, which reads only `changes`.
-_NO_FINGERPRINTS = Fingerprints(None, None, "", "", "")
-
-_IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
-
-
-class _Handler(FileSystemEventHandler):
-    """watchdog handler: hands the paths an event names to `relevant`."""
-
-    def __init__(self, watcher: Watcher) -> None:
-        super().__init__()
-        self.watcher = watcher
-
-    def dispatch(self, event: FileSystemEvent) -> None:
-        if event.event_type in _IGNORED_EVENTS:
-            return
-        if event.is_directory and event.event_type == "modified":
-            # A folder is "modified" whenever a file in it is written; the file's own event
-            # names what changed. Passing the folder on would force a walk of the tree.
-            return
-        for attr in ("src_path", "dest_path"):
-            path = getattr(event, attr, "")
-            if path:
-                self.relevant(os.fsdecode(path))
-
-    def relevant(self, path: str) -> None:
-        raise NotImplementedError
-
-
-class _FileHandler(_Handler):
-    """Every path in the watched tree (but .git) goes to the watcher's queue."""
-
-    def relevant(self, path: str) -> None:
-        if f"{os.sep}.git{os.sep}" in path or path.endswith(f"{os.sep}.git"):
-            return
-        self.watcher.notify("fs", path)
-
-
-class _GitHandler(_Handler):
-    """On the git directory only HEAD, refs and packed-refs matter."""
-
-    def relevant(self, path: str) -> None:
-        name = os.path.basename(path)
-        if name.endswith(".lock"):
-            return
-        if name in ("HEAD", "packed-refs") or f"{os.sep}refs{os.sep}" in path:
-            self.watcher.notify("git", path)
-
-
-def _git_dirs(repo: Path) -> list[Path]:
-    """The repository's git directory and (for a linked worktree) its common directory."""
-    import subprocess
-
-    out: list[Path] = []
-    for flag in ("--absolute-git-dir", "--git-common-dir"):
-        done = subprocess.run(["git", "-C", str(repo), "rev-parse", flag],
-                              capture_output=True, text=True, check=False)
-        if done.returncode == 0 and done.stdout.strip():
-            p = Path(done.stdout.strip())
-            p = p if p.is_absolute() else (repo / p)
-            p = p.resolve()
-            if p not in out:
-                out.append(p)
-    if not out:
-        raise VirtsyncError(f"{repo}: cannot find the git directory")
-    return out

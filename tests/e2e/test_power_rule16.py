@@ -158,7 +158,7 @@ def test_watch_changes_power_only_as_the_run_strategy_demands(
         bring_up(tree, "vm", strategy, apply)
         disturb(tree, "vm", scenario)
         path = tree.put("vm", strategy, labels={"edited": "yes"})
-        report = watcher.on_change({"fs": {str(path)}, "git": set()})
+        report = watcher.on_change({str(path)})
         assert report.result == "ok"
         assert tree.running("vm") is running
         # Drift healing (a full resync) keeps it so, too.

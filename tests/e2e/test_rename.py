@@ -166,9 +166,8 @@ def test_watch_renames_a_pinned_vm_carrying_its_identity(conn: Any, tree: Tree,
         assert watcher.resync().changes == 0
         before = identity(conn, "cache")
         rename(tree, "cache", "cache2")  # saved: one file gone, one new
-        report = watcher.on_change({"fs": {str(tree.root / "vms" / "cache.yaml"),
-                                           str(tree.root / "vms" / "cache2.yaml")},
-                                    "git": set()})
+        report = watcher.on_change({str(tree.root / "vms" / "cache.yaml"),
+                                    str(tree.root / "vms" / "cache2.yaml")})
         assert [(o.key.name, o.word) for o in report.outcomes] == [("cache2", "replaced")]
         assert domains(conn) == {"e2e_cache2": True} and identity(conn, "cache2") == before
         assert watcher.resync().changes == 0

@@ -81,3 +81,17 @@ def test_host_mode_parses_each_file_once(conn: Any, tmp_path: Path,  # noqa: F81
     assert code == 1, err
     assert len(parses) == 3  # cluster.yaml and two VMs
     assert parsed_more_than_once(parses) == {}
+
+
+def test_apply_parses_each_file_once(conn: Any, tmp_path: Path,  # noqa: F811
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     run_cli: Run, parses: Parses) -> None:
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    tree = Tree(tmp_path / "repo", tmp_path / "storage")
+    tree.put(live_vm("web"))
+    tree.put(live_vm("db", cores=2))
+    tree.put(live_vm("cache", cores=4))
+    code, _, err = run_cli("apply", str(tree.root), "--auto-approve")
+    assert code == 0, err
+    assert len(parses) == 4  # cluster.yaml and three VMs
+    assert parsed_more_than_once(parses) == {}

@@ -264,3 +264,18 @@ def test_tree_of_alias_bombs_is_refused_by_the_run_budget(
     assert refused and len(refused) < n  # the first files fit; the later ones are refused
     # the files that fit hold no object (that is all the rest says)
     assert {r for _, _, r in errors} == {"yaml.alias-budget", "object.missing-field"}
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_host_mode_keeps_the_run_alias_budget(command: str, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Host mode reads the tree through the desired-state library, under the same run
+    budget as `validate`: the tree is refused before any backend is opened."""
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    for i in range(MAX_ALIAS_NODES_PER_RUN // 190_000 + 2):
+        (tmp_path / "t").mkdir(exist_ok=True)
+        (tmp_path / "t" / f"b{i:02}.yaml").write_bytes(aliasgen.bomb_file(1))
+    assert main([command, str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert "alias expansion over the files read in this run exceeds" in err, err

@@ -27,4 +27,6 @@ def test_enum_members_print_and_serialize_as_their_words() -> None:
     assert json.dumps(doc) == ('{"actions": ["update", "restart"], "op": "order", '
                                '"status": "CrashLoopBackOff"}')
     assert f"{ApplyWord.NOT_RUN} {ApplyWord.CONFIGURED}" == "not-run configured"
-    assert [int(c) for c in ExitCode] == [0, 1, 2]  # Terraform's --detailed-exitcode
+    # kubectl's convention (docs/, README), 130 for Ctrl-C; Terraform's two are aliases
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 130]
+    assert (ExitCode.ERROR, ExitCode.CHANGES) == (1, 2)  # plan --detailed-exitcode

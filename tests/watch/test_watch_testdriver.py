@@ -43,7 +43,7 @@ def test_startup_creates_everything_then_a_saved_file_updates_only_its_vm(rig: R
 
     rig.write_vm("vm1", labels={"tier": "web"})
     rig.calls.clear()
-    report = w.on_change({"fs": {str(rig.tree / "vm1.yaml")}, "git": set()})
+    report = w.on_change({str(rig.tree / "vm1.yaml")})
 
     assert report.result == "ok" and report.keys == 1
     assert [(o.key.name, o.word) for o in report.outcomes] == [("vm1", "configured")]
@@ -61,7 +61,7 @@ def test_comment_only_edit_plans_nothing_and_writes_nothing(rig: Rig) -> None:
     path = rig.tree / "vm2.yaml"
     path.write_text("# a comment\n" + path.read_text())
     rig.calls.clear()
-    report = w.on_change({"fs": {str(path)}, "git": set()})
+    report = w.on_change({str(path)})
     assert report.result == "unchanged"
     assert rig.calls == []
 
@@ -113,8 +113,7 @@ def test_invalid_tree_applies_nothing_until_fixed(rig: Rig) -> None:
     rig.write("broken.yaml", "apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata: [\n")
     rig.calls.clear()
 
-    report = w.on_change({"fs": {str(rig.tree / "vm0.yaml"), str(rig.tree / "broken.yaml")},
-                          "git": set()})
+    report = w.on_change({str(rig.tree / "vm0.yaml"), str(rig.tree / "broken.yaml")})
     assert report.result == "invalid"
     assert rig.calls == [] and rig.domains() == before  # ...is not applied either
     assert rig.events("tree.finding")[0]["details"]["file"].endswith("broken.yaml")
@@ -122,7 +121,7 @@ def test_invalid_tree_applies_nothing_until_fixed(rig: Rig) -> None:
     assert rig.calls == []
 
     (rig.tree / "broken.yaml").unlink()
-    report = w.on_change({"fs": {str(rig.tree / "broken.yaml")}, "git": set()})
+    report = w.on_change({str(rig.tree / "broken.yaml")})
     assert report.result == "ok"
     assert [(o.key.name, o.word) for o in report.outcomes] == [("vm0", "configured")]
 
@@ -131,7 +130,7 @@ def test_cross_file_duplicate_blocks_the_tree(rig: Rig) -> None:
     w = rig.make_watcher()
     w.startup()
     rig.write("copy.yaml", (rig.tree / "vm1.yaml").read_text())
-    report = w.on_change({"fs": {str(rig.tree / "copy.yaml")}, "git": set()})
+    report = w.on_change({str(rig.tree / "copy.yaml")})
     assert report.result == "invalid"
     assert any("defined twice" in f["details"]["message"] for f in rig.events("tree.finding"))
 
@@ -145,8 +144,7 @@ def test_restart_change_is_refused_per_object_and_others_still_apply(tmp_path: P
         w.startup()
         rig.write_vm("vm0", run="Always", cores=2)  # restart class
         rig.write_vm("vm1", run="Always", labels={"a": "b"})  # metadata only
-        report = w.on_change({"fs": {str(rig.tree / "vm0.yaml"), str(rig.tree / "vm1.yaml")},
-                              "git": set()})
+        report = w.on_change({str(rig.tree / "vm0.yaml"), str(rig.tree / "vm1.yaml")})
         assert [(r.key.name, r.needs) for r in report.refusals] == [("vm0", "--allow-restart")]
         assert [(o.key.name, o.word) for o in report.outcomes] == [("vm1", "configured")]
         assert "<vcpu" in rig.domains()[f"{rig.ns}_vm0"]
@@ -177,7 +175,7 @@ def test_prune_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         w = rig.make_watcher()
         w.startup()
         (rig.tree / "vm5.yaml").unlink()
-        report = w.on_change({"fs": {str(rig.tree / "vm5.yaml")}, "git": set()})
+        report = w.on_change({str(rig.tree / "vm5.yaml")})
         assert report.outcomes == ()
         assert f"{rig.ns}_vm5" in rig.domains()
         assert rig.events("object.skipped")[0]["key"].endswith("/vm5")
@@ -193,7 +191,7 @@ def test_prune_is_opt_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         gone = rig.tree / "vm4.yaml"
         text = gone.read_text()
         gone.unlink()
-        report = pruning.on_change({"fs": {str(gone)}, "git": set()})
+        report = pruning.on_change({str(gone)})
         assert report.outcomes == () and f"{rig.ns}_vm4" in rig.domains()
         gone.write_text(text)
         assert pruning.resync().changes == 0
@@ -318,7 +316,7 @@ def test_saving_an_instancetype_updates_the_vms_that_use_it(rig: Rig) -> None:
     assert rig.domain("sized").vcpusFlags(config_max) == 1
 
     rig.write("small.yaml", instancetype(2))
-    report = w.on_change({"fs": {str(rig.tree / "small.yaml")}, "git": set()})
+    report = w.on_change({str(rig.tree / "small.yaml")})
     assert report.result == "ok"
     assert ("sized", "configured") in [(o.key.name, o.word) for o in report.outcomes]
     assert rig.domain("sized").vcpusFlags(config_max) == 2
@@ -332,24 +330,21 @@ def test_folder_modified_events_do_not_force_a_tree_walk() -> None:
         FileModifiedEvent,
     )
 
-    from reconciler.watch.watcher import _FileHandler
+    from reconciler.tree.source import open_tree
+    from reconciler.watch.events import EventHandler
 
-    class Sink:
-        def __init__(self) -> None:
-            self.paths: list[str] = []
-
-        def notify(self, kind: str, path: str) -> None:
-            self.paths.append(path)
-
-    sink = Sink()
-    handler = _FileHandler(sink)  # type: ignore[arg-type]
+    paths: list[str] = []
+    (point,) = open_tree("/t").watch_points()
+    handler = EventHandler(paths.append, point.relevant)
     # Saving vms/a.yaml: watchdog reports the file and, on Linux, its folder as modified.
     for event in (FileModifiedEvent("/t/vms/a.yaml"), DirModifiedEvent("/t/vms"),
-                  FileClosedEvent("/t/vms/a.yaml"), DirCreatedEvent("/t/new")):
+                  FileClosedEvent("/t/vms/a.yaml"), DirCreatedEvent("/t/new"),
+                  FileModifiedEvent("/t/.git/index")):
         handler.dispatch(event)
     # The folder-modified event is dropped (the file's own events name the change); a new
-    # folder still goes through (it may hold specs: a walk is needed).
-    assert sink.paths == ["/t/vms/a.yaml", "/t/vms/a.yaml", "/t/new"]
+    # folder still goes through (it may hold specs: a walk is needed); git's own files
+    # are not the working tree's.
+    assert paths == ["/t/vms/a.yaml", "/t/vms/a.yaml", "/t/new"]
 
 
 def test_startup_after_a_crash_resolves_its_journal_steps_and_sweeps_temp_files(
@@ -388,7 +383,7 @@ def test_watch_parses_each_file_version_once(rig: Rig,
     w = rig.make_watcher()
     assert w.startup().result == "ok"
     rig.write_vm("vm1", labels={"tier": "web"})
-    assert w.on_change({"fs": {str(rig.tree / "vm1.yaml")}, "git": set()}).result == "ok"
+    assert w.on_change({str(rig.tree / "vm1.yaml")}).result == "ok"
     w.resync()
     w.resync()
     assert parsed_more_than_once(parses) == {}

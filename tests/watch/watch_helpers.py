@@ -139,7 +139,7 @@ class Rig:
         return [r for r in self.logs() if r["event"] == name]
 
     def make_watcher(self, **options: Any) -> Watcher:
-        apply = options.pop("apply", ApplyOptions(prune=options.get("prune", False)))
+        apply = options.pop("apply", ApplyOptions(prune=options.pop("prune", False)))
         opts = WatchOptions(path=str(self.tree), agent=options.pop("agent", False),
                             apply=apply, **options)
 

@@ -1,0 +1,57 @@
+"""The desired side as planning takes it: a valid tree's manifests, its revision and hash.
+
+Defined here, below both the tree readers and the planners, so every mode that reads a
+tree (`reconciler.tree.source`) hands planning the same value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.core.model import JSON, Manifest, ObjectKey, VirtsyncError
+from reconciler.planning.plan_model import content_hash
+
+
+@dataclass(frozen=True)
+class Desired:
+    manifests: tuple[Manifest, ...]
+    revision: str  # git commit of the source, '' outside git
+    desired_hash: str
+    root: Path
+
+    @property
+    def by_key(self) -> dict[ObjectKey, Manifest]:
+        return {m.key: m for m in self.manifests}
+
+
+class InvalidSource(VirtsyncError):
+    """The tree failed validation: nothing is planned, applied or pruned."""
+
+    def __init__(self, message: str, findings_text: str) -> None:
+        super().__init__(message)
+        self.details = findings_text
+
+
+def body_hash(body: Mapping[str, JSON]) -> str:
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def desired_hash(hashes: Iterable[tuple[ObjectKey, str]]) -> str:
+    """The content hash of a desired state from (key, body hash) pairs (order-free)."""
+    return content_hash((str(k), h) for k, h in hashes)
+
+
+def git_revision(path: Path) -> str:
+    """The commit checked out at `path`, or '' when it is not in a git work tree."""
+    try:
+        done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, check=False)
+    except OSError:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
