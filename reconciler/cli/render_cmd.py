@@ -15,7 +15,7 @@ from pathlib import Path
 
 from reconciler.check.validate import validate_paths
 from reconciler.core.fsutil import write_atomic
-from reconciler.core.model import Manifest, VirtsyncError
+from reconciler.core.model import ExitCode, Manifest, VirtsyncError
 from reconciler.render.manifests import (
     KUSTOMIZATION,
     RenderedObject,
@@ -31,8 +31,6 @@ NAME = "render"
 HELP = ("Print the tree's objects as KubeVirt manifests (validated, byte-for-byte "
         "deterministic) for Argo CD, Flux or kubectl.")
 
-EXIT_INVALID = 1
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=".", metavar="PATH",
@@ -45,12 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what the manifests are for (default: kubevirt)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     if args.out is not None:
         refuse_out_inside_tree(Path(args.path), args.out)
     manifests = read_tree(args.path)
     if manifests is None:
-        return EXIT_INVALID
+        return ExitCode.FINDINGS
     objects = render_objects(manifests, RenderTarget(args.target))
     if not objects:
         raise VirtsyncError(f"{args.path}: no objects to render (only virtsync "
@@ -59,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_dir(args.out, objects)
         print(f"{len(objects)} objects written to {args.out}", file=sys.stderr)
-        return 0
+        return ExitCode.OK
     # Bytes, not text: the locale's encoding must not change the output.
     sys.stdout.buffer.write(render_stream(objects).encode("utf-8"))
     sys.stdout.buffer.flush()
     print(f"{len(objects)} objects rendered from {args.path}", file=sys.stderr)
-    return 0
+    return ExitCode.OK
 
 
 def read_tree(path: str) -> Sequence[Manifest] | None:

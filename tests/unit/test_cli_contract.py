@@ -17,7 +17,7 @@ from reconciler.execute.apply import ApplyOptions
 
 @pytest.mark.parametrize("module", sorted(set(SUBCOMMANDS.values())))
 def test_every_command_declares_an_exit_code(module: str) -> None:
-    run = importlib.import_module(module).run
+    run = importlib.import_module(module, "reconciler.cli").run
     assert typing.get_type_hints(run)["return"] is ExitCode
 
 
