@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from reconciler.core.migration import MigrationPolicy
 from reconciler.core.model import (
     JSON,
     DiskFile,
@@ -177,4 +178,12 @@ class Backend(Protocol):
         rename when the keys differ), carrying the identity, the disks and the power
         state over (rule 17). A step that fails leaves the VM with a working domain: the
         old one, restored."""
+        ...
+
+    def migrate(self, key: ObjectKey, *, source: str, target: str,
+                policy: MigrationPolicy) -> None:
+        """Live-migrate the running VM from node `source` to node `target` under
+        `policy` (issue 10): defined on the target and undefined on the source only on
+        success; a failure or timeout leaves the guest running on the source (raise
+        BackendError then)."""
         ...
