@@ -24,13 +24,15 @@ from reconciler.core.model import Manifest, ObjectKey
 from reconciler.core.power import run_strategy
 from reconciler.core.vmspec import VmSpec
 from reconciler.planning.classify import Disruption
-from reconciler.planning.diff import NODE, FieldDiff
+from reconciler.planning.diff import NODE, FieldDiff, plain_path
 from reconciler.planning.eviction import DrainAction, DrainStep, drain_step
 from reconciler.planning.migratable import Blocker, Migratability, migratability
 from reconciler.planning.plan_model import Observed
 from reconciler.planning.schedule import DRAIN_HELD, NodeCapacity, Placement
 
 CLUSTER_KIND = "Cluster"
+TEMPLATE = ("spec", "template", "spec")
+PLACEMENT_FIELDS = frozenset({"nodeSelector", "affinity"})
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,10 @@ def decide_move(scored: list[Scored], vm: Manifest, source: str, target: str,
     if at is None:
         return scored, False
     d, cls, effective, reason, identity = scored[at]
-    others = max((s[2] for i, s in enumerate(scored) if i != at), default=Disruption.NONE)
+    # Scheduling fields that moved the VM are carried out by the move itself.
+    carried = {i for i, s in enumerate(scored) if i == at or is_placement_field(s[0])}
+    others = max((s[2] for i, s in enumerate(scored) if i not in carried),
+                 default=Disruption.NONE)
     verdict = vm_migratability(vm, source, target, ctx)
     out = list(scored)
     if ctx.cordoned(source):
@@ -121,6 +126,16 @@ def decide_move(scored: list[Scored], vm: Manifest, source: str, target: str,
         out[at] = (d, cls, effective, f"{reason}: live-migratable, but the change also needs "
                                       f"a {others.label}", identity)
         return out, False
-    out[at] = (d, Disruption.LIVE, Disruption.LIVE,
-               f"live migration {source} → {target}: {verdict.describe()}", identity)
+    for i in carried:  # the (node) field sets the class; the selector just rides along
+        field = out[i]
+        cls = Disruption.LIVE if i == at else Disruption.NONE
+        why = (f"live migration {source} → {target}: {verdict.describe()}" if i == at
+               else f"placement: carried out by the live migration to {target}")
+        out[i] = (field[0], cls, cls, why, field[4])
     return out, True
+
+
+def is_placement_field(d: FieldDiff) -> bool:
+    """nodeSelector and affinity: they only choose the node."""
+    path = plain_path(d.path)
+    return path[:3] == TEMPLATE and len(path) > 3 and path[3] in PLACEMENT_FIELDS
