@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, str] = {
     "restart": "reconciler.cli.power_cmd",
     "agent": "reconciler.cli.agent_cmd",
     "watch": "reconciler.cli.watch_cmd",
+    "readiness": "reconciler.cli.readiness_cmd",
 }
 
 EXIT_OK = 0
