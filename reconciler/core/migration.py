@@ -25,6 +25,7 @@ from reconciler.core.quantity import parse_quantity
 
 POLICY_ANNOTATION_PREFIX = "migration.virtsync.io/"
 CONDITION_TYPE = "LiveMigratable"
+ISSUE_RULE = "semantic.migration-policy"
 
 
 class NotMigratable(StrEnum):
@@ -140,47 +141,42 @@ def parse_policy(raw: JSON, where: str, path: JSONPath,
     return replace(policy, **changes)
 
 
-def annotation_overrides(body: Mapping[str, JSON]) -> dict[str, Any]:
-    """The VM's `migration.virtsync.io/<field>` annotations as policy changes. Unknown
-    fields and bad values raise VirtsyncError naming the annotation (validation reports
-    them with file and line through `check_annotations`)."""
+def _read_annotations(body: Mapping[str, JSON]) -> tuple[dict[str, Any], list[Issue]]:
+    """The VM's `migration.virtsync.io/<field>` annotations: the policy changes they
+    make, and an Issue (located at the annotation) for each unknown field or bad value."""
     meta = body.get("metadata")
     annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
     changes: dict[str, Any] = {}
+    issues: list[Issue] = []
     for key, value in (annotations or {}).items():
         if not str(key).startswith(POLICY_ANNOTATION_PREFIX):
             continue
         field = str(key)[len(POLICY_ANNOTATION_PREFIX):]
-        path = ("metadata", "annotations", str(key))
+        path: JSONPath = ("metadata", "annotations", str(key))
         if field not in _FIELDS:
-            raise VirtsyncError(f"{format_path(path)}: unknown migration policy field "
-                                f"{field!r} (known: {', '.join(_FIELDS)})")
+            issues.append(Issue(path, f"unknown migration policy field {field!r} (known: "
+                                      f"{', '.join(_FIELDS)})", ISSUE_RULE))
+            continue
         name, kind = _FIELDS[field]
         try:
             changes[name] = _value(value, kind, text=True)
         except ValueError as exc:
-            raise VirtsyncError(f"{format_path(path)}: {exc}") from None
-    return changes
+            issues.append(Issue(path, str(exc), ISSUE_RULE))
+    return changes, issues
 
 
 def annotation_issues(body: Mapping[str, JSON]) -> list[Issue]:
-    """Validation's view of `annotation_overrides`: the first bad annotation, located."""
-    try:
-        annotation_overrides(body)
-    except VirtsyncError as exc:
-        meta = body.get("metadata")
-        annotations = meta.get("annotations") if isinstance(meta, Mapping) else None
-        bad = next((str(k) for k in (annotations or {})
-                    if str(exc).startswith(format_path(("metadata", "annotations", str(k))))),
-                   "")
-        message = str(exc).split(": ", 1)[-1]
-        return [Issue(("metadata", "annotations", bad), message, "semantic.migration-policy")]
-    return []
+    """What `validate` reports about a VM's migration policy annotations."""
+    return _read_annotations(body)[1]
 
 
 def policy_for(vm_body: Mapping[str, JSON], cluster: MigrationPolicy) -> MigrationPolicy:
-    """The policy one VM migrates with: the cluster's, with the VM's annotations over it."""
-    return replace(cluster, **annotation_overrides(vm_body))
+    """The policy one VM migrates with: the cluster's, with the VM's annotations over it.
+    A bad annotation raises VirtsyncError naming it (validation refuses such a tree)."""
+    changes, issues = _read_annotations(vm_body)
+    if issues:
+        raise VirtsyncError(f"{format_path(issues[0].path)}: {issues[0].message}")
+    return replace(cluster, **changes)
 
 
 def cluster_policy(cluster_body: Mapping[str, JSON] | None,

@@ -109,8 +109,11 @@ def _migration(backend: Backend, c: ObjectChange, vm: Manifest,
     assert c.placement is not None
     source, target = c.placement.previous_node or "", c.placement.node or ""
     cluster = next((d for d in desired.values() if d.kind == "Cluster"), None)
-    policy = policy_for(vm.body, cluster_policy(cluster.body if cluster else None))
-    return lambda: backend.migrate(c.key, source=source, target=target, policy=policy)
+
+    def call() -> None:  # a bad policy fails this step, journalled, like any other
+        policy = policy_for(vm.body, cluster_policy(cluster.body if cluster else None))
+        backend.migrate(c.key, source=source, target=target, policy=policy)
+    return call
 
 
 def execute(

@@ -87,8 +87,15 @@ def test_selector_edit_live_migrates_a_running_vm_on_shared_storage(
     text = capsys.readouterr().out
     assert "will be live-migrated: migrate a → b" in text
     assert "1 to migrate" in text
+    main(["plan", str(root), "-o", "markdown"])
+    md = capsys.readouterr().out
+    assert "> [!NOTE]\n> **Live migrations: 1 object**" in md
+    assert "placement: a → b (live migration)" in md
 
-    assert main(["apply", str(root)]) == 0  # live: no --allow-restart
+    # A saved plan carries the migration (JSON "migrate") and is executed as planned.
+    saved = tmp_path / "plan.json"
+    main(["plan", str(root), "--out-file", str(saved)])
+    assert main(["apply", str(root), "--plan", str(saved)]) == 0  # live: no --allow-restart
     ((moved, source, target, policy),) = memory.MIGRATIONS
     assert (moved, source, target) == (key("web"), "a", "b")
     assert policy.completion_timeout_per_gib == 150  # KubeVirt's default

@@ -66,3 +66,12 @@ def test_validate_locates_a_bad_policy_annotation(
     out = capsys.readouterr().out
     assert "vm.yaml:7:" in out and "expected true or false" in out
     assert 'metadata.annotations["migration.virtsync.io/allowBlockMigration"]' in out
+
+    # Second case: an unknown field, in a VM that also has a valid one.
+    vm["metadata"]["annotations"] = {"migration.virtsync.io/allowPostCopy": "true",
+                                     "migration.virtsync.io/postCopy": "true"}
+    (tmp_path / "vm.yaml").write_text(yaml.safe_dump(vm, sort_keys=False))
+    assert main(["validate", "--no-cache", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "vm.yaml:8:" in out and "unknown migration policy field 'postCopy'" in out
+    assert "allowPostCopy\"]" not in out
