@@ -52,6 +52,12 @@ class NodeConfig:
     schedulable: bool = True  # False: cordoned, placement puts no new VM here
     shared_storage: bool = False  # storageDir is shared with the nodes that say so too
     cpu_model: str | None = None  # the host CPU model (live migration's CPU check)
+    migration_uri: str | None = None  # how the other nodes' daemons reach this one
+
+    @property
+    def peer_uri(self) -> str:
+        """The URI a peer-to-peer live migration to this node targets."""
+        return self.migration_uri or self.uri
 
 
 def node_facts(node: NodeConfig, free_kib: int, *, reachable: bool = True) -> NodeCapacity:
@@ -198,6 +204,8 @@ def parse_cluster(
                 schedulable=schedulable,
                 shared_storage=shared,
                 cpu_model=_str(node.get("cpuModel"), where, (*p, "cpuModel"), required=False),
+                migration_uri=_str(node.get("migrationUri"), where, (*p, "migrationUri"),
+                                   required=False),
             )
         )
     networks: list[NetworkConfig] = []

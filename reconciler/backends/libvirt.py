@@ -26,6 +26,7 @@ import libvirt
 
 from node.cluster.config import ClusterConfig, cluster_from_manifests
 from node.cluster.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
+from node.cluster.migration import Progress, live_migrate
 from node.cluster.networks import NetworkMap
 from node.identity.cluster_store import ClusterIdentities
 from node.identity.metadata import EVERY_INSTALLATION, Scope
@@ -118,6 +119,8 @@ class LibvirtBackend:
                       for n in cluster.nodes}
         self.pending = PendingStore(base)
         self.clock = clock
+        # A TTY shows a migration's progress through this (the CLI sets it).
+        self.on_migration_progress: Callable[[Progress], None] | None = None
 
     @classmethod
     def from_manifests(cls, manifests: Iterable[Manifest], **kw: Any) -> LibvirtBackend:
@@ -417,10 +420,20 @@ class LibvirtBackend:
 
     def migrate(self, key: ObjectKey, *, source: str, target: str,
                 policy: MigrationPolicy) -> None:
-        # The libvirt profile does not set live_migration yet, so no plan asks for this;
-        # the execution (peer-to-peer migration between two daemons) is still to come.
-        raise BackendError(f"{key}: live migration {source} → {target} is not implemented "
-                           "on the libvirt backend yet")
+        """Peer-to-peer live migration (node.cluster.migration); the guest stays on the
+        source when it fails."""
+        src, dst = self.hosts.get(source), self.hosts.get(target)
+        if src is None or dst is None:
+            raise BackendError(f"{key}: no node named {source if src is None else target!r}")
+        host, dom = self._require(key)
+        if host is not src:
+            raise BackendError(f"{key}: runs on {host.config.name}, not {source}; plan again")
+        if not dom.isActive():
+            raise BackendError(f"{key}: not running on {source}; only a running VM migrates")
+        try:
+            live_migrate(src, dst, dom, policy, on_progress=self.on_migration_progress)
+        except VirtsyncError as exc:
+            raise BackendError(f"{key}: {exc}") from exc
 
     def _rename(self, found: tuple[NodeHost, Any], old: ObjectKey, vm: Manifest,
                 revision: str, refs: Mapping[ObjectKey, Manifest], grace: int,
