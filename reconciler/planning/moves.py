@@ -10,7 +10,7 @@ reason names KubeVirt's condition reason."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from reconciler.core.expand import expand
 from reconciler.core.migration import (
@@ -28,7 +28,7 @@ from reconciler.planning.diff import NODE, FieldDiff, plain_path
 from reconciler.planning.eviction import DrainAction, DrainStep, drain_step
 from reconciler.planning.migratable import Blocker, Migratability, migratability
 from reconciler.planning.plan_model import Observed
-from reconciler.planning.schedule import DRAIN_HELD, NodeCapacity, Placement
+from reconciler.planning.schedule import DRAIN_HELD, NodeCapacity, Placement, place, request_of
 
 CLUSTER_KIND = "Cluster"
 TEMPLATE = ("spec", "template", "spec")
@@ -69,6 +69,23 @@ def vm_migratability(vm: Manifest, source: str | None, target: str | None,
     spec = VmSpec.from_body(vm.namespace, vm.name, body)
     return migratability(spec, body, ctx.nodes.get(source or ""),
                          ctx.nodes.get(target or ""), policy_for(vm.body, ctx.policy))
+
+
+def migration_targets(vm: Manifest, source: str, ctx: MoveContext
+                      ) -> tuple[tuple[str, ...], Migratability]:
+    """The nodes `vm` could live-migrate to from `source` now (the other schedulable
+    nodes it fits on, by the placement rules) and the verdict: the first target's when
+    one works, else the first candidate's blockers (KubeVirt's LiveMigratable condition,
+    computed before the fact)."""
+    req = replace(request_of(vm, ctx.refs), will_run=True)
+    fits = [n.name for n in ctx.nodes.values() if n.name != source
+            and place([n], req).scheduled]
+    if not fits:
+        return (), Migratability((Blocker(NotMigratable.NO_TARGET,
+                                          f"no node other than {source} can hold it"),))
+    verdicts = {t: vm_migratability(vm, source, t, ctx) for t in fits}
+    ok = tuple(t for t, v in verdicts.items() if v.migratable)
+    return ok, verdicts[ok[0]] if ok else verdicts[fits[0]]
 
 
 def drain_decision(vm: Manifest, running: bool, verdict: Migratability) -> DrainStep:

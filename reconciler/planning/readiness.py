@@ -27,7 +27,7 @@ from reconciler.core.power import run_strategy, starts_on_create
 from reconciler.core.vmspec import VmSpec
 from reconciler.planning.eviction import drain_step
 from reconciler.planning.migratable import Blocker, Migratability
-from reconciler.planning.moves import MoveContext, vm_migratability
+from reconciler.planning.moves import MoveContext, migration_targets
 from reconciler.planning.normalize import get_path
 from reconciler.planning.schedule import NodeCapacity, place, request_of
 
@@ -168,19 +168,14 @@ def _interfaces(vm: VmSpec) -> tuple[Interface, ...]:
     return tuple(out)
 
 
-def _migration(m: Manifest, fits: Sequence[str], source: str | None,
-               ctx: MoveContext) -> Migration:
-    if source is None or len(fits) < 2:
-        why = (f"only {fits[0]} can hold it" if fits else "no node can hold it")
-        return Migration(False, "", source or "", (),
-                         (Blocker(NotMigratable.NO_TARGET, why),))
-    verdicts = {t: vm_migratability(m, source, t, ctx) for t in fits if t != source}
-    ok = tuple(t for t, v in verdicts.items() if v.migratable)
-    if ok:
-        method = verdicts[ok[0]].method
-        return Migration(True, method.value, source, ok, ())
-    first: Migratability = next(iter(verdicts.values()))
-    return Migration(False, "", source, (), first.blockers)
+def _migration(m: Manifest, source: str | None, ctx: MoveContext) -> Migration:
+    if source is None:
+        return Migration(False, "", "", (),
+                         (Blocker(NotMigratable.NO_TARGET, "no node can hold it"),))
+    targets, verdict = migration_targets(m, source, ctx)
+    if not targets:
+        return Migration(False, "", source, (), verdict.blockers)
+    return Migration(True, verdict.method.value, source, targets, ())
 
 
 def _shape(vm: VmSpec, m: Manifest, fits: Sequence[str], unfit: str,
@@ -238,7 +233,7 @@ def vm_readiness(m: Manifest, nodes: Sequence[NodeCapacity], ctx: MoveContext,
     req = replace(request_of(m, ctx.refs), will_run=True)
     fits = [n.name for n in nodes if place([n], req).scheduled]
     chosen = place(nodes, req)
-    migration = _migration(m, fits, chosen.node, ctx)
+    migration = _migration(m, chosen.node, ctx)
     fitting = [n for n in nodes if n.name in fits]
     return VmReadiness(str(m.key), m.source.file, _storage(vm, fitting, body),
                        _interfaces(vm), migration,

@@ -4,6 +4,7 @@ saying why; `schedulable: false` drains by eviction strategy."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,18 @@ def write(root: Path, nodes: list[dict[str, Any]], *vms: dict[str, Any]) -> Path
     return root
 
 
+def live_migratable(root: Path, capsys: pytest.CaptureFixture[str],
+                    name: str) -> dict[str, Any]:
+    """The LiveMigratable condition `virtsync status -o json` shows for one VM."""
+    capsys.readouterr()
+    assert main(["status", str(root), "-o", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    (row,) = [r for r in rows if r["name"] == name]
+    (cond,) = [c for c in row["conditions"] if c["type"] == "LiveMigratable"]
+    found: dict[str, Any] = cond
+    return found
+
+
 def key(name: str) -> ObjectKey:
     return ObjectKey("VirtualMachine", "shop", name)
 
@@ -74,6 +87,11 @@ def test_selector_edit_live_migrates_a_running_vm_on_shared_storage(
     root = write(tmp_path / "specs", nodes, vm("web", "a"))
     assert main(["apply", str(root)]) == 0
     assert memory.STORE[key("web")].node == "a"
+    # status: pinned to a by its selector, it has nowhere to go (KubeVirt would keep a
+    # migration Pending)
+    assert live_migratable(root, capsys, "web") == {
+        "type": "LiveMigratable", "status": False, "reason": "NoMigrationTarget",
+        "message": "no node other than a can hold it"}
 
     write(root, nodes, vm("web", "b"))
     change = vm_change(plan_json(root, capsys), "web")
@@ -147,6 +165,12 @@ def test_cordoned_node_drains_by_eviction_strategy(
     root = write(tmp_path / "specs", nodes, *vms)
     assert main(["apply", str(root)]) == 0
     assert {memory.STORE[key(v)].node for v in ("mover", "maybe", "stuck", "ext")} == {"a"}
+    # status shows KubeVirt's LiveMigratable condition before the drain is asked for
+    assert live_migratable(root, capsys, "mover") == {
+        "type": "LiveMigratable", "status": True, "reason": "",
+        "message": "live-migratable, memory only (shared storage); targets: b"}
+    stuck = live_migratable(root, capsys, "stuck")
+    assert (stuck["status"], stuck["reason"]) == (False, "InterfaceNotLiveMigratable")
 
     nodes[0]["schedulable"] = False
     write(root, nodes, *vms)
