@@ -29,7 +29,12 @@ from lxml import etree
 from node.cluster.host import NodeHost
 from node.storage.disks import new_blank, new_overlay
 from node.storage.paths import checked_chain, image_info
-from reconciler.core.migration import MigrationMethod, MigrationPolicy
+from reconciler.core.migration import (
+    MigrationMethod,
+    MigrationOutcome,
+    MigrationPolicy,
+    MigrationProgress,
+)
 from reconciler.core.model import VirtsyncError
 
 BASE_FLAGS: int = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
@@ -73,29 +78,6 @@ class MovePlan:
     @property
     def method(self) -> MigrationMethod:
         return MigrationMethod.BLOCK if self.copies else MigrationMethod.LIVE
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One sample of the running job (bytes), for a progress line."""
-
-    elapsed: float
-    processed: int
-    remaining: int
-    total: int
-    post_copy: bool = False
-
-    @property
-    def percent(self) -> int:
-        return 100 if self.total <= 0 else min(100, int(100 * self.processed / self.total))
-
-
-@dataclass(frozen=True)
-class Outcome:
-    seconds: float
-    downtime_ms: int
-    method: MigrationMethod
-    post_copy: bool
 
 
 def _moved(path: str, source: str, dest: str) -> str | None:
@@ -204,7 +186,7 @@ class _Watch:
     switches to post-copy when the policy allows it, else aborts (KubeVirt's rule)."""
 
     def __init__(self, dom: Any, timeout: float, policy: MigrationPolicy,
-                 on_progress: Callable[[Progress], None] | None) -> None:
+                 on_progress: Callable[[MigrationProgress], None] | None) -> None:
         self.dom = dom
         self.timeout = timeout
         self.policy = policy
@@ -231,7 +213,7 @@ class _Watch:
                 return  # the source domain is gone: the migration finished
             elapsed = time.monotonic() - self.started
             if self.on_progress is not None and stats.get("type", 0):
-                self.on_progress(Progress(elapsed, int(stats.get("data_processed", 0)),
+                self.on_progress(MigrationProgress(elapsed, int(stats.get("data_processed", 0)),
                                           int(stats.get("data_remaining", 0)),
                                           int(stats.get("data_total", 0)), self.post_copy))
             if elapsed > self.timeout and not self.post_copy and not self.timed_out:
@@ -251,7 +233,7 @@ class _Watch:
 
 def migrate(dom: Any, target_uri: str, target_conn: Any, plan: MovePlan, persist_xml: str,
             policy: MigrationPolicy, *, timeout: float,
-            on_progress: Callable[[Progress], None] | None = None) -> Outcome:
+            on_progress: Callable[[MigrationProgress], None] | None = None) -> MigrationOutcome:
     """Run the migration to completion or failure. On failure the guest still runs on
     the source (libvirt's guarantee for a live migration), and the error says why."""
     name = dom.name()
@@ -270,7 +252,7 @@ def migrate(dom: Any, target_uri: str, target_conn: Any, plan: MovePlan, persist
         stats = target_conn.lookupByName(name).jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
     except libvirt.libvirtError:
         pass  # statistics are a report, not a result
-    return Outcome(seconds, int(stats.get("downtime", -1)), plan.method, watch.post_copy)
+    return MigrationOutcome(seconds, int(stats.get("downtime", -1)), plan.method, watch.post_copy)
 
 
 def node_dirs(host: NodeHost) -> NodeDirs:
@@ -280,7 +262,7 @@ def node_dirs(host: NodeHost) -> NodeDirs:
 
 
 def live_migrate(source: NodeHost, target: NodeHost, dom: Any, policy: MigrationPolicy,
-                 on_progress: Callable[[Progress], None] | None = None) -> Outcome:
+                 on_progress: Callable[[MigrationProgress], None] | None = None) -> MigrationOutcome:
     """Move the running domain `dom` from `source` to `target`: prepare the target's
     files, migrate, and on failure remove the files this call created there."""
     src, dst = node_dirs(source), node_dirs(target)
@@ -301,3 +283,19 @@ def live_migrate(source: NodeHost, target: NodeHost, dom: Any, policy: Migration
             Path(path).unlink(missing_ok=True)
         raise
 
+
+
+def abort_migration(dom: Any) -> bool:
+    """Abort the domain's outgoing migration job; False when it has none."""
+    try:
+        info = dom.jobStats(0)
+    except libvirt.libvirtError as exc:
+        raise VirtsyncError(f"reading {dom.name()}'s job: {exc}") from exc
+    if info.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE or \
+            info.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
+        return False
+    try:
+        dom.abortJob()
+    except libvirt.libvirtError as exc:
+        raise VirtsyncError(f"aborting {dom.name()}'s migration: {exc}") from exc
+    return True

@@ -26,7 +26,7 @@ import libvirt
 
 from node.cluster.config import ClusterConfig, cluster_from_manifests
 from node.cluster.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
-from node.cluster.migration import Progress, live_migrate
+from node.cluster.migration import abort_migration, live_migrate
 from node.cluster.networks import NetworkMap
 from node.identity.cluster_store import ClusterIdentities
 from node.identity.metadata import EVERY_INSTALLATION, Scope
@@ -53,7 +53,7 @@ from reconciler.backends.base import (
 )
 from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.core.expand import expand
-from reconciler.core.migration import MigrationPolicy
+from reconciler.core.migration import MigrationOutcome, MigrationPolicy, MigrationProgress
 from reconciler.core.model import (
     JSON,
     DiskFile,
@@ -119,8 +119,6 @@ class LibvirtBackend:
                       for n in cluster.nodes}
         self.pending = PendingStore(base)
         self.clock = clock
-        # A TTY shows a migration's progress through this (the CLI sets it).
-        self.on_migration_progress: Callable[[Progress], None] | None = None
 
     @classmethod
     def from_manifests(cls, manifests: Iterable[Manifest], **kw: Any) -> LibvirtBackend:
@@ -418,8 +416,9 @@ class LibvirtBackend:
         except VirtsyncError as exc:
             raise BackendError(f"{vm.key}: {exc}") from exc
 
-    def migrate(self, key: ObjectKey, *, source: str, target: str,
-                policy: MigrationPolicy) -> None:
+    def migrate(self, key: ObjectKey, *, source: str, target: str, policy: MigrationPolicy,
+                progress: Callable[[MigrationProgress], None] | None = None
+                ) -> MigrationOutcome:
         """Peer-to-peer live migration (node.cluster.migration); the guest stays on the
         source when it fails."""
         src, dst = self.hosts.get(source), self.hosts.get(target)
@@ -431,7 +430,14 @@ class LibvirtBackend:
         if not dom.isActive():
             raise BackendError(f"{key}: not running on {source}; only a running VM migrates")
         try:
-            live_migrate(src, dst, dom, policy, on_progress=self.on_migration_progress)
+            return live_migrate(src, dst, dom, policy, on_progress=progress)
+        except VirtsyncError as exc:
+            raise BackendError(f"{key}: {exc}") from exc
+
+    def cancel_migration(self, key: ObjectKey) -> bool:
+        _host, dom = self._require(key)
+        try:
+            return abort_migration(dom)
         except VirtsyncError as exc:
             raise BackendError(f"{key}: {exc}") from exc
 

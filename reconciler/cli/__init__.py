@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "agent": "reconciler.cli.agent_cmd",
     "watch": "reconciler.cli.watch_cmd",
     "readiness": "reconciler.cli.readiness_cmd",
+    "migrate": "reconciler.cli.migrate_cmd",
 }
 
 EXIT_OK = 0

@@ -52,6 +52,31 @@ class MigrationMethod(StrEnum):
     BLOCK = "BlockMigration"
 
 
+@dataclass(frozen=True)
+class MigrationProgress:
+    """One sample of a running migration job (bytes), for a progress line."""
+
+    elapsed: float
+    processed: int
+    remaining: int
+    total: int
+    post_copy: bool = False
+
+    @property
+    def percent(self) -> int:
+        return 100 if self.total <= 0 else min(100, int(100 * self.processed / self.total))
+
+
+@dataclass(frozen=True)
+class MigrationOutcome:
+    """How a completed migration went: wall time, the guest's downtime (-1: unknown)."""
+
+    seconds: float
+    downtime_ms: int
+    method: MigrationMethod
+    post_copy: bool = False
+
+
 class EvictionStrategy(StrEnum):
     """spec.template.spec.evictionStrategy, with KubeVirt's meanings (docs/migration.md)."""
 

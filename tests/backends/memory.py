@@ -16,7 +16,7 @@ end through the CLI.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from node.cluster.config import cluster_from_manifests, node_facts
@@ -29,7 +29,12 @@ from reconciler.backends.base import (
     Observation,
     VMStatus,
 )
-from reconciler.core.migration import MigrationPolicy
+from reconciler.core.migration import (
+    MigrationMethod,
+    MigrationOutcome,
+    MigrationPolicy,
+    MigrationProgress,
+)
 from reconciler.core.model import JSON, Manifest, ObjectKey, PrintableStatus
 from reconciler.core.power import run_strategy, starts_on_create
 from reconciler.core.sensitive import digest_sensitive
@@ -147,14 +152,22 @@ class MemoryBackend:
         running = STORE.pop(old).running if old in STORE else False
         self._store(vm, revision, running, node)
 
-    def migrate(self, key: ObjectKey, *, source: str, target: str,
-                policy: MigrationPolicy) -> None:
+    def migrate(self, key: ObjectKey, *, source: str, target: str, policy: MigrationPolicy,
+                progress: Callable[[MigrationProgress], None] | None = None
+                ) -> MigrationOutcome:
         CALLS.append(("migrate", key))
         stored = self._get(key)
         if stored.node != source or not stored.running:
             raise BackendError(f"{key}: not running on {source}")
         MIGRATIONS.append((key, source, target, policy))
         stored.node = target  # keeps running: a live migration
+        if progress is not None:
+            progress(MigrationProgress(0.0, 1, 0, 1))
+        return MigrationOutcome(0.0, 0, MigrationMethod.LIVE)
+
+    def cancel_migration(self, key: ObjectKey) -> bool:
+        self._get(key)
+        return False  # a memory migration is instant: never one to cancel
 
 
 def open_backend(manifests: Sequence[Manifest], scope: Scope) -> MemoryBackend:
