@@ -60,13 +60,14 @@ class NodeConfig:
         return self.migration_uri or self.uri
 
 
-def node_facts(node: NodeConfig, free_kib: int, *, reachable: bool = True) -> NodeCapacity:
+def node_facts(node: NodeConfig, free_kib: int, *, reachable: bool = True,
+               migrates: bool = True) -> NodeCapacity:
     """What placement and migration see of a configured node, with `free_kib` measured
     (the libvirt host) or configured (readiness)."""
     return NodeCapacity(node.name, node.labels, free_kib, reachable=reachable,
                         host_disk_dir=node.host_disk_dir, schedulable=node.schedulable,
                         shared_storage=node.storage_dir if node.shared_storage else None,
-                        cpu_model=node.cpu_model)
+                        cpu_model=node.cpu_model, migrates=migrates)
 
 
 @dataclass(frozen=True)

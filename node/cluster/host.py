@@ -275,7 +275,7 @@ class NodeHost:
             free = self.config.memory_mib * 1024 - used
         else:
             free = conn.getFreeMemory() // 1024
-        return node_facts(self.config, max(0, free))
+        return node_facts(self.config, max(0, free), migrates=conn.getType() != "TEST")
 
     # ------------------------------------------------------------ reading
 

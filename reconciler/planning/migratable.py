@@ -163,10 +163,18 @@ def _volumes(vm: VmSpec, body: Mapping[str, JSON], shared: bool,
     return blockers, method
 
 
+def _hypervisors(source: NodeCapacity | None, target: NodeCapacity | None) -> list[Blocker]:
+    """virtsync: a node whose hypervisor cannot migrate (libvirt's test driver) is neither
+    a source nor a target."""
+    return [Blocker(NotMigratable.UNSUPPORTED, f"node {n.name}'s hypervisor cannot "
+                    "live-migrate") for n in (source, target) if n is not None and not n.migrates]
+
+
 def migratability(vm: VmSpec, body: Mapping[str, JSON], source: NodeCapacity | None,
                   target: NodeCapacity | None, policy: MigrationPolicy) -> Migratability:
     """Whether `vm` (its expanded `body` and typed view) can live-migrate from `source`
     to `target` under `policy`. Pure; None for a node means it is not known."""
-    blockers = [*_interfaces(vm), *_cpu(vm, source, target), *_devices(body)]
+    blockers = [*_hypervisors(source, target), *_interfaces(vm), *_cpu(vm, source, target),
+                *_devices(body)]
     disk_blockers, method = _volumes(vm, body, shares_storage(source, target), policy)
     return Migratability(tuple(blockers + disk_blockers), method)

@@ -62,6 +62,8 @@ class NodeCapacity:
     # (the RWX equivalent; None: node-local) and the host CPU model when configured.
     shared_storage: str | None = None
     cpu_model: str | None = None
+    # Whether the node's hypervisor can live-migrate at all (libvirt's test driver cannot).
+    migrates: bool = True
 
 
 @dataclass(frozen=True)
