@@ -16,9 +16,12 @@ import pytest
 from golden_files import UPDATE_ENV, under_ci, updating
 from refdata import REFERENCE, missing_parts
 
-# Reasons (prefixes) a test may be skipped for even under CI. None today: CI runs as root
-# with QEMU, libvirt and the reference data, so every test runs.
-ALLOWED_CI_SKIPS: tuple[str, ...] = ()
+# Reasons (prefixes) a test may be skipped for even under CI. CI runs as root with QEMU,
+# libvirt and the reference data, so every lane runs; only checks against a tool that is
+# no dependency of virtsync and that a fresh machine lacks may skip, each declared here:
+# - kubectl (`kubectl kustomize` of `render --out` equals the stream, issue 11:
+#   tests/gitops/test_render.py); Debian's kubectl is too old for kustomize 5.
+ALLOWED_CI_SKIPS: tuple[str, ...] = ("optional tool: kubectl not installed",)
 
 _SKIPS: list[tuple[str, str]] = []
 

@@ -377,6 +377,22 @@ class _Excluding(Mapping[str, str]):
         return sum(1 for o in self._index.values() if o != self._owner)
 
 
+@dataclass
+class _Picker:
+    """Chooses each identity value: a pin wins, else the stored value, else a fresh one; a
+    pin that differs from the stored value is a conflict unless forced."""
+
+    force: bool
+    conflicts: list[Conflict] = field(default_factory=list)
+
+    def pick(self, fieldname: str, pinned: str | None, old: str | None, fresh: str) -> str:
+        if pinned is not None:
+            if old is not None and old != pinned and not self.force:
+                self.conflicts.append(Conflict(fieldname, pinned, old))
+            return pinned
+        return old if old is not None else fresh
+
+
 def _merge(
     key: ObjectKey,
     vm: VmSpec,
@@ -387,35 +403,48 @@ def _merge(
     force: bool,
 ) -> tuple[Identity, list[Conflict]]:
     """Pure core of `ensure`: stored identity + pins → new identity and conflicts."""
-    conflicts: list[Conflict] = []
-
-    def pick(fieldname: str, pinned: str | None, old: str | None, fresh: str) -> str:
-        if pinned is not None:
-            if old is not None and old != pinned and not force:
-                conflicts.append(Conflict(fieldname, pinned, old))
-            return pinned
-        return old if old is not None else fresh
-
-    uuid = pick("firmware.uuid", vm.firmware.uuid, stored.uuid if stored else None, new_uuid())
-    serial = pick(
+    picker = _Picker(force)
+    uuid = picker.pick(
+        "firmware.uuid", vm.firmware.uuid, stored.uuid if stored else None, new_uuid()
+    )
+    serial = picker.pick(
         "firmware.serial", vm.firmware.serial, stored.serial if stored else None, new_serial()
     )
+    macs = _merge_macs(
+        key, vm, dict(stored.macs) if stored else {}, other_macs, reserved_macs, picker
+    )
+    serials = dict(stored.disk_serials) if stored else {}
+    for disk in vm.disks:
+        serials[disk.name] = picker.pick(
+            f"disks[{disk.name}].serial", disk.serial, serials.get(disk.name), new_serial()
+        )
+    return Identity(uuid=uuid, serial=serial, macs=macs, disk_serials=serials), picker.conflicts
 
-    macs = dict(stored.macs) if stored else {}
+
+def _merge_macs(
+    key: ObjectKey,
+    vm: VmSpec,
+    macs: dict[str, str],
+    other_macs: Mapping[str, str],
+    reserved_macs: Collection[str],
+    picker: _Picker,
+) -> dict[str, str]:
+    """Interface MACs: pins first (checked against other VMs and this VM's other
+    interfaces), then a fresh MAC, unique cluster-wide, for each interface without one."""
     pinned_macs = {i.name: i.mac for i in vm.interfaces if i.mac is not None}
     pinned_values = set(pinned_macs.values())
     for name, mac in pinned_macs.items():
         fieldname = f"interfaces[{name}].macAddress"
-        if mac in other_macs and not force:
-            conflicts.append(Conflict(fieldname, mac, mac, owner=other_macs[mac]))
+        if mac in other_macs and not picker.force:
+            picker.conflicts.append(Conflict(fieldname, mac, mac, owner=other_macs[mac]))
         holder = next((n for n, m in macs.items() if m == mac and n != name), None)
-        if holder is not None and not force:
-            conflicts.append(
+        if holder is not None and not picker.force:
+            picker.conflicts.append(
                 Conflict(
                     fieldname, mac, mac, owner=f"{key.namespace}/{key.name} interface {holder}"
                 )
             )
-        macs[name] = pick(fieldname, mac, macs.get(name), mac)
+        macs[name] = picker.pick(fieldname, mac, macs.get(name), mac)
     in_spec = {i.name for i in vm.interfaces}
     for name in [n for n, m in macs.items() if n not in in_spec and m in pinned_values]:
         del macs[name]  # a forced pin took this MAC from an interface that left the spec
@@ -435,10 +464,4 @@ def _merge(
         while taken(mac):
             mac = new_mac()
         macs[iface.name] = mac
-
-    serials = dict(stored.disk_serials) if stored else {}
-    for disk in vm.disks:
-        serials[disk.name] = pick(
-            f"disks[{disk.name}].serial", disk.serial, serials.get(disk.name), new_serial()
-        )
-    return Identity(uuid=uuid, serial=serial, macs=macs, disk_serials=serials), conflicts
+    return macs

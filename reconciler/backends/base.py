@@ -108,10 +108,18 @@ class BackendProfile:
 
     classification: ClassificationProfile
     kinds: frozenset[str]
+    # A backend whose rules depend on the tree's Cluster config (KubeVirt: its rollout
+    # strategy) returns the profile for that config's `spec`; None: one profile for all.
+    configure: Callable[[Mapping[str, JSON]], BackendProfile] | None = field(
+        default=None, compare=False)
 
     @property
     def name(self) -> str:
         return self.classification.name
+
+    def for_cluster(self, spec: Mapping[str, JSON]) -> BackendProfile:
+        """This backend's profile for a tree whose Cluster object has this `spec`."""
+        return self.configure(spec) if self.configure is not None else self
 
 
 class NodeAgent(Protocol):

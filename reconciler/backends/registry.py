@@ -26,13 +26,16 @@ CLUSTER_KIND = "Cluster"
 
 @dataclass(frozen=True)
 class Entry:
+    """Module names, absolute or relative to this package (`.libvirt`: the built-in ones
+    are relative, so they hold in the wheel's `virtsync.reconciler.backends` too)."""
+
     profile: str  # module defining PROFILE
     opener: str | None  # module defining open_backend(manifests, scope); None: plans only
 
 
 _ENTRIES: dict[str, Entry] = {
-    "libvirt": Entry("reconciler.backends.libvirt_profile", "reconciler.backends.libvirt"),
-    "kubevirt": Entry("reconciler.backends.kubevirt", None),
+    "libvirt": Entry(".libvirt_profile", ".libvirt"),
+    "kubevirt": Entry(".kubevirt", None),
 }
 
 
@@ -56,9 +59,9 @@ def _entry(name: str, where: str = "") -> Entry:
     return entry
 
 
-def profile(name: str) -> BackendProfile:
-    module = _entry(name).profile
-    found = getattr(importlib.import_module(module), "PROFILE", None)
+def profile(name: str, where: str = "") -> BackendProfile:
+    module = _entry(name, where).profile
+    found = getattr(importlib.import_module(module, __package__), "PROFILE", None)
     if not isinstance(found, BackendProfile):
         raise VirtsyncError(f"backend {name!r}: {module} defines no PROFILE")
     return found
@@ -77,11 +80,20 @@ def selected(manifests: Iterable[Manifest]) -> tuple[str, str]:
     return DEFAULT, ""
 
 
+def for_tree(manifests: Iterable[Manifest], target: str | None = None) -> BackendProfile:
+    """The profile a tree is planned with: `target`'s, else the backend its Cluster object
+    names; configured by that object's spec (e.g. KubeVirt's rollout strategy)."""
+    manifests = list(manifests)
+    name, where = (target, "") if target else selected(manifests)
+    spec = next((m.body.get("spec") for m in manifests if m.kind == CLUSTER_KIND), None)
+    return profile(name, where).for_cluster(spec if isinstance(spec, dict) else {})
+
+
 def open_backend(manifests: Sequence[Manifest], scope: Scope) -> Backend:
     """Open the backend the tree selects, for its objects, scoped to `scope` (rule 18)."""
     name, where = selected(manifests)
     entry = _entry(name, where)
-    opener = getattr(importlib.import_module(entry.opener), "open_backend", None) \
+    opener = getattr(importlib.import_module(entry.opener, __package__), "open_backend", None) \
         if entry.opener else None
     if not callable(opener):
         raise VirtsyncError(f"{where}backend {name!r} only plans (virtsync plan --base); "

@@ -48,6 +48,8 @@ from reconciler.core.model import (
 )
 from reconciler.core.sensitive import MASK, is_sensitive_path, show_value
 
+# Two folders up in both layouts: the repository's schemas/ in the source tree (and
+# editable installs), virtsync/schemas/ in the wheel (tools/build_backend/virtsync_build.py).
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 SCHEMA_FILES: Mapping[tuple[str, str], str] = {

@@ -21,20 +21,22 @@ from types import ModuleType
 from reconciler import __version__
 from reconciler.core.model import VirtsyncError
 
-# subcommand word → module under reconciler.cli
+# subcommand word → module, relative to this package (the wheel installs it as
+# virtsync.reconciler.cli: tools/build_backend/virtsync_build.py rewrites imports, not strings)
 SUBCOMMANDS: dict[str, str] = {
-    "validate": "reconciler.cli.validate_cmd",
-    "plan": "reconciler.cli.plan_cmd",
-    "pin": "reconciler.cli.pin_cmd",
-    "apply": "reconciler.cli.apply_cmd",
-    "status": "reconciler.cli.status_cmd",
-    "start": "reconciler.cli.power_cmd",
-    "stop": "reconciler.cli.power_cmd",
-    "restart": "reconciler.cli.power_cmd",
-    "agent": "reconciler.cli.agent_cmd",
-    "watch": "reconciler.cli.watch_cmd",
-    "readiness": "reconciler.cli.readiness_cmd",
-    "migrate": "reconciler.cli.migrate_cmd",
+    "validate": ".validate_cmd",
+    "render": ".render_cmd",
+    "plan": ".plan_cmd",
+    "pin": ".pin_cmd",
+    "apply": ".apply_cmd",
+    "status": ".status_cmd",
+    "start": ".power_cmd",
+    "stop": ".power_cmd",
+    "restart": ".power_cmd",
+    "agent": ".agent_cmd",
+    "watch": ".watch_cmd",
+    "readiness": ".readiness_cmd",
+    "migrate": ".migrate_cmd",
 }
 
 EXIT_OK = 0
@@ -43,7 +45,7 @@ EXIT_ERROR = 2
 
 
 def _module(name: str) -> ModuleType:
-    return importlib.import_module(SUBCOMMANDS[name])
+    return importlib.import_module(SUBCOMMANDS[name], __package__)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -39,9 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Terraform's exit codes: 0 no changes, 2 changes, 1 error")
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the text output (auto: on a terminal, unless NO_COLOR)")
-    p.add_argument("--backend", choices=registry.names(), default=registry.DEFAULT,
-                   help="git mode: which backend's disruption rules apply "
-                        f"(default: {registry.DEFAULT})")
+    p.add_argument("--target", "--backend", dest="target", choices=registry.names(),
+                   help="git mode: classify by this backend's rules, e.g. kubevirt's "
+                        "live-update rules (default: the Cluster object's spec.backend, "
+                        f"else {registry.DEFAULT})")
     p.add_argument("--prune", action="store_true",
                    help="host mode: also list objects virtsync applied that left git as "
                         "deletions to be pruned")
@@ -52,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.base is None:
+            if args.target is not None:
+                raise VirtsyncError("--target needs --base: host mode plans with the "
+                                    "backend the Cluster object names")
             plan = plan_from_host(args.path, prune=args.prune)
         else:
             plan = _git_mode(args)
@@ -72,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _git_mode(args: argparse.Namespace) -> Plan:
     result = plan_from_git(args.path, args.base,
-                           profile=registry.profile(args.backend).classification,
+                           profile=lambda clusters: registry.for_tree(
+                               clusters, args.target).classification,
                            use_cache=not args.no_cache)
     for f in result.findings:
         print(f.as_text(), file=sys.stderr)

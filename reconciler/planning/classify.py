@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from reconciler.core.model import JSON, DiffOp
 from reconciler.core.quantity import Quantity, as_quantity
@@ -251,14 +251,28 @@ def _grow(ctx: Context, change: FieldDiff) -> bool:
     return q is not None and q[1].value > q[0].value
 
 
-def _within_max_guest(ctx: Context, change: FieldDiff) -> bool:
+# KubeVirt's default LiveUpdateConfiguration.maxHotplugRatio: a VM that sets no
+# maxSockets/maxGuest can be hotplugged up to 4x what it started with.
+DEFAULT_HOTPLUG_RATIO = 4
+
+
+def _within_max(ctx: Context, change: FieldDiff, *, limit: str, ratio: int | None) -> bool:
+    """An increase up to the sibling limit field (`maxGuest`, `maxSockets`), unchanged on
+    both sides; without a limit, up to `ratio` times the old value (None: never)."""
     q = _quantities(change)
     if q is None or q[1].value <= q[0].value:
         return False
-    path = ("spec", "template", "spec", "domain", "memory", "maxGuest")
+    parents = tuple(p for p in change.path[:-1] if isinstance(p, str))
+    if len(parents) != len(change.path) - 1:
+        return False
+    path = (*parents, limit)
     before_max, after_max = get_path(ctx.before, path), get_path(ctx.after, path)
-    limit = as_quantity(after_max)
-    return (limit is not None and before_max == after_max and q[1].value <= limit.value)
+    if before_max != after_max:
+        return False
+    if after_max is None:
+        return ratio is not None and q[1].value <= q[0].value * ratio
+    top = as_quantity(after_max)
+    return top is not None and q[1].value <= top.value
 
 
 CONDITIONS: Mapping[str, Callable[[Context, FieldDiff], bool]] = {
@@ -267,7 +281,12 @@ CONDITIONS: Mapping[str, Callable[[Context, FieldDiff], bool]] = {
     "any_holds_data": _any_holds_data,
     "shrink": _shrink,
     "grow": _grow,
-    "within_max_guest": _within_max_guest,
+    "within_max_guest": partial(_within_max, limit="maxGuest", ratio=None),
+    # KubeVirt LiveUpdate: CPU and memory hotplug, limited by the VM's max or the ratio
+    "within_max_sockets_or_ratio": partial(_within_max, limit="maxSockets",
+                                           ratio=DEFAULT_HOTPLUG_RATIO),
+    "within_max_guest_or_ratio": partial(_within_max, limit="maxGuest",
+                                         ratio=DEFAULT_HOTPLUG_RATIO),
 }
 
 # --- pattern matching -----------------------------------------------------------------

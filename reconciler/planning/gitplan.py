@@ -19,6 +19,7 @@ from functools import partial
 from pathlib import Path
 
 from reconciler.check.validate import ValidationReport, validate_paths
+from reconciler.core.hostdisk import CLUSTER_KIND
 from reconciler.core.model import KNOWN_KINDS, Finding, Manifest, ObjectKey, VirtsyncError
 from reconciler.planning.classify import ClassificationProfile
 from reconciler.planning.plan import make_plan
@@ -101,10 +102,16 @@ class _Parses:
                                         partial(blobs.__getitem__, e.sha), base=True)]
 
 
-def plan_from_git(path: str, base: str | None, *, profile: ClassificationProfile,
+# Chooses the rules from the work tree's Cluster objects (its backend and settings).
+ProfileChooser = Callable[[Sequence[Manifest]], ClassificationProfile]
+
+
+def plan_from_git(path: str, base: str | None, *,
+                  profile: ClassificationProfile | ProfileChooser,
                   use_cache: bool = True) -> GitPlan:
     """The plan from the work tree at `path` against `path` at git revision `base`,
-    classified by `profile`. Raises InvalidWorkTree when the work tree is invalid."""
+    classified by `profile` (or the one chosen from the work tree's Cluster objects).
+    Raises InvalidWorkTree when the work tree is invalid."""
     if base is None:
         raise VirtsyncError("git mode needs a base revision (--base REV); without it, "
                             "`virtsync plan` compares with the live VMs (host mode)")
@@ -124,6 +131,8 @@ def plan_from_git(path: str, base: str | None, *, profile: ClassificationProfile
         if f.display in report.parsed:
             parses.seed(f.display, f.blob,
                         tuple(m for m in report.parsed[f.display] if _known(m)))
+    if not isinstance(profile, ClassificationProfile):
+        profile = profile(_cluster_objects(report, parses, head))
 
     changed = [f for f in head if base_map.get(f.repo_path) != f.blob]
     head_blobs = {(f.repo_path, f.blob) for f in head}
@@ -155,6 +164,14 @@ def _fingerprints(root: Path, sub: str, base: str, base_tree: GitListing,
         live_source=f"git:{base}@{base_tree.commit}",
         live_hash=content_hash((e.path, e.sha) for e in base_tree.entries),
     )
+
+
+def _cluster_objects(report: ValidationReport, parses: _Parses,
+                     head: Sequence[_HeadFile]) -> list[Manifest]:
+    """The work tree's Cluster objects, parsing only the files that hold one."""
+    files = {ref.file for ref, key in report.objects if key.kind == CLUSTER_KIND}
+    return [m for m in parses.head(f for f in head if f.display in files)
+            if m.kind == CLUSTER_KIND]
 
 
 def _known(m: Manifest) -> bool:

@@ -64,6 +64,18 @@ def test_skipped_real_lane_is_listed_but_allowed_outside_ci() -> None:
     assert "CI: skipped" not in out
 
 
+KUBECTL_TEST = "tests/gitops/test_render.py::test_kubectl_kustomize_of_out_equals_the_stream"
+
+
+def test_declared_optional_kubectl_skip_passes_under_ci() -> None:
+    # kubectl is declared optional (ALLOWED_CI_SKIPS): absent, its tests skip under CI
+    # too, listed with their reason, and the run stays green.
+    code, out = pytest_run(KUBECTL_TEST, CI="true", path=_python_only_path())
+    assert code == 0, out
+    assert "SKIPPED [2]" in out and "optional tool: kubectl not installed" in out
+    assert "CI: skipped" not in out
+
+
 def test_golden_regeneration_is_refused_under_ci() -> None:
     code, out = pytest_run(GOLDEN_TEST, CI="true", **{UPDATE_ENV: "1"})
     assert code == pytest.ExitCode.USAGE_ERROR, out

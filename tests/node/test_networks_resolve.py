@@ -7,9 +7,9 @@ from typing import Any
 
 import libvirt
 import pytest
-from node.networks import NetworkMap, check_sources, resolve_interfaces
 
 from node.cluster.config import parse_cluster
+from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
 from node.domain.model import Bridge, LibvirtNetwork, UserNet
 from node.identity.node_store import Identity
 from reconciler.core.model import VirtsyncError

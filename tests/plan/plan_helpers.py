@@ -25,8 +25,11 @@ FP = Fingerprints(
 
 
 def profile(backend: str = "libvirt") -> ClassificationProfile:
-    """A registered backend's classification profile."""
-    return registry.profile(backend).classification
+    """A registered backend's classification profile; `kubevirt:Stage` is KubeVirt's for a
+    Cluster config with that rollout strategy (plain `kubevirt`: the default)."""
+    name, _, strategy = backend.partition(":")
+    cluster = {"kubevirt": {"vmRolloutStrategy": strategy}} if strategy else {}
+    return registry.profile(name).for_cluster(cluster).classification
 
 
 LIBVIRT = profile("libvirt")
