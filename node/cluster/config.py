@@ -2,8 +2,14 @@
 
     spec:
       nodes:     [{name, uri, storageDir, imageDir, hostDiskDir, labels, memoryMiB,
-                   schedulable}]
+                   schedulable, sharedStorage, cpuModel}]
       networks:  [{name, libvirtNetwork | bridge}]
+      migration: {bandwidthPerMigration, completionTimeoutPerGiB, allowAutoConverge,
+                  allowPostCopy, allowBlockMigration}
+
+`sharedStorage: true` says the node's storageDir is shared storage (the RWX equivalent):
+nodes with `sharedStorage` and the same storageDir see the same disk files, so a live
+migration between them copies memory only (docs/migration.md).
 
 No Cluster object (or one without nodes) means one local node named `local`: its URI
 comes from `VIRTSYNC_LIBVIRT_URI`, else `qemu:///system`; its directories default to
@@ -23,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.core.hostdisk import dir_conflict
+from reconciler.core.migration import MigrationPolicy, parse_policy
 from reconciler.core.model import JSON, JSONPath, Manifest, VirtsyncError, format_path
 from reconciler.core.statedir import state_dir
+from reconciler.planning.schedule import NodeCapacity
 
 DEFAULT_URI = "qemu:///system"
 URI_ENV = "VIRTSYNC_LIBVIRT_URI"
@@ -42,6 +50,24 @@ class NodeConfig:
     memory_mib: int | None = None  # capacity override for placement
     host_disk_dir: str | None = None  # hostDisk root; None: hostDisk refused (rule 14)
     schedulable: bool = True  # False: cordoned, placement puts no new VM here
+    shared_storage: bool = False  # storageDir is shared with the nodes that say so too
+    cpu_model: str | None = None  # the host CPU model (live migration's CPU check)
+    migration_uri: str | None = None  # how the other nodes' daemons reach this one
+
+    @property
+    def peer_uri(self) -> str:
+        """The URI a peer-to-peer live migration to this node targets."""
+        return self.migration_uri or self.uri
+
+
+def node_facts(node: NodeConfig, free_kib: int, *, reachable: bool = True,
+               migrates: bool = True) -> NodeCapacity:
+    """What placement and migration see of a configured node, with `free_kib` measured
+    (the libvirt host) or configured (readiness)."""
+    return NodeCapacity(node.name, node.labels, free_kib, reachable=reachable,
+                        host_disk_dir=node.host_disk_dir, schedulable=node.schedulable,
+                        shared_storage=node.storage_dir if node.shared_storage else None,
+                        cpu_model=node.cpu_model, migrates=migrates)
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,7 @@ class ClusterConfig:
     nodes: tuple[NodeConfig, ...]
     networks: tuple[NetworkConfig, ...] = ()
     source: str = ""  # file the config came from ('' for the built-in default)
+    migration: MigrationPolicy = field(default_factory=MigrationPolicy)
 
     def node(self, name: str) -> NodeConfig | None:
         return next((n for n in self.nodes if n.name == name), None)
@@ -157,6 +184,9 @@ def parse_cluster(
         schedulable = node.get("schedulable", True)
         if not isinstance(schedulable, bool):
             raise _err(where, (*p, "schedulable"), "expected true or false")
+        shared = node.get("sharedStorage", False)
+        if not isinstance(shared, bool):
+            raise _err(where, (*p, "sharedStorage"), "expected true or false")
         storage = _abs_dir(node.get("storageDir"), where, (*p, "storageDir"),
                            Path(default.storage_dir) / name)
         images = _abs_dir(node.get("imageDir"), where, (*p, "imageDir"),
@@ -173,6 +203,10 @@ def parse_cluster(
                 memory_mib=memory,
                 host_disk_dir=host_disks,
                 schedulable=schedulable,
+                shared_storage=shared,
+                cpu_model=_str(node.get("cpuModel"), where, (*p, "cpuModel"), required=False),
+                migration_uri=_str(node.get("migrationUri"), where, (*p, "migrationUri"),
+                                   required=False),
             )
         )
     networks: list[NetworkConfig] = []
@@ -191,7 +225,8 @@ def parse_cluster(
             raise _err(where, (*p, "name"), f"network {name!r} is listed twice")
         networks.append(NetworkConfig(name=name, libvirt_network=lvn, bridge=bridge))
     return ClusterConfig(
-        nodes=tuple(nodes) or (default,), networks=tuple(networks), source=where
+        nodes=tuple(nodes) or (default,), networks=tuple(networks), source=where,
+        migration=parse_policy(spec.get("migration"), where, ("spec", "migration")),
     )
 
 

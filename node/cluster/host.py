@@ -32,7 +32,7 @@ from typing import Any
 import libvirt
 from lxml import etree
 
-from node.cluster.config import NodeConfig
+from node.cluster.config import NodeConfig, node_facts
 from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
 from node.domain.builder import build_domain
 from node.domain.model import NodeFacts
@@ -265,18 +265,14 @@ class NodeHost:
         try:
             conn = self.conn()
         except NodeError:
-            return NodeCapacity(self.config.name, self.config.labels, 0, reachable=False,
-                                host_disk_dir=self.config.host_disk_dir,
-                                schedulable=self.config.schedulable)
+            return node_facts(self.config, 0, reachable=False)
         if self.config.memory_mib is not None:
             used = sum(d.info()[2] for d in conn.listAllDomains(
                 libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
             free = self.config.memory_mib * 1024 - used
         else:
             free = conn.getFreeMemory() // 1024
-        return NodeCapacity(self.config.name, self.config.labels, max(0, free),
-                            host_disk_dir=self.config.host_disk_dir,
-                            schedulable=self.config.schedulable)
+        return node_facts(self.config, max(0, free), migrates=conn.getType() != "TEST")
 
     # ------------------------------------------------------------ reading
 

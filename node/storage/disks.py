@@ -221,6 +221,17 @@ def _new_qcow2(path: Path, size: int) -> None:
     _create_atomically(path, ["create", "-q", "-f", "qcow2", "{}", str(size)])
 
 
+def new_blank(path: Path, fmt: str, size: int) -> None:
+    """A blank image of `size` bytes (a live migration's copy target)."""
+    _create_atomically(path, ["create", "-q", "-f", fmt, "{}", str(size)])
+
+
+def new_overlay(path: Path, base: Path, base_fmt: str) -> None:
+    """A qcow2 overlay on `base` (a live migration's copy target for a containerDisk)."""
+    _create_atomically(path, ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_fmt,
+                              "{}"])
+
+
 # ---------------------------------------------------------------- per-volume preparation
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from reconciler.core.migration import MigrationOutcome, MigrationPolicy, MigrationProgress
 from reconciler.core.model import (
     JSON,
     DiskFile,
@@ -164,4 +165,18 @@ class Backend(Protocol):
         rename when the keys differ), carrying the identity, the disks and the power
         state over (rule 17). A step that fails leaves the VM with a working domain: the
         old one, restored."""
+        ...
+
+    def migrate(self, key: ObjectKey, *, source: str, target: str, policy: MigrationPolicy,
+                progress: Callable[[MigrationProgress], None] | None = None
+                ) -> MigrationOutcome:
+        """Live-migrate the running VM from node `source` to node `target` under
+        `policy` (issue 10): defined on the target and undefined on the source only on
+        success; a failure or timeout leaves the guest running on the source (raise
+        BackendError then). `progress` gets samples while it runs."""
+        ...
+
+    def cancel_migration(self, key: ObjectKey) -> bool:
+        """Abort the VM's running migration (the guest stays on the source); False when
+        none is running."""
         ...

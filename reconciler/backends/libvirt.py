@@ -26,6 +26,7 @@ import libvirt
 
 from node.cluster.config import ClusterConfig, cluster_from_manifests
 from node.cluster.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
+from node.cluster.migration import abort_migration, live_migrate
 from node.cluster.networks import NetworkMap
 from node.identity.cluster_store import ClusterIdentities
 from node.identity.metadata import EVERY_INSTALLATION, Scope
@@ -49,6 +50,7 @@ from reconciler.backends.base import (
 )
 from reconciler.backends.libvirt_profile import PROFILE
 from reconciler.core.expand import expand
+from reconciler.core.migration import MigrationOutcome, MigrationPolicy, MigrationProgress
 from reconciler.core.model import (
     JSON,
     DiskFile,
@@ -400,6 +402,31 @@ class LibvirtBackend:
             raise
         except VirtsyncError as exc:
             raise BackendError(f"{vm.key}: {exc}") from exc
+
+    def migrate(self, key: ObjectKey, *, source: str, target: str, policy: MigrationPolicy,
+                progress: Callable[[MigrationProgress], None] | None = None
+                ) -> MigrationOutcome:
+        """Peer-to-peer live migration (node.cluster.migration); the guest stays on the
+        source when it fails."""
+        src, dst = self.hosts.get(source), self.hosts.get(target)
+        if src is None or dst is None:
+            raise BackendError(f"{key}: no node named {source if src is None else target!r}")
+        host, dom = self._require(key)
+        if host is not src:
+            raise BackendError(f"{key}: runs on {host.config.name}, not {source}; plan again")
+        if not dom.isActive():
+            raise BackendError(f"{key}: not running on {source}; only a running VM migrates")
+        try:
+            return live_migrate(src, dst, dom, policy, on_progress=progress)
+        except VirtsyncError as exc:
+            raise BackendError(f"{key}: {exc}") from exc
+
+    def cancel_migration(self, key: ObjectKey) -> bool:
+        _host, dom = self._require(key)
+        try:
+            return abort_migration(dom)
+        except VirtsyncError as exc:
+            raise BackendError(f"{key}: {exc}") from exc
 
     def _rename(self, found: tuple[NodeHost, Any], old: ObjectKey, vm: Manifest,
                 revision: str, refs: Mapping[ObjectKey, Manifest], grace: int,

@@ -11,17 +11,20 @@ from reconciler.backends.base import BackendProfile
 from reconciler.core.model import RUNNABLE_KINDS
 from reconciler.planning.classify import ClassificationProfile, Disruption, Rule
 
-_PLACEMENT = "placement changed: the domain moves to another node"
+_PLACEMENT = "placement: moves the VM only when its node no longer satisfies it (live migration when it can)"
 
 PROFILE = BackendProfile(
     classification=ClassificationProfile(
         "libvirt",
         own_rules=(
-            # No live migration yet: a VM whose placement changes is defined on its new
-            # node and undefined on the old one.
-            Rule("spec.template.spec.nodeSelector.**", Disruption.REPLACE, _PLACEMENT),
-            Rule("spec.template.spec.affinity.**", Disruption.REPLACE, _PLACEMENT),
+            # Placement is virtsync's own (the domain XML does not hold it): an edit that
+            # keeps the VM on its node changes nothing there; one that moves it is a live
+            # migration when the VM can migrate, else a replace on the new node (the move
+            # decision in reconciler.planning.moves says which, and why).
+            Rule("spec.template.spec.nodeSelector.**", Disruption.LIVE, _PLACEMENT),
+            Rule("spec.template.spec.affinity.**", Disruption.LIVE, _PLACEMENT),
         ),
+        live_migration=True,
         # apply pins a content-hash revisionName: VMs follow their instancetype.
         vms_follow_references=True,
     ),

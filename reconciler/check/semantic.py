@@ -25,6 +25,7 @@ from reconciler.check.metanames import (
     too_long,
 )
 from reconciler.core import hostdisk
+from reconciler.core.migration import annotation_issues
 from reconciler.core.model import (
     CDI_GROUP,
     JSON,
@@ -99,6 +100,7 @@ def check_manifest(m: Manifest) -> list[Issue]:
     issues += _interfaces_and_networks(vmi, devices)
     issues += _boot_order(devices)
     issues += _instancetype_conflicts(body, domain)
+    issues += annotation_issues(body)  # migration.virtsync.io/<field> (issue 10)
     return issues
 
 

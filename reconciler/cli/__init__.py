@@ -36,6 +36,8 @@ SUBCOMMANDS: dict[str, str] = {
     "restart": ".power_cmd",
     "agent": ".agent_cmd",
     "watch": ".watch_cmd",
+    "readiness": ".readiness_cmd",
+    "migrate": ".migrate_cmd",
 }
 
 def _module(name: str) -> ModuleType:

@@ -6,13 +6,17 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 
-from reconciler.backends.base import LiveObject
+from reconciler.backends.base import LiveObject, Observation
 from reconciler.cli.common import add_scope_argument, open_backend
-from reconciler.core.model import ExitCode
+from reconciler.core.migration import CONDITION_TYPE
+from reconciler.core.model import ExitCode, Manifest, ObjectKey
 from reconciler.core.statedir import state_dir
+from reconciler.core.status import Condition
 from reconciler.execute.inventory import Inventory, source_id
-from reconciler.planning.reconcile import load_desired, observe, plan_live
+from reconciler.planning.moves import migration_targets, move_context
+from reconciler.planning.reconcile import RUNNING_STATES, load_desired, observe, plan_live
 
 NAME = "status"
 HELP = ("Show every VM this installation manages: node, status, readiness, age, applied "
@@ -48,7 +52,10 @@ def run(args: argparse.Namespace) -> ExitCode:
     rows = sorted(observation.objects, key=lambda o: o.key)
     now = time.time()
     if args.output == "json":
-        print(json.dumps([_row_json(o, o.key in drifted) for o in rows], indent=2))
+        extra = _migratable(desired.manifests, rows, observation,
+                            live=profile.live_migration)
+        print(json.dumps([_row_json(o, o.key in drifted, extra.get(o.key, ()))
+                          for o in rows], indent=2))
         return ExitCode.OK
     header = ("NAMESPACE", "NAME", "NODE", "STATUS", "READY", "AGE", "REVISION", "DRIFT")
     table = [header] + [
@@ -68,11 +75,32 @@ def run(args: argparse.Namespace) -> ExitCode:
     return ExitCode.OK
 
 
-def _row_json(o: LiveObject, drift: bool) -> dict[str, object]:
+def _migratable(desired: Sequence[Manifest], rows: Sequence[LiveObject],
+                observation: Observation, *, live: bool) -> dict[ObjectKey, tuple[Condition, ...]]:
+    """KubeVirt's LiveMigratable condition for each running VM, computed from git and the
+    nodes (issue 10; docs/migration.md). A backend without nodes has none."""
+    if not observation.nodes:
+        return {}
+    ctx = move_context(desired, observation.nodes, live=live)
+    wanted = {m.key: m for m in desired}
+    out: dict[ObjectKey, tuple[Condition, ...]] = {}
+    for o in rows:
+        vm = wanted.get(o.key)
+        if vm is None or not o.node or o.status.printable_status not in RUNNING_STATES:
+            continue
+        targets, verdict = migration_targets(vm, o.node, ctx)
+        message = (f"{verdict.describe()}; targets: {', '.join(targets)}" if targets
+                   else "; ".join(b.message for b in verdict.blockers))
+        out[o.key] = (Condition(CONDITION_TYPE, bool(targets), verdict.reason, message),)
+    return out
+
+
+def _row_json(o: LiveObject, drift: bool,
+              extra: Sequence[Condition] = ()) -> dict[str, object]:
     return {
         "namespace": o.key.namespace, "name": o.key.name, "node": o.node,
         "printableStatus": o.status.printable_status, "ready": o.status.ready,
         "createdAt": o.status.created_at, "revision": o.revision, "drift": drift,
         "conditions": [{"type": c.type, "status": c.status, "reason": c.reason,
-                        "message": c.message} for c in o.status.conditions],
+                        "message": c.message} for c in (*o.status.conditions, *extra)],
     }

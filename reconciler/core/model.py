@@ -59,6 +59,7 @@ class Action(StrEnum):
     START = "start"
     STOP = "stop"
     RESTART = "restart"
+    MIGRATE = "migrate"  # live migration to another node (issue 10)
     REPLACE = "replace"
     DELETE = "delete"
 
@@ -69,6 +70,7 @@ class ApplyWord(StrEnum):
     CREATED = "created"
     CONFIGURED = "configured"
     RESTARTED = "restarted"
+    MIGRATED = "migrated"
     REPLACED = "replaced"
     STARTED = "started"
     STOPPED = "stopped"

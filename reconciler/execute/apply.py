@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.backends.base import Backend
+from reconciler.core.migration import cluster_policy, policy_for
 from reconciler.core.model import Action, ApplyWord, Manifest, ObjectKey, VirtsyncError
 from reconciler.core.vmspec import VmSpec
 from reconciler.execute.journal import Journal
@@ -97,6 +98,20 @@ def _grace(m: Manifest | None, options: ApplyOptions) -> int | None:
     return VmSpec.of(m).grace_period if m is not None else None
 
 
+def _migration(backend: Backend, c: ObjectChange, vm: Manifest,
+               desired: Mapping[ObjectKey, Manifest]) -> Callable[[], None]:
+    """The backend call for a planned live migration, with the VM's policy (the Cluster's
+    `spec.migration` under the VM's `migration.virtsync.io/` annotations)."""
+    assert c.placement is not None
+    source, target = c.placement.previous_node or "", c.placement.node or ""
+    cluster = next((d for d in desired.values() if d.kind == "Cluster"), None)
+
+    def call() -> None:  # a bad policy fails this step, journalled, like any other
+        policy = policy_for(vm.body, cluster_policy(cluster.body if cluster else None))
+        backend.migrate(c.key, source=source, target=target, policy=policy)
+    return call
+
+
 def execute(
     changes: Iterable[ObjectChange],
     backend: Backend,
@@ -163,12 +178,18 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
     else:
         assert m is not None
         restart = Action.RESTART in c.actions
+        migrating = Action.MIGRATE in c.actions and c.placement is not None
+        # A live change lands where the guest runs now; then it migrates with it.
+        here = c.placement.previous_node if migrating and c.placement else node
         if Action.UPDATE in c.actions or restart:  # a power-only change redefines nothing
             steps.append((Action.UPDATE, lambda: backend.update(
                 m, revision=revision, refs=refs, restart=restart, grace_period=grace,
-                force=force, node=node)))
+                force=force, node=here)))
         if restart:
             word = ApplyWord.RESTARTED
+        if migrating and c.placement is not None:
+            steps.append((Action.MIGRATE, _migration(backend, c, m, desired)))
+            word = ApplyWord.MIGRATED
     if Action.STOP in c.actions:  # rule 16: only when the plan says the run strategy demands it
         steps.append((Action.STOP, lambda: backend.stop(c.key, grace_period=grace, force=force)))
         word = ApplyWord.STOPPED if word is ApplyWord.CONFIGURED else word

@@ -26,7 +26,8 @@ from reconciler.planning.reconcile import Desired, observe, observe_live, plan_l
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
 APPLIED_WORDS = frozenset({ApplyWord.CREATED, ApplyWord.CONFIGURED, ApplyWord.RESTARTED,
-                           ApplyWord.REPLACED, ApplyWord.STARTED, ApplyWord.STOPPED})
+                           ApplyWord.REPLACED, ApplyWord.STARTED, ApplyWord.STOPPED,
+                           ApplyWord.MIGRATED})
 
 
 @runtime_checkable

@@ -172,12 +172,15 @@ class ClassificationProfile:
 
     `vm_delete_takes_owned_volumes`: deleting a VM deletes the DataVolumes it owns
     (dataVolumeTemplates), as KubeVirt does. `vms_follow_references`: a VM follows its
-    instancetype and preference, so a change to one lists the VMs using it (libvirt)."""
+    instancetype and preference, so a change to one lists the VMs using it (libvirt).
+    `live_migration`: the backend executes the `migrate` action, so a running VM's node
+    change may be planned as a live migration (issue 10); otherwise it is a replace."""
 
     name: str
     own_rules: tuple[Rule, ...] = ()
     vm_delete_takes_owned_volumes: bool = False
     vms_follow_references: bool = False
+    live_migration: bool = False
 
     @property
     def rules(self) -> tuple[Rule, ...]:

@@ -35,6 +35,7 @@ from reconciler.planning.diff import (
     format_path,
     plain_path,
 )
+from reconciler.planning.moves import MoveContext, decide_move, hold_for_drain
 from reconciler.planning.normalize import Keyed, align_defaults, get_path, normalize
 from reconciler.planning.ownership import (
     ClaimKey,
@@ -84,6 +85,7 @@ def make_plan(
     placement: Mapping[ObjectKey, Placement] | None = None,
     unchanged: int = 0,
     claim_refs: ClaimRefs | None = None,
+    moves: MoveContext | None = None,
 ) -> Plan:
     """The plan turning `live` into `desired`, classified by the backend's `profile`.
 
@@ -92,6 +94,8 @@ def make_plan(
     `unchanged` counts objects the caller already knows to be identical (git mode skips
     files whose blob did not change) and adds them to the summary. `claim_refs` says which
     objects reference each claim (see `claim_users`); by default, `desired` and `live`.
+    `moves` (the nodes and the migration policy) lets a running VM's node change be a
+    live migration (`reconciler.planning.moves`); without it a move is a replace.
     """
     refs = claim_refs if claim_refs is not None else claim_users(
         desired, (o.manifest for o in live))
@@ -102,8 +106,9 @@ def make_plan(
     for p in pair(desired, live):
         placed = placement.get(p.key) if placement else None
         if p.desired is not None and p.live is not None:
+            placed = hold_for_drain(p.desired, p.live, placed, moves)
             node = placed.node if placed else None
-            change, notes = plan_update(p.desired, p.live, profile, node, blank)
+            change, notes = plan_update(p.desired, p.live, profile, node, blank, moves)
             unpinned.extend(notes)
             if change is None:
                 same += 1
@@ -142,6 +147,7 @@ POWER_CAUSE = {
 def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile,
                 node: str | None,
                 blank: frozenset[ClaimKey] = frozenset(),
+                moves: MoveContext | None = None,
                 ) -> tuple[ObjectChange | None, list[UnpinnedIdentity]]:
     after = normalize(desired.kind, desired.body, desired.namespace)
     before_raw = normalize(obs.manifest.kind, obs.manifest.body, obs.manifest.namespace)
@@ -172,6 +178,9 @@ def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile
             # The guest is (or will be) off: the change takes effect at its next start.
             effective, reason = Disruption.NONE, reason + " (applies at the next start)"
         scored.append((d, verdict.disruption, effective, reason, verdict.identity))
+    migrate = False
+    if moves is not None and restarts and node is not None and obs.node is not None:
+        scored, migrate = decide_move(scored, desired, obs.node, node, moves)
     worst = max(s[2] for s in scored)
     forcing = next(s for s in scored if s[2] == worst)
     # What apply must do to the domain: losing data needs the guest off (a restart)
@@ -180,7 +189,9 @@ def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile
                      for s in scored)
     fields = tuple(_field(d, cls, reason, ident, forces=(d is forcing[0] and worst > 0))
                    for d, cls, _, reason, ident in scored)
-    actions = [Action.UPDATE]
+    actions = [Action.UPDATE] if len(diffs) > int(migrate) else []
+    if migrate:
+        actions.append(Action.MIGRATE)
     if power is not PowerAction.NONE:
         actions.append(Action(power.value))
     if mechanical >= Disruption.REPLACE or obs.key != desired.key:
@@ -312,9 +323,10 @@ def order(changes: Iterable[ObjectChange],
 
 def summarize(changes: Sequence[ObjectChange], unchanged: int) -> Summary:
     counts = dict.fromkeys(map(str, (Action.CREATE, Action.UPDATE, Action.RESTART,
-                                     Action.REPLACE, Action.DELETE)), 0)
+                                     Action.MIGRATE, Action.REPLACE, Action.DELETE)), 0)
     for c in changes:
-        for bucket in (Action.REPLACE, Action.CREATE, Action.DELETE, Action.RESTART):
+        for bucket in (Action.REPLACE, Action.CREATE, Action.DELETE, Action.RESTART,
+                       Action.MIGRATE):
             if bucket in c.actions:
                 counts[bucket] += 1
                 break

@@ -34,7 +34,7 @@ def to_document(plan: Plan) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "backend": plan.backend,
         "summary": {"create": s.create, "update": s.update, "restart": s.restart,
-                    "replace": s.replace, "delete": s.delete, "data_loss": s.data_loss,
+                    "migrate": s.migrate, "replace": s.replace, "delete": s.delete, "data_loss": s.data_loss,
                     "unchanged": s.unchanged, "changes": s.changes},
         "changes": [_change_doc(c) for c in plan.changes],
         "unpinned_identity": [{"key": str(u.key), "path": u.path, "what": u.what}
@@ -136,7 +136,7 @@ def from_document(doc: Mapping[str, Any]) -> Plan:
             for c in doc["changes"])
         s = doc["summary"]
         summary = Summary(s["create"], s["update"], s["restart"], s["replace"], s["delete"],
-                          s["data_loss"], s["unchanged"])
+                          s["data_loss"], s["unchanged"], s["migrate"])
         fp = doc["fingerprints"]
         fingerprints = Fingerprints(fp["desired"]["commit"], fp["desired"]["tree"],
                                     fp["desired"]["hash"], fp["live"]["source"],

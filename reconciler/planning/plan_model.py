@@ -110,10 +110,12 @@ class Summary:
     delete: int = 0
     data_loss: int = 0
     unchanged: int = 0
+    migrate: int = 0  # live migrations (issue 10); last, so older positional uses hold
 
     @property
     def changes(self) -> int:
-        return self.create + self.update + self.restart + self.replace + self.delete
+        return (self.create + self.update + self.restart + self.migrate + self.replace
+                + self.delete)
 
 
 @dataclass(frozen=True)

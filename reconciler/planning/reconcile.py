@@ -23,6 +23,7 @@ from reconciler.core.model import (
 from reconciler.core.sensitive import digest_sensitive
 from reconciler.execute.inventory import Inventory
 from reconciler.planning.classify import ClassificationProfile
+from reconciler.planning.moves import move_context
 from reconciler.planning.ownership import ClaimRefs, claim_users
 from reconciler.planning.plan import make_plan
 from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
@@ -108,8 +109,11 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     # and whichever node it is on (safety rule 13).
     refs = claim_refs if claim_refs is not None else claim_users(
         desired.manifests, (o.manifest for o in everything))
+    moves = (move_context(desired.manifests, observation.nodes, live=profile.live_migration)
+             if observation.nodes else None)
     return make_plan(planned, observed, fingerprints=fingerprints, profile=profile,
-                     claim_refs=refs, placement=place_vms(desired, observed, observation))
+                     claim_refs=refs, placement=place_vms(desired, observed, observation),
+                     moves=moves)
 
 
 def place_vms(desired: Desired, observed: Sequence[Observed],

@@ -6,9 +6,11 @@ free memory, reachable, schedulable, hostDisk root). A backend that reports no n
 (KubeVirt, git mode) gets no placement step. Rules, in order:
 
 1. A VM that already has a domain stays on its node while that node still satisfies
-   its nodeSelector, required node affinity and hostDisk paths (moving it is a
-   `replace`, shown in the plan as `previous_node → node`). A cordoned node
-   (`schedulable: false`) keeps what runs on it; it only takes no new VMs.
+   its nodeSelector, required node affinity and hostDisk paths (moving it is a live
+   migration or a `replace`, shown in the plan as `previous_node → node`). A cordoned
+   node (`schedulable: false`) takes no new VMs and is drained: its VMs are placed
+   elsewhere when another node fits, and the plan applies their eviction strategy
+   (`reconciler.planning.moves`: one that must not be shut down stays, saying why).
 2. Only reachable, schedulable nodes whose labels contain every `nodeSelector` pair and
    match one of the `requiredDuringSchedulingIgnoredDuringExecution` node selector terms
    (In, NotIn, Exists, DoesNotExist, Gt, Lt on labels; `metadata.name` in matchFields)
@@ -40,6 +42,7 @@ from reconciler.core.vmspec import VmSpec
 from reconciler.planning.normalize import get_path
 
 UNSCHEDULABLE = PrintableStatus.ERROR_UNSCHEDULABLE
+DRAIN_HELD = "drain of"  # a Placement reason: the VM stays on its cordoned node
 VM_KIND = "VirtualMachine"
 
 
@@ -53,6 +56,12 @@ class NodeCapacity:
     reachable: bool = True
     host_disk_dir: str | None = None
     schedulable: bool = True  # False: cordoned, takes no new VMs
+    # Live migration's facts (issue 10): the storage directory when other nodes share it
+    # (the RWX equivalent; None: node-local) and the host CPU model when configured.
+    shared_storage: str | None = None
+    cpu_model: str | None = None
+    # Whether the node's hypervisor can live-migrate at all (libvirt's test driver cannot).
+    migrates: bool = True
 
 
 @dataclass(frozen=True)
@@ -172,7 +181,9 @@ def place(nodes: Sequence[NodeCapacity], req: Request, current: str | None = Non
     taken = used or {}
     if current is not None:
         here = next((n for n in nodes if n.name == current), None)
-        if here is None or _miss(here, req, fresh=False) in (None, Miss.UNREACHABLE):
+        miss = _miss(here, req, fresh=False) if here is not None else None
+        drained = here is not None and miss is None and not here.schedulable
+        if here is None or miss is Miss.UNREACHABLE or (miss is None and not drained):
             return Placement(current)  # rule 1 (an unreachable node is not a reason to move)
     counts: dict[Miss, int] = {}
     fitting: list[tuple[int, int, str]] = []

@@ -10,7 +10,7 @@ from reconciler.core.model import JSON, Action, DiffOp
 from reconciler.core.sensitive import MASK
 from reconciler.planning.classify import Disruption
 from reconciler.planning.plan_model import FieldChange, ObjectChange, Plan, Summary
-from reconciler.planning.schedule import UNSCHEDULABLE
+from reconciler.planning.schedule import DRAIN_HELD, UNSCHEDULABLE
 
 MAX_VALUE_CHARS = 200
 
@@ -47,6 +47,8 @@ def heading(c: ObjectChange) -> str:
                 else "will be created")
     if c.is_delete:
         return "will be deleted"
+    if Action.MIGRATE in c.actions and c.placement is not None:
+        return f"will be live-migrated: migrate {c.placement.previous_node} → {c.placement.node}"
     if Action.RESTART in c.actions:
         return "will be restarted"
     if Action.STOP in c.actions:
@@ -66,8 +68,10 @@ def data_loss_line(s: Summary) -> str | None:
 
 
 def summary_line(s: Summary) -> str:
+    # Migrations are named only when there are some (Terraform does so with imports).
+    migrate = f"{s.migrate} to migrate, " if s.migrate else ""
     return (f"Plan: {s.create} to create, {s.update} to update, {s.restart} to restart, "
-            f"{s.replace} to replace, {s.delete} to delete.")
+            f"{migrate}{s.replace} to replace, {s.delete} to delete.")
 
 
 def join_path(base: str, key: str | int) -> str:
@@ -187,7 +191,10 @@ def placement_line(c: ObjectChange) -> str | None:
         return None
     if p.node is None:
         return f"placement: {UNSCHEDULABLE}: {p.reason}"
-    where = f"{p.previous_node} → {p.node} (moves)" if p.moves else p.node
+    how = "live migration" if Action.MIGRATE in c.actions else "moves"
+    where = f"{p.previous_node} → {p.node} ({how})" if p.moves else p.node
+    if p.reason.startswith(DRAIN_HELD):  # a drain that must not move it (issue 10)
+        return f"placement: {where} (stays: {p.reason})"
     return f"placement: {where}" + (f" (stays; {UNSCHEDULABLE}: {p.reason})" if p.reason
                                     else "")
 

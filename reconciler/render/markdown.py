@@ -83,9 +83,11 @@ def _callouts(plan: Plan) -> list[str]:
     restart = [c for c in plan.changes if Action.RESTART in c.actions]
     replace = [c for c in plan.changes if Action.REPLACE in c.actions
                and c.disruption != Disruption.DATA_LOSS]
+    migrate = [c for c in plan.changes if Action.MIGRATE in c.actions]
     for kind, title, items in (("CAUTION", "Destroys data", loss),
                                ("WARNING", "Restarts", restart),
-                               ("WARNING", "Replaced", replace)):
+                               ("WARNING", "Replaced", replace),
+                               ("NOTE", "Live migrations", migrate)):
         if not items:
             continue
         out += [f"> [!{kind}]", f"> **{title}: {len(items)} object"

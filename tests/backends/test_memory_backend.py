@@ -27,6 +27,7 @@ def memory_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     registry.register("memory", registry.Entry("backends.memory", "backends.memory"))
     memory.STORE.clear()
     memory.CALLS.clear()
+    memory.MIGRATIONS.clear()
     memory.CLOSED.clear()
     yield
     registry.unregister("memory")

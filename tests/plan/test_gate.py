@@ -16,7 +16,7 @@ VM = """\
 apiVersion: kubevirt.io/v1
 kind: VirtualMachine
 metadata:
-  name: web
+  name: {name}
   namespace: prod
   annotations: {annotations}
 spec:
@@ -35,6 +35,8 @@ spec:
     spec:
       nodeSelector: {selector}
       domain:
+        firmware:
+          uuid: 6d3c0b52-3f5e-4d16-9a1f-000000000001
         cpu:
           cores: {cores}
         devices:
@@ -50,21 +52,23 @@ spec:
 
 
 def vm(policy: str | None = None, *, run: str = "Always", cores: int = 1,
-       size: str = "2Gi", disk_policy: str | None = None, zone: str = "a") -> str:
+       size: str = "2Gi", disk_policy: str | None = None, zone: str = "a",
+       name: str = "web") -> str:
     ann = {}
     if policy:
         ann["virtsync.io/allow-disruption"] = policy
     if disk_policy:
         ann["virtsync.io/disk-policy"] = disk_policy
     text = ", ".join(f'"{k}": "{v}"' for k, v in ann.items())
-    return VM.format(annotations="{" + text + "}", run=run, cores=cores, size=size,
+    return VM.format(annotations="{" + text + "}", run=run, cores=cores, size=size, name=name,
                      selector="{zone: " + zone + "}")
 
 
 CHANGES = {  # name → (base, head after, expected class)
     "live": (dict(run="Halted"), dict(run="Always"), Disruption.LIVE),
     "restart": (dict(cores=1), dict(cores=2), Disruption.RESTART),
-    "replace": (dict(zone="a"), dict(zone="b"), Disruption.REPLACE),  # libvirt: moves node
+    # A rename (paired by the pinned firmware UUID) defines the domain again.
+    "replace": (dict(name="web"), dict(name="web2"), Disruption.REPLACE),
     "data-loss": (dict(size="2Gi"), dict(size="1Gi"), Disruption.DATA_LOSS),
 }
 NEEDS = {  # (class, policy) → the flag still needed, or None

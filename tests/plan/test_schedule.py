@@ -50,9 +50,20 @@ def test_reason_counts_each_cause() -> None:
 
 def test_existing_vm_stays_on_its_node_while_it_still_matches() -> None:
     assert place([A, B], req(), current="a").node == "a"
-    # A cordoned node keeps what runs on it.
+    # A cordoned node keeps what fits nowhere else, saying why.
     cordoned = NodeCapacity("a", A.labels, free_kib=0, schedulable=False)
-    assert place([cordoned, B], req(selector={"zone": "x"}), current="a").node == "a"
+    held = place([cordoned, B], req(selector={"zone": "x"}), current="a")
+    assert held.node == "a" and "1 node(s) were unschedulable (cordoned)" in held.reason
+
+
+def test_cordoned_node_is_drained_onto_a_fitting_node() -> None:
+    """Issue 10: `schedulable: false` drains; the plan applies the eviction strategy
+    (tests/plan/test_plan_migrate.py)."""
+    cordoned = NodeCapacity("a", A.labels, free_kib=A.free_kib, schedulable=False)
+    assert place([cordoned, B, C], req(), current="a").node == "b"
+    # An unreachable node still keeps its VMs: no move it cannot confirm.
+    gone = NodeCapacity("a", A.labels, reachable=False, schedulable=False)
+    assert place([gone, B], req(), current="a").node == "a"
 
 
 def test_existing_vm_moves_when_its_node_no_longer_matches() -> None:
