@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import reconciler
 from reconciler.backends.base import Backend
 from reconciler.cli.common import open_backend
 from reconciler.cli.power_cmd import key_of
@@ -124,7 +123,9 @@ def _detach(args: argparse.Namespace, key: ObjectKey, target: str) -> Path:
     logs = state_dir() / "migrations"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{key.namespace}_{key.name}.log"
-    cmd = [sys.executable, "-m", reconciler.__name__, "migrate", f"{key.namespace}/{key.name}",
+    # `python -m` the reconciler package, whatever the install calls it.
+    package = (__package__ or "reconciler.cli").rsplit(".", 1)[0]
+    cmd = [sys.executable, "-m", package, "migrate", f"{key.namespace}/{key.name}",
            "--path", str(args.path), "--to", target, "--wait"]
     with log.open("ab") as out:
         subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from node.cluster.config import cluster_from_manifests, node_facts
+from reconciler.core.model import ExitCode
 from reconciler.planning.moves import move_context
 from reconciler.planning.readiness import UNKNOWN_KIB, readiness
 from reconciler.planning.reconcile import load_desired
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", choices=list(RENDERERS), default="text")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     desired = load_desired([args.path])  # an invalid tree is refused (rule 1)
     config = cluster_from_manifests(desired.manifests)
     # Capacity as the Cluster object configures it; the rest is measured live, not here.
@@ -35,4 +36,4 @@ def run(args: argparse.Namespace) -> int:
     report = readiness(desired.manifests, nodes, move_context(desired.manifests, nodes),
                        unknown)
     sys.stdout.write(RENDERERS[args.output](report))
-    return 0
+    return ExitCode.OK
