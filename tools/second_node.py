@@ -20,7 +20,7 @@ its own slot, so parallel test runs do not share a node):
 
     node a  qemu+tcp://127.0.0.1:16509/system   node-local storage /var/lib/virtsync-nodes/a/storage
     node b  qemu+tcp://127.0.0.1:16510/system   node-local storage /var/lib/virtsync-nodes/b/storage
-            QEMU migration ports 49300-49363, its tree under /var/lib/virtsync-nodes/b
+            QEMU migration ports 49300-49331, its tree under /var/lib/virtsync-nodes/b
     shared  /var/lib/virtsync-nodes/shared  (same path on both nodes: the RWX equivalent)
 
 "Node-local" is a convention here: both daemons see the whole filesystem, so a node-local
@@ -65,8 +65,8 @@ PRIVATE_DIRS = (
 )
 NODE_B_PORT = 16510
 MIGRATION_PORT_BASE = 49300  # node A keeps libvirt's default 49152-49215
-MIGRATION_PORT_SPAN = 64
-INSTANCE_SLOTS = 40
+MIGRATION_PORT_SPAN = 32
+INSTANCE_SLOTS = 200  # instances hashed into slots; a clash is reported, never shared
 UUID_NAMESPACE = uuid.UUID("6f1d7c1e-3c3b-4d39-9a55-9f0c1b2e5a10")
 _INSTANCE = re.compile(r"^[A-Za-z0-9_-]{0,32}$")
 
@@ -194,18 +194,24 @@ def _start_node_b(lay: Layout, timeout: float) -> tuple[int, ...]:
     with lay.output.open("ab") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_answering(lay, proc, timeout)
+        _check_identity(lay)
+    except BaseException:
+        for pid in (proc.pid, *_own_pids(lay.virtlogd_pid_file)):
+            daemon.stop_pid(pid)
+        raise
+    return (*_own_pids(lay.virtlogd_pid_file), proc.pid)
+
+
+def _wait_answering(lay: Layout, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.poll() is None:
         if daemon.answers(lay.uri):
-            _check_identity(lay)
-            return (*_own_pids(lay.virtlogd_pid_file), proc.pid)
+            return
         time.sleep(0.2)
-    for pid in (proc.pid, *_own_pids(lay.virtlogd_pid_file)):
-        daemon.stop_pid(pid)
-    raise NodeError(f"node B did not answer on {lay.uri} within {timeout:.0f} s; "
-                    f"output ({lay.output}):\n{_tail(lay.output)}")
+    state = "exited" if proc.poll() is not None else f"did not answer within {timeout:.0f} s"
+    raise NodeError(f"node B ({lay.uri}) {state}; output ({lay.output}):\n{_tail(lay.output)}")
 
 
 def _check_identity(lay: Layout) -> None:
@@ -213,7 +219,8 @@ def _check_identity(lay: Layout) -> None:
     found = host_uuid(lay.uri)
     if found != lay.host_uuid:
         raise NodeError(f"{lay.uri} answers with host UUID {found}, not node B's "
-                        f"{lay.host_uuid}: port {lay.port} is taken by another daemon")
+                        f"{lay.host_uuid} (from {lay.root / 'etc' / 'libvirtd.conf'}): "
+                        f"another daemon holds port {lay.port}, or node B ignored its config")
 
 
 def host_uuid(uri: str) -> str:

@@ -108,9 +108,6 @@ class TickWatch:
                 self.arrived.setdefault(t.n, now)
             time.sleep(0.01)
 
-    def arrived_between(self, since: float, until: float) -> int:
-        return sum(1 for t in list(self.arrived.values()) if since <= t <= until)
-
     def longest_gap(self, since: float, until: float) -> float:
         """The longest time between consecutive ticks that arrived in [since, until]
         (plus the tick just before `since`)."""
@@ -139,41 +136,6 @@ def wait_check_after(path: Path, offset: int, tick: int, timeout: float = 30.0) 
     return wait_text(path, offset,
                      lambda text: any(int(c.get("n", 0)) > tick for c in checks(text)),
                      timeout, f"a VS-CHECK after tick {tick}")
-
-
-@dataclass
-class CopyWindow:
-    """When the source's migration job was copying memory (host clock), sampled every
-    20 ms in a thread on the source connection while the migrate call runs."""
-
-    dom: Any  # the source domain
-    seen: list[float] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def __enter__(self) -> CopyWindow:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                stats = self.dom.jobStats(0)
-            except libvirt.libvirtError:
-                return  # the source domain is gone: the migration finished
-            if stats.get("memory_processed", 0) > 0 and stats.get("memory_remaining", 0) > 0:
-                self.seen.append(time.monotonic())
-            time.sleep(0.02)
-
-    @property
-    def span(self) -> tuple[float, float]:
-        return (min(self.seen), max(self.seen)) if self.seen else (0.0, 0.0)
 
 
 @dataclass(frozen=True)

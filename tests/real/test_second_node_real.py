@@ -56,46 +56,24 @@ def boot(node: tinyguest.Node, name: str) -> tuple[tinyguest.Incarnation, tinygu
     return inc, tinyguest.parse_report(tinyguest.read_console(inc))
 
 
-@dataclass(frozen=True)
-class Moved:
-    migration: liveguest.Migration
-    longest_gap: float  # seconds between two ticks around the migration (host clock)
-    ticks_while_copying: int  # ticks that reached the console while memory was copied
-
-
-# Slow enough (the tiny guest has ~65 MiB of non-zero memory) that memory copying takes
-# over a second: a live migration keeps printing ticks meanwhile, a paused one cannot.
-BANDWIDTH_MIB_S = 32
-
-
 def move(inc: tinyguest.Incarnation, src: Any, dest: Any, dest_uri: str, *,
          flags: int = liveguest.SHARED_STORAGE_FLAGS,
-         params: dict[str, Any] | None = None) -> Moved:
-    """Migrate while watching the ticks; prints migration time and downtime."""
-    params = {libvirt.VIR_MIGRATE_PARAM_BANDWIDTH: BANDWIDTH_MIB_S, **(params or {})}
+         params: dict[str, Any] | None = None) -> None:
+    """Migrate while watching the ticks; prints migration time, libvirt's downtime and
+    the longest silence between two ticks around it (host clock)."""
     dom = src.lookupByName(inc.domain)
     with liveguest.TickWatch(inc.console, inc.offset) as watch:
         watch.wait_fresh_tick()
         t0 = time.monotonic()
-        with liveguest.CopyWindow(dom) as copying:
-            done = liveguest.migrate(dom, dest_uri, dest, flags=flags, params=params)
-        last = max(watch.arrived)
+        done = liveguest.migrate(dom, dest_uri, dest, flags=flags, params=params)
+        before = len(liveguest.ticks(tinyguest.read_console(inc)))
         liveguest.wait_text(inc.console, inc.offset,
-                            lambda t: liveguest.ticks(t)[-1].n >= last + 2, 30,
+                            lambda t: len(liveguest.ticks(t)) >= before + 2, 30,
                             "ticks after the migration")
-        moved = Moved(done, watch.longest_gap(t0, time.monotonic()),
-                      watch.arrived_between(*copying.span))
+        gap = watch.longest_gap(t0, time.monotonic())
     print(f"\n{inc.domain}: migration {done.seconds:.2f} s (libvirt job "
           f"{done.stats['time_elapsed']} ms, downtime {done.downtime_ms} ms); longest "
-          f"silence between ticks {moved.longest_gap:.2f} s (one every "
-          f"{liveguest.TICK_SECONDS} s); {moved.ticks_while_copying} ticks while copying")
-    return moved
-
-
-def assert_live(moved: Moved) -> None:
-    """The guest kept running while its memory was copied, and was paused only briefly."""
-    assert moved.ticks_while_copying >= 1, moved
-    assert 0 <= moved.migration.downtime_ms < moved.migration.stats["time_elapsed"], moved
+          f"silence between ticks {gap:.2f} s (one every {liveguest.TICK_SECONDS} s)")
 
 
 def assert_kept_running(inc: tinyguest.Incarnation, seen: tinyguest.GuestReport,
@@ -142,11 +120,11 @@ def test_live_migration_over_shared_storage_keeps_the_guest_running(
     shared = on_node(node, node_root / "shared-storage")
     inc, seen = boot(shared, "mig-shared")
 
-    assert_live(move(inc, nodes.a, nodes.b, nodes.layout.uri))
+    move(inc, nodes.a, nodes.b, nodes.layout.uri)
     assert_only_on(inc.domain, nodes.b, nodes.a)
     assert_kept_running(inc, seen, last_tick(inc))
 
-    assert_live(move(inc, nodes.b, nodes.a, nodes.layout.peer_uri))  # A takes p2p too
+    move(inc, nodes.b, nodes.a, nodes.layout.peer_uri)  # node A takes p2p too
     assert_only_on(inc.domain, nodes.a, nodes.b)
     assert_kept_running(inc, seen, last_tick(inc))
 
@@ -158,8 +136,8 @@ def test_live_migration_copies_node_local_disks(nodes: Nodes, node: tinyguest.No
     (disk,) = inc.prepared.disks
     params = liveguest.copy_storage_params(nodes.a.lookupByName(inc.domain), local_a, local_b)
 
-    assert_live(move(inc, nodes.a, nodes.b, nodes.layout.uri,
-                     flags=liveguest.COPY_STORAGE_FLAGS, params=params))
+    move(inc, nodes.a, nodes.b, nodes.layout.uri, flags=liveguest.COPY_STORAGE_FLAGS,
+         params=params)
     assert_only_on(inc.domain, nodes.b, nodes.a)
     moved = local_b / Path(disk.path).relative_to(local_a)
     assert str(moved) in nodes.b.lookupByName(inc.domain).XMLDesc(0)
