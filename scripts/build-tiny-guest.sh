@@ -93,7 +93,8 @@ case "$1" in
 esac
 DHCP
 
-# /init prints one VS-* line per fact so tests can parse the serial console log.
+# /init prints one VS-* line per fact so tests can parse the serial console log, then
+# `VS-TICK <n> boot=<boot id> up=<uptime>` every 0.5 s and `VS-CHECK ...` every 2 s.
 cat > "$ROOT/init" <<'INIT'
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -171,7 +172,40 @@ for d in /sys/class/net/*; do
     || echo "VS-IP $n none"
 done
 echo "VS-READY"
-while :; do sleep 3600; done
+# What the guest sees of its identity now, one line: SMBIOS, MACs, and each writable
+# disk's marker read from the disk itself (caches dropped first), so that after a live
+# migration the guest proves it kept them.
+check() {
+  read uuid < /sys/class/dmi/id/product_uuid
+  read serial < /sys/class/dmi/id/product_serial
+  line="VS-CHECK n=$1 uuid=$uuid serial=$serial"
+  for d in /sys/class/net/*; do
+    [ "${d##*/}" = lo ] && continue
+    read mac < "$d/address"
+    line="$line mac.${d##*/}=$mac"
+  done
+  echo 3 > /proc/sys/vm/drop_caches
+  for b in /sys/block/vd*; do
+    [ -e "$b" ] || continue
+    read ro < "$b/ro"
+    [ "$ro" = 1 ] && continue
+    head=$(dd if=/dev/${b##*/} bs=64 count=1 2>/dev/null | tr -d '\000 ')
+    line="$line disk.${b##*/}=${head#VSMARK:}"
+  done
+  echo "$line"
+}
+# A heartbeat for live-migration tests: the counter goes on across a migration and starts
+# again at 1 (with a new boot id) after a restart; every 4th tick also prints VS-CHECK.
+# `read` is a shell builtin: no fork per tick, which keeps it cheap under TCG.
+read boot_id < /proc/sys/kernel/random/boot_id
+n=0
+while :; do
+  n=$((n + 1))
+  read up _ < /proc/uptime
+  echo "VS-TICK $n boot=$boot_id up=$up"
+  [ $((n % 4)) = 0 ] && check "$n"
+  sleep 0.5
+done
 INIT
 chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/usr/share/udhcpc/default.script"
 ( cd "$ROOT" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1 > "$WORK/initramfs.cpio.gz" )

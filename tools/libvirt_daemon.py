@@ -8,6 +8,11 @@ boot benchmark and the demo:
 
     python tools/libvirt_daemon.py start      # leaves them running, prints their PIDs
     python tools/libvirt_daemon.py stop       # stops the daemons whose pid files name them
+                                              # (and TCP forwarders listen_tcp started)
+
+Peer-to-peer live migration towards this node needs it on TCP: `listen_tcp` adds a
+forwarder (tools/tcp_forward.py) from 127.0.0.1:PORT to the running daemon's UNIX socket,
+so the daemon itself is never restarted (tools/second_node.py uses it).
 """
 
 from __future__ import annotations
@@ -28,6 +33,11 @@ from pathlib import Path
 DEFAULT_URI = "qemu:///system"
 KVM_DEVICE = "/dev/kvm"
 PID_FILES = ("/run/libvirtd.pid", "/run/virtlogd.pid")
+SYSTEM_SOCKET = "/run/libvirt/libvirt-sock"
+TCP_PORT = 16509  # libvirt's own default for qemu+tcp
+FORWARDER = Path(__file__).resolve().with_name("tcp_forward.py")
+FORWARDER_PID_DIR = Path("/run")
+FORWARDER_PID_PREFIX = "virtsync-libvirt-tcp-"
 
 
 class DaemonError(RuntimeError):
@@ -139,6 +149,45 @@ def start(uri: str = DEFAULT_URI, *, timeout: float = 60.0, log_dir: str | None 
     raise DaemonError(f"libvirtd did not answer on {uri} within {timeout:.0f} s; log tail:\n{tail}")
 
 
+def tcp_uri(port: int) -> str:
+    return f"qemu+tcp://127.0.0.1:{port}/system"
+
+
+def forwarder_pid_file(port: int) -> Path:
+    return FORWARDER_PID_DIR / f"{FORWARDER_PID_PREFIX}{port}.pid"
+
+
+def listen_tcp(port: int = TCP_PORT, *, socket_path: str = SYSTEM_SOCKET,
+               timeout: float = 15.0, log_dir: str | None = None) -> int | None:
+    """Make the daemon behind `socket_path` answer on `tcp_uri(port)`. Returns the PID of
+    the forwarder we started (stop it with `stop_pid`), None when something already
+    answered there."""
+    uri = tcp_uri(port)
+    if answers(uri):
+        return None
+    logs = Path(log_dir or os.environ.get("VIRTSYNC_DAEMON_LOG_DIR", "/var/log/libvirt"))
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"tcp-forward-{port}.out"
+    proc = _spawn([sys.executable, str(FORWARDER), "--port", str(port), "--socket", socket_path,
+                   "--pid-file", str(forwarder_pid_file(port))], log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DaemonError(f"TCP forwarder for {uri} exited ({proc.returncode}); "
+                              f"log tail:\n{_tail(log)}")
+        if answers(uri):
+            return proc.pid
+        time.sleep(0.1)
+    _terminate(proc.pid)
+    raise DaemonError(f"{uri} did not answer within {timeout:.0f} s; log tail:\n{_tail(log)}")
+
+
+def stop_pid(pid: int | None, *, timeout: float = 15.0) -> None:
+    """Stop one process we started (a no-op for None)."""
+    if pid is not None:
+        _terminate(pid, timeout=timeout)
+
+
 def stop(daemons: Daemons, *, timeout: float = 15.0) -> None:
     """Stop the daemons we started (libvirtd before virtlogd). Guests keep running."""
     for pid in reversed(daemons.started):
@@ -210,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("started " + " ".join(map(str, d.started)) if d.started else "already running")
         return 0
-    pids = [p for p in map(_pid_from_file, PID_FILES) if p is not None]
+    forwarders = sorted(map(str, FORWARDER_PID_DIR.glob(f"{FORWARDER_PID_PREFIX}*.pid")))
+    pids = [p for p in map(_pid_from_file, (*forwarders, *PID_FILES)) if p is not None]
     for pid in pids:
         _terminate(pid)
     print("stopped " + " ".join(map(str, pids)) if pids else "nothing to stop")

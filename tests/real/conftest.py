@@ -15,6 +15,7 @@ from pathlib import Path
 
 import libvirt_daemon as daemon
 import pytest
+import second_node
 from lanes import require_real_tools
 
 from node.domain.model import NodeFacts
@@ -51,6 +52,22 @@ def libvirt_conn() -> Iterator[object]:
         tinyguest.remove_domains(conn, DOMAIN_PREFIX)
         conn.close()
         daemon.stop(started)
+
+
+@pytest.fixture(scope="session")
+def node_b(libvirt_conn: object) -> Iterator[second_node.SecondNode]:
+    """A second libvirt node (tools/second_node.py), this run's own instance; started on
+    first use, stopped at the end of the session if this session started it."""
+    import libvirt
+
+    b = second_node.start(tinyguest.SUFFIX)
+    try:
+        yield b
+    finally:
+        conn = libvirt.open(b.layout.uri)
+        tinyguest.remove_domains(conn, DOMAIN_PREFIX)
+        conn.close()
+        second_node.stop(b)
 
 
 @pytest.fixture(scope="session")
