@@ -192,6 +192,11 @@ def row(key: str, what: str, vs: Sequence[Sample], fs: Sequence[Sample], *,
     def pick(s: Sample) -> float:
         return s.cpu if metric == "cpu" else s.wall
 
+    # CPU medians beside the wall times: on a shared machine CPU is the steadier figure.
+    cpu = {"virtsync_cpu_s": round(statistics.median(s.cpu for s in vs), 3)}
+    if fs:
+        cpu["floor_cpu_s"] = round(statistics.median(s.cpu for s in fs), 3)
+    kw["extra"] = {**cpu, **kw.get("extra", {})}
     return Row(key, what, Stats.of([pick(s) for s in vs]),
                Stats.of([pick(s) for s in fs]) if fs else None,
                Stats.of([s.rss_mib for s in vs]), **kw)

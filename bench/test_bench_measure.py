@@ -75,6 +75,7 @@ def test_row_markdown_and_json_round_trip(tmp_path: Path) -> None:
                               "floor | 2.00× | 52 MiB |")
     cpu = measure.row("k", "thing", vs, fs, metric="cpu")
     assert cpu.virtsync == Stats(1.0, 0.5, 1.5, 3)
+    assert row.extra == {"virtsync_cpu_s": 1.0, "floor_cpu_s": 1.0}
     out = tmp_path / "rows.json"
     measure.emit([row], out)
     (back,) = json.loads(out.read_text())["rows"]
