@@ -45,7 +45,12 @@ def listxml(uri: str) -> int:
     conn = libvirt.open(uri)
     try:
         for dom in conn.listAllDomains(0):
-            dom.XMLDesc(0)
+            try:
+                dom.XMLDesc(0)
+            except libvirt.libvirtError as exc:
+                # Another checkout's domain can go between list and fetch (shared daemon).
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
     finally:
         conn.close()
     return 0

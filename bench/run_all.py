@@ -114,6 +114,8 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--list", action="store_true", help="list groups and rows")
+    ap.add_argument("--merge", metavar="LABEL", nargs="+",
+                    help="only fold these labels' rows into --label (runs made apart)")
     args = ap.parse_args()
     if args.list:
         for g, (keys, _) in GROUPS.items():
@@ -121,6 +123,12 @@ def main() -> int:
         return 0
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.label}.json"
+    if args.merge:
+        doc = _load(path)
+        for other in args.merge:
+            rows = _load(RESULTS / f"{other}.json")["rows"]
+            _store(path, doc, {r["key"]: r for r in rows})
+        return 0
     for group in groups_for(args.rows):
         keys, runner = GROUPS[group]
         load0 = round(os.getloadavg()[0], 1)
@@ -130,15 +138,19 @@ def main() -> int:
         load1 = round(os.getloadavg()[0], 1)
         print(measure.table(rows), f"\n({group}: {time.perf_counter() - t:.0f} s)", flush=True)
         doc = _load(path)
-        fresh = {r.key: dict(r.as_json(), load=[load0, load1]) for r in rows}
-        kept = [r for r in doc["rows"] if r["key"] not in fresh]
-        doc.update(label=args.label, machine=measure.machine(), runs=args.runs,
-                   files=args.files)
-        doc["rows"] = sorted(kept + list(fresh.values()),
-                             key=lambda r: ORDER.index(r["key"]) if r["key"] in ORDER else 99)
-        path.write_text(json.dumps(doc, indent=2) + "\n")
-        path.with_suffix(".md").write_text(_markdown(doc))
+        doc.update(label=args.label, machine=measure.machine(), runs=args.runs)
+        _store(path, doc, {r.key: dict(r.as_json(), load=[load0, load1], files=args.files)
+                           for r in rows})
     return 0
+
+
+def _store(path: Path, doc: dict[str, Any], fresh: dict[str, dict[str, Any]]) -> None:
+    """Replace the rows measured again, keep the others, in table order."""
+    kept = [r for r in doc["rows"] if r["key"] not in fresh]
+    doc["rows"] = sorted(kept + list(fresh.values()),
+                         key=lambda r: ORDER.index(r["key"]) if r["key"] in ORDER else 99)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    path.with_suffix(".md").write_text(_markdown(doc))
 
 
 if __name__ == "__main__":
