@@ -1,87 +1,96 @@
-"""Benchmark `virtsync validate` over 10,000 generated VM files (issue #2 targets).
+"""`virtsync validate` over 10,000 generated VM files (bench/vmgen.py), each run a whole
+process, paired with its floor (bench/measure.py):
 
-Reports, in one run: the floor (PyYAML CSafeLoader parse of every file, one process),
-`virtsync validate` cold (empty cache) and warm (cache hit), and each run's peak RSS.
-Targets on a 2-core machine: cold ≤ 3× floor, warm ≤ 0.5 s, peak memory ≤ 400 MiB.
+- validate-cold / validate-cold-cpu: empty cache vs the libyaml (CSafeLoader) parse of
+  every file in one process; wall and CPU (issue 13: CPU ≤ 1.2× floor, wall ≤ 0.6× the
+  one-process floor on 2 cores); the RSS column is the cold peak (≤ 100 MiB).
+- validate-warm-edit: one file's content edited since the last run vs parsing that file.
+- validate-warm-same: nothing changed vs a stat of every file.
 
-    .venv/bin/python bench/bench_validate.py [--count 10000] [--keep DIR]
+    python bench/bench_validate.py [--files 10000] [--runs 5] [--json F] [--tree DIR]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import yaml
-
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import measure
 import vmgen
-
-VIRTSYNC = str(Path(sys.executable).parent / "virtsync")
-MEASURE = """
-import resource, subprocess, sys, time
-t = time.perf_counter()
-p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-dt = time.perf_counter() - t
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(dt, rss, p.returncode)
-"""
+from measure import Row, Sample
 
 
-def floor(paths: list[Path]) -> float:
-    t = time.perf_counter()
-    for p in paths:
-        yaml.load(p.read_bytes(), Loader=yaml.CSafeLoader)
-    return time.perf_counter() - t
+def tree(root: Path, files: int) -> list[Path]:
+    """The generated tree (reused when `root` already holds it)."""
+    if (root / "group-000").is_dir():
+        return sorted(root.rglob("*.yaml"))
+    return vmgen.generate(root, files)
 
 
-def run_validate(root: Path, state: Path) -> tuple[float, float, int]:
-    env = dict(os.environ, VIRTSYNC_STATE_DIR=str(state))
-    out = subprocess.run([sys.executable, "-c", MEASURE, VIRTSYNC, "validate", str(root)],
-                         env=env, capture_output=True, text=True, check=True).stdout.split()
-    return float(out[0]), int(out[1]) / 1024, int(out[2])
+def rows(files: int, runs: int, work: Path) -> list[Row]:
+    root = work / "repo"
+    paths = tree(root, files)
+    state = work / "state"
+    env = measure.virtsync_env(state)
+    validate = [measure.VIRTSYNC, "validate", str(root)]
+    parse_all = measure.floor_argv("parse", str(root))
+    measure.run(parse_all)  # page cache and interpreter warm for both sides
+
+    def cold() -> Sample:
+        shutil.rmtree(state, ignore_errors=True)
+        return measure.run(validate, env=env)
+
+    cv, cf = measure.paired(cold, lambda: measure.run(parse_all), runs)
+    out = [
+        measure.row("validate-cold", f"`validate` cold, {len(paths)} files, wall", cv, cf,
+                    floor_what="libyaml parse, one process",
+                    target="wall ≤ 0.6× floor (2 cores); peak RSS ≤ 100 MiB"),
+        measure.row("validate-cold-cpu", f"`validate` cold, {len(paths)} files, CPU", cv, cf,
+                    metric="cpu", floor_what="libyaml parse CPU", target="CPU ≤ 1.2× floor"),
+    ]
+
+    sv, sf = measure.paired(lambda: measure.run(validate, env=env),
+                            lambda: measure.run(measure.floor_argv("stat", str(root))), runs)
+    out.append(measure.row("validate-warm-same", "`validate` warm, nothing changed", sv, sf,
+                           floor_what="stat of every file", target="≤ 0.1 s"))
+
+    def target(pair: int) -> Path:
+        return paths[(pair * 7919 + 13) % len(paths)]
+
+    edits: list[Path] = []
+    parses: list[Path] = []
+
+    def edit_then_validate() -> Sample:
+        p = target(len(edits))  # each side counts its own calls: the pair's index
+        p.write_text(vmgen.render(int(p.stem.split("-")[1]), variant=len(edits) + 1))
+        edits.append(p)
+        return measure.run(validate, env=env)
+
+    def parse_one() -> Sample:
+        p = target(len(parses))
+        parses.append(p)
+        return measure.run(measure.floor_argv("parse", str(p)))
+
+    ev, ef = measure.paired(edit_then_validate, parse_one, runs)
+    out.append(measure.row("validate-warm-edit", "`validate` warm, one file's content edited",
+                           ev, ef, floor_what="parse of that file (process)",
+                           target="≤ 0.1 s"))
+    return out
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
-    ap.add_argument("--count", type=int, default=10_000)
-    ap.add_argument("--keep", type=Path, help="generate into (and keep) this directory")
-    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    measure.add_common_arguments(ap)
+    ap.add_argument("--tree", type=Path, help="generate into (and reuse) this directory")
     args = ap.parse_args()
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = args.keep or Path(tmp) / "repo"
-        paths = vmgen.generate(root, args.count) if not (root / "group-000").exists() else \
-            sorted(root.rglob("*.yaml"))
-        state = Path(tmp) / "state"
-        floor(paths[:200])  # warm the page cache and the interpreter
-        floor_s = min(floor(paths) for _ in range(2))
-        cold_s, cold_rss, cold_rc = run_validate(root, state)
-        warm_s, warm_rss, warm_rc = min(run_validate(root, state) for _ in range(3))
-        assert cold_rc == 0 and warm_rc == 0, "the generated tree must validate clean"
-
-    figures = {
-        "files": len(paths),
-        "floor_csafeloader_s": round(floor_s, 2),
-        "cold_s": round(cold_s, 2),
-        "cold_over_floor": round(cold_s / floor_s, 2),
-        "warm_s": round(warm_s, 3),
-        "peak_rss_cold_mib": round(cold_rss),
-        "peak_rss_warm_mib": round(warm_rss),
-    }
-    for k, v in figures.items():
-        print(f"{k:24} {v}")
-    verdict = (cold_s <= 3 * floor_s, warm_s <= 0.5, max(cold_rss, warm_rss) <= 400)
-    print("targets (cold<=3x floor, warm<=0.5s, rss<=400MiB):",
-          ["met" if ok else "MISSED" for ok in verdict])
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    with tempfile.TemporaryDirectory(prefix="bench-validate-") as tmp:
+        work = args.tree or Path(tmp)
+        measure.emit(rows(args.files, args.runs, work), args.json)
     return 0
 
 

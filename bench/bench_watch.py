@@ -1,7 +1,13 @@
 """Benchmark: `virtsync watch` over 10,000 VMs on libvirt's test driver — the time from
 saving one changed file to that VM's change being applied (target p50 ≤ 300 ms).
 
-    .venv/bin/python bench/bench_watch.py [--vms 10000] [--edits 30] [--debounce 0.1]
+    python bench/bench_watch.py [--files 10000] [--runs 5] [--json F]   # table rows
+    python bench/bench_watch.py --vms 10000 [--edits 20] [--debounce 0.1]   # one run
+
+The rows: each run is one process (its peak RSS is the watcher's) doing the whole story
+below; `watch-latency` is its save → applied p50 against the p50 of the incremental
+cycle alone, `watch-resync` its median full resync, `watch-startup-create` the start-up
+that creates every VM. Median (min–max) over the runs.
 
 The VM files come from bench/vmgen.py (~110 lines each: labels, annotations, cloud-init,
 two NICs, comments), made cheap to define on the test driver: runStrategy Halted, only
@@ -17,7 +23,9 @@ off: it is not part of a reconcile cycle.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -30,7 +38,9 @@ from typing import Any
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import measure
 import vmgen
+from measure import Row, Stats
 
 URI = "test:///default"
 # libyaml when available: generating 10,000 files with the pure-Python parser takes ~70 s.
@@ -55,12 +65,16 @@ def cheap_vm(i: int) -> str:
         yaml.dump(body, Dumper=_DUMPER, sort_keys=False)
 
 
-def write_tree(root: Path, count: int, base: Path) -> list[Path]:
+def write_cluster(root: Path, base: Path, uri: str = URI) -> None:
     (root / "cluster.yaml").write_text(yaml.safe_dump({
         "apiVersion": "virtsync.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "bench"},
-        "spec": {"nodes": [{"name": "n1", "uri": URI, "storageDir": str(base / "storage"),
+        "spec": {"nodes": [{"name": "n1", "uri": uri, "storageDir": str(base / "storage"),
                             "imageDir": str(base / "images"), "memoryMiB": 1 << 24}]},
     }))
+
+
+def write_tree(root: Path, count: int, base: Path) -> list[Path]:
+    write_cluster(root, base)
     paths = []
     for i in range(count):
         d = root / f"group-{i // 1000:03d}"
@@ -76,15 +90,9 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vms", type=int, default=10_000)
-    ap.add_argument("--edits", type=int, default=30)
-    ap.add_argument("--debounce", type=float, default=0.1)
-    ap.add_argument("--resyncs", type=int, default=3, help="full resyncs to time")
-    args = ap.parse_args(argv)
-
+def one_run(args: argparse.Namespace) -> dict[str, Any]:
+    """One watcher, in this process: start-up, edits, resyncs; prints as it goes and
+    returns the figures (seconds)."""
     base = Path(tempfile.mkdtemp(prefix="bench-watch-"))
     os.environ["VIRTSYNC_STATE_DIR"] = str(base / "state")
     os.environ["VIRTSYNC_LIBVIRT_URI"] = URI
@@ -131,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         thread.start()
         done.wait()
         startup = cycles[0]
+        startup_s = time.perf_counter() - t
         print(f"startup: read+validate+create {args.vms} VMs in "
-              f"{time.perf_counter() - t:.1f} s ({startup.result}, "
+              f"{startup_s:.1f} s ({startup.result}, "
               f"{len(startup.outcomes)} outcomes)", flush=True)
         time.sleep(1.0)
 
@@ -181,6 +190,56 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  full resync (walk, observe all, plan): {secs:.2f} s, {changes} changes")
     print(f"  target p50 <= 300 ms: {'met' if statistics.median(ms) <= 300 else 'NOT met'}")
     print(f"(logs: {log_path})")
+    shutil.rmtree(base, ignore_errors=True)
+    return {"vms": args.vms, "startup_s": startup_s, "latencies_s": latencies,
+            "cycles_s": change_cycles, "resyncs_s": [secs for secs, _ in resyncs]}
+
+
+def rows(files: int, runs: int, edits: int = 20, resyncs: int = 3) -> list[Row]:
+    """`runs` whole processes of one_run each (peak RSS per process): save → applied p50
+    against one incremental cycle's p50, full resync, start-up creating every VM."""
+    figures: list[dict[str, Any]] = []
+    samples = []
+    with tempfile.TemporaryDirectory(prefix="bench-watch-rows-") as tmp:
+        out = Path(tmp) / "run.json"
+        for _ in range(runs):
+            samples.append(measure.run([sys.executable, __file__, "--vms", str(files),
+                                        "--edits", str(edits), "--resyncs", str(resyncs),
+                                        "--one", str(out)]))
+            figures.append(json.loads(out.read_text()))
+    rss = Stats.of([s.rss_mib for s in samples])
+    p50 = Stats.of([statistics.median(f["latencies_s"]) * 1000 for f in figures])
+    cycle = Stats.of([statistics.median(f["cycles_s"]) * 1000 for f in figures])
+    return [
+        Row("watch-latency", f"`watch` save → applied p50, {files} VMs", p50, cycle, rss,
+            unit="ms", floor_what="one incremental cycle p50",
+            target="p50 ≤ 40 ms"),
+        Row("watch-resync", f"`watch` full resync, {files} VMs",
+            Stats.of([statistics.median(f["resyncs_s"]) for f in figures]), None, rss,
+            target="≤ 3 s"),
+        Row("watch-startup-create", f"`watch` start-up creating {files} VMs (test driver)",
+            Stats.of([f["startup_s"] for f in figures]), None, rss,
+            target="≤ 30 s; peak RSS ≤ 250 MiB"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    measure.add_common_arguments(ap)
+    ap.add_argument("--vms", type=int, help="one run in this process with this many VMs")
+    ap.add_argument("--edits", type=int, default=20)
+    ap.add_argument("--debounce", type=float, default=0.1)
+    ap.add_argument("--resyncs", type=int, default=3, help="full resyncs to time")
+    ap.add_argument("--one", type=Path, metavar="F", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.vms is None and args.one is None:
+        measure.emit(rows(args.files, args.runs, args.edits, args.resyncs), args.json)
+        return 0
+    args.vms = args.vms or args.files
+    figures = one_run(args)
+    if args.one:
+        args.one.write_text(json.dumps(figures))
     return 0
 
 
