@@ -35,7 +35,7 @@ from reconciler.planning.diff import (
     format_path,
     plain_path,
 )
-from reconciler.planning.moves import MoveContext, decide_move, hold_for_drain
+from reconciler.planning.moves import MoveContext, Scored, decide_move, hold_for_drain
 from reconciler.planning.normalize import Keyed, align_defaults, get_path, normalize
 from reconciler.planning.ownership import (
     ClaimKey,
@@ -144,6 +144,40 @@ POWER_CAUSE = {
 }
 
 
+def _score(diffs: list[FieldDiff], ctx: Context, profile: ClassificationProfile,
+           restarts: bool) -> list[Scored]:
+    """Each field change with its class, its effective class (a restart of a guest that
+    is off takes effect at its next start) and reason."""
+    scored: list[Scored] = []
+    for d in diffs:
+        verdict = classify(d, ctx, profile)
+        effective, reason = verdict.disruption, verdict.reason
+        if effective == Disruption.RESTART and not restarts:
+            # The guest is (or will be) off: the change takes effect at its next start.
+            effective, reason = Disruption.NONE, reason + " (applies at the next start)"
+        scored.append((d, verdict.disruption, effective, reason, verdict.identity))
+    return scored
+
+
+def _actions(scored: list[Scored], *, updates: bool, migrate: bool, power: PowerAction,
+             renamed: bool, restarts: bool) -> list[Action]:
+    """What apply must do to the domain. Losing data needs the guest off (a restart)
+    unless the domain is replaced anyway."""
+    mechanical = max(Disruption.RESTART if s[2] == Disruption.DATA_LOSS else s[2]
+                     for s in scored)
+    actions = [Action.UPDATE] if updates else []
+    if migrate:
+        actions.append(Action.MIGRATE)
+    if power is not PowerAction.NONE:
+        actions.append(Action(power.value))
+    if mechanical >= Disruption.REPLACE or renamed:
+        actions = [a for a in actions if a is not Action.UPDATE]
+        actions.append(Action.REPLACE)
+    elif mechanical == Disruption.RESTART and restarts:
+        actions.append(Action.RESTART)
+    return actions
+
+
 def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile,
                 node: str | None,
                 blank: frozenset[ClaimKey] = frozenset(),
@@ -168,37 +202,17 @@ def plan_update(desired: Manifest, obs: Observed, profile: ClassificationProfile
         return None, notes
     if not diffs:
         return _power_only(desired, power, count_leaves(after)), notes
-    ctx = Context(desired.kind, before, after)
     restarts = run_before and run_after
-    scored: list[tuple[FieldDiff, Disruption, Disruption, str, bool]] = []
-    for d in diffs:
-        verdict = classify(d, ctx, profile)
-        effective, reason = verdict.disruption, verdict.reason
-        if effective == Disruption.RESTART and not restarts:
-            # The guest is (or will be) off: the change takes effect at its next start.
-            effective, reason = Disruption.NONE, reason + " (applies at the next start)"
-        scored.append((d, verdict.disruption, effective, reason, verdict.identity))
+    scored = _score(diffs, Context(desired.kind, before, after), profile, restarts)
     migrate = False
     if moves is not None and restarts and node is not None and obs.node is not None:
         scored, migrate = decide_move(scored, desired, obs.node, node, moves)
     worst = max(s[2] for s in scored)
     forcing = next(s for s in scored if s[2] == worst)
-    # What apply must do to the domain: losing data needs the guest off (a restart)
-    # unless the domain is replaced anyway.
-    mechanical = max(Disruption.RESTART if s[2] == Disruption.DATA_LOSS else s[2]
-                     for s in scored)
     fields = tuple(_field(d, cls, reason, ident, forces=(d is forcing[0] and worst > 0))
                    for d, cls, _, reason, ident in scored)
-    actions = [Action.UPDATE] if len(diffs) > int(migrate) else []
-    if migrate:
-        actions.append(Action.MIGRATE)
-    if power is not PowerAction.NONE:
-        actions.append(Action(power.value))
-    if mechanical >= Disruption.REPLACE or obs.key != desired.key:
-        actions = [a for a in actions if a is not Action.UPDATE]
-        actions.append(Action.REPLACE)
-    elif mechanical == Disruption.RESTART and restarts:
-        actions.append(Action.RESTART)
+    actions = _actions(scored, updates=len(diffs) > int(migrate), migrate=migrate, power=power,
+                       renamed=obs.key != desired.key, restarts=restarts)
     changed_leaves = sum(count_leaves(d.after) for d in diffs if d.after is not MISSING)
     cause = f"{format_path(forcing[0].path)}: {forcing[3]}" if worst > 0 else forcing[3]
     return ObjectChange(
