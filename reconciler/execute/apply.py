@@ -137,6 +137,20 @@ def execute(
     return outcomes
 
 
+Step = tuple[Action, Callable[[], None]]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one change's backend calls need besides the change itself."""
+
+    backend: Backend
+    desired: Mapping[ObjectKey, Manifest]
+    revision: str
+    options: ApplyOptions
+    grace: int | None
+
+
 def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, Manifest],
                  revision: str, journal: Journal, options: ApplyOptions,
                  delete_disks: Callable[[ObjectKey], bool]) -> Outcome:
@@ -150,59 +164,68 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
         return Outcome(c.key, word)
     if m is None and not c.is_delete:
         return Outcome(c.key, ApplyWord.FAILED, "desired object missing from the tree")
-    refs = desired
-    grace = _grace(m, options)
-    force = options.force_stop
-    node = c.placement.node if c.placement else None  # where the plan placed it
-    steps: list[tuple[Action, Callable[[], None]]] = []
-    word = ApplyWord.CONFIGURED
+    call = _Call(backend, desired, revision, options, _grace(m, options))
     if c.is_delete:
         wipe = delete_disks(c.key)
         # Exactly the files the plan lists (rule 13); none when the policy says keep.
-        steps.append((Action.DELETE, lambda: backend.delete(
-            c.key, delete_disks=wipe, grace_period=grace, force=force,
-            files=c.deleted_files)))
+        steps: list[Step] = [(Action.DELETE, lambda: backend.delete(
+            c.key, delete_disks=wipe, grace_period=call.grace, force=options.force_stop,
+            files=c.deleted_files))]
         word = ApplyWord.DELETED
-    elif Action.REPLACE in c.actions:
-        assert m is not None
-        old = c.previous_key or c.key
-        steps.append((Action.REPLACE, lambda: backend.replace(
-            old, m, revision=revision, refs=refs, grace_period=grace, force=force,
-            node=node)))
-        word = ApplyWord.REPLACED
-    elif Action.CREATE in c.actions:
-        assert m is not None
-        steps.append((Action.CREATE, lambda: backend.create(m, revision=revision, refs=refs,
-                                                       node=node)))
-        word = ApplyWord.CREATED
     else:
         assert m is not None
-        restart = Action.RESTART in c.actions
-        migrating = Action.MIGRATE in c.actions and c.placement is not None
-        # A live change lands where the guest runs now; then it migrates with it.
-        here = c.placement.previous_node if migrating and c.placement else node
-        if Action.UPDATE in c.actions or restart:  # a power-only change redefines nothing
-            steps.append((Action.UPDATE, lambda: backend.update(
-                m, revision=revision, refs=refs, restart=restart, grace_period=grace,
-                force=force, node=here)))
-        if restart:
-            word = ApplyWord.RESTARTED
-        if migrating and c.placement is not None:
-            steps.append((Action.MIGRATE, _migration(backend, c, m, desired)))
-            word = ApplyWord.MIGRATED
-    if Action.STOP in c.actions:  # rule 16: only when the plan says the run strategy demands it
-        steps.append((Action.STOP, lambda: backend.stop(c.key, grace_period=grace, force=force)))
-        word = ApplyWord.STOPPED if word is ApplyWord.CONFIGURED else word
-    elif Action.START in c.actions and Action.CREATE not in c.actions:
-        steps.append((Action.START, lambda: backend.start(c.key)))
-        word = ApplyWord.STARTED if word is ApplyWord.CONFIGURED else word
-    for action, call in steps:
+        steps, word = _define_steps(c, m, call)
+    word = _power_step(c, call, steps, word)
+    for action, run in steps:
         seq = journal.intent(action, c.key, c.disruption.label)
         try:
-            call()
+            run()
         except VirtsyncError as exc:
             detail = str(exc)
             journal.failed(seq, action, c.key, detail)
             return Outcome(c.key, ApplyWord.FAILED, f"{action}: {detail}")
         journal.done(seq, action, c.key)
     return Outcome(c.key, word)
+
+
+def _define_steps(c: ObjectChange, m: Manifest, call: _Call) -> tuple[list[Step], ApplyWord]:
+    """The steps that define the VM: replace, create, or update (and migrate)."""
+    backend, refs, revision = call.backend, call.desired, call.revision
+    grace, force = call.grace, call.options.force_stop
+    node = c.placement.node if c.placement else None  # where the plan placed it
+    if Action.REPLACE in c.actions:
+        old = c.previous_key or c.key
+        return [(Action.REPLACE, lambda: backend.replace(
+            old, m, revision=revision, refs=refs, grace_period=grace, force=force,
+            node=node))], ApplyWord.REPLACED
+    if Action.CREATE in c.actions:
+        return [(Action.CREATE, lambda: backend.create(m, revision=revision, refs=refs,
+                                                      node=node))], ApplyWord.CREATED
+    steps: list[Step] = []
+    word = ApplyWord.CONFIGURED
+    restart = Action.RESTART in c.actions
+    migrating = Action.MIGRATE in c.actions and c.placement is not None
+    # A live change lands where the guest runs now; then it migrates with it.
+    here = c.placement.previous_node if migrating and c.placement else node
+    if Action.UPDATE in c.actions or restart:  # a power-only change redefines nothing
+        steps.append((Action.UPDATE, lambda: backend.update(
+            m, revision=revision, refs=refs, restart=restart, grace_period=grace,
+            force=force, node=here)))
+    if restart:
+        word = ApplyWord.RESTARTED
+    if migrating:
+        steps.append((Action.MIGRATE, _migration(backend, c, m, refs)))
+        word = ApplyWord.MIGRATED
+    return steps, word
+
+
+def _power_step(c: ObjectChange, call: _Call, steps: list[Step], word: ApplyWord) -> ApplyWord:
+    """Rule 16: stop or start only when the plan says the run strategy demands it."""
+    backend, grace, force = call.backend, call.grace, call.options.force_stop
+    if Action.STOP in c.actions:
+        steps.append((Action.STOP, lambda: backend.stop(c.key, grace_period=grace, force=force)))
+        return ApplyWord.STOPPED if word is ApplyWord.CONFIGURED else word
+    if Action.START in c.actions and Action.CREATE not in c.actions:
+        steps.append((Action.START, lambda: backend.start(c.key)))
+        return ApplyWord.STARTED if word is ApplyWord.CONFIGURED else word
+    return word
