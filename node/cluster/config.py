@@ -163,71 +163,82 @@ def parse_cluster(
     default = default_node(env)
     base = _defaults(env)[1]
     nodes: list[NodeConfig] = []
-    raw_nodes = spec.get("nodes") or []
-    if not isinstance(raw_nodes, list):
-        raise _err(where, ("spec", "nodes"), "expected a list")
-    for i, raw in enumerate(raw_nodes):
-        p: JSONPath = ("spec", "nodes", i)
-        node = _map(raw, where, p)
-        name = _str(node.get("name"), where, (*p, "name"), required=True) or ""
-        if any(n.name == name for n in nodes):
-            raise _err(where, (*p, "name"), f"node {name!r} is listed twice")
-        labels = _map(node.get("labels"), where, (*p, "labels"))
-        for k, v in labels.items():
-            if not isinstance(v, str):
-                raise _err(where, (*p, "labels", k), "label values must be strings")
-        memory = node.get("memoryMiB")
-        if memory is not None and (
-            isinstance(memory, bool) or not isinstance(memory, int) or memory < 1
-        ):
-            raise _err(where, (*p, "memoryMiB"), "expected a positive integer")
-        schedulable = node.get("schedulable", True)
-        if not isinstance(schedulable, bool):
-            raise _err(where, (*p, "schedulable"), "expected true or false")
-        shared = node.get("sharedStorage", False)
-        if not isinstance(shared, bool):
-            raise _err(where, (*p, "sharedStorage"), "expected true or false")
-        storage = _abs_dir(node.get("storageDir"), where, (*p, "storageDir"),
-                           Path(default.storage_dir) / name)
-        images = _abs_dir(node.get("imageDir"), where, (*p, "imageDir"),
-                          Path(default.image_dir))
-        host_disks = _host_disk_dir(node.get("hostDiskDir"), where, (*p, "hostDiskDir"), (
-            ("storageDir", storage), ("imageDir", images), ("state directory", str(base))))
-        nodes.append(
-            NodeConfig(
-                name=name,
-                uri=_str(node.get("uri"), where, (*p, "uri"), required=True) or "",
-                storage_dir=storage,
-                image_dir=images,
-                labels=dict(labels),
-                memory_mib=memory,
-                host_disk_dir=host_disks,
-                schedulable=schedulable,
-                shared_storage=shared,
-                cpu_model=_str(node.get("cpuModel"), where, (*p, "cpuModel"), required=False),
-                migration_uri=_str(node.get("migrationUri"), where, (*p, "migrationUri"),
-                                   required=False),
-            )
-        )
+    for i, raw in enumerate(_list(spec.get("nodes"), where, ("spec", "nodes"))):
+        node = _parse_node(raw, where, ("spec", "nodes", i), default, base)
+        if any(n.name == node.name for n in nodes):
+            raise _err(where, ("spec", "nodes", i, "name"), f"node {node.name!r} is listed twice")
+        nodes.append(node)
     networks: list[NetworkConfig] = []
-    raw_nets = spec.get("networks") or []
-    if not isinstance(raw_nets, list):
-        raise _err(where, ("spec", "networks"), "expected a list")
-    for i, raw in enumerate(raw_nets):
-        p = ("spec", "networks", i)
-        net = _map(raw, where, p)
-        name = _str(net.get("name"), where, (*p, "name"), required=True) or ""
-        lvn = _str(net.get("libvirtNetwork"), where, (*p, "libvirtNetwork"), required=False)
-        bridge = _str(net.get("bridge"), where, (*p, "bridge"), required=False)
-        if (lvn is None) == (bridge is None):
-            raise _err(where, p, "set exactly one of libvirtNetwork or bridge")
-        if any(n.name == name for n in networks):
-            raise _err(where, (*p, "name"), f"network {name!r} is listed twice")
-        networks.append(NetworkConfig(name=name, libvirt_network=lvn, bridge=bridge))
+    for i, raw in enumerate(_list(spec.get("networks"), where, ("spec", "networks"))):
+        net = _parse_network(raw, where, ("spec", "networks", i))
+        if any(n.name == net.name for n in networks):
+            raise _err(where, ("spec", "networks", i, "name"),
+                       f"network {net.name!r} is listed twice")
+        networks.append(net)
     return ClusterConfig(
         nodes=tuple(nodes) or (default,), networks=tuple(networks), source=where,
         migration=parse_policy(spec.get("migration"), where, ("spec", "migration")),
     )
+
+
+def _list(value: JSON, where: str, path: JSONPath) -> list[JSON]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _err(where, path, "expected a list")
+    return value
+
+
+def _bool(node: Mapping[str, JSON], key: str, default: bool, where: str, p: JSONPath) -> bool:
+    value = node.get(key, default)
+    if not isinstance(value, bool):
+        raise _err(where, (*p, key), "expected true or false")
+    return value
+
+
+def _parse_node(raw: JSON, where: str, p: JSONPath, default: NodeConfig,
+                base: Path) -> NodeConfig:
+    node = _map(raw, where, p)
+    name = _str(node.get("name"), where, (*p, "name"), required=True) or ""
+    labels = _map(node.get("labels"), where, (*p, "labels"))
+    for k, v in labels.items():
+        if not isinstance(v, str):
+            raise _err(where, (*p, "labels", k), "label values must be strings")
+    memory = node.get("memoryMiB")
+    if memory is not None and (
+        isinstance(memory, bool) or not isinstance(memory, int) or memory < 1
+    ):
+        raise _err(where, (*p, "memoryMiB"), "expected a positive integer")
+    storage = _abs_dir(node.get("storageDir"), where, (*p, "storageDir"),
+                       Path(default.storage_dir) / name)
+    images = _abs_dir(node.get("imageDir"), where, (*p, "imageDir"),
+                      Path(default.image_dir))
+    host_disks = _host_disk_dir(node.get("hostDiskDir"), where, (*p, "hostDiskDir"), (
+        ("storageDir", storage), ("imageDir", images), ("state directory", str(base))))
+    return NodeConfig(
+        name=name,
+        uri=_str(node.get("uri"), where, (*p, "uri"), required=True) or "",
+        storage_dir=storage,
+        image_dir=images,
+        labels=dict(labels),
+        memory_mib=memory,
+        host_disk_dir=host_disks,
+        schedulable=_bool(node, "schedulable", True, where, p),
+        shared_storage=_bool(node, "sharedStorage", False, where, p),
+        cpu_model=_str(node.get("cpuModel"), where, (*p, "cpuModel"), required=False),
+        migration_uri=_str(node.get("migrationUri"), where, (*p, "migrationUri"),
+                           required=False),
+    )
+
+
+def _parse_network(raw: JSON, where: str, p: JSONPath) -> NetworkConfig:
+    net = _map(raw, where, p)
+    name = _str(net.get("name"), where, (*p, "name"), required=True) or ""
+    lvn = _str(net.get("libvirtNetwork"), where, (*p, "libvirtNetwork"), required=False)
+    bridge = _str(net.get("bridge"), where, (*p, "bridge"), required=False)
+    if (lvn is None) == (bridge is None):
+        raise _err(where, p, "set exactly one of libvirtNetwork or bridge")
+    return NetworkConfig(name=name, libvirt_network=lvn, bridge=bridge)
 
 
 def cluster_from_manifests(
