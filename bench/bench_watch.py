@@ -15,7 +15,7 @@ the cloud-init volume kept (the others need qemu-img per disk), one pod network,
 selector. The watcher runs in-process (test:///default keeps state only while this
 process holds a connection), creates every VM in its startup cycle, then each edit
 changes one VM's label in place; latency is measured from the file's close to the
-`configured` outcome of that VM (watchdog event, debounce, re-read and re-validate the
+`configured` outcome of that VM (watchdog event, coalescing window, re-read and re-validate the
 file, tree check, observe the one key, plan, define, journal). The lifecycle agent is
 off: it is not part of a reconcile cycle.
 """
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     measure.add_common_arguments(ap)
     ap.add_argument("--vms", type=int, help="one run in this process with this many VMs")
     ap.add_argument("--edits", type=int, default=20)
-    ap.add_argument("--debounce", type=float, default=0.1)
+    ap.add_argument("--debounce", type=float, default=0.01)
     ap.add_argument("--resyncs", type=int, default=3, help="full resyncs to time")
     ap.add_argument("--one", type=Path, metavar="F", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -42,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="reconcile what is committed at REF (implies --git), e.g. origin/main")
     p.add_argument("--interval", type=_positive, default=60.0, metavar="S",
                    help="seconds between full resyncs that find and heal drift (default: 60)")
-    p.add_argument("--debounce", type=float, default=0.1, metavar="S",
-                   help="quiet period after the last file event before acting (default: 0.1)")
+    p.add_argument("--debounce", type=float, default=0.01, metavar="S",
+                   help="quiet period once every changed file is complete (closed or "
+                        "renamed into place) before acting (default: 0.01)")
     add_change_permission_arguments(p, what_left="the tree")
     p.add_argument("--metrics-port", type=int, metavar="PORT",
                    help="serve Prometheus metrics on this port (0: any free port)")

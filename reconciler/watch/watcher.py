@@ -1,7 +1,7 @@
 """`virtsync watch`: keep the hosts matching the tree, continuously.
 
     startup ── full read, full observe, plan, apply
-    file or ref event ──debounce──▶ re-read changed files ──▶ keys whose desired body
+    file or ref event ──settle──▶ re-read changed files ──▶ keys whose desired body
         changed ──▶ observe just those ──▶ plan ──▶ apply           (incremental cycle)
     every --interval ──▶ full re-read (stat/blob-id cached) ──▶ full observe ──▶ plan
         ──▶ apply: drift found on an unchanged desired state is restored  (resync)
@@ -60,8 +60,9 @@ class WatchOptions:
     git: bool = False
     git_ref: str = "HEAD"
     interval: float = 60.0  # seconds between full resyncs
-    debounce: float = 0.1  # quiet period after the last file event
-    max_delay: float = 1.0  # act after this long even if events keep coming
+    debounce: float = 0.01  # coalescing window once every changed file is whole
+    max_delay: float = 1.0  # act after this long even if events keep coming or a
+    # written file is never closed
     apply: ApplyOptions = field(default_factory=ApplyOptions)  # --prune, its cap, permissions
     agent: bool = True  # run the node lifecycle agent (run strategies) in-process
     agent_every_installation: bool = False  # rule 18: the agent's scope, widened on request
@@ -79,7 +80,7 @@ class CycleReport:
     seconds: float = 0.0
 
 
-_STOP = "\0stop"  # never a path
+_STOP = ("\0stop", True)  # never a path
 
 
 class Watcher:
@@ -115,7 +116,7 @@ class Watcher:
         self.statuses: dict[ObjectKey, str] = {}
         self._cluster: str | None = None  # body hash of the Cluster object in force
         self._run: Run | None = None  # one journal for the process, opened at the first action
-        self._events: queue.Queue[str] = queue.Queue()
+        self._events: queue.Queue[tuple[str, bool]] = queue.Queue()
         self._stop = threading.Event()
         self._agents: list[NodeAgent] = []
         self._observer: Any = None
@@ -124,9 +125,11 @@ class Watcher:
 
     # ------------------------------------------------------------------ control
 
-    def notify(self, path: str) -> None:
-        """A path the tree's watch points name changed (a file, a git ref). Any thread."""
-        self._events.put(path)
+    def notify(self, path: str, whole: bool = False) -> None:
+        """A path the tree's watch points name changed (a file, a git ref). Any thread.
+        `whole`: the event says the file is complete (closed after writing, renamed into
+        place, deleted); otherwise a writer may still be writing it."""
+        self._events.put((path, whole))
 
     def request_stop(self, reason: str = "requested") -> None:
         """Finish the current action, then leave `run()`. Any thread or signal handler."""
@@ -163,7 +166,7 @@ class Watcher:
                     continue
                 if first == _STOP:
                     break
-                batch = self._gather(first)
+                batch = gather(self._events, first, self.options, self.clock)
                 if self.stopping:
                     break
                 self.on_change(batch)
@@ -180,23 +183,6 @@ class Watcher:
         if self.backend is not None:
             self.backend.close()
         self.backend = None
-
-    def _gather(self, first: str) -> set[str]:
-        """Debounce: collect events until `debounce` passes without one (or max_delay)."""
-        batch = {first}
-        deadline = self.clock() + self.options.max_delay
-        while True:
-            wait = min(self.options.debounce, deadline - self.clock())
-            if wait <= 0:
-                return batch
-            try:
-                item = self._events.get(timeout=wait)
-            except queue.Empty:
-                return batch
-            if item == _STOP:
-                self._events.put(_STOP)
-                return batch
-            batch.add(item)
 
     # ------------------------------------------------------------------ cycles
 
@@ -429,3 +415,28 @@ class Watcher:
         for agent in self._agents:
             agent.stop()
         self._agents = []
+
+
+def gather(events: queue.Queue[tuple[str, bool]], first: tuple[str, bool],
+           options: WatchOptions, clock: Callable[[], float]) -> set[str]:
+    """The paths of one burst of events, returned once every path is whole.
+
+    A file is whole when its latest event is a close after writing, a rename into place
+    or a deletion; then only a short coalescing window (`debounce`) waits for the rest of
+    an editor's burst. A file written but not yet closed is waited for (a half-written
+    file is never read), up to `max_delay` after the first event."""
+    latest = {first[0]: first[1]}
+    deadline = clock() + options.max_delay
+    while True:
+        pending = not all(latest.values())
+        wait = min(options.max_delay if pending else options.debounce, deadline - clock())
+        if wait <= 0:
+            return set(latest)
+        try:
+            path, whole = events.get(timeout=wait)
+        except queue.Empty:
+            return set(latest)
+        if (path, whole) == _STOP:
+            events.put(_STOP)
+            return set(latest)
+        latest[path] = whole

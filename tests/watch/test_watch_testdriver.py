@@ -333,9 +333,9 @@ def test_folder_modified_events_do_not_force_a_tree_walk() -> None:
     from reconciler.tree.source import open_tree
     from reconciler.watch.events import EventHandler
 
-    paths: list[str] = []
+    paths: list[tuple[str, bool]] = []
     (point,) = open_tree("/t").watch_points()
-    handler = EventHandler(paths.append, point.relevant)
+    handler = EventHandler(lambda p, whole: paths.append((p, whole)), point.relevant)
     # Saving vms/a.yaml: watchdog reports the file and, on Linux, its folder as modified.
     for event in (FileModifiedEvent("/t/vms/a.yaml"), DirModifiedEvent("/t/vms"),
                   FileClosedEvent("/t/vms/a.yaml"), DirCreatedEvent("/t/new"),
@@ -343,8 +343,8 @@ def test_folder_modified_events_do_not_force_a_tree_walk() -> None:
         handler.dispatch(event)
     # The folder-modified event is dropped (the file's own events name the change); a new
     # folder still goes through (it may hold specs: a walk is needed); git's own files
-    # are not the working tree's.
-    assert paths == ["/t/vms/a.yaml", "/t/vms/a.yaml", "/t/new"]
+    # are not the working tree's. Only the close says the file is whole (issue 13).
+    assert paths == [("/t/vms/a.yaml", False), ("/t/vms/a.yaml", True), ("/t/new", True)]
 
 
 def test_startup_after_a_crash_resolves_its_journal_steps_and_sweeps_temp_files(
