@@ -56,6 +56,7 @@ from node.identity.records import (
     runtime_xml,
 )
 from node.lifecycle.decide import INTENT_NONE
+from node.lifecycle.migrating import outgoing_migration
 from node.lifecycle.status import RuntimeRecord
 from node.lifecycle.stop import StopResult, graceful_stop
 from node.storage.disks import (
@@ -69,6 +70,7 @@ from node.storage.disks import (
 )
 from node.storage.paths import safe_component
 from node.storage.qemu_access import describe_blocks, is_local_system, qemu_account
+from reconciler.core.migration import MigrationProgress
 from reconciler.core.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.core.sensitive import digest_sensitive
 from reconciler.core.statedir import state_dir
@@ -121,6 +123,7 @@ class DomainRecord:
     facts: DomainFacts
     uuid: str
     serial: str
+    migration: MigrationProgress | None = None  # an outgoing migration job (status)
 
     @property
     def active(self) -> bool:
@@ -142,9 +145,11 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> Do
     runtime_el = inactive.find(f"metadata/{{{RUNTIME_NS}}}runtime")
     state, reason = dom.state()
     live_hash = None
-    if dom.isActive():
+    migration = None
+    if dom.isActive():  # only a running domain has a migration job: one call, no more
         live = parse_owner_metadata(dom.XMLDesc(0))
         live_hash = live.spec_hash if live is not None else ""
+        migration = _outgoing(dom)
     serial = inactive.findtext("sysinfo/system/entry[@name='serial']") or ""
     return DomainRecord(
         key=owner.key,
@@ -158,7 +163,15 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> Do
         facts=domain_facts(etree.tostring(inactive)),
         uuid=dom.UUIDString(),
         serial=serial,
+        migration=migration,
     )
+
+
+def _outgoing(dom: Any) -> MigrationProgress | None:
+    try:
+        return outgoing_migration(dom.jobStats(0))
+    except libvirt.libvirtError:
+        return None  # a driver without job statistics (test:///default): no migration
 
 
 def _named_for(domain: str, owner: OwnerMetadata) -> bool:
