@@ -273,19 +273,25 @@ class NodeHost:
         )
 
     def capacity(self) -> NodeCapacity:
-        """Free memory for placement: the configured capacity minus what running domains
-        use, else what the host reports free."""
+        """Free memory and vCPUs for placement: the capacity (configured `memoryMiB`, else
+        the host's) times the overcommit ratio, minus what running domains use. With
+        neither a configured size nor memory overcommit, the host's free memory."""
         try:
             conn = self.conn()
         except NodeError:
             return node_facts(self.config, 0, reachable=False)
-        if self.config.memory_mib is not None:
-            used = sum(d.info()[2] for d in conn.listAllDomains(
-                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
-            free = self.config.memory_mib * 1024 - used
+        cfg = self.config
+        host = conn.getInfo()  # [model, memory MiB, CPUs, ...]
+        # virDomainGetInfo: [state, max KiB, current KiB, vCPUs, CPU time]
+        running = [d.info() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+        if cfg.memory_mib is not None or cfg.memory_overcommit != 1.0:
+            total = (cfg.memory_mib or int(host[1])) * 1024
+            free = int(total * cfg.memory_overcommit) - sum(int(i[2]) for i in running)
         else:
             free = conn.getFreeMemory() // 1024
-        return node_facts(self.config, max(0, free), migrates=conn.getType() != "TEST")
+        vcpus = int(int(host[2]) * cfg.cpu_overcommit) - sum(int(i[3]) for i in running)
+        return node_facts(cfg, max(0, free), migrates=conn.getType() != "TEST",
+                          free_vcpus=max(0, vcpus))
 
     # ------------------------------------------------------------ reading
 
