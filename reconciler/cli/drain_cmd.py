@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> ExitCode:
                   file=sys.stderr)
             return ExitCode.FINDINGS
         changes = [i.change for i in items if i.change is not None]
+        left = sum(1 for i in items if i.eviction is Eviction.LEFT)
+        done = f"drained{f' ({left} VM(s) left for an external controller)' if left else ''}"
         if args.dry_run or not changes:
-            print(f"node/{args.node} {'would be ' if args.dry_run else ''}drained")
+            print(f"node/{args.node} {'would be ' if args.dry_run else ''}{done}")
             return ExitCode.OK
         with progress_reporter(len(changes)) as report:
             outcomes, _ = apply_changes(Run(state, backend, new_journal(state), options,
@@ -96,7 +98,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     if failed:
         print(f"error: node/{args.node}: {len(failed)} eviction(s) failed", file=sys.stderr)
         return ExitCode.FINDINGS
-    print(f"node/{args.node} drained")
+    print(f"node/{args.node} {done}")
     return ExitCode.OK
 
 

@@ -111,5 +111,11 @@ def test_live_migrate_vm_that_cannot_migrate_blocks_the_whole_drain(
     assert {memory.STORE[key(v)].node for v in ("stuck", "ext", "fine")} == {"a"}
     assert memory.MIGRATIONS == [] and ("replace", key("fine")) not in memory.CALLS
 
+    # Without the blocker, the drain goes ahead and says what it left behind.
+    write(root, nodes(), *vms[1:])
+    code, out, _ = run(capsys, "drain", "a", "--path", str(root), "--allow-restart")
+    assert code == 0 and "node/a drained (1 VM(s) left for an external controller)" in out
+    assert memory.STORE[key("fine")].node == "b" and memory.STORE[key("ext")].node == "a"
+
     code, _, err = run(capsys, "drain", "z", "--path", str(root))
     assert code != 0 and "no node named 'z'" in err
