@@ -53,6 +53,11 @@ class NodeConfig:
     shared_storage: bool = False  # storageDir is shared with the nodes that say so too
     cpu_model: str | None = None  # the host CPU model (live migration's CPU check)
     migration_uri: str | None = None  # how the other nodes' daemons reach this one
+    # Overcommit ratios for placement (vCPUs per host CPU, guest memory per host memory).
+    # KubeVirt's defaults: cpuAllocationRatio 10 (DeveloperConfiguration: "Defaults to
+    # 10"), memory not overcommitted (memoryOvercommit 100%).
+    cpu_overcommit: float = 10.0
+    memory_overcommit: float = 1.0
 
     @property
     def peer_uri(self) -> str:
@@ -60,14 +65,22 @@ class NodeConfig:
         return self.migration_uri or self.uri
 
 
+def _ratio(node: Mapping[str, Any], key: str, default: float, where: str,
+           p: JSONPath) -> float:
+    value = node.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise _err(where, (*p, key), "expected a positive number (a ratio, e.g. 1.5)")
+    return float(value)
+
+
 def node_facts(node: NodeConfig, free_kib: int, *, reachable: bool = True,
-               migrates: bool = True) -> NodeCapacity:
+               migrates: bool = True, free_vcpus: int | None = None) -> NodeCapacity:
     """What placement and migration see of a configured node, with `free_kib` measured
     (the libvirt host) or configured (readiness)."""
     return NodeCapacity(node.name, node.labels, free_kib, reachable=reachable,
                         host_disk_dir=node.host_disk_dir, schedulable=node.schedulable,
                         shared_storage=node.storage_dir if node.shared_storage else None,
-                        cpu_model=node.cpu_model, migrates=migrates)
+                        cpu_model=node.cpu_model, migrates=migrates, free_vcpus=free_vcpus)
 
 
 @dataclass(frozen=True)
@@ -228,6 +241,8 @@ def _parse_node(raw: JSON, where: str, p: JSONPath, default: NodeConfig,
         cpu_model=_str(node.get("cpuModel"), where, (*p, "cpuModel"), required=False),
         migration_uri=_str(node.get("migrationUri"), where, (*p, "migrationUri"),
                            required=False),
+        cpu_overcommit=_ratio(node, "cpuOvercommit", 10.0, where, p),
+        memory_overcommit=_ratio(node, "memoryOvercommit", 1.0, where, p),
     )
 
 

@@ -56,6 +56,7 @@ from node.identity.records import (
     runtime_xml,
 )
 from node.lifecycle.decide import INTENT_NONE
+from node.lifecycle.migrating import outgoing_migration
 from node.lifecycle.status import RuntimeRecord
 from node.lifecycle.stop import StopResult, graceful_stop
 from node.storage.disks import (
@@ -69,6 +70,7 @@ from node.storage.disks import (
 )
 from node.storage.paths import safe_component
 from node.storage.qemu_access import describe_blocks, is_local_system, qemu_account
+from reconciler.core.migration import MigrationProgress
 from reconciler.core.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.core.sensitive import digest_sensitive
 from reconciler.core.statedir import state_dir
@@ -121,6 +123,7 @@ class DomainRecord:
     facts: DomainFacts
     uuid: str
     serial: str
+    migration: MigrationProgress | None = None  # an outgoing migration job (status)
 
     @property
     def active(self) -> bool:
@@ -142,9 +145,11 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> Do
     runtime_el = inactive.find(f"metadata/{{{RUNTIME_NS}}}runtime")
     state, reason = dom.state()
     live_hash = None
-    if dom.isActive():
+    migration = None
+    if dom.isActive():  # only a running domain has a migration job: one call, no more
         live = parse_owner_metadata(dom.XMLDesc(0))
         live_hash = live.spec_hash if live is not None else ""
+        migration = _outgoing(dom)
     serial = inactive.findtext("sysinfo/system/entry[@name='serial']") or ""
     return DomainRecord(
         key=owner.key,
@@ -158,7 +163,15 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> Do
         facts=domain_facts(etree.tostring(inactive)),
         uuid=dom.UUIDString(),
         serial=serial,
+        migration=migration,
     )
+
+
+def _outgoing(dom: Any) -> MigrationProgress | None:
+    try:
+        return outgoing_migration(dom.jobStats(0))
+    except libvirt.libvirtError:
+        return None  # a driver without job statistics (test:///default): no migration
 
 
 def _named_for(domain: str, owner: OwnerMetadata) -> bool:
@@ -260,19 +273,25 @@ class NodeHost:
         )
 
     def capacity(self) -> NodeCapacity:
-        """Free memory for placement: the configured capacity minus what running domains
-        use, else what the host reports free."""
+        """Free memory and vCPUs for placement: the capacity (configured `memoryMiB`, else
+        the host's) times the overcommit ratio, minus what running domains use. With
+        neither a configured size nor memory overcommit, the host's free memory."""
         try:
             conn = self.conn()
         except NodeError:
             return node_facts(self.config, 0, reachable=False)
-        if self.config.memory_mib is not None:
-            used = sum(d.info()[2] for d in conn.listAllDomains(
-                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
-            free = self.config.memory_mib * 1024 - used
+        cfg = self.config
+        host = conn.getInfo()  # [model, memory MiB, CPUs, ...]
+        # virDomainGetInfo: [state, max KiB, current KiB, vCPUs, CPU time]
+        running = [d.info() for d in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
+        if cfg.memory_mib is not None or cfg.memory_overcommit != 1.0:
+            total = (cfg.memory_mib or int(host[1])) * 1024
+            free = int(total * cfg.memory_overcommit) - sum(int(i[2]) for i in running)
         else:
             free = conn.getFreeMemory() // 1024
-        return node_facts(self.config, max(0, free), migrates=conn.getType() != "TEST")
+        vcpus = int(int(host[2]) * cfg.cpu_overcommit) - sum(int(i[3]) for i in running)
+        return node_facts(cfg, max(0, free), migrates=conn.getType() != "TEST",
+                          free_vcpus=max(0, vcpus))
 
     # ------------------------------------------------------------ reading
 

@@ -27,6 +27,7 @@ import libvirt
 from lxml import etree
 
 from node.cluster.host import NodeHost
+from node.lifecycle.migrating import outgoing_migration
 from node.storage.disks import new_blank, new_overlay
 from node.storage.paths import checked_chain, image_info
 from reconciler.core.migration import (
@@ -291,8 +292,7 @@ def abort_migration(dom: Any) -> bool:
         info = dom.jobStats(0)
     except libvirt.libvirtError as exc:
         raise VirtsyncError(f"reading {dom.name()}'s job: {exc}") from exc
-    if info.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE or \
-            info.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT:
+    if outgoing_migration(info) is None:
         return False
     try:
         dom.abortJob()

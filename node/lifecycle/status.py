@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import libvirt
 
 from node.lifecycle.decide import INTENT_STOP
+from node.lifecycle.migrating import migrating_condition
+from reconciler.core.migration import MigrationProgress
 from reconciler.core.model import PrintableStatus
 from reconciler.core.status import Condition, VMStatus
 
@@ -96,6 +98,7 @@ class DomainView:
     config_hash: str  # spec hash of the persistent definition
     live_hash: str | None  # spec hash of the running incarnation (None when off)
     runtime: RuntimeRecord = RuntimeRecord()
+    migration: MigrationProgress | None = None  # an outgoing migration job's progress
 
 
 def unplaced_status(printable: PrintableStatus, message: str) -> VMStatus:
@@ -119,6 +122,9 @@ def vm_status(view: DomainView, node: str, now: float) -> VMStatus:
 
     ready = printable is PrintableStatus.RUNNING
     conditions = [_ready(printable, rt, now)]
+    if view.migration is not None and printable is PrintableStatus.RUNNING:
+        printable = PrintableStatus.MIGRATING  # the guest keeps running, still Ready
+        conditions.append(migrating_condition(view.migration))
     if paused_reason:
         conditions.append(Condition("Paused", True, paused_reason, "the guest is paused"))
     if view.live_hash is not None and view.live_hash != view.config_hash:

@@ -207,7 +207,8 @@ class LibvirtBackend:
                                  uuid=rec.uuid, serial=rec.serial)
             disks = self.hosts[node].disk_files(rec.key, rec.applied.body,
                                                 rec.facts.disk_files)
-        view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime)
+        view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime,
+                          rec.migration)
         status = vm_status(view, node, now)
         api = str(body.get("apiVersion", "kubevirt.io/v1"))
         return LiveObject(

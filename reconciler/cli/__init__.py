@@ -38,6 +38,8 @@ SUBCOMMANDS: dict[str, str] = {
     "watch": ".watch_cmd",
     "readiness": ".readiness_cmd",
     "migrate": ".migrate_cmd",
+    "drain": ".drain_cmd",
+    "uncordon": ".drain_cmd",
 }
 
 def _module(name: str) -> ModuleType:

@@ -31,7 +31,7 @@ from reconciler.planning.moves import (
     move_context,
     vm_migratability,
 )
-from reconciler.planning.reconcile import Desired, load_desired
+from reconciler.planning.reconcile import Desired, load_desired, observe
 
 NAME = "migrate"
 HELP = "Live-migrate a running VM to another node (the guest keeps running)."
@@ -92,7 +92,7 @@ class _Route:
 
 def _route(backend: Backend, desired: Desired, key: ObjectKey, wanted: str | None) -> _Route:
     """Where the VM runs and where it goes, or an error saying why it cannot move."""
-    observation = backend.observe()
+    observation = observe(backend)
     live = next((o for o in observation.objects if o.key == key), None)
     if live is None or not live.node:
         raise VirtsyncError(f"{key} is not a VM virtsync runs on these nodes")

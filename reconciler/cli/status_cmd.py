@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> ExitCode:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for r in table:
         print("   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    cordoned = [n.name for n in observation.nodes if not n.schedulable]
+    if cordoned:  # kubectl get nodes says Ready,SchedulingDisabled
+        print(f"cordoned (SchedulingDisabled): {', '.join(cordoned)}")
     missing = [k for k in desired.by_key if k.kind == "VirtualMachine"
                and k not in {o.key for o in rows}]
     if missing:

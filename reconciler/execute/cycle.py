@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from reconciler.backends.base import Backend, Observation
-from reconciler.core.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
+from reconciler.core.model import ApplyWord, Manifest, ObjectKey
 from reconciler.execute.apply import ApplyOptions, Outcome, execute
 from reconciler.execute.inventory import Inventory
 from reconciler.execute.journal import Journal, JournalEntry, resolve
 from reconciler.planning.ownership import claim_users
 from reconciler.planning.plan_model import ObjectChange, Plan
-from reconciler.planning.reconcile import Desired, observe, observe_live, plan_live
+from reconciler.planning.reconcile import Desired, checked, observe, observe_live, plan_live
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
 APPLIED_WORDS = frozenset({ApplyWord.CREATED, ApplyWord.CONFIGURED, ApplyWord.RESTARTED,
@@ -40,10 +40,7 @@ class KeyedObserver(Protocol):
 def observe_some(backend: Backend, keys: Collection[ObjectKey]) -> Observation:
     """What `observe` would report for `keys` only (never 'nothing exists' on failure)."""
     if isinstance(backend, KeyedObserver):
-        observation = backend.observe_keys(keys)
-        if not isinstance(observation, Observation):
-            raise VirtsyncError("backend returned no observation")
-        return observation
+        return checked(backend.observe_keys(keys))
     full = observe(backend)
     wanted = set(keys)
     return Observation(tuple(o for o in full.objects if o.key in wanted),

@@ -16,9 +16,10 @@ free memory, reachable, schedulable, hostDisk root). A backend that reports no n
    (In, NotIn, Exists, DoesNotExist, Gt, Lt on labels; `metadata.name` in matchFields)
    are candidates.
 3. A VM with hostDisk volumes needs a node whose `hostDiskDir` holds every path (rule 14).
-4. A VM that is going to run needs `free_kib >= memory_kib`; VMs placed earlier in the
-   same plan count against the node's free memory. One that stays off only needs a
-   matching node.
+4. A VM that is going to run needs `free_kib >= memory_kib` and, where the node reports
+   its vCPUs, `free_vcpus >= vcpus` (both after the node's overcommit ratios); VMs
+   placed earlier in the same plan count against the node. One that stays off only
+   needs a matching node.
 5. Among the fitting nodes the one with the most free memory wins; ties go to the first
    node in the Cluster config, so the choice is deterministic.
 
@@ -62,6 +63,8 @@ class NodeCapacity:
     cpu_model: str | None = None
     # Whether the node's hypervisor can live-migrate at all (libvirt's test driver cannot).
     migrates: bool = True
+    # vCPUs still free after the CPU overcommit (None: not measured, not checked).
+    free_vcpus: int | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,18 @@ class Request:
     memory_kib: int = 0
     will_run: bool = True
     host_disks: tuple[str, ...] = ()
+    vcpus: int = 1
+
+
+@dataclass(frozen=True)
+class Used:
+    """What VMs placed earlier in the same plan take from one node."""
+
+    kib: int = 0
+    vcpus: int = 0
+
+    def plus(self, req: Request) -> Used:
+        return Used(self.kib + req.memory_kib, self.vcpus + req.vcpus)
 
 
 class Miss(StrEnum):
@@ -95,6 +110,7 @@ class Miss(StrEnum):
     CORDONED = "were unschedulable (cordoned)"
     HOSTDISK = "had no hostDiskDir holding the hostDisk path(s)"
     MEMORY = "had insufficient memory"
+    CPU = "had insufficient cpu"
     UNREACHABLE = "were unreachable"
 
 
@@ -164,20 +180,31 @@ def _miss(node: NodeCapacity, req: Request, *, fresh: bool) -> Miss | None:
     return None
 
 
-def _reason(counts: Mapping[Miss, int], total: int, memory_kib: int) -> str:
+def _reason(counts: Mapping[Miss, int], total: int, req: Request) -> str:
     parts = []
     for miss in Miss:
         if counts.get(miss):
             text = f"{counts[miss]} node(s) {miss.value}"
             if miss is Miss.MEMORY:
-                text += f" (need {-(-memory_kib // 1024)} MiB)"
+                text += f" (need {-(-req.memory_kib // 1024)} MiB)"
+            if miss is Miss.CPU:
+                text += f" (need {req.vcpus} vCPU(s))"
             parts.append(text)
     return f"0/{total} nodes are available: {', '.join(parts) or 'no nodes configured'}"
 
 
+def _short(node: NodeCapacity, req: Request, used: Used) -> Miss | None:
+    """Which of the node's capacities the running VM would exceed, if any."""
+    if node.free_kib - used.kib < req.memory_kib:
+        return Miss.MEMORY
+    if node.free_vcpus is not None and node.free_vcpus - used.vcpus < req.vcpus:
+        return Miss.CPU
+    return None
+
+
 def place(nodes: Sequence[NodeCapacity], req: Request, current: str | None = None,
-          used: Mapping[str, int] | None = None) -> Placement:
-    """One VM's node. `used`: KiB already promised to VMs placed earlier in this plan."""
+          used: Mapping[str, Used] | None = None) -> Placement:
+    """One VM's node. `used`: what VMs placed earlier in this plan already take."""
     taken = used or {}
     if current is not None:
         here = next((n for n in nodes if n.name == current), None)
@@ -189,16 +216,17 @@ def place(nodes: Sequence[NodeCapacity], req: Request, current: str | None = Non
     fitting: list[tuple[int, int, str]] = []
     for order, node in enumerate(nodes):
         miss = _miss(node, req, fresh=True)
-        free = node.free_kib - taken.get(node.name, 0)
-        if miss is None and req.will_run and free < req.memory_kib:
-            miss = Miss.MEMORY
+        use = taken.get(node.name, Used())
+        free = node.free_kib - use.kib
+        if miss is None and req.will_run:
+            miss = _short(node, req, use)
         if miss is None:
             fitting.append((-free, order, node.name))  # most free memory first
         else:
             counts[miss] = counts.get(miss, 0) + 1
     if fitting:
         return Placement(min(fitting)[2])
-    reason = _reason(counts, len(nodes), req.memory_kib)
+    reason = _reason(counts, len(nodes), req)
     return Placement(current, reason)  # an existing VM keeps its node
 
 
@@ -238,7 +266,17 @@ def request_of(vm: Manifest, refs: Mapping[ObjectKey, Manifest]) -> Request:
         memory_kib=_kib(spec.declared_memory or get_path(itype, ("memory", "guest"))),
         will_run=starts_on_create(spec.run_strategy),
         host_disks=spec.host_disk_paths,
+        vcpus=_vcpus(spec, itype),
     )
+
+
+def _vcpus(spec: VmSpec, itype: Mapping[str, JSON]) -> int:
+    """The instancetype's `cpu.guest` (KubeVirt refuses a VM that sets its own CPU
+    topology beside one), else the VM's sockets × cores × threads."""
+    guest = get_path(itype, ("cpu", "guest"))
+    if isinstance(guest, int) and not isinstance(guest, bool) and guest > 0:
+        return guest
+    return spec.cpu.vcpus
 
 
 def schedule(vms: Sequence[Manifest], current: Mapping[ObjectKey, str],
@@ -248,7 +286,7 @@ def schedule(vms: Sequence[Manifest], current: Mapping[ObjectKey, str],
     memory already), then the others in key order, each counting against the nodes
     chosen before it. `current`: the node each existing VM is on."""
     out: dict[ObjectKey, Placement] = {}
-    used: dict[str, int] = {}
+    used: dict[str, Used] = {}
     wanted = sorted((m for m in vms if m.kind == VM_KIND),
                     key=lambda m: (m.key not in current, m.key))
     for vm in wanted:
@@ -257,5 +295,5 @@ def schedule(vms: Sequence[Manifest], current: Mapping[ObjectKey, str],
         chosen = place(nodes, req, here, used)
         out[vm.key] = chosen
         if chosen.node is not None and chosen.node != here and req.will_run:
-            used[chosen.node] = used.get(chosen.node, 0) + req.memory_kib
+            used[chosen.node] = used.get(chosen.node, Used()).plus(req)
     return out
