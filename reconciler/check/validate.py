@@ -8,7 +8,9 @@ names, UUIDs, MACs, serials) run on the small per-file facts every time.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -34,7 +36,14 @@ from reconciler.core.model import (
 from reconciler.core.statedir import state_dir
 from reconciler.tree import cache as cache_module
 from reconciler.tree import loader, positions, yamlsafe
-from reconciler.tree.cache import CachedFacts, CachedFile, TreeResult, ValidationCache
+from reconciler.tree.cache import (
+    CachedFacts,
+    CachedFile,
+    Slot,
+    Stat,
+    TreeResult,
+    ValidationCache,
+)
 from reconciler.tree.loader import (
     LoadedFile,
     SourceFile,
@@ -59,13 +68,15 @@ class FileReport:
     sha256: str
     result: CachedFile
     manifests: tuple[Manifest, ...] = ()
+    stat: Stat | None = None
+    cached: bool = False  # the result came from the cache (nothing parsed)
 
 
 @dataclass(frozen=True)
 class ValidationReport(HasFindings):
     files: tuple[str, ...]  # display paths of the files read
     findings: tuple[Finding, ...]
-    objects: tuple[tuple[SourceRef, ObjectKey], ...]
+    objects: Sequence[tuple[SourceRef, ObjectKey]]
     manifests: tuple[Manifest, ...] = field(default=())
     # With keep_parsed: the manifests of each file this process parsed (a cache hit
     # parses nothing), so a caller that needs them does not parse the file again.
@@ -125,19 +136,47 @@ def check_bytes(content: bytes, display: str, *, ignore_unknown: bool = False,
                       loaded.manifests if keep_manifests else ())
 
 
-# A worker process's share of the run's alias budget (set by _init_worker).
+# A worker process's share of the run's alias budget and its own cache connection (set
+# by _init_worker; a forked child never uses its parent's SQLite connection).
 _worker_budget: AliasBudget | None = None
+_worker_cache: tuple[sqlite3.Connection, str] | None = None
 
 
-def _init_worker(share: int) -> None:
-    global _worker_budget
+def _init_worker(share: int, cache: tuple[Path, str] | None) -> None:
+    global _worker_budget, _worker_cache
     _worker_budget = AliasBudget(share, "run")
+    reader = cache_module.open_reader(cache[0]) if cache is not None else None
+    _worker_cache = (reader, cache[1]) if reader is not None and cache is not None else None
+
+
+def _read_check(src: SourceFile, ignore_unknown: bool, keep: bool,
+                cached: Callable[[str], CachedFile | None],
+                budget: AliasBudget | None) -> FileReport:
+    """Stat, read and hash one file; parse and check it only when its content is new."""
+    stat = _stat(src)
+    data = read_source(src)
+    sha = hashlib.sha256(data).hexdigest()
+    hit = cached(sha)
+    if hit is not None:
+        return FileReport(src.display, sha, hit, stat=stat, cached=True)
+    report = check_bytes(data, src.display, ignore_unknown=ignore_unknown,
+                         keep_manifests=keep, run_budget=budget)
+    return FileReport(src.display, report.sha256, report.result, report.manifests, stat)
+
+
+def _no_cache(sha: str) -> CachedFile | None:
+    return None
+
+
+def _worker_lookup(sha: str) -> CachedFile | None:
+    if _worker_cache is None:
+        return None
+    return cache_module.lookup(_worker_cache[0], _worker_cache[1], sha)
 
 
 def _check_source(job: tuple[SourceFile, bool, bool]) -> FileReport:
     src, ignore_unknown, keep = job
-    return check_bytes(read_source(src), src.display, ignore_unknown=ignore_unknown,
-                       keep_manifests=keep, run_budget=_worker_budget)
+    return _read_check(src, ignore_unknown, keep, _worker_lookup, _worker_budget)
 
 
 def _cacheable(report: FileReport) -> bool:
@@ -160,7 +199,7 @@ def cache_namespace(ignore_unknown: bool) -> str:
     return h.hexdigest()
 
 
-def _stat(src: SourceFile) -> tuple[int, int, int] | None:
+def _stat(src: SourceFile) -> Stat | None:
     try:
         st = os.stat(src.absolute)
     except OSError:
@@ -175,6 +214,11 @@ def tree_digest(shas: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
+def cache_scope(namespace: str, paths: Sequence[str]) -> str:
+    """The tree a cached index belongs to: display paths depend on the working dir."""
+    return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
+
+
 def validate_paths(
     paths: Sequence[str],
     *,
@@ -187,59 +231,50 @@ def validate_paths(
     """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
 
     Warm runs: a file whose (mtime, size, inode) match the cache is not even read; an
-    unchanged tree is answered from the cached tree result without decoding entries."""
+    unchanged tree is answered from the cached tree row without decoding any result, and
+    a changed one re-assembles from the changed files' claims (incremental.py)."""
     sources, path_findings = find_yaml_files(paths)
     by_display = {s.display: s for s in sources}
-    cache = (ValidationCache(state_dir() / "cache" / "validate.json",
-                             cache_namespace(ignore_unknown))
-             if use_cache and not keep_manifests else None)
-    if cache is None:
+    if not use_cache or keep_manifests:
         keep_here = keep_parsed and not _parallel(len(sources), workers)
-        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown,
-                                                    keep_manifests or keep_here, workers)}
+        keep = keep_manifests or keep_here
+        results = {r.path: r for r in _run_checks(sources, None, ignore_unknown, keep, workers)}
         ordered = [results[s.display] for s in sources]
-        fresh = _tree_result(ordered, by_display)
+        fresh, _ = tree_result(ordered, by_display)
         return _finish(paths, sources, path_findings, fresh,
                        tuple(m for r in ordered for m in r.manifests) if keep_manifests else (),
                        {r.path: r.manifests for r in ordered} if keep_here else {})
+    namespace = cache_namespace(ignore_unknown)
+    cache = ValidationCache(state_dir() / "cache" / cache_module.DB_NAME, namespace,
+                            cache_scope(namespace, paths))
+    from reconciler.check import incremental  # imports this module
 
-    stats: dict[str, tuple[int, int, int] | None] = {}
-    shas: dict[str, str] = {}
-    contents: dict[str, bytes] = {}
-    for src in sources:
-        st = stats[src.display] = _stat(src)
-        sha = cache.known_sha(src.display, st) if st is not None else None
-        if sha is None:
-            data = read_source(src)
-            contents[src.display] = data
-            sha = hashlib.sha256(data).hexdigest()
-        shas[src.display] = sha
-
-    digest = tree_digest(shas)
-    tree = cache.tree_result(digest)
-    parsed: dict[str, tuple[Manifest, ...]] = {}
-    if tree is None:
-        reports: dict[str, FileReport] = {}
-        todo: list[SourceFile] = []
-        for src in sources:
-            hit = cache.get(shas[src.display])
-            if hit is not None:
-                reports[src.display] = FileReport(src.display, shas[src.display], hit)
-            else:
-                todo.append(src)
-        keep_here = keep_parsed and not _parallel(len(todo), workers)
-        for report in _run_checks(todo, contents, ignore_unknown, keep_here, workers):
-            reports[report.path] = report
-            if keep_here:
-                parsed[report.path] = report.manifests
-            if _cacheable(report):
-                cache.put(report.sha256, report.result)
-        tree = _tree_result([reports[s.display] for s in sources], by_display)
     try:
-        cache.save(((d, stats[d], shas[d]) for d in shas), digest, tree)
-    except OSError:
-        pass  # a read-only state dir must not fail validation; the next run is cold
+        tree, parsed = incremental.assemble(sources, cache, _Checker(
+            ignore_unknown, keep_parsed, workers), by_display)
+    finally:
+        cache.close()
     return _finish(paths, sources, path_findings, tree, (), parsed)
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """How this run checks the files whose content the cache cannot vouch for."""
+
+    ignore_unknown: bool
+    keep_parsed: bool
+    workers: int | None
+
+    def run(self, todo: list[SourceFile], cache: ValidationCache | None,
+            ) -> tuple[list[FileReport], dict[str, tuple[Manifest, ...]]]:
+        keep_here = self.keep_parsed and not _parallel(len(todo), self.workers)
+        reports = list(_run_checks(todo, cache, self.ignore_unknown, keep_here, self.workers))
+        parsed = {r.path: r.manifests for r in reports if keep_here and not r.cached}
+        if cache is not None:
+            for r in reports:
+                if not r.cached and _cacheable(r):
+                    cache.put(r.sha256, r.result)
+        return reports, parsed
 
 
 def _parallel(files: int, workers: int | None) -> int:
@@ -248,39 +283,48 @@ def _parallel(files: int, workers: int | None) -> int:
     return n_workers if n_workers > 1 and files >= PARALLEL_THRESHOLD else 0
 
 
-def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
+def _run_checks(todo: list[SourceFile], cache: ValidationCache | None, ignore_unknown: bool,
                 keep: bool, workers: int | None) -> Iterator[FileReport]:
+    """Read, hash and (when the cache has no result for the content) check each file;
+    in worker processes for many files, so the parent reads nothing itself."""
     n_workers = _parallel(len(todo), workers)
     if n_workers:
         jobs = [(s, ignore_unknown, keep) for s in todo]
         # fork: workers inherit compiled schemas; no re-import per worker.
         with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
                                  initializer=_init_worker,
-                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers,)) as pool:
+                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers,
+                                           cache.reader_args() if cache else None)) as pool:
             yield from pool.map(_check_source, jobs, chunksize=64)
         return
     budget = AliasBudget.for_run()
+    cached = cache.get if cache is not None else _no_cache
     for src in todo:
-        data = contents.get(src.display)
-        if data is None:
-            data = read_source(src)
-        yield check_bytes(data, src.display, ignore_unknown=ignore_unknown, keep_manifests=keep,
-                          run_budget=budget)
+        yield _read_check(src, ignore_unknown, keep, cached, budget)
 
 
-def _tree_result(reports: Sequence[FileReport],
-                 sources: Mapping[str, SourceFile]) -> TreeResult:
-    """Per-file findings plus cross-file uniqueness, for one exact set of files."""
+def tree_result(reports: Sequence[FileReport], sources: Mapping[str, SourceFile],
+                ) -> tuple[TreeResult, frozenset[Slot]]:
+    """Per-file findings plus cross-file uniqueness, for one exact set of files; and the
+    claims made more than once."""
+    claim_count: Counter[Slot] = Counter()
+    for r in reports:
+        claim_count.update(r.result.slots())
+    duplicated = frozenset(claim for claim, n in claim_count.items() if n > 1)
+    objects = tuple((SourceRef(r.path, d), k) for r in reports for d, k in r.result.objects)
+    return TreeResult(objects, tuple(assemble_findings(reports, duplicated, sources))), \
+        duplicated
+
+
+def assemble_findings(reports: Iterable[FileReport], duplicated: frozenset[Slot],
+                      sources: Mapping[str, SourceFile]) -> list[Finding]:
+    """The tree's findings from the files that can have any: those with findings of
+    their own, those making a `duplicated` claim and those naming host paths."""
+    reports = list(reports)
     findings: list[Finding] = []
-    objects: list[tuple[SourceRef, ObjectKey]] = []
-    claim_count: Counter[tuple[str, str]] = Counter()
     for r in reports:
         if r.result.findings:
             findings.extend(r.result.findings_for(r.path))
-        objects.extend((SourceRef(r.path, d), k) for d, k in r.result.objects)
-        for c in r.result.facts:
-            claim_count.update((u.what, u.value) for u in c.claims)
-    duplicated = {claim for claim, n in claim_count.items() if n > 1}
     if duplicated:
         # Only documents that share a claim can produce a uniqueness finding.
         involved = [ManifestFacts(c.key, SourceRef(r.path, c.doc), c.claims)
@@ -289,7 +333,7 @@ def _tree_result(reports: Sequence[FileReport],
         findings.extend(tree_findings(involved, sources))
     findings.extend(located(hostdisk.check_tree(host_facts(
         (r.path, c) for r in reports for c in r.result.facts)), sources))
-    return TreeResult(tuple(objects), tuple(findings))
+    return findings
 
 
 def host_facts(facts: Iterable[tuple[str, CachedFacts]]) -> list[ManifestFacts]:

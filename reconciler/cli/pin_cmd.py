@@ -306,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     for src in sources:
         content = read_source(src)
         lf = load_bytes(content, src.display)
-        loaded.append((src.absolute, src.display, lf, content))
+        loaded.append((Path(src.absolute), src.display, lf, content))
         findings.extend(lf.findings)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
