@@ -30,11 +30,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 
+import reconciler.check as check_package
 from reconciler.core.model import (
     CDI_GROUP,
     INSTANCETYPE_GROUP,
@@ -48,7 +48,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.sensitive import MASK, is_sensitive_path, show_value
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = check_package.SCHEMA_DIR
 
 SCHEMA_FILES: Mapping[tuple[str, str], str] = {
     (KUBEVIRT_GROUP, "VirtualMachine"): "virtualmachine.schema.json",

@@ -8,20 +8,20 @@ names, UUIDs, MACs, serials) run on the small per-file facts every time.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler import __version__
-from reconciler.check import metanames, schema, semantic
-from reconciler.core import hostdisk, model, sensitive
+from reconciler.check import SCHEMA_DIR
+from reconciler.core import hostdisk
 from reconciler.core.model import (
     KNOWN_KINDS,
     Finding,
@@ -35,7 +35,6 @@ from reconciler.core.model import (
 )
 from reconciler.core.statedir import state_dir
 from reconciler.tree import cache as cache_module
-from reconciler.tree import loader, positions, yamlsafe
 from reconciler.tree.cache import (
     CachedFacts,
     CachedFile,
@@ -51,12 +50,20 @@ from reconciler.tree.loader import (
     load_bytes,
     read_source,
 )
-from reconciler.tree.positions import locate
-from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, RUN_BUDGET_RULE, AliasBudget
+
+if TYPE_CHECKING:
+    from reconciler.check.semantic import LineOf
+    from reconciler.tree.yamlsafe import AliasBudget
+
+# Parsers, the schema validator and the worker pool are imported where they are used: a
+# warm run checks nothing and must not pay for them (issue 13).
 
 # The code a cached per-file result depends on: a change to any of it re-checks every file.
-_CACHED_CODE = (yamlsafe, loader, positions, schema, semantic, metanames, model, sensitive,
-                cache_module, hostdisk)
+_CACHED_CODE = ("reconciler.tree.yamlsafe", "reconciler.tree.loader", "reconciler.tree.positions",
+                "reconciler.check.schema", "reconciler.check.semantic",
+                "reconciler.check.metanames", "reconciler.core.model",
+                "reconciler.core.sensitive", "reconciler.tree.cache", "reconciler.core.hostdisk",
+                "reconciler.check.incremental")
 
 # Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 96
@@ -87,6 +94,8 @@ class ValidationReport(HasFindings):
 
 def kind_issue(m: Manifest) -> Issue | None:
     """None when virtsync knows (apiVersion, kind); else the reason it does not."""
+    from reconciler.check import schema
+
     kinds = KNOWN_KINDS.get(m.group)
     if kinds is None or m.kind not in kinds:
         known = ", ".join(sorted(k for ks in KNOWN_KINDS.values() for k in ks))
@@ -100,6 +109,8 @@ def kind_issue(m: Manifest) -> Issue | None:
 
 def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> CachedFile:
     """Every per-file check on one parsed file. Pure."""
+    from reconciler.check import schema, semantic
+
     findings = list(loaded.findings)
     objects: list[tuple[int, ObjectKey]] = []
     facts: list[CachedFacts] = []
@@ -123,6 +134,8 @@ def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> Cach
 
 
 def _locate(display: str, text: str, doc: int, issue: Issue) -> Finding:
+    from reconciler.tree.positions import locate
+
     line, col = locate(text, doc, issue.path)
     return Finding(display, line, col, format_path(issue.path), issue.message, issue.rule)
 
@@ -143,6 +156,8 @@ _worker_cache: tuple[sqlite3.Connection, str] | None = None
 
 
 def _init_worker(share: int, cache: tuple[Path, str] | None) -> None:
+    from reconciler.tree.yamlsafe import AliasBudget
+
     global _worker_budget, _worker_cache
     _worker_budget = AliasBudget(share, "run")
     reader = cache_module.open_reader(cache[0]) if cache is not None else None
@@ -181,6 +196,8 @@ def _check_source(job: tuple[SourceFile, bool, bool]) -> FileReport:
 
 def _cacheable(report: FileReport) -> bool:
     """A refusal for the run's alias budget depends on the other files, not on this one."""
+    from reconciler.tree.yamlsafe import RUN_BUDGET_RULE
+
     return not any(f.rule == RUN_BUDGET_RULE for f in report.result.findings)
 
 
@@ -189,11 +206,11 @@ def cache_namespace(ignore_unknown: bool) -> str:
     """Digest of everything a cached result depends on besides the file's bytes."""
     h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
     h.update(Path(__file__).read_bytes())
-    for module in _CACHED_CODE:
-        source = Path(module.__file__ or "")
-        h.update(module.__name__.encode())
-        h.update(source.read_bytes())
-    for schema_file in sorted(schema.SCHEMA_DIR.glob("*.json")):
+    for name in _CACHED_CODE:
+        spec = importlib.util.find_spec(name)  # the file, without importing the module
+        h.update(name.encode())
+        h.update(Path(spec.origin if spec is not None and spec.origin else "").read_bytes())
+    for schema_file in sorted(SCHEMA_DIR.glob("*.json")):
         h.update(schema_file.name.encode())
         h.update(schema_file.read_bytes())
     return h.hexdigest()
@@ -267,6 +284,8 @@ class _Checker:
 
     def run(self, todo: list[SourceFile], cache: ValidationCache | None,
             ) -> tuple[list[FileReport], dict[str, tuple[Manifest, ...]]]:
+        if not todo:
+            return [], {}
         keep_here = self.keep_parsed and not _parallel(len(todo), self.workers)
         reports = list(_run_checks(todo, cache, self.ignore_unknown, keep_here, self.workers))
         parsed = {r.path: r.manifests for r in reports if keep_here and not r.cached}
@@ -287,8 +306,13 @@ def _run_checks(todo: list[SourceFile], cache: ValidationCache | None, ignore_un
                 keep: bool, workers: int | None) -> Iterator[FileReport]:
     """Read, hash and (when the cache has no result for the content) check each file;
     in worker processes for many files, so the parent reads nothing itself."""
+    from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
     n_workers = _parallel(len(todo), workers)
     if n_workers:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
         jobs = [(s, ignore_unknown, keep) for s in todo]
         # fork: workers inherit compiled schemas; no re-import per worker.
         with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
@@ -359,6 +383,8 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
 def tree_findings(facts: Sequence[ManifestFacts],
                   sources: Mapping[str, SourceFile]) -> list[Finding]:
     """Cross-file uniqueness; reads a file again only to locate a (rare) duplicate."""
+    from reconciler.check import semantic
+
     return located(semantic.check_unique(facts, line_of_in(_text_reader(sources))), sources)
 
 
@@ -383,8 +409,10 @@ def located(issues: Iterable[tuple[SourceRef, Issue]],
     return [_locate(ref.file, text_of(ref.file), ref.doc, issue) for ref, issue in issues]
 
 
-def line_of_in(text_of: Callable[[str], str]) -> semantic.LineOf:
+def line_of_in(text_of: Callable[[str], str]) -> LineOf:
     """Where a uniqueness finding's first claim is, to name it (file:line) in the message."""
+    from reconciler.tree.positions import locate
+
     return lambda ref, path: locate(text_of(ref.file), ref.doc, path)[0]
 
 

@@ -38,6 +38,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from node.identity.node_store import Identity, IdentityStore
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.fsutil import write_atomic
 from reconciler.core.model import (
     KUBEVIRT_GROUP,
@@ -52,7 +53,7 @@ from reconciler.core.vmspec import normalize_mac
 from reconciler.tree.loader import LoadedFile, find_yaml_files, load_bytes, read_source
 
 NAME = "pin"
-HELP = "Write each VM's generated identity (firmware uuid/serial, MACs) into its YAML file."
+HELP = SUMMARIES[NAME]
 
 _KEY_OPENER = re.compile(r"^( *)[^\s#-][^:]*:\s*(#.*)?$")
 _PREAMBLE_LINE = re.compile(r"^(\s*|#.*|%.*|---\s*)$")

@@ -9,13 +9,13 @@ import time
 
 from reconciler.backends.base import LiveObject
 from reconciler.cli.common import add_scope_argument, open_backend
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.statedir import state_dir
 from reconciler.execute.inventory import Inventory, source_id
 from reconciler.planning.reconcile import load_desired, observe, plan_live
 
 NAME = "status"
-HELP = ("Show every VM this installation manages: node, status, readiness, age, applied "
-        "revision, drift.")
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

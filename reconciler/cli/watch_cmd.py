@@ -18,13 +18,14 @@ from types import FrameType
 
 from reconciler.backends.base import Backend
 from reconciler.cli.common import add_change_permission_arguments
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import Manifest, VirtsyncError
 from reconciler.core.statedir import state_dir
 from reconciler.execute.apply import ApplyOptions
 from reconciler.execute.lock import StateLock
 
 NAME = "watch"
-HELP = "Reconcile continuously: apply each saved change (or commit) and heal drift."
+HELP = SUMMARIES[NAME]
 
 
 def _positive(text: str) -> float:

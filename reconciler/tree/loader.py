@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.core.model import (
     CLUSTER_SCOPED_KINDS,
@@ -25,8 +26,12 @@ from reconciler.core.model import (
     VirtsyncError,
     format_path,
 )
-from reconciler.tree.positions import doc_start, locate
-from reconciler.tree.yamlsafe import AliasBudget, YamlProblem, parse_documents
+
+if TYPE_CHECKING:
+    from reconciler.tree.yamlsafe import AliasBudget
+
+# The YAML parsers (yamlsafe: libyaml; positions: ruamel.yaml) are imported where a file
+# is parsed: finding files and a warm `validate` never need them (issue 13).
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -263,6 +268,8 @@ def load_bytes(content: bytes, display: str,
                run_budget: AliasBudget | None = None) -> LoadedFile:
     """Parse one file's bytes into Manifests plus located Findings. Pure but for
     `run_budget`, the alias expansion left to the run (spent as files are parsed)."""
+    from reconciler.tree.yamlsafe import YamlProblem, parse_documents
+
     digest = hashlib.sha256(content).hexdigest()
 
     def fail(line: int, col: int, message: str, rule: str, path: str = ".") -> LoadedFile:
@@ -288,6 +295,8 @@ def load_bytes(content: bytes, display: str,
     except YamlProblem as problem:
         line, col = problem.line, problem.column
         if problem.rule in ("yaml.alias-bomb", "yaml.alias-budget", "yaml.too-deep") and (line, col) == (1, 1):
+            from reconciler.tree.positions import doc_start
+
             line, col = doc_start(text, problem.doc)
         message = problem.message
         if problem.rule == "yaml.syntax" and _char_at(text, line, col) == "\t":
@@ -322,6 +331,8 @@ def _char_at(text: str, line: int, col: int) -> str:
 
 def _manifest(doc: JSON, display: str, index: int, text: str) -> Manifest | Finding:
     def bad(path: tuple[str | int, ...], message: str, rule: str) -> Finding:
+        from reconciler.tree.positions import locate
+
         line, col = locate(text, index, path)
         return _finding(display, line, col, format_path(path), message, rule)
 
@@ -371,6 +382,8 @@ def _kind_of(value: JSON) -> str:
 
 def load_paths(paths: Sequence[str]) -> LoadResult:
     """Find and load every YAML file under `paths` (single process; see validate for more)."""
+    from reconciler.tree.yamlsafe import AliasBudget
+
     sources, findings = find_yaml_files(paths)
     budget = AliasBudget.for_run()
     files = tuple(load_bytes(read_source(s), s.display, budget) for s in sources)
