@@ -29,6 +29,7 @@ from reconciler.check.validate import (
     _stat,
     assemble_findings,
     host_facts,
+    parse_sources,
     tree_digest,
     tree_result,
 )
@@ -46,8 +47,9 @@ Parsed = dict[str, tuple[Manifest, ...]]
 
 
 def assemble(sources: Sequence[SourceFile], cache: ValidationCache, checker: _Checker,
-             by_display: Mapping[str, SourceFile]) -> tuple[TreeResult, Parsed]:
-    shas: dict[str, str] = {}
+             by_display: Mapping[str, SourceFile],
+             shas: dict[str, str]) -> tuple[TreeResult, Parsed]:
+    """The tree's result; fills `shas` (display path → content sha256)."""
     todo: list[SourceFile] = []
     for src in sources:
         st = _stat(src)
@@ -151,3 +153,28 @@ def _full(sources: Sequence[SourceFile], cache: ValidationCache, checker: _Check
         reports.update((r.path, r) for r in again)
     tree, dups = tree_result([reports[s.display] for s in sources], by_display)
     return tree, dups, more
+
+
+def manifests(sources: Sequence[SourceFile], cache: ValidationCache, checker: _Checker,
+              parsed: Parsed, shas: Mapping[str, str]) -> tuple[Manifest, ...]:
+    """Every document of the tree, in file order: parsed this run, else from the cache,
+    else parsed now (host-mode plan and apply; nothing whole is sent back by workers
+    when the cache has the files)."""
+    per_file: dict[str, tuple[Manifest, ...]] = {}
+    missing: list[SourceFile] = []
+    new: dict[str, tuple[Manifest, ...]] = {}
+    for src in sources:
+        sha = shas[src.display]
+        got = parsed.get(src.display)
+        if got is not None:
+            new[sha] = got
+        else:
+            got = cache.get_manifests(sha, src.display)
+        if got is None:
+            missing.append(src)
+        else:
+            per_file[src.display] = got
+    for display, sha, docs in parse_sources(missing, checker.workers):
+        per_file[display] = new[sha] = docs
+    cache.save_manifests(new)
+    return tuple(m for src in sources for m in per_file[src.display])

@@ -252,7 +252,7 @@ def validate_paths(
     a changed one re-assembles from the changed files' claims (incremental.py)."""
     sources, path_findings = find_yaml_files(paths)
     by_display = {s.display: s for s in sources}
-    if not use_cache or keep_manifests:
+    if not use_cache:
         keep_here = keep_parsed and not _parallel(len(sources), workers)
         keep = keep_manifests or keep_here
         results = {r.path: r for r in _run_checks(sources, None, ignore_unknown, keep, workers)}
@@ -261,17 +261,21 @@ def validate_paths(
         return _finish(paths, sources, path_findings, fresh,
                        tuple(m for r in ordered for m in r.manifests) if keep_manifests else (),
                        {r.path: r.manifests for r in ordered} if keep_here else {})
+    from reconciler.check import incremental  # imports this module
+
     namespace = cache_namespace(ignore_unknown)
     cache = ValidationCache(state_dir() / "cache" / cache_module.DB_NAME, namespace,
                             cache_scope(namespace, paths))
-    from reconciler.check import incremental  # imports this module
-
+    checker = _Checker(ignore_unknown, keep_parsed, workers, keep_manifests)
+    shas: dict[str, str] = {}
     try:
-        tree, parsed = incremental.assemble(sources, cache, _Checker(
-            ignore_unknown, keep_parsed, workers), by_display)
+        tree, parsed = incremental.assemble(sources, cache, checker, by_display, shas)
+        manifests = (incremental.manifests(sources, cache, checker, parsed, shas)
+                     if keep_manifests else ())
     finally:
         cache.close()
-    return _finish(paths, sources, path_findings, tree, (), parsed)
+    return _finish(paths, sources, path_findings, tree, manifests,
+                   {} if keep_manifests and not keep_parsed else parsed)
 
 
 @dataclass(frozen=True)
@@ -281,12 +285,14 @@ class _Checker:
     ignore_unknown: bool
     keep_parsed: bool
     workers: int | None
+    keep_manifests: bool = False  # every parsed file's documents, from workers too
 
     def run(self, todo: list[SourceFile], cache: ValidationCache | None,
             ) -> tuple[list[FileReport], dict[str, tuple[Manifest, ...]]]:
         if not todo:
             return [], {}
-        keep_here = self.keep_parsed and not _parallel(len(todo), self.workers)
+        keep_here = self.keep_manifests or (
+            self.keep_parsed and not _parallel(len(todo), self.workers))
         reports = list(_run_checks(todo, cache, self.ignore_unknown, keep_here, self.workers))
         parsed = {r.path: r.manifests for r in reports if keep_here and not r.cached}
         if cache is not None:
@@ -325,6 +331,35 @@ def _run_checks(todo: list[SourceFile], cache: ValidationCache | None, ignore_un
     cached = cache.get if cache is not None else _no_cache
     for src in todo:
         yield _read_check(src, ignore_unknown, keep, cached, budget)
+
+
+def _parse_source(src: SourceFile) -> tuple[str, str, tuple[Manifest, ...]]:
+    loaded = load_bytes(read_source(src), src.display, _worker_budget)
+    return src.display, loaded.sha256, loaded.manifests
+
+
+def parse_sources(todo: list[SourceFile], workers: int | None,
+                  ) -> Iterator[tuple[str, str, tuple[Manifest, ...]]]:
+    """(display, sha256, documents) of files already validated: parsed only, no checks
+    (their results are known), in worker processes for many files."""
+    if not todo:
+        return
+    from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
+    n_workers = _parallel(len(todo), workers)
+    if n_workers:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
+                                 initializer=_init_worker,
+                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers, None)) as pool:
+            yield from pool.map(_parse_source, todo, chunksize=64)
+        return
+    budget = AliasBudget.for_run()
+    for src in todo:
+        loaded = load_bytes(read_source(src), src.display, budget)
+        yield src.display, loaded.sha256, loaded.manifests
 
 
 def tree_result(reports: Sequence[FileReport], sources: Mapping[str, SourceFile],

@@ -10,6 +10,9 @@ one-file edit reads and writes that file's rows, not the whole cache:
   unchanged file is not read and an unchanged tree decodes no result at all.
 - `claims`: each file's unique claims (name, UUID, MAC...), indexed, so a change learns
   whether its claims are shared by looking up just those claims.
+- `manifests`: the parsed documents of a content (host-mode plan and apply need the
+  bodies), written only by runs that asked for them, and never for a content holding a
+  secret (safety rule 10).
 - `trees`: per scope, the digest of the last assembled tree, its findings, and the
   claims made more than once.
 
@@ -30,7 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
-from reconciler.core.model import Finding, HostPath, HostPathKind, ObjectKey, SourceRef, UniqueClaim
+from reconciler.core.model import (
+    Finding,
+    HostPath,
+    HostPathKind,
+    Manifest,
+    ObjectKey,
+    SourceRef,
+    UniqueClaim,
+)
+from reconciler.core.sensitive import digest_sensitive
 
 # Bump on any change of the tables or of a row's encoding.
 FORMAT = 4
@@ -53,6 +65,8 @@ _TABLES = (
     " value TEXT NOT NULL, path TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS claims_slot ON claims(scope, what, value)",
     "CREATE INDEX IF NOT EXISTS claims_path ON claims(scope, path)",
+    "CREATE TABLE IF NOT EXISTS manifests(namespace TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    " manifests TEXT NOT NULL, PRIMARY KEY(namespace, sha256)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS trees(scope TEXT PRIMARY KEY, digest TEXT NOT NULL,"
     " findings TEXT NOT NULL, dups TEXT NOT NULL, objects INTEGER NOT NULL,"
     " used_ns INTEGER NOT NULL, generation INTEGER NOT NULL) WITHOUT ROWID",
@@ -125,6 +139,26 @@ def decode(text: str) -> CachedFile:
         ),
         documents=int(documents),
     )
+
+
+def encode_manifests(manifests: Sequence[Manifest]) -> str | None:
+    """The documents as JSON; None when a document holds a secret (rule 10: no secret in
+    any state file; cloud-init userData is one) or when JSON would not give them back
+    exactly (a non-string mapping key, say): such a file is parsed again instead."""
+    if any(digest_sensitive(m.body) != m.body for m in manifests):
+        return None
+    rows = [[m.api_version, m.kind, m.namespace, m.name, m.source.doc, m.body]
+            for m in manifests]
+    try:
+        text = json.dumps(rows, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == rows else None
+
+
+def decode_manifests(text: str, display: str) -> tuple[Manifest, ...]:
+    return tuple(Manifest(api, kind, ns, name, body, SourceRef(display, int(doc)))
+                 for api, kind, ns, name, doc, body in json.loads(text))
 
 
 def flags_of(entry: CachedFile, host: bool) -> int:
@@ -358,6 +392,31 @@ class ValidationCache:
     def put(self, sha256: str, entry: CachedFile) -> None:
         self._new[sha256] = entry
 
+    def get_manifests(self, sha256: str, display: str) -> tuple[Manifest, ...] | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT manifests FROM manifests WHERE namespace=? AND sha256=?",
+                (self.namespace, sha256)).fetchone()
+            return decode_manifests(row[0], display) if row is not None else None
+        except (sqlite3.Error, ValueError, TypeError, KeyError):
+            return None  # damaged or locked: parse the file instead
+
+    def save_manifests(self, entries: Mapping[str, Sequence[Manifest]]) -> None:
+        """Content-addressed rows: written in their own transaction, never in the way."""
+        rows = [(self.namespace, sha, text) for sha, ms in entries.items()
+                if (text := encode_manifests(ms)) is not None]
+        if self._db is None or not rows:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO manifests VALUES(?,?,?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
     def slot_counts(self, slots: Iterable[Slot]) -> dict[Slot, int]:
         """How many claims the stored tree has for each of `slots` (an index lookup each)."""
         out: dict[Slot, int] = {}
@@ -451,7 +510,8 @@ class ValidationCache:
             "SELECT scope FROM trees ORDER BY used_ns DESC LIMIT -1 OFFSET ?", (MAX_SCOPES,))]
         for table in ("trees", "files", "claims"):
             db.executemany(f"DELETE FROM {table} WHERE scope=?", [(s,) for s in stale])
-        db.execute("DELETE FROM results WHERE sha256 NOT IN (SELECT sha256 FROM files)")
+        for table in ("results", "manifests"):
+            db.execute(f"DELETE FROM {table} WHERE sha256 NOT IN (SELECT sha256 FROM files)")
 
     def reader_args(self) -> tuple[Path, str] | None:
         """What a worker process needs to open its own reader (None: no cache)."""

@@ -263,3 +263,43 @@ def test_concurrent_writers_leave_a_consistent_cache(tree: Path, tmp_path: Path)
     assert {Path(f.file).name for f in report.errors} == {"w1.yaml", "w2.yaml", "w3.yaml"}
     assert agree(tree).findings == report.findings
 
+
+
+def test_host_mode_documents_come_from_the_cache(tree: Path, parses: list[str]) -> None:
+    """plan and apply (keep_manifests) read every document: a warm run parses nothing and
+    gives the very documents a full parse gives, also after an edit and a new file."""
+    def same() -> None:
+        cached = validate_paths([str(tree)], keep_manifests=True)
+        full = validate_paths([str(tree)], keep_manifests=True, use_cache=False)
+        assert cached.manifests == full.manifests and cached.findings == full.findings
+
+    (tree / "multi.yaml").write_text(vm("m1", 11) + "---\n" + vm("m2", 12))
+    same()
+    parses.clear()
+    assert len(validate_paths([str(tree)], keep_manifests=True).manifests) == 6
+    assert parses == []
+    (tree / "b.yaml").write_text(vm("b", 2).replace("64Mi", "128Mi"))
+    (tree / "n.yaml").write_text(vm("n", 14))
+    same()
+    parses.clear()
+    same()
+    assert sorted(parses) == ["a.yaml", "b.yaml", "c.yaml", "d.yaml", "multi.yaml", "n.yaml"]
+
+
+def test_documents_with_a_secret_are_parsed_again_not_stored(
+        tree: Path, parses: list[str], tmp_path: Path) -> None:
+    """Rule 10: cloud-init userData never lands in the cache; that file alone is parsed."""
+    secret = "CANARY-userdata-7f3e"
+    (tree / "ci.yaml").write_text(vm("ci", 20).replace(
+        "          interfaces:", "          disks:\n          - name: cloudinit\n"
+        "            disk: {bus: virtio}\n          interfaces:").replace(
+        "      networks:", "      volumes:\n      - name: cloudinit\n        cloudInitNoCloud:\n"
+        f"          userData: '{secret}'\n      networks:"))
+    full = validate_paths([str(tree)], keep_manifests=True, use_cache=False)
+    assert full.valid
+    validate_paths([str(tree)], keep_manifests=True)
+    parses.clear()
+    warm = validate_paths([str(tree)], keep_manifests=True)
+    assert warm.manifests == full.manifests and parses == ["ci.yaml"]
+    state = tmp_path / "state" / "cache"
+    assert not any(secret.encode() in f.read_bytes() for f in state.iterdir())
