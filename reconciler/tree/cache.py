@@ -45,7 +45,7 @@ from reconciler.core.model import (
 from reconciler.core.sensitive import digest_sensitive
 
 # Bump on any change of the tables or of a row's encoding.
-FORMAT = 4
+FORMAT = 5
 DB_NAME = "validate.sqlite3"
 # Scopes (trees validated from some directory) kept; the least recently used go first.
 MAX_SCOPES = 16
@@ -276,6 +276,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Another process holds the lock (as opposed to a database that cannot work)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _remove(path: Path) -> None:
     for name in (path.name, path.name + "-wal", path.name + "-shm"):
         try:
@@ -291,7 +296,7 @@ def open_db(path: Path) -> sqlite3.Connection | None:
         try:
             return _connect(path)
         except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
+            if _busy(exc):
                 return None  # another process is creating it: go on without
             if attempt:
                 return None
@@ -457,9 +462,11 @@ class ValidationCache:
             return  # an unchanged tree writes nothing
         try:
             self._write(updates, removed, digest, tree)
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            if not _busy(exc):
+                self._fail()  # not a lock: a write that can never succeed, rebuild
         except sqlite3.DatabaseError:
             self._fail()
 

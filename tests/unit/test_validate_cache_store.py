@@ -303,3 +303,30 @@ def test_documents_with_a_secret_are_parsed_again_not_stored(
     assert warm.manifests == full.manifests and parses == ["ci.yaml"]
     state = tmp_path / "state" / "cache"
     assert not any(secret.encode() in f.read_bytes() for f in state.iterdir())
+
+
+def test_database_that_cannot_be_written_is_rebuilt(
+        tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails for another reason than a lock (here: a table missing, as from
+    an older build) rebuilds the database instead of leaving every later run cold."""
+    hour_ago = time.time() - 3600
+    for f in tree.iterdir():
+        os.utime(f, (hour_ago, hour_ago))
+    validate_paths([str(tree)], keep_manifests=True)
+    broken = sqlite3.connect(db(tmp_path))
+    broken.execute("DROP TABLE manifests")
+    broken.commit()
+    broken.close()
+    other = str(tree) + "/"  # another scope: its first write tidies up, and fails
+    validate_paths([other])
+    validate_paths([other])  # cold, and written again
+    reads: list[str] = []
+    real_read = validate_mod.read_source
+
+    def counting(src: SourceFile) -> bytes:
+        reads.append(Path(src.display).name)
+        return real_read(src)
+
+    monkeypatch.setattr(validate_mod, "read_source", counting)
+    assert validate_paths([other]).valid
+    assert reads == []  # the stat index is back: nothing read
