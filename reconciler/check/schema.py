@@ -30,11 +30,11 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 
+import reconciler.check as check_package
 from reconciler.core.model import (
     CDI_GROUP,
     INSTANCETYPE_GROUP,
@@ -48,9 +48,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.sensitive import MASK, is_sensitive_path, show_value
 
-# Two folders up in both layouts: the repository's schemas/ in the source tree (and
-# editable installs), virtsync/schemas/ in the wheel (tools/build_backend/virtsync_build.py).
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = check_package.SCHEMA_DIR
 
 SCHEMA_FILES: Mapping[tuple[str, str], str] = {
     (KUBEVIRT_GROUP, "VirtualMachine"): "virtualmachine.schema.json",

@@ -8,18 +8,20 @@ names, UUIDs, MACs, serials) run on the small per-file facts every time.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler import __version__
-from reconciler.check import metanames, schema, semantic
-from reconciler.core import hostdisk, model, sensitive
+from reconciler.check import SCHEMA_DIR
+from reconciler.core import hostdisk
 from reconciler.core.model import (
     KNOWN_KINDS,
     Finding,
@@ -33,8 +35,14 @@ from reconciler.core.model import (
 )
 from reconciler.core.statedir import state_dir
 from reconciler.tree import cache as cache_module
-from reconciler.tree import loader, positions, yamlsafe
-from reconciler.tree.cache import CachedFacts, CachedFile, TreeResult, ValidationCache
+from reconciler.tree.cache import (
+    CachedFacts,
+    CachedFile,
+    Slot,
+    Stat,
+    TreeResult,
+    ValidationCache,
+)
 from reconciler.tree.loader import (
     LoadedFile,
     SourceFile,
@@ -42,12 +50,20 @@ from reconciler.tree.loader import (
     load_bytes,
     read_source,
 )
-from reconciler.tree.positions import locate
-from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, RUN_BUDGET_RULE, AliasBudget
+
+if TYPE_CHECKING:
+    from reconciler.check.semantic import LineOf
+    from reconciler.tree.yamlsafe import AliasBudget
+
+# Parsers, the schema validator and the worker pool are imported where they are used: a
+# warm run checks nothing and must not pay for them (issue 13).
 
 # The code a cached per-file result depends on: a change to any of it re-checks every file.
-_CACHED_CODE = (yamlsafe, loader, positions, schema, semantic, metanames, model, sensitive,
-                cache_module, hostdisk)
+_CACHED_CODE = ("reconciler.tree.yamlsafe", "reconciler.tree.loader", "reconciler.tree.positions",
+                "reconciler.check.schema", "reconciler.check.semantic",
+                "reconciler.check.metanames", "reconciler.core.model",
+                "reconciler.core.sensitive", "reconciler.tree.cache", "reconciler.core.hostdisk",
+                "reconciler.check.incremental")
 
 # Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 96
@@ -59,13 +75,15 @@ class FileReport:
     sha256: str
     result: CachedFile
     manifests: tuple[Manifest, ...] = ()
+    stat: Stat | None = None
+    cached: bool = False  # the result came from the cache (nothing parsed)
 
 
 @dataclass(frozen=True)
 class ValidationReport(HasFindings):
     files: tuple[str, ...]  # display paths of the files read
     findings: tuple[Finding, ...]
-    objects: tuple[tuple[SourceRef, ObjectKey], ...]
+    objects: Sequence[tuple[SourceRef, ObjectKey]]
     manifests: tuple[Manifest, ...] = field(default=())
     # With keep_parsed: the manifests of each file this process parsed (a cache hit
     # parses nothing), so a caller that needs them does not parse the file again.
@@ -76,6 +94,8 @@ class ValidationReport(HasFindings):
 
 def kind_issue(m: Manifest) -> Issue | None:
     """None when virtsync knows (apiVersion, kind); else the reason it does not."""
+    from reconciler.check import schema
+
     kinds = KNOWN_KINDS.get(m.group)
     if kinds is None or m.kind not in kinds:
         known = ", ".join(sorted(k for ks in KNOWN_KINDS.values() for k in ks))
@@ -89,6 +109,8 @@ def kind_issue(m: Manifest) -> Issue | None:
 
 def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> CachedFile:
     """Every per-file check on one parsed file. Pure."""
+    from reconciler.check import schema, semantic
+
     findings = list(loaded.findings)
     objects: list[tuple[int, ObjectKey]] = []
     facts: list[CachedFacts] = []
@@ -112,6 +134,8 @@ def check_loaded(loaded: LoadedFile, text: str, *, ignore_unknown: bool) -> Cach
 
 
 def _locate(display: str, text: str, doc: int, issue: Issue) -> Finding:
+    from reconciler.tree.positions import locate
+
     line, col = locate(text, doc, issue.path)
     return Finding(display, line, col, format_path(issue.path), issue.message, issue.rule)
 
@@ -125,14 +149,46 @@ def check_bytes(content: bytes, display: str, *, ignore_unknown: bool = False,
                       loaded.manifests if keep_manifests else ())
 
 
-# A worker process's share of the run's alias budget (set by init_worker).
+# A worker process's share of the run's alias budget and its own cache connection (set
+# by init_worker; a forked child never uses its parent's SQLite connection).
 _worker_budget: AliasBudget | None = None
+_worker_cache: tuple[sqlite3.Connection, str] | None = None
 
 
-def init_worker(share: int) -> None:
-    """A worker process's initializer: its share of the run's alias budget."""
-    global _worker_budget
+def init_worker(share: int, cache: tuple[Path, str] | None = None) -> None:
+    """A worker process's initializer: its share of the run's alias budget and its own
+    reader of the validation cache."""
+    from reconciler.tree.yamlsafe import AliasBudget
+
+    global _worker_budget, _worker_cache
     _worker_budget = AliasBudget(share, "run")
+    reader = cache_module.open_reader(cache[0]) if cache is not None else None
+    _worker_cache = (reader, cache[1]) if reader is not None and cache is not None else None
+
+
+def _read_check(src: SourceFile, ignore_unknown: bool, keep: bool,
+                cached: Callable[[str], CachedFile | None],
+                budget: AliasBudget | None) -> FileReport:
+    """Stat, read and hash one file; parse and check it only when its content is new."""
+    stat = _stat(src)
+    data = read_source(src)
+    sha = hashlib.sha256(data).hexdigest()
+    hit = cached(sha)
+    if hit is not None:
+        return FileReport(src.display, sha, hit, stat=stat, cached=True)
+    report = check_bytes(data, src.display, ignore_unknown=ignore_unknown,
+                         keep_manifests=keep, run_budget=budget)
+    return FileReport(src.display, report.sha256, report.result, report.manifests, stat)
+
+
+def _no_cache(sha: str) -> CachedFile | None:
+    return None
+
+
+def _worker_lookup(sha: str) -> CachedFile | None:
+    if _worker_cache is None:
+        return None
+    return cache_module.lookup(_worker_cache[0], _worker_cache[1], sha)
 
 
 def worker_budget() -> AliasBudget | None:
@@ -142,12 +198,13 @@ def worker_budget() -> AliasBudget | None:
 
 def _check_source(job: tuple[SourceFile, bool, bool]) -> FileReport:
     src, ignore_unknown, keep = job
-    return check_bytes(read_source(src), src.display, ignore_unknown=ignore_unknown,
-                       keep_manifests=keep, run_budget=worker_budget())
+    return _read_check(src, ignore_unknown, keep, _worker_lookup, _worker_budget)
 
 
 def _cacheable(report: FileReport) -> bool:
     """A refusal for the run's alias budget depends on the other files, not on this one."""
+    from reconciler.tree.yamlsafe import RUN_BUDGET_RULE
+
     return not any(f.rule == RUN_BUDGET_RULE for f in report.result.findings)
 
 
@@ -156,17 +213,17 @@ def cache_namespace(ignore_unknown: bool) -> str:
     """Digest of everything a cached result depends on besides the file's bytes."""
     h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
     h.update(Path(__file__).read_bytes())
-    for module in _CACHED_CODE:
-        source = Path(module.__file__ or "")
-        h.update(module.__name__.encode())
-        h.update(source.read_bytes())
-    for schema_file in sorted(schema.SCHEMA_DIR.glob("*.json")):
+    for name in _CACHED_CODE:
+        spec = importlib.util.find_spec(name)  # the file, without importing the module
+        h.update(name.encode())
+        h.update(Path(spec.origin if spec is not None and spec.origin else "").read_bytes())
+    for schema_file in sorted(SCHEMA_DIR.glob("*.json")):
         h.update(schema_file.name.encode())
         h.update(schema_file.read_bytes())
     return h.hexdigest()
 
 
-def _stat(src: SourceFile) -> tuple[int, int, int] | None:
+def _stat(src: SourceFile) -> Stat | None:
     try:
         st = os.stat(src.absolute)
     except OSError:
@@ -181,6 +238,11 @@ def tree_digest(shas: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
+def cache_scope(namespace: str, paths: Sequence[str]) -> str:
+    """The tree a cached index belongs to: display paths depend on the working dir."""
+    return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
+
+
 def validate_paths(
     paths: Sequence[str],
     *,
@@ -193,59 +255,58 @@ def validate_paths(
     """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
 
     Warm runs: a file whose (mtime, size, inode) match the cache is not even read; an
-    unchanged tree is answered from the cached tree result without decoding entries."""
+    unchanged tree is answered from the cached tree row without decoding any result, and
+    a changed one re-assembles from the changed files' claims (incremental.py)."""
     sources, path_findings = find_yaml_files(paths)
     by_display = {s.display: s for s in sources}
-    cache = (ValidationCache(state_dir() / "cache" / "validate.json",
-                             cache_namespace(ignore_unknown))
-             if use_cache and not keep_manifests else None)
-    if cache is None:
+    if not use_cache:
         keep_here = keep_parsed and not _parallel(len(sources), workers)
-        results = {r.path: r for r in _run_checks(sources, {}, ignore_unknown,
-                                                    keep_manifests or keep_here, workers)}
+        keep = keep_manifests or keep_here
+        results = {r.path: r for r in _run_checks(sources, None, ignore_unknown, keep, workers)}
         ordered = [results[s.display] for s in sources]
-        fresh = _tree_result(ordered, by_display)
+        fresh, _ = tree_result(ordered, by_display)
         return _finish(paths, sources, path_findings, fresh,
                        tuple(m for r in ordered for m in r.manifests) if keep_manifests else (),
                        {r.path: r.manifests for r in ordered} if keep_here else {})
+    from reconciler.check import incremental  # imports this module
 
-    stats: dict[str, tuple[int, int, int] | None] = {}
+    namespace = cache_namespace(ignore_unknown)
+    cache = ValidationCache(state_dir() / "cache" / cache_module.DB_NAME, namespace,
+                            cache_scope(namespace, paths))
+    checker = _Checker(ignore_unknown, keep_parsed, workers, keep_manifests)
     shas: dict[str, str] = {}
-    contents: dict[str, bytes] = {}
-    for src in sources:
-        st = stats[src.display] = _stat(src)
-        sha = cache.known_sha(src.display, st) if st is not None else None
-        if sha is None:
-            data = read_source(src)
-            contents[src.display] = data
-            sha = hashlib.sha256(data).hexdigest()
-        shas[src.display] = sha
-
-    digest = tree_digest(shas)
-    tree = cache.tree_result(digest)
-    parsed: dict[str, tuple[Manifest, ...]] = {}
-    if tree is None:
-        reports: dict[str, FileReport] = {}
-        todo: list[SourceFile] = []
-        for src in sources:
-            hit = cache.get(shas[src.display])
-            if hit is not None:
-                reports[src.display] = FileReport(src.display, shas[src.display], hit)
-            else:
-                todo.append(src)
-        keep_here = keep_parsed and not _parallel(len(todo), workers)
-        for report in _run_checks(todo, contents, ignore_unknown, keep_here, workers):
-            reports[report.path] = report
-            if keep_here:
-                parsed[report.path] = report.manifests
-            if _cacheable(report):
-                cache.put(report.sha256, report.result)
-        tree = _tree_result([reports[s.display] for s in sources], by_display)
     try:
-        cache.save(((d, stats[d], shas[d]) for d in shas), digest, tree)
-    except OSError:
-        pass  # a read-only state dir must not fail validation; the next run is cold
-    return _finish(paths, sources, path_findings, tree, (), parsed)
+        tree, parsed = incremental.assemble(sources, cache, checker, by_display, shas)
+        manifests = (incremental.manifests(sources, cache, checker, parsed, shas)
+                     if keep_manifests else ())
+    finally:
+        cache.close()
+    return _finish(paths, sources, path_findings, tree, manifests,
+                   {} if keep_manifests and not keep_parsed else parsed)
+
+
+@dataclass(frozen=True)
+class _Checker:
+    """How this run checks the files whose content the cache cannot vouch for."""
+
+    ignore_unknown: bool
+    keep_parsed: bool
+    workers: int | None
+    keep_manifests: bool = False  # every parsed file's documents, from workers too
+
+    def run(self, todo: list[SourceFile], cache: ValidationCache | None,
+            ) -> tuple[list[FileReport], dict[str, tuple[Manifest, ...]]]:
+        if not todo:
+            return [], {}
+        keep_here = self.keep_manifests or (
+            self.keep_parsed and not _parallel(len(todo), self.workers))
+        reports = list(_run_checks(todo, cache, self.ignore_unknown, keep_here, self.workers))
+        parsed = {r.path: r.manifests for r in reports if keep_here and not r.cached}
+        if cache is not None:
+            for r in reports:
+                if not r.cached and _cacheable(r):
+                    cache.put(r.sha256, r.result)
+        return reports, parsed
 
 
 def _parallel(files: int, workers: int | None) -> int:
@@ -254,39 +315,82 @@ def _parallel(files: int, workers: int | None) -> int:
     return n_workers if n_workers > 1 and files >= PARALLEL_THRESHOLD else 0
 
 
-def _run_checks(todo: list[SourceFile], contents: Mapping[str, bytes], ignore_unknown: bool,
+def _run_checks(todo: list[SourceFile], cache: ValidationCache | None, ignore_unknown: bool,
                 keep: bool, workers: int | None) -> Iterator[FileReport]:
+    """Read, hash and (when the cache has no result for the content) check each file;
+    in worker processes for many files, so the parent reads nothing itself."""
+    from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
     n_workers = _parallel(len(todo), workers)
     if n_workers:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
         jobs = [(s, ignore_unknown, keep) for s in todo]
         # fork: workers inherit compiled schemas; no re-import per worker.
         with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
                                  initializer=init_worker,
-                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers,)) as pool:
+                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers,
+                                           cache.reader_args() if cache else None)) as pool:
             yield from pool.map(_check_source, jobs, chunksize=64)
         return
     budget = AliasBudget.for_run()
+    cached = cache.get if cache is not None else _no_cache
     for src in todo:
-        data = contents.get(src.display)
-        if data is None:
-            data = read_source(src)
-        yield check_bytes(data, src.display, ignore_unknown=ignore_unknown, keep_manifests=keep,
-                          run_budget=budget)
+        yield _read_check(src, ignore_unknown, keep, cached, budget)
 
 
-def _tree_result(reports: Sequence[FileReport],
-                 sources: Mapping[str, SourceFile]) -> TreeResult:
-    """Per-file findings plus cross-file uniqueness, for one exact set of files."""
+def _parse_source(src: SourceFile) -> tuple[str, str, tuple[Manifest, ...]]:
+    loaded = load_bytes(read_source(src), src.display, _worker_budget)
+    return src.display, loaded.sha256, loaded.manifests
+
+
+def parse_sources(todo: list[SourceFile], workers: int | None,
+                  ) -> Iterator[tuple[str, str, tuple[Manifest, ...]]]:
+    """(display, sha256, documents) of files already validated: parsed only, no checks
+    (their results are known), in worker processes for many files."""
+    if not todo:
+        return
+    from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
+    n_workers = _parallel(len(todo), workers)
+    if n_workers:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(n_workers, mp_context=get_context("fork"),
+                                 initializer=init_worker,
+                                 initargs=(MAX_ALIAS_NODES_PER_RUN // n_workers, None)) as pool:
+            yield from pool.map(_parse_source, todo, chunksize=64)
+        return
+    budget = AliasBudget.for_run()
+    for src in todo:
+        loaded = load_bytes(read_source(src), src.display, budget)
+        yield src.display, loaded.sha256, loaded.manifests
+
+
+def tree_result(reports: Sequence[FileReport], sources: Mapping[str, SourceFile],
+                ) -> tuple[TreeResult, frozenset[Slot]]:
+    """Per-file findings plus cross-file uniqueness, for one exact set of files; and the
+    claims made more than once."""
+    claim_count: Counter[Slot] = Counter()
+    for r in reports:
+        claim_count.update(r.result.slots())
+    duplicated = frozenset(claim for claim, n in claim_count.items() if n > 1)
+    objects = tuple((SourceRef(r.path, d), k) for r in reports for d, k in r.result.objects)
+    return TreeResult(objects, tuple(assemble_findings(reports, duplicated, sources))), \
+        duplicated
+
+
+def assemble_findings(reports: Iterable[FileReport], duplicated: frozenset[Slot],
+                      sources: Mapping[str, SourceFile]) -> list[Finding]:
+    """The tree's findings from the files that can have any: those with findings of
+    their own, those making a `duplicated` claim and those naming host paths."""
+    reports = list(reports)
     findings: list[Finding] = []
-    objects: list[tuple[SourceRef, ObjectKey]] = []
-    claim_count: Counter[tuple[str, str]] = Counter()
     for r in reports:
         if r.result.findings:
             findings.extend(r.result.findings_for(r.path))
-        objects.extend((SourceRef(r.path, d), k) for d, k in r.result.objects)
-        for c in r.result.facts:
-            claim_count.update((u.what, u.value) for u in c.claims)
-    duplicated = {claim for claim, n in claim_count.items() if n > 1}
     if duplicated:
         # Only documents that share a claim can produce a uniqueness finding.
         involved = [ManifestFacts(c.key, SourceRef(r.path, c.doc), c.claims)
@@ -295,7 +399,7 @@ def _tree_result(reports: Sequence[FileReport],
         findings.extend(tree_findings(involved, sources))
     findings.extend(located(hostdisk.check_tree(host_facts(
         (r.path, c) for r in reports for c in r.result.facts)), sources))
-    return TreeResult(tuple(objects), tuple(findings))
+    return findings
 
 
 def host_facts(facts: Iterable[tuple[str, CachedFacts]]) -> list[ManifestFacts]:
@@ -321,6 +425,8 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
 def tree_findings(facts: Sequence[ManifestFacts],
                   sources: Mapping[str, SourceFile]) -> list[Finding]:
     """Cross-file uniqueness; reads a file again only to locate a (rare) duplicate."""
+    from reconciler.check import semantic
+
     return located(semantic.check_unique(facts, line_of_in(_text_reader(sources))), sources)
 
 
@@ -345,8 +451,10 @@ def located(issues: Iterable[tuple[SourceRef, Issue]],
     return [_locate(ref.file, text_of(ref.file), ref.doc, issue) for ref, issue in issues]
 
 
-def line_of_in(text_of: Callable[[str], str]) -> semantic.LineOf:
+def line_of_in(text_of: Callable[[str], str]) -> LineOf:
     """Where a uniqueness finding's first claim is, to name it (file:line) in the message."""
+    from reconciler.tree.positions import locate
+
     return lambda ref, path: locate(text_of(ref.file), ref.doc, path)[0]
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from reconciler import __version__
-from reconciler.core.model import ExitCode, VirtsyncError
+from reconciler.cli.summaries import SUMMARIES
 
 # subcommand word → module, relative to this package (the wheel installs it as
 # virtsync.reconciler.cli: tools/build_backend/virtsync_build.py rewrites imports, not strings)
@@ -46,9 +46,10 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(SUBCOMMANDS[name], __package__)
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None, *, summary: bool = False) -> argparse.ArgumentParser:
     """The full parser, or (with `only`) one that loads just that subcommand's module, so
-    `virtsync validate` never imports libvirt or the plan renderers."""
+    `virtsync validate` never imports libvirt or the plan renderers; with `summary`, one
+    that lists the subcommands and loads none (`virtsync --help`)."""
     parser = argparse.ArgumentParser(
         prog="virtsync", allow_abbrev=False,
         description="GitOps for virtual machines: validate, plan and reconcile VM specs from git.",
@@ -58,6 +59,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for word in SUBCOMMANDS:
         if only is not None and word != only:
             sub.add_parser(word, help=argparse.SUPPRESS, allow_abbrev=False)
+            continue
+        if summary:
+            sub.add_parser(word, help=SUMMARIES[word], allow_abbrev=False)
             continue
         mod = _module(word)
         p = sub.add_parser(word, help=mod.HELP, description=mod.HELP,
@@ -70,14 +74,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:  # an ExitCode, or argparse's
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(first if first in SUBCOMMANDS else None)
+    parser = (build_parser(first) if first in SUBCOMMANDS else build_parser(summary=True))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
+        from reconciler.core.model import ExitCode
         return ExitCode.FAILED
+    from reconciler.core.model import ExitCode, VirtsyncError  # not before a command runs
+
     try:
         code: ExitCode = args._run(args)
         return code

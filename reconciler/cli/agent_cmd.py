@@ -16,11 +16,12 @@ from types import FrameType
 
 from reconciler.backends.base import Backend, NodeAgent
 from reconciler.cli.common import add_scope_argument, open_backend
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, VirtsyncError
 from reconciler.planning.reconcile import load_desired
 
 NAME = "agent"
-HELP = "Run the node lifecycle agents (run strategies) until SIGTERM; watch includes them."
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     open_backend,
     progress_reporter,
 )
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ApplyWord, ExitCode
 from reconciler.core.statedir import state_dir
 from reconciler.execute.apply import Outcome, describe_refusals, gate
@@ -45,7 +46,7 @@ from reconciler.planning.savedplan import check_saved_plan
 NAME = "apply"
 # The summary line's words, in this order; unchanged objects are not reported.
 SUMMARY_WORDS = tuple(w for w in ApplyWord if w not in (ApplyWord.UNCHANGED, ApplyWord.NOT_RUN))
-HELP = "Make the hosts match the specs: execute the plan (restarts and data loss need flags)."
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

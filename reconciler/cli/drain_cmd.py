@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import replace
 
 from reconciler.cli.common import open_backend, progress_reporter
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, Manifest, ObjectKey, VirtsyncError
 from reconciler.core.statedir import state_dir
 from reconciler.execute.apply import ApplyOptions, gate
@@ -32,7 +33,7 @@ from reconciler.planning.plan_model import Plan
 from reconciler.planning.reconcile import load_desired, observe, plan_live
 
 NAME = "drain"  # also registered as "uncordon"; args.command tells which
-HELP = "Cordon a node and move its VMs off by their eviction strategy (uncordon: undo)."
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from reconciler.backends.base import Backend
 from reconciler.cli.common import open_backend
 from reconciler.cli.power_cmd import key_of
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.migration import MigrationProgress, policy_for
 from reconciler.core.model import ExitCode, Manifest, ObjectKey, PrintableStatus, VirtsyncError
 from reconciler.core.statedir import state_dir
@@ -34,7 +35,7 @@ from reconciler.planning.moves import (
 from reconciler.planning.reconcile import Desired, load_desired, observe
 
 NAME = "migrate"
-HELP = "Live-migrate a running VM to another node (the guest keeps running)."
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

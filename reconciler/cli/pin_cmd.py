@@ -38,6 +38,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from node.identity.node_store import Identity, IdentityStore
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.fsutil import write_atomic
 from reconciler.core.model import (
     KUBEVIRT_GROUP,
@@ -53,7 +54,7 @@ from reconciler.core.vmspec import normalize_mac
 from reconciler.tree.loader import LoadedFile, find_yaml_files, load_bytes, read_source
 
 NAME = "pin"
-HELP = "Write each VM's generated identity (firmware uuid/serial, MACs) into its YAML file."
+HELP = SUMMARIES[NAME]
 
 _KEY_OPENER = re.compile(r"^( *)[^\s#-][^:]*:\s*(#.*)?$")
 _PREAMBLE_LINE = re.compile(r"^(\s*|#.*|%.*|---\s*)$")
@@ -307,7 +308,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     for src in sources:
         content = read_source(src)
         lf = load_bytes(content, src.display)
-        loaded.append((src.absolute, src.display, lf, content))
+        loaded.append((Path(src.absolute), src.display, lf, content))
         findings.extend(lf.findings)
     errors = [f for f in findings if f.severity == "error"]
     if errors:

@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 from reconciler.backends import registry
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, VirtsyncError
 from reconciler.planning.gitplan import plan_from_git
 from reconciler.planning.plan_codec import save_plan
 from reconciler.planning.plan_model import Plan
 
 NAME = "plan"
-HELP = "Show what a change does to every VM (none, live, restart, replace, data-loss)."
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import argparse
 
 from reconciler.cli.common import open_backend
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import DEFAULT_NAMESPACE, ExitCode, ObjectKey, VirtsyncError
 from reconciler.core.power import RunStrategy, run_strategy
 from reconciler.planning.reconcile import load_desired
 
 NAME = "start"  # also registered as "stop" and "restart"; args.command tells which
-HELP = "Start, stop or restart a VM's guest (graceful; --force only on request)."
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

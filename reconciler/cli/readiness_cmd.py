@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from node.cluster.config import cluster_from_manifests, node_facts
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode
 from reconciler.planning.moves import move_context
 from reconciler.planning.readiness import UNKNOWN_KIB, readiness
@@ -15,8 +16,7 @@ from reconciler.planning.reconcile import load_desired
 from reconciler.render.readiness import render_json, render_markdown, render_text
 
 NAME = "readiness"
-HELP = ("Report per VM and for the tree: storage mode, network, live migration (KubeVirt's "
-        "reasons), CPU/memory fit, shutdown behaviour and security boundary.")
+HELP = SUMMARIES[NAME]
 RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.check.validate import validate_paths
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.fsutil import write_atomic
 from reconciler.core.model import ExitCode, Manifest, VirtsyncError
 from reconciler.render.manifests import (
@@ -28,8 +29,7 @@ from reconciler.render.manifests import (
 from reconciler.tree.loader import IGNORE_FILE, IgnoreRules
 
 NAME = "render"
-HELP = ("Print the tree's objects as KubeVirt manifests (validated, byte-for-byte "
-        "deterministic) for Argo CD, Flux or kubectl.")
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

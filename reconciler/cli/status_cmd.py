@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from reconciler.backends.base import LiveObject, Observation
 from reconciler.cli.common import add_scope_argument, open_backend
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.migration import CONDITION_TYPE
 from reconciler.core.model import ExitCode, Manifest, ObjectKey
 from reconciler.core.statedir import state_dir
@@ -19,8 +20,7 @@ from reconciler.planning.moves import migration_targets, move_context
 from reconciler.planning.reconcile import RUNNING_STATES, load_desired, observe, plan_live
 
 NAME = "status"
-HELP = ("Show every VM this installation manages: node, status, readiness, age, applied "
-        "revision, drift.")
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

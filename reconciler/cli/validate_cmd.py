@@ -9,10 +9,11 @@ import sys
 from collections.abc import Sequence
 
 from reconciler.check.validate import ValidationReport, validate_paths
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, Finding
 
 NAME = "validate"
-HELP = "Check VM specs: YAML safety, JSON Schema and semantic rules, with file:line errors."
+HELP = SUMMARIES[NAME]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -18,12 +18,13 @@ from types import FrameType
 
 from reconciler.backends.base import Backend
 from reconciler.cli.common import add_change_permission_arguments, apply_options
+from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, Manifest, VirtsyncError
 from reconciler.core.statedir import state_dir
 from reconciler.execute.lock import StateLock
 
 NAME = "watch"
-HELP = "Reconcile continuously: apply each saved change (or commit) and heal drift."
+HELP = SUMMARIES[NAME]
 
 
 def _positive(text: str) -> float:

@@ -7,7 +7,8 @@ password-like keys never appear in plans, diffs, logs or error messages.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 
 from reconciler.core.model import JSON
 
@@ -23,6 +24,7 @@ _SECRET_KEY_PATTERN = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)  # a tree repeats the same few hundred keys (issue 13)
 def is_sensitive_key(key: str) -> bool:
     return key in _SECRET_KEYS or bool(_SECRET_KEY_PATTERN.search(key))
 
@@ -34,12 +36,21 @@ def is_sensitive_path(path: Sequence[str | int]) -> bool:
 
 def redact(value: JSON, path: Sequence[str | int] = ()) -> JSON:
     """A copy of `value` with every sensitive subtree replaced by MASK."""
-    if is_sensitive_path(path):
-        return MASK
+    return MASK if is_sensitive_path(path) else _below(value, _mask)
+
+
+def _mask(value: JSON) -> JSON:
+    return MASK
+
+
+def _below(value: JSON, hide: Callable[[JSON], JSON]) -> JSON:
+    """`value`, whose path is known not to be sensitive, with every sensitive subtree
+    replaced by `hide` of it: one key test per node, not one per ancestor."""
     if isinstance(value, dict):
-        return {k: redact(v, (*path, k)) for k, v in value.items()}
+        return {k: hide(v) if isinstance(k, str) and is_sensitive_key(k) else _below(v, hide)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, (*path, i)) for i, v in enumerate(value)]
+        return [_below(v, hide) for v in value]  # an index is never sensitive
     return value
 
 
@@ -67,8 +78,4 @@ def digest_sensitive(value: JSON, path: Sequence[str | int] = ()) -> JSON:
     the desired side, so equal secrets compare equal and changed ones differ."""
     if is_sensitive_path(path):
         return sensitive_digest(value)
-    if isinstance(value, dict):
-        return {k: digest_sensitive(v, (*path, k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [digest_sensitive(v, (*path, i)) for i, v in enumerate(value)]
-    return value
+    return _below(value, sensitive_digest)

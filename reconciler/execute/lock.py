@@ -32,14 +32,20 @@ class StateLock:
         self.command = command or " ".join(["virtsync", *sys.argv[1:]])
         self._lock = FileLock(str(self.path))
 
-    def holder(self) -> str:
-        try:
-            info = json.loads(self.holder_path.read_text())
-            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["started"]))
-            return (f"pid {info['pid']} on {info['host']} running `{info['command']}` "
-                    f"since {started}")
-        except (OSError, ValueError, KeyError, TypeError):
-            return "an unknown process"
+    def holder(self, wait: float = 1.0) -> str:
+        # The holder writes its note just after taking the lock: a loser that comes in
+        # between waits for it briefly rather than naming "an unknown process".
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                info = json.loads(self.holder_path.read_text())
+                started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["started"]))
+                return (f"pid {info['pid']} on {info['host']} running `{info['command']}` "
+                        f"since {started}")
+            except (OSError, ValueError, KeyError, TypeError):
+                if time.monotonic() >= deadline:
+                    return "an unknown process"
+                time.sleep(0.05)
 
     def acquire(self) -> None:
         try:

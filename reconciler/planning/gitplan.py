@@ -61,7 +61,7 @@ class _HeadFile:
     blob: str
 
     def read(self) -> bytes:
-        return read_source(SourceFile(self.display, Path(self.absolute)))
+        return read_source(SourceFile(self.display, self.absolute))
 
 
 def _head(parses: FileVersions, files: Iterable[_HeadFile]) -> list[Manifest]:
@@ -154,7 +154,7 @@ def _head_files(report: ValidationReport, root: Path, sub: str) -> list[_HeadFil
         repo_path = absolute[len(top):].replace(os.sep, "/")
         blob = known.get(repo_path)
         if blob is None or os.path.islink(absolute):
-            blob = blob_sha(read_source(SourceFile(display, Path(absolute))))
+            blob = blob_sha(read_source(SourceFile(display, absolute)))
         out.append(_HeadFile(display, repo_path, absolute, blob))
     return out
 

@@ -1,27 +1,83 @@
-"""Content-hash cache of per-file validation results, so an unchanged tree parses nothing.
+"""Content-hash cache of per-file validation results, kept incrementally in SQLite.
 
-One JSON file in the state directory. Entries are keyed by the file's sha256 and hold
-only what cross-file checks and reporting need (object keys, findings, unique claims),
-never bodies, so a 10,000-file cache loads in milliseconds. The whole cache is tied to a
-`namespace` (virtsync version, schema and rule-code digest, options): change any of them
-and every entry is ignored. A corrupt or foreign cache is ignored, never trusted: the
-entries line carries its own sha256 and the file is plain JSON (nothing executable).
+One SQLite database (WAL) in the state directory, one row per file and per result, so a
+one-file edit reads and writes that file's rows, not the whole cache:
+
+- `results`: per-file validation result keyed by (namespace, sha256): what cross-file
+  checks and reporting need (object keys, findings, unique claims), never bodies.
+- `files`: per scope (namespace + working directory + the paths asked for) and display
+  path: stat (mtime, size, inode) → sha256, plus the file's object keys and flags, so an
+  unchanged file is not read and an unchanged tree decodes no result at all.
+- `claims`: each file's unique claims (name, UUID, MAC...), indexed, so a change learns
+  whether its claims are shared by looking up just those claims.
+- `manifests`: the parsed documents of a content (host-mode plan and apply need the
+  bodies), written only by runs that asked for them, and never for a content holding a
+  secret (safety rule 10).
+- `trees`: per scope, the digest of the last assembled tree, its findings, and the
+  claims made more than once.
+
+The `namespace` (virtsync version, schema and rule-code digest, options) is part of
+every key: change any of them and nothing cached is used. A damaged or foreign database
+is deleted and rebuilt, a locked one is skipped; neither is ever fatal nor trusted (the
+rows are plain JSON and text, nothing executable).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
+import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
-from reconciler.core.fsutil import write_atomic
-from reconciler.core.model import Finding, HostPath, HostPathKind, ObjectKey, SourceRef, UniqueClaim
+from reconciler.core.model import (
+    Finding,
+    HostPath,
+    HostPathKind,
+    Manifest,
+    ObjectKey,
+    SourceRef,
+    UniqueClaim,
+)
+from reconciler.core.sensitive import digest_sensitive
 
-FORMAT = "virtsync-validate-cache/3"
+# Bump on any change of the tables or of a row's encoding.
+FORMAT = 5
+DB_NAME = "validate.sqlite3"
+# Scopes (trees validated from some directory) kept; the least recently used go first.
+MAX_SCOPES = 16
+# How long a writer waits for another one before giving up its (optional) write.
+BUSY_TIMEOUT_MS = 2000
+# Every this many writes of a scope, results no file refers to any more are dropped.
+PRUNE_EVERY = 64
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS results(namespace TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    " result TEXT NOT NULL, PRIMARY KEY(namespace, sha256)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS files(scope TEXT NOT NULL, path TEXT NOT NULL,"
+    " mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, ino INTEGER NOT NULL,"
+    " sha256 TEXT NOT NULL, seen_ns INTEGER NOT NULL, flags INTEGER NOT NULL,"
+    " objects TEXT NOT NULL, PRIMARY KEY(scope, path)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS claims(scope TEXT NOT NULL, what TEXT NOT NULL,"
+    " value TEXT NOT NULL, path TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS claims_slot ON claims(scope, what, value)",
+    "CREATE INDEX IF NOT EXISTS claims_path ON claims(scope, path)",
+    "CREATE TABLE IF NOT EXISTS manifests(namespace TEXT NOT NULL, sha256 TEXT NOT NULL,"
+    " manifests TEXT NOT NULL, PRIMARY KEY(namespace, sha256)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS trees(scope TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+    " findings TEXT NOT NULL, dups TEXT NOT NULL, objects INTEGER NOT NULL,"
+    " used_ns INTEGER NOT NULL, generation INTEGER NOT NULL) WITHOUT ROWID",
+)
+
+# files.flags: which files the tree assembly must look at even when unchanged.
+NOTED = 1  # the file has findings of its own
+HOST = 2  # a Cluster or a hostDisk path (the hostDisk tree check reads these)
+
+Slot = tuple[str, str]  # a unique claim: (what, value)
+Stat = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
@@ -50,9 +106,12 @@ class CachedFile:
     def source(self, display: str, doc: int) -> SourceRef:
         return SourceRef(display, doc)
 
+    def slots(self) -> list[Slot]:
+        return [(u.what, u.value) for c in self.facts for u in c.claims]
 
-def _encode(entry: CachedFile) -> list[Any]:
-    return [
+
+def encode(entry: CachedFile) -> str:
+    return json.dumps([
         [[d, k.kind, k.namespace, k.name] for d, k in entry.objects],
         [[f.line, f.column, f.path, f.message, f.rule, f.severity] for f in entry.findings],
         [
@@ -62,11 +121,11 @@ def _encode(entry: CachedFile) -> list[Any]:
             for c in entry.facts
         ],
         entry.documents,
-    ]
+    ], separators=(",", ":"))
 
 
-def _decode(raw: list[Any]) -> CachedFile:
-    objects, findings, facts, documents = raw
+def decode(text: str) -> CachedFile:
+    objects, findings, facts, documents = json.loads(text)
     return CachedFile(
         objects=tuple((int(d), ObjectKey(k, ns, n)) for d, k, ns, n in objects),
         findings=tuple(Finding("", int(ln), int(col), p, m, r, s)
@@ -82,129 +141,390 @@ def _decode(raw: list[Any]) -> CachedFile:
     )
 
 
+def encode_manifests(manifests: Sequence[Manifest]) -> str | None:
+    """The documents as JSON; None when a document holds a secret (rule 10: no secret in
+    any state file; cloud-init userData is one) or when JSON would not give them back
+    exactly (a non-string mapping key, say): such a file is parsed again instead."""
+    if any(digest_sensitive(m.body) != m.body for m in manifests):
+        return None
+    rows = [[m.api_version, m.kind, m.namespace, m.name, m.source.doc, m.body]
+            for m in manifests]
+    try:
+        text = json.dumps(rows, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == rows else None
+
+
+def decode_manifests(text: str, display: str) -> tuple[Manifest, ...]:
+    return tuple(Manifest(api, kind, ns, name, body, SourceRef(display, int(doc)))
+                 for api, kind, ns, name, doc, body in json.loads(text))
+
+
+def flags_of(entry: CachedFile, host: bool) -> int:
+    return (NOTED if entry.findings else 0) | (HOST if host else 0)
+
+
+def objects_text(entry: CachedFile) -> str:
+    return json.dumps([[d, k.kind, k.namespace, k.name] for d, k in entry.objects],
+                      separators=(",", ":"))
+
+
+class Objects(Sequence[tuple[SourceRef, ObjectKey]]):
+    """A tree's (source, key) pairs in path order, decoded only when first looked at:
+    `validate` needs only how many there are."""
+
+    def __init__(self, rows: list[tuple[str, str]], count: int) -> None:
+        self._rows = rows  # (display path, objects_text), sorted by path
+        self._count = count
+        self._items: tuple[tuple[SourceRef, ObjectKey], ...] | None = None
+
+    def _all(self) -> tuple[tuple[SourceRef, ObjectKey], ...]:
+        if self._items is None:
+            self._items = tuple((SourceRef(path, int(d)), ObjectKey(k, ns, n))
+                                for path, text in self._rows
+                                for d, k, ns, n in json.loads(text))
+            self._rows = []
+        return self._items
+
+    def __len__(self) -> int:
+        return self._count if self._items is None else len(self._items)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[SourceRef, ObjectKey]: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[tuple[SourceRef, ObjectKey]]: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        return self._all()[i]
+
+    def __iter__(self) -> Iterator[tuple[SourceRef, ObjectKey]]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class TreeResult:
     """The assembled result for an exact set of (path, content) pairs."""
 
-    objects: tuple[tuple[SourceRef, ObjectKey], ...]
+    objects: Sequence[tuple[SourceRef, ObjectKey]]
     findings: tuple[Finding, ...]
 
 
-# A file modified within this window of the cache write may share its cached mtime and
+@dataclass(frozen=True)
+class FileRow:
+    """A file as the last run of this scope saw it."""
+
+    stat: Stat
+    sha256: str
+    seen_ns: int
+    flags: int
+    objects: str
+
+
+@dataclass(frozen=True)
+class StoredTree:
+    digest: str
+    findings: tuple[Finding, ...]
+    dups: frozenset[Slot]
+    objects: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class FileUpdate:
+    """What a run learnt about one file of the scope: written in one transaction."""
+
+    path: str
+    stat: Stat | None
+    sha256: str
+    result: CachedFile | None  # None: the stat changed, the content did not
+    host: bool = False
+
+
+# A file modified within this window of the row's write may share its cached mtime and
 # size while holding new bytes (git's "racily clean" problem): always re-hash those.
 RACY_WINDOW_NS = 2_000_000_000
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, FORMAT):
+            raise sqlite3.DatabaseError(f"cache format {version}")
+        if version == 0:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _TABLES:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={FORMAT}")
+            conn.execute("COMMIT")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Another process holds the lock (as opposed to a database that cannot work)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _remove(path: Path) -> None:
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        try:
+            os.unlink(path.with_name(name))
+        except OSError:
+            pass
+
+
+def open_db(path: Path) -> sqlite3.Connection | None:
+    """The cache database; a damaged or foreign one is removed and made anew. None when
+    even that fails (a read-only state dir): the run goes on uncached."""
+    for attempt in range(2):
+        try:
+            return _connect(path)
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return None  # another process is creating it: go on without
+            if attempt:
+                return None
+            _remove(path)
+        except (sqlite3.DatabaseError, OSError):
+            if attempt:
+                return None
+            _remove(path)
+    return None
+
+
+def lookup(db: sqlite3.Connection, namespace: str, sha256: str) -> CachedFile | None:
+    """The cached result for this content; any damage or lock is a miss."""
+    try:
+        row = db.execute("SELECT result FROM results WHERE namespace=? AND sha256=?",
+                         (namespace, sha256)).fetchone()
+        return decode(row[0]) if row is not None else None
+    except (sqlite3.Error, ValueError, TypeError, KeyError):
+        return None
+
+
+def open_reader(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection for a worker process (never one inherited by fork)."""
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error:
+        return None
+
+
 class ValidationCache:
-    """Load once, look up by sha256, remember new results, save atomically.
+    """One run's view of the cache for one scope: read in one snapshot, write once."""
 
-    Layout: a header line (format, namespace, checksums, write time), a tree line (stat
-    index path → (mtime, size, inode, sha256) and the last assembled result), then the
-    per-file entries. An unchanged tree is answered from the first two lines alone.
-    """
-
-    def __init__(self, path: Path, namespace: str) -> None:
+    def __init__(self, path: Path, namespace: str, scope: str) -> None:
         self.path = path
         self.namespace = namespace
-        self._stats: dict[str, list[Any]] = {}
-        self._tree: dict[str, Any] = {}
-        self._body: bytes = b""
-        self._raw: dict[str, Any] | None = None
+        self.scope = scope
+        self._db = open_db(path)
         self._new: dict[str, CachedFile] = {}
-        self._written_ns = 0
-        self._load()
+        self.rows: dict[str, FileRow] = {}
+        self.tree: StoredTree | None = None
+        self._read_index()
 
-    def _load(self) -> None:
+    def _fail(self) -> None:
+        """A damaged database found mid-run: forget it (rebuilt by the next run)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+            _remove(self.path)
+        self.rows, self.tree = {}, None
+
+    def _read_index(self) -> None:
+        if self._db is None:
+            return
         try:
-            with open(self.path, "rb") as fh:
-                header = json.loads(fh.readline())
-                tree_line = fh.readline()
-                body = fh.read()
-            if (
-                not isinstance(header, dict)
-                or header.get("format") != FORMAT
-                or header.get("namespace") != self.namespace
-                or header.get("tree_sha256") != hashlib.sha256(tree_line).hexdigest()
-                or header.get("sha256") != hashlib.sha256(body).hexdigest()
-            ):
-                return
-            tree = json.loads(tree_line)
-            self._stats = tree["stats"]
-            self._tree = tree["result"]
-            self._written_ns = int(header["written_ns"])
-            self._body = body
-        except (OSError, ValueError, UnicodeDecodeError, KeyError, TypeError):
-            self._stats, self._tree, self._body = {}, {}, b""
+            # One read transaction: the index and the tree row from the same snapshot.
+            self._db.execute("BEGIN")
+            rows = self._db.execute(
+                "SELECT path, mtime_ns, size, ino, sha256, seen_ns, flags, objects FROM files"
+                " WHERE scope=?", (self.scope,)).fetchall()
+            tree = self._db.execute(
+                "SELECT digest, findings, dups, objects, generation FROM trees WHERE scope=?",
+                (self.scope,)).fetchone()
+            self._db.execute("COMMIT")
+            self.rows = {p: FileRow((m, s, i), sha, seen, fl, obj)
+                         for p, m, s, i, sha, seen, fl, obj in rows}
+            if tree is not None:
+                digest, findings, dups, objects, generation = tree
+                self.tree = StoredTree(
+                    digest,
+                    tuple(Finding(f, int(ln), int(c), p, m, r, sev)
+                          for f, ln, c, p, m, r, sev in json.loads(findings)),
+                    frozenset((w, v) for w, v in json.loads(dups)),
+                    int(objects), int(generation))
+        except sqlite3.OperationalError:
+            self.rows, self.tree = {}, None  # locked: this run is uncached
+        except (sqlite3.DatabaseError, ValueError, TypeError):
+            self._fail()
 
-    def _entries(self) -> dict[str, Any]:
-        if self._raw is None:
-            try:
-                raw = json.loads(self._body) if self._body else {}
-            except ValueError:
-                raw = {}
-            self._raw = raw if isinstance(raw, dict) else {}
-        return self._raw
-
-    def known_sha(self, display: str, stat: tuple[int, int, int]) -> str | None:
+    def known_sha(self, display: str, stat: Stat) -> str | None:
         """The cached sha256 of a file whose (mtime_ns, size, inode) are unchanged."""
-        known = self._stats.get(display)
-        if not known or tuple(known[:3]) != stat:
+        row = self.rows.get(display)
+        if row is None or row.stat != stat or stat[0] >= row.seen_ns - RACY_WINDOW_NS:
             return None
-        if stat[0] >= self._written_ns - RACY_WINDOW_NS:
-            return None
-        sha = known[3]
-        return sha if isinstance(sha, str) else None
+        return row.sha256
 
-    def tree_result(self, digest: str) -> TreeResult | None:
-        if self._tree.get("digest") != digest:
-            return None
-        try:
-            objects = tuple((SourceRef(f, int(d)), ObjectKey(k, ns, n))
-                            for f, d, k, ns, n in self._tree["objects"])
-            findings = tuple(Finding(f, int(ln), int(c), p, m, r, sev)
-                             for f, ln, c, p, m, r, sev in self._tree["findings"])
-        except (ValueError, TypeError, KeyError):
-            return None
-        return TreeResult(objects, findings)
+    def objects(self, paths: Iterable[str], fresh: Mapping[str, CachedFile],
+                count: int) -> Objects:
+        rows = [(p, objects_text(fresh[p]) if p in fresh else self.rows[p].objects)
+                for p in sorted(paths)]
+        return Objects(rows, count)
 
     def get(self, sha256: str) -> CachedFile | None:
         hit = self._new.get(sha256)
-        if hit is not None:
+        if hit is not None or self._db is None:
             return hit
-        raw = self._entries().get(sha256)
-        if raw is None:
-            return None
-        try:
-            return _decode(raw)
-        except (ValueError, TypeError):
-            return None  # a damaged entry is a miss, never an answer
+        return lookup(self._db, self.namespace, sha256)
 
     def put(self, sha256: str, entry: CachedFile) -> None:
         self._new[sha256] = entry
 
-    def save(self, files: Iterable[tuple[str, tuple[int, int, int] | None, str]],
-             digest: str, result: TreeResult) -> None:
-        """Write the stat index, the tree result and entries for the current files only."""
-        files = list(files)
-        stats = {d: [*st, sha] for d, st, sha in files if st is not None}
-        tree_result = {
-            "digest": digest,
-            "objects": [[r.file, r.doc, k.kind, k.namespace, k.name] for r, k in result.objects],
-            "findings": [[f.file, f.line, f.column, f.path, f.message, f.rule, f.severity]
-                         for f in result.findings],
-        }
-        if not self._new and stats == self._stats and self._tree.get("digest") == digest:
-            return  # nothing changed: an unchanged tree writes nothing
-        keep = {sha for _, _, sha in files}
-        old = self._entries()
-        entries: dict[str, Any] = {h: old[h] for h in keep if h in old}
-        entries.update({h: _encode(e) for h, e in self._new.items() if h in keep})
-        body = json.dumps(entries, separators=(",", ":")).encode()
-        tree_line = json.dumps({"stats": stats, "result": tree_result},
-                               separators=(",", ":")).encode() + b"\n"
-        header = json.dumps({
-            "format": FORMAT, "namespace": self.namespace, "written_ns": time.time_ns(),
-            "tree_sha256": hashlib.sha256(tree_line).hexdigest(),
-            "sha256": hashlib.sha256(body).hexdigest(),
-        }).encode()
-        write_atomic(self.path, header + b"\n" + tree_line + body)
+    def get_manifests(self, sha256: str, display: str) -> tuple[Manifest, ...] | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT manifests FROM manifests WHERE namespace=? AND sha256=?",
+                (self.namespace, sha256)).fetchone()
+            return decode_manifests(row[0], display) if row is not None else None
+        except (sqlite3.Error, ValueError, TypeError, KeyError):
+            return None  # damaged or locked: parse the file instead
+
+    def save_manifests(self, entries: Mapping[str, Sequence[Manifest]]) -> None:
+        """Content-addressed rows: written in their own transaction, never in the way."""
+        rows = [(self.namespace, sha, text) for sha, ms in entries.items()
+                if (text := encode_manifests(ms)) is not None]
+        if self._db is None or not rows:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO manifests VALUES(?,?,?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    def slot_counts(self, slots: Iterable[Slot]) -> dict[Slot, int]:
+        """How many claims the stored tree has for each of `slots` (an index lookup each)."""
+        out: dict[Slot, int] = {}
+        if self._db is None:
+            return out
+        for slot in set(slots):
+            out[slot] = self._db.execute(
+                "SELECT COUNT(*) FROM claims WHERE scope=? AND what=? AND value=?",
+                (self.scope, *slot)).fetchone()[0]
+        return out
+
+    def claims_of(self, paths: Iterable[str]) -> list[Slot]:
+        """The claims the stored tree has from `paths` (their previous content)."""
+        if self._db is None:
+            return []
+        return [(w, v) for p in paths for w, v in self._db.execute(
+            "SELECT what, value FROM claims WHERE scope=? AND path=?", (self.scope, p))]
+
+    def slot_paths(self, slots: Iterable[Slot]) -> set[str]:
+        """The stored tree's files that make any of `slots`."""
+        out: set[str] = set()
+        if self._db is None:
+            return out
+        for slot in set(slots):
+            out.update(p for (p,) in self._db.execute(
+                "SELECT path FROM claims WHERE scope=? AND what=? AND value=?",
+                (self.scope, *slot)))
+        return out
+
+    def save(self, updates: Sequence[FileUpdate], removed: Iterable[str], digest: str,
+             tree: StoredTree | None) -> None:
+        """Write what changed, in one transaction; skipped when another process changed
+        this scope since it was read (its rows are as good as ours) or holds the lock."""
+        if self._db is None:
+            return
+        removed = list(removed)
+        if not updates and not removed and (tree is None or self.tree == tree):
+            return  # an unchanged tree writes nothing
+        try:
+            self._write(updates, removed, digest, tree)
+        except sqlite3.OperationalError as exc:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if not _busy(exc):
+                self._fail()  # not a lock: a write that can never succeed, rebuild
+        except sqlite3.DatabaseError:
+            self._fail()
+
+    def _write(self, updates: Sequence[FileUpdate], removed: list[str], digest: str,
+               tree: StoredTree | None) -> None:
+        db = self._db
+        assert db is not None
+        now = time.time_ns()
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute("SELECT generation FROM trees WHERE scope=?", (self.scope,)).fetchone()
+        if (row[0] if row else None) != (self.tree.generation if self.tree else None):
+            db.execute("ROLLBACK")
+            return
+        db.executemany("INSERT OR IGNORE INTO results VALUES(?,?,?)",
+                       [(self.namespace, sha, encode(e)) for sha, e in self._new.items()])
+        gone = [*removed, *(u.path for u in updates if u.result is not None)]
+        db.executemany("DELETE FROM claims WHERE scope=? AND path=?",
+                       [(self.scope, p) for p in gone])
+        db.executemany("DELETE FROM files WHERE scope=? AND path=?",
+                       [(self.scope, p) for p in removed])
+        db.executemany("INSERT INTO claims VALUES(?,?,?,?)",
+                       [(self.scope, w, v, u.path) for u in updates if u.result is not None
+                        for w, v in u.result.slots()])
+        db.executemany("INSERT OR REPLACE INTO files VALUES(?,?,?,?,?,?,?,?,?)", [
+            (self.scope, u.path, *(u.stat or (0, -1, 0)), u.sha256, now,
+             *self._derived(u)) for u in updates])
+        if tree is not None:
+            db.execute("INSERT OR REPLACE INTO trees VALUES(?,?,?,?,?,?,?)", (
+                self.scope, digest,
+                json.dumps([[f.file, f.line, f.column, f.path, f.message, f.rule, f.severity]
+                            for f in tree.findings], separators=(",", ":")),
+                json.dumps(sorted(tree.dups), separators=(",", ":")), tree.objects, now,
+                (self.tree.generation + 1) if self.tree else 1))
+            if self.tree is None or (self.tree.generation + 1) % PRUNE_EVERY == 0:
+                self._forget_old_scopes(db)
+        db.execute("COMMIT")
+
+    def _derived(self, u: FileUpdate) -> tuple[int, str]:
+        if u.result is not None:
+            return flags_of(u.result, u.host), objects_text(u.result)
+        old = self.rows[u.path]
+        return old.flags, old.objects
+
+    def _forget_old_scopes(self, db: sqlite3.Connection) -> None:
+        """A new scope: drop the least recently used beyond MAX_SCOPES, and results no
+        file refers to any more."""
+        stale = [s for (s,) in db.execute(
+            "SELECT scope FROM trees ORDER BY used_ns DESC LIMIT -1 OFFSET ?", (MAX_SCOPES,))]
+        for table in ("trees", "files", "claims"):
+            db.executemany(f"DELETE FROM {table} WHERE scope=?", [(s,) for s in stale])
+        for table in ("results", "manifests"):
+            db.execute(f"DELETE FROM {table} WHERE sha256 NOT IN (SELECT sha256 FROM files)")
+
+    def reader_args(self) -> tuple[Path, str] | None:
+        """What a worker process needs to open its own reader (None: no cache)."""
+        return (self.path, self.namespace) if self._db is not None else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -332,7 +332,7 @@ class WorkdirTree(DesiredTree):
         absolute = self._absolute.get(display)
         if absolute is None:
             return ""
-        return read_source(SourceFile(display, absolute)).decode(
+        return read_source(SourceFile(display, str(absolute))).decode(
             "utf-8", errors="replace").lstrip("\ufeff")
 
     def refresh_all(self) -> int:
@@ -347,7 +347,7 @@ class WorkdirTree(DesiredTree):
             changed += 1
         jobs: list[tuple[str, str, bytes, Stat | None]] = []
         for src in sources:
-            self._absolute[src.display] = src.absolute
+            self._absolute[src.display] = Path(src.absolute)
             job = self._job(src)
             if job is not None:
                 jobs.append(job)
@@ -425,7 +425,7 @@ class WorkdirTree(DesiredTree):
             if not absolute.is_file():
                 return None
             self._absolute[display] = absolute
-            job = self._job(SourceFile(display, absolute))
+            job = self._job(SourceFile(display, str(absolute)))
             if job is not None:
                 jobs.append(job)
         return changed + self._run(jobs)

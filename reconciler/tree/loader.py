@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.core.model import (
     CLUSTER_SCOPED_KINDS,
@@ -25,8 +26,12 @@ from reconciler.core.model import (
     VirtsyncError,
     format_path,
 )
-from reconciler.tree.positions import doc_start, locate
-from reconciler.tree.yamlsafe import AliasBudget, YamlProblem, parse_documents
+
+if TYPE_CHECKING:
+    from reconciler.tree.yamlsafe import AliasBudget
+
+# The YAML parsers (yamlsafe: libyaml; positions: ruamel.yaml) are imported where a file
+# is parsed: finding files and a warm `validate` never need them (issue 13).
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -84,7 +89,7 @@ class SourceFile:
     """A file to load: the path shown to users and the absolute path to read."""
 
     display: str
-    absolute: Path
+    absolute: str  # a plain string: pathlib costs more than the walk at 10,000 files
     via_link: bool = False
 
 
@@ -122,7 +127,7 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
     A path that does not exist is a VirtsyncError (never "nothing to do"). A symlink whose
     target leaves the root it was found under is reported, never followed.
     """
-    files: dict[Path, SourceFile] = {}
+    files: dict[str, SourceFile] = {}
     findings: list[Finding] = []
     for given in paths:
         if not _utf8(given):
@@ -134,7 +139,8 @@ def find_yaml_files(paths: Sequence[str]) -> tuple[list[SourceFile], list[Findin
             raise VirtsyncError(f"{given}: broken symbolic link")
         root = p.resolve() if p.is_dir() else p.resolve().parent
         if p.is_file():
-            files.setdefault(p.resolve(), SourceFile(display_path(p), p.resolve()))
+            real = str(p.resolve())
+            files.setdefault(real, SourceFile(display_path(p), real))
             continue
         for src, problem in _walk(p, root, IgnoreRules.read(p)):
             if problem is not None:
@@ -198,7 +204,7 @@ def _walk(top: Path, root: Path,
             elif not _is_yaml_name(entry.name):
                 continue
             elif entry.is_file(follow_symlinks=False):
-                yield SourceFile(shown, Path(entry.path)), None
+                yield SourceFile(shown, entry.path), None
             else:
                 yield None, _finding(shown, 1, 1, ".", "not a regular file", "path.not-regular")
 
@@ -245,7 +251,7 @@ def _link(entry: os.DirEntry[str], shown: str,
         yield None, _finding(shown, 1, 1, ".", "symbolic link does not point to a regular file",
                              "path.not-regular")
         return
-    yield SourceFile(shown, real, via_link=True), None
+    yield SourceFile(shown, str(real), via_link=True), None
 
 
 def read_source(src: SourceFile) -> bytes:
@@ -262,6 +268,8 @@ def load_bytes(content: bytes, display: str,
                run_budget: AliasBudget | None = None) -> LoadedFile:
     """Parse one file's bytes into Manifests plus located Findings. Pure but for
     `run_budget`, the alias expansion left to the run (spent as files are parsed)."""
+    from reconciler.tree.yamlsafe import YamlProblem, parse_documents
+
     digest = hashlib.sha256(content).hexdigest()
 
     def fail(line: int, col: int, message: str, rule: str, path: str = ".") -> LoadedFile:
@@ -287,6 +295,8 @@ def load_bytes(content: bytes, display: str,
     except YamlProblem as problem:
         line, col = problem.line, problem.column
         if problem.rule in ("yaml.alias-bomb", "yaml.alias-budget", "yaml.too-deep") and (line, col) == (1, 1):
+            from reconciler.tree.positions import doc_start
+
             line, col = doc_start(text, problem.doc)
         message = problem.message
         if problem.rule == "yaml.syntax" and _char_at(text, line, col) == "\t":
@@ -321,6 +331,8 @@ def _char_at(text: str, line: int, col: int) -> str:
 
 def _manifest(doc: JSON, display: str, index: int, text: str) -> Manifest | Finding:
     def bad(path: tuple[str | int, ...], message: str, rule: str) -> Finding:
+        from reconciler.tree.positions import locate
+
         line, col = locate(text, index, path)
         return _finding(display, line, col, format_path(path), message, rule)
 
@@ -370,6 +382,8 @@ def _kind_of(value: JSON) -> str:
 
 def load_paths(paths: Sequence[str]) -> LoadResult:
     """Find and load every YAML file under `paths` (single process; see validate for more)."""
+    from reconciler.tree.yamlsafe import AliasBudget
+
     sources, findings = find_yaml_files(paths)
     budget = AliasBudget.for_run()
     files = tuple(load_bytes(read_source(s), s.display, budget) for s in sources)

@@ -60,8 +60,11 @@ class Scene:
 
 def snapshot(s: Scene) -> tuple[Any, ...]:
     doms = {d.name(): (d.XMLDesc(), d.isActive(), d.ID()) for d in s.conn.listAllDomains()}
+    # The validation cache (state/cache) is no state: any run that validates may write it,
+    # and every entry is re-verified by content hash (docs/validate.md).
     disk = {str(p): (p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ino)
-            for root in s.watched for p in sorted(root.rglob("*")) if p.is_file()}
+            for root in s.watched for p in sorted(root.rglob("*"))
+            if p.is_file() and "cache" not in p.relative_to(root).parts[:1]}
     return doms, disk
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -75,19 +74,17 @@ def test_cached_errors_are_reported_again(tree: Path, parses: list[str]) -> None
     assert not cold.valid and warm.errors == cold.errors
 
 
-def test_corrupt_cache_is_ignored(tree: Path, parses: list[str], tmp_path: Path) -> None:
+def test_corrupt_cache_is_rebuilt(tree: Path, parses: list[str], tmp_path: Path) -> None:
     validate_paths([str(tree)])
-    cache = tmp_path / "state" / "cache" / "validate.json"
-    header, tree_line, body = cache.read_bytes().split(b"\n", 2)
-    # Forge the tree result: claim the tree has no objects. The checksum no longer matches.
-    forged = json.loads(tree_line)
-    forged["result"]["objects"] = []
-    cache.write_bytes(header + b"\n" + json.dumps(forged).encode() + b"\n" + body)
+    cache = tmp_path / "state" / "cache" / "validate.sqlite3"
+    for name in ("validate.sqlite3-wal", "validate.sqlite3-shm"):
+        (cache.parent / name).unlink(missing_ok=True)
+    cache.write_bytes(b"\x00garbage" * 1000)
     parses.clear()
     report = validate_paths([str(tree)])
     assert len(report.objects) == 3 and sorted(parses) == ["a.yaml", "b.yaml", "c.yaml"]
-    cache.write_bytes(b"\x00garbage")
-    assert len(validate_paths([str(tree)]).objects) == 3
+    parses.clear()
+    assert len(validate_paths([str(tree)]).objects) == 3 and parses == []  # rebuilt
 
 
 def test_other_namespace_invalidates(tree: Path, parses: list[str],
@@ -103,10 +100,11 @@ def test_other_namespace_invalidates(tree: Path, parses: list[str],
 
 def test_unchanged_tree_writes_no_cache(tree: Path, tmp_path: Path) -> None:
     validate_paths([str(tree)])
-    cache = tmp_path / "state" / "cache" / "validate.json"
-    before = cache.stat().st_mtime_ns
+    cache = tmp_path / "state" / "cache" / "validate.sqlite3"
+    wal = cache.with_name(cache.name + "-wal")
+    before = (cache.stat().st_mtime_ns, wal.stat().st_size if wal.exists() else 0)
     validate_paths([str(tree)])
-    assert cache.stat().st_mtime_ns == before
+    assert (cache.stat().st_mtime_ns, wal.stat().st_size if wal.exists() else 0) == before
 
 
 def test_parallel_and_serial_agree(tree: Path) -> None:
