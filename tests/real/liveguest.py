@@ -26,8 +26,10 @@ from lxml import etree
 
 TICK_SECONDS = 0.5
 CHECK_EVERY = 4  # ticks
-_TICK = re.compile(r"^VS-TICK (\d+) boot=(\S+) up=([\d.]+)", re.M)
-_CHECK = re.compile(r"^VS-CHECK (.*)$", re.M)
+# Whole lines only: the console log is read while the guest writes it, and a line cut
+# mid-way ("uuid=119a892f-12c3") must not count as what the guest reported.
+_TICK = re.compile(r"^VS-TICK (\d+) boot=(\S+) up=([\d.]+)\r?\n", re.M)
+_CHECK = re.compile(r"^VS-CHECK (.*?)\r?\n", re.M)
 
 # Peer-to-peer live migration, persistent on the target, undefined on the source only
 # when the migration succeeded.
