@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from reconciler.core.model import JSON
 
@@ -23,8 +24,16 @@ _SECRET_KEY_PATTERN = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def is_sensitive_key(key: str) -> bool:
+    # Cached: manifests reuse a few hundred key names, and the regex ran once per key per
+    # node per VM (the hottest line of a host-mode plan). Bounded so odd keys can't grow it.
     return key in _SECRET_KEYS or bool(_SECRET_KEY_PATTERN.search(key))
+
+
+def _secret(key: object) -> bool:
+    # YAML can give non-string keys (1: x); they name no secret, as in is_sensitive_path.
+    return isinstance(key, str) and is_sensitive_key(key)
 
 
 def is_sensitive_path(path: Sequence[str | int]) -> bool:
@@ -34,12 +43,15 @@ def is_sensitive_path(path: Sequence[str | int]) -> bool:
 
 def redact(value: JSON, path: Sequence[str | int] = ()) -> JSON:
     """A copy of `value` with every sensitive subtree replaced by MASK."""
-    if is_sensitive_path(path):
-        return MASK
+    return MASK if is_sensitive_path(path) else _redact_below(value)
+
+
+def _redact_below(value: JSON) -> JSON:
+    # The path above is known not sensitive, so only each new key needs checking.
     if isinstance(value, dict):
-        return {k: redact(v, (*path, k)) for k, v in value.items()}
+        return {k: MASK if _secret(k) else _redact_below(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, (*path, i)) for i, v in enumerate(value)]
+        return [_redact_below(v) for v in value]
     return value
 
 
@@ -65,10 +77,14 @@ def digest_sensitive(value: JSON, path: Sequence[str | int] = ()) -> JSON:
 
     Backends store and return specs in this form; the planner applies the same function to
     the desired side, so equal secrets compare equal and changed ones differ."""
-    if is_sensitive_path(path):
-        return sensitive_digest(value)
+    return sensitive_digest(value) if is_sensitive_path(path) else _digest_below(value)
+
+
+def _digest_below(value: JSON) -> JSON:
+    # As _redact_below: one cached key check per dict entry instead of re-scanning the path.
     if isinstance(value, dict):
-        return {k: digest_sensitive(v, (*path, k)) for k, v in value.items()}
+        return {k: sensitive_digest(v) if _secret(k) else _digest_below(v)
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [digest_sensitive(v, (*path, i)) for i, v in enumerate(value)]
+        return [_digest_below(v) for v in value]
     return value
