@@ -75,10 +75,18 @@ def applied_element(body: Mapping[str, JSON], effective: Effective) -> etree._El
     return el
 
 
-def parse_applied(xml: str | bytes) -> Applied:
+def _element(xml: str | bytes | etree._Element) -> etree._Element:
+    # An element already parsed is used as it is: node.cluster.host parses each domain's
+    # XML once per read, not once per record part (issue 13).
+    if isinstance(xml, etree._Element):
+        return xml
+    return etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+
+
+def parse_applied(xml: str | bytes | etree._Element) -> Applied:
     """Read the `<applied>` element as `virDomainGetMetadata` returns it."""
     try:
-        el = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+        el = _element(xml)
         data = json.loads(el.text or "")
         return Applied(body=data["body"], effective=Effective.from_json(data["effective"]))
     except (etree.XMLSyntaxError, ValueError, KeyError, TypeError) as exc:
@@ -104,12 +112,12 @@ def runtime_xml(rt: RuntimeRecord) -> str:
     return etree.tostring(runtime_element(rt, namespaced=False), encoding="unicode")
 
 
-def parse_runtime(xml: str | bytes | None) -> RuntimeRecord:
+def parse_runtime(xml: str | bytes | etree._Element | None) -> RuntimeRecord:
     """The runtime record; a domain without one has the empty record."""
-    if not xml:
+    if xml is None or (not isinstance(xml, etree._Element) and not xml):
         return RuntimeRecord()
     try:
-        el = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+        el = _element(xml)
         return RuntimeRecord(
             intent=el.get("intent", ""),
             failures=int(el.get("failures", "0")),
@@ -149,10 +157,8 @@ class DomainFacts:
     disk_files: Mapping[str, str] = field(default_factory=dict)
 
 
-def domain_facts(domain_xml: str | bytes) -> DomainFacts:
-    root = etree.fromstring(
-        domain_xml.encode() if isinstance(domain_xml, str) else domain_xml, _PARSER
-    )
+def domain_facts(domain_xml: str | bytes | etree._Element) -> DomainFacts:
+    root = _element(domain_xml)
     vcpus = int(root.findtext("vcpu") or "1")
     topo = root.find("cpu/topology")
     if topo is not None:
