@@ -155,12 +155,12 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element) -> Do
         key=owner.key,
         domain=dom.name(),
         owner=owner,
-        applied=parse_applied(etree.tostring(applied_el)) if applied_el is not None else None,
-        runtime=parse_runtime(etree.tostring(runtime_el) if runtime_el is not None else None),
+        applied=parse_applied(applied_el) if applied_el is not None else None,
+        runtime=parse_runtime(runtime_el),
         state=state,
         reason=reason,
         live_hash=live_hash,
-        facts=domain_facts(etree.tostring(inactive)),
+        facts=domain_facts(inactive),
         uuid=dom.UUIDString(),
         serial=serial,
         migration=migration,
@@ -306,7 +306,7 @@ class NodeHost:
         for dom in domains:
             try:
                 inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-                owner = parse_owner_metadata(etree.tostring(inactive))
+                owner = parse_owner_metadata(inactive)
                 if owner is not None and not self._mine(owner):
                     continue  # another node entry's domain on a shared daemon
                 if owner is None or not self.scope.manages(owner) \
@@ -357,7 +357,7 @@ class NodeHost:
 
     def record(self, dom: Any) -> DomainRecord:
         inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        owner = parse_owner_metadata(etree.tostring(inactive))
+        owner = parse_owner_metadata(inactive)
         assert owner is not None  # lookup() checked it
         return _read_record(dom, owner, inactive)
 

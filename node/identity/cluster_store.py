@@ -101,7 +101,7 @@ class NodeIdentities:
         taken = {*reserved_macs, *self.local.macs_of_others(key)}
         ident = self.owner.cluster.ensure(key, vm, force=force, reserved_macs=taken)
         if cached != ident:  # the node's copy, written before the domain is defined
-            self.local.put(key, ident)
+            self.local.put(key, ident, copy=True)  # the cluster record above is durable
         return ident
 
     def move(self, old: ObjectKey, new: ObjectKey) -> Identity | None:

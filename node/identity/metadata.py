@@ -105,10 +105,11 @@ def parse_owner_element(xml: str | bytes) -> OwnerMetadata:
     return _from_element(root)
 
 
-def parse_owner_metadata(domain_xml: str | bytes) -> OwnerMetadata | None:
-    """The owner marker of a whole domain XML; None when the domain has none."""
+def parse_owner_metadata(domain_xml: str | bytes | etree._Element) -> OwnerMetadata | None:
+    """The owner marker of a whole domain XML (or its parsed root: a caller that also
+    reads other parts parses once); None when the domain has none."""
     try:
-        root = etree.fromstring(
+        root = domain_xml if isinstance(domain_xml, etree._Element) else etree.fromstring(
             domain_xml.encode() if isinstance(domain_xml, str) else domain_xml, _PARSER
         )
     except etree.XMLSyntaxError as exc:

@@ -268,11 +268,17 @@ class IdentityStore:
                 self._write(path, ident)
             return ident
 
-    def put(self, key: ObjectKey, ident: Identity) -> None:
-        """Store `ident` as is (import/restore). Use `ensure` for normal allocation."""
+    def put(self, key: ObjectKey, ident: Identity, *, copy: bool = False) -> None:
+        """Store `ident` as is (import/restore). Use `ensure` for normal allocation.
+
+        `copy=True`: a copy of a record kept durably elsewhere (a node's cache of the
+        cluster record, node.identity.cluster_store): its directory is not fsync'd, since a
+        rename lost in a power cut leaves the old copy or none, and the next `ensure`
+        writes it again from the durable record. The file itself is still fsync'd: an
+        empty record would count as corrupt and stop its VM (rule 17)."""
         path = self.record_path(key)
         with self.locked():
-            self._write(path, ident)
+            self._write(path, ident, durable_dir=not copy)
 
     def move(self, old: ObjectKey, new: ObjectKey) -> Identity | None:
         """Carry a renamed VM's identity over to its new key (rule 17): the record is
@@ -337,7 +343,10 @@ class IdentityStore:
         """After a write (under the lock): new generation; keep our index if it was current."""
         was_current = self._index is not None and self._index_gen == self._generation()
         generation = uuidlib.uuid4().hex
-        write_atomic(self.root / GENERATION_FILE, (generation + "\n").encode())
+        # No fsync (issue 13: one less per identity write): the generation only tells live
+        # processes that their MAC index is stale; after a power cut none survives, and an
+        # empty or old file just makes the next process build its index anew.
+        write_atomic(self.root / GENERATION_FILE, (generation + "\n").encode(), sync=False)
         if not was_current or self._index is None:
             self._index, self._index_gen = None, None
             return
@@ -346,11 +355,11 @@ class IdentityStore:
         self._index.update(dict.fromkeys(macs, owner))
         self._index_gen = generation
 
-    def _write(self, path: Path, ident: Identity) -> None:
+    def _write(self, path: Path, ident: Identity, *, durable_dir: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": RECORD_VERSION, **ident.to_json()}
         data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8")
-        write_atomic(path, data, durable_dir=True)
+        write_atomic(path, data, durable_dir=durable_dir)
         self._bump(f"{path.parent.name}/{path.stem}", ident.macs.values())
 
 

@@ -19,7 +19,6 @@ operator would change, so the planner's diff shows them and the next apply resto
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,10 +75,18 @@ def applied_element(body: Mapping[str, JSON], effective: Effective) -> etree._El
     return el
 
 
-def parse_applied(xml: str | bytes) -> Applied:
+def _element(xml: str | bytes | etree._Element) -> etree._Element:
+    # An element already parsed is used as it is: node.cluster.host parses each domain's
+    # XML once per read, not once per record part (issue 13).
+    if isinstance(xml, etree._Element):
+        return xml
+    return etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+
+
+def parse_applied(xml: str | bytes | etree._Element) -> Applied:
     """Read the `<applied>` element as `virDomainGetMetadata` returns it."""
     try:
-        el = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+        el = _element(xml)
         data = json.loads(el.text or "")
         return Applied(body=data["body"], effective=Effective.from_json(data["effective"]))
     except (etree.XMLSyntaxError, ValueError, KeyError, TypeError) as exc:
@@ -105,12 +112,12 @@ def runtime_xml(rt: RuntimeRecord) -> str:
     return etree.tostring(runtime_element(rt, namespaced=False), encoding="unicode")
 
 
-def parse_runtime(xml: str | bytes | None) -> RuntimeRecord:
+def parse_runtime(xml: str | bytes | etree._Element | None) -> RuntimeRecord:
     """The runtime record; a domain without one has the empty record."""
-    if not xml:
+    if xml is None or (not isinstance(xml, etree._Element) and not xml):
         return RuntimeRecord()
     try:
-        el = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, _PARSER)
+        el = _element(xml)
         return RuntimeRecord(
             intent=el.get("intent", ""),
             failures=int(el.get("failures", "0")),
@@ -150,10 +157,8 @@ class DomainFacts:
     disk_files: Mapping[str, str] = field(default_factory=dict)
 
 
-def domain_facts(domain_xml: str | bytes) -> DomainFacts:
-    root = etree.fromstring(
-        domain_xml.encode() if isinstance(domain_xml, str) else domain_xml, _PARSER
-    )
+def domain_facts(domain_xml: str | bytes | etree._Element) -> DomainFacts:
+    root = _element(domain_xml)
     vcpus = int(root.findtext("vcpu") or "1")
     topo = root.find("cpu/topology")
     if topo is not None:
@@ -202,24 +207,43 @@ def overlay_drift(
     a pin would set it: firmware uuid and serial, interfaces[].macAddress,
     disks[].serial. So a pin equal to the live identity is no change (rule 17), and
     values git leaves unset are dropped again by reconciler.planning.normalize.align_defaults."""
-    out: dict[str, Any] = copy.deepcopy(dict(body))
-    tmpl = out.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
-    domain = tmpl.setdefault("domain", {})
+    # Copy only the dicts on the way to what changes (not a deepcopy of the whole body: that
+    # was a third of a host-mode observe); untouched subtrees are shared with `body`, which
+    # no caller mutates.
+    out: dict[str, Any] = dict(body)
+    domain = _own(_own(_own(_own(out, "spec"), "template"), "spec"), "domain")
     topo = (actual.sockets, actual.cores, actual.threads)
     if topo != (expected.sockets, expected.cores, expected.threads):
-        cpu = domain.get("cpu") if isinstance(domain.get("cpu"), dict) else {}
+        cpu = _sub(domain, "cpu")
         domain["cpu"] = {**cpu, "sockets": topo[0], "cores": topo[1], "threads": topo[2]}
     if actual.memory_kib != expected.memory_kib:
-        memory = domain.get("memory") if isinstance(domain.get("memory"), dict) else {}
+        memory = _sub(domain, "memory")
         domain["memory"] = {**memory, "guest": f"{actual.memory_kib}Ki"}
     if uuid or serial:
-        firmware = domain.get("firmware") if isinstance(domain.get("firmware"), dict) else {}
+        firmware = _sub(domain, "firmware")
         domain["firmware"] = {**firmware, **({"uuid": uuid} if uuid else {}),
                               **({"serial": serial} if serial else {})}
-    devices = domain.get("devices") if isinstance(domain.get("devices"), dict) else {}
+    if not isinstance(domain.get("devices"), dict):
+        return out
+    devices = _own(domain, "devices")
     for field_name, key, live in (("interfaces", "macAddress", actual.macs),
                                   ("disks", "serial", actual.disk_serials)):
-        for item in devices.get(field_name) or []:
-            if isinstance(item, dict) and str(item.get("name")) in live:
-                item[key] = live[str(item.get("name"))]
+        items = devices.get(field_name)
+        if isinstance(items, list):
+            devices[field_name] = [
+                {**item, key: live[str(item.get("name"))]}
+                if isinstance(item, dict) and str(item.get("name")) in live else item
+                for item in items
+            ]
     return out
+
+
+def _sub(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    child = parent.get(key)
+    return child if isinstance(child, dict) else {}
+
+
+def _own(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """parent[key] as a fresh shallow copy (set back into `parent`), {} when absent."""
+    parent[key] = fresh = dict(_sub(parent, key))
+    return fresh

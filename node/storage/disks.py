@@ -43,8 +43,9 @@ from lxml import etree
 
 from node.domain.model import DiskBus, KernelBoot, ResolvedDisk
 from node.identity.node_store import Identity
+from node.storage.base_facts import base_format
 from node.storage.cloudinit import seed_files, write_seed
-from node.storage.paths import UnsafePath, checked_chain, confine, image_info, safe_component
+from node.storage.paths import UnsafePath, checked_chain, confine, safe_component
 from reconciler.core.hostdisk import dir_conflict
 from reconciler.core.model import CLAIM_SOURCES, JSON, Manifest, VirtsyncError, format_path
 from reconciler.core.quantity import byte_size
@@ -289,12 +290,8 @@ def _base_image(storage: NodeStorage, image: str, where: str) -> tuple[Path, str
             "image directory (virtsync never pulls images from a registry; copy it there)"
         )
     # Base images are the operator's files, not guest-written: probing their format is safe,
-    # and from here on it is stated explicitly.
-    fmt = image_info(candidate, None).format
-    if fmt not in ("qcow2", "raw"):
-        raise VirtsyncError(f"{where}: image {candidate} is {fmt}, want qcow2 or raw")
-    checked_chain(candidate, fmt, [storage.image_dir], where)
-    return candidate, fmt
+    # and from here on it is stated explicitly. Worked out once per image while unchanged.
+    return candidate, base_format(candidate, storage.image_dir, where)
 
 
 def _prepare_container_disk(

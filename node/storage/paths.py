@@ -107,10 +107,13 @@ def checked_chain(
     fmt: str,
     roots: Sequence[str | os.PathLike[str]],
     what: str,
+    *,
+    top: ImageInfo | None = None,
 ) -> tuple[ImageInfo, ...]:
     """Walk an image's backing chain from the top, refusing any level (or qcow2 external
     data file) that resolves outside `roots`, a backing file without a recorded format,
-    or a chain longer than MAX_CHAIN. Returns the levels, top first."""
+    or a chain longer than MAX_CHAIN. Returns the levels, top first. `top`: the top
+    level's info when the caller already has it (saves one qemu-img run)."""
     bases = [Path(r).resolve() for r in roots]
 
     def inside(p: Path) -> bool:
@@ -123,7 +126,7 @@ def checked_chain(
     while True:
         if not inside(current):
             raise UnsafePath(f"{what}: {current} is outside {roots_text}")
-        info = image_info(current, current_fmt)
+        info = top if top is not None and not levels else image_info(current, current_fmt)
         levels.append(info)
         for ref in (info.backing_file, info.data_file):
             if ref is not None and _PROTOCOL.match(ref):

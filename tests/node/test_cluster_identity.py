@@ -4,6 +4,7 @@ across every node; deleting with disks forgets it everywhere."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,32 @@ def test_delete_with_disks_forgets_everywhere(tmp_path: Path) -> None:
     assert ids.on("a").forget(KEY)
     assert all(s.get(KEY) is None for s in (ids.cluster, *ids.nodes.values()))
     assert stores(tmp_path).on("b").ensure(KEY, vm(["n"], [])).uuid != first.uuid
+
+
+def test_a_new_identity_costs_one_durable_write_and_a_cached_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13 (watch start-up fsync storms), keeping rule 17: the cluster record is
+    fsync'd with its directory; the node's copy only its file (an empty copy would count
+    as corrupt), not its directory; the store's generation marker not at all."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        name = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        synced.append(f"dir {name.relative_to(tmp_path)}" if name.is_dir()
+                      else f"file {name.parent.relative_to(tmp_path)}")
+        real(fd)
+
+    ids = stores(tmp_path)
+    monkeypatch.setattr(os, "fsync", fsync)
+    made = ids.on("a").ensure(KEY, vm(["n"], ["d"]))
+    cluster_dir = IdentityStore(tmp_path / "state").record_path(KEY).parent
+    node_dir = IdentityStore(tmp_path / "a").record_path(KEY).parent
+    assert synced == [f"file {cluster_dir.relative_to(tmp_path)}",
+                      f"dir {cluster_dir.relative_to(tmp_path)}",
+                      f"file {node_dir.relative_to(tmp_path)}"]
+    assert IdentityStore(tmp_path / "state").get(KEY) == made
+    assert IdentityStore(tmp_path / "a").get(KEY) == made
+    synced.clear()
+    assert stores(tmp_path).on("a").ensure(KEY, vm(["n"], ["d"])) == made
+    assert synced == []  # converged: no write at all

@@ -4,6 +4,8 @@ stay visible (masking everything would hide every change)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from reconciler.core.sensitive import (
@@ -105,3 +107,34 @@ def test_digest_is_stable_across_versions() -> None:
         "sha256:ba2df4903a2c14e86dc3bcca58911b44ac1d2514b7227bf6eb08cfb978f55a1b"
     assert sensitive_digest({"a": [1, "b"]}) == \
         "sha256:ee70aef572200b15408cec63724334e0ccd6c2b5d1cd7225a7f6a3f2a9aa80a9"
+
+
+def _by_path(value: Any, path: tuple[Any, ...], leaf: Any) -> Any:
+    """The rule as documented, one is_sensitive_path per node (the slow form issue 13
+    replaced): every node whose path has a sensitive key becomes leaf(node)."""
+    if is_sensitive_path(path):
+        return leaf(value)
+    if isinstance(value, dict):
+        return {k: _by_path(v, (*path, k), leaf) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_by_path(v, (*path, i), leaf) for i, v in enumerate(value)]
+    return value
+
+
+FAST_PATH_TREES: list[Any] = [
+    {"spec": {"template": {"spec": {"volumes": [
+        {"name": "ci", "cloudInitNoCloud": {"userData": "#cloud-config", "networkData": "x"}},
+        {"name": "s", "secret": {"secretName": "a"}},
+        {"cloudInitNoCloud": {"userDataSecretRef": {"name": "k"}}}]}}}},
+    [{"a": [{"b": {"apiToken": 1}}, {"c": [{"Password": [1, 2]}, {"d": "keep"}]}]}, "x", 3],
+    {1: {"token": "t"}, 2: {"ssh_key": None, "keys": ["ssh-key", "password"], "o": {3: "keep"}}},
+    {"a": {"b": {"c": {"d": {"e": {"f": {"accessKey": {"g": 1}, "h": "keep"}}}}}}},
+    "plain",
+]
+
+
+@pytest.mark.parametrize("tree", FAST_PATH_TREES)
+@pytest.mark.parametrize("path", [(), ("spec",), ("metadata", 0), ("data", "secretRef")])
+def test_digest_and_redact_match_the_per_path_rule(tree: Any, path: tuple[Any, ...]) -> None:
+    assert digest_sensitive(tree, path) == _by_path(tree, path, sensitive_digest)
+    assert redact(tree, path) == _by_path(tree, path, lambda _: MASK)
