@@ -40,8 +40,8 @@ import liveguest  # noqa: E402
 import second_node  # noqa: E402
 import tinyguest  # noqa: E402
 
-from node.disks import NodeStorage  # noqa: E402
 from node.domain.model import NodeFacts  # noqa: E402
+from node.storage.disks import NodeStorage  # noqa: E402
 
 NAMESPACE = "vsbench"
 VIRSH_MIGRATE = ("migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--unsafe")

@@ -20,7 +20,7 @@ import libvirt
 import pytest
 import second_node
 
-from node.disks import NodeStorage
+from node.storage.disks import NodeStorage
 
 from . import liveguest, tinyguest
 
