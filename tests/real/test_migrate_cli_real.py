@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ class MigRepo(Repo):
         super().__init__(node_root, tiny_guest_dir, prefix="mig")
         kind = "shared" if shared else "local"
         self.stores = {n: node_root / (f"mig-{kind}" if shared else f"mig-{kind}-{n}")
-                       for n in ("a", "b")}
+                       for n in ("a", "b", "c")}
         for d in self.stores.values():
             d.mkdir(exist_ok=True)
             tinyguest.make_world_traversable(d)
@@ -46,7 +47,9 @@ class MigRepo(Repo):
                   "imageDir": str(node_root / "mig-images"), "sharedStorage": shared,
                   "labels": {"zone": n}}
                  for n, uri, peer in (("a", URI, layout.peer_uri),
-                                      ("b", layout.uri, layout.uri))]
+                                      ("b", layout.uri, layout.uri),
+                                      # node B's daemon, but unreachable for migration
+                                      ("c", layout.uri, _closed_port_uri()))]
         spec: dict[str, Any] = {"nodes": nodes}
         if not shared:
             spec["migration"] = {"allowBlockMigration": True}
@@ -82,6 +85,13 @@ class MigRepo(Repo):
 
     def last_tick(self) -> int:
         return liveguest.ticks(self.console_text())[-1].n
+
+
+def _closed_port_uri() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"qemu+tcp://127.0.0.1:{port}/system"  # nothing listens there any more
 
 
 @pytest.fixture()
@@ -151,6 +161,8 @@ def test_virtsync_migrate_keeps_the_guest_running(libvirt_conn: Any, conn_b: Any
     try:
         seen = _boot_on_a(repo)
         disks_a = set(repo.stores["a"].rglob("*.qcow2"))
+        if not shared:
+            _failed_migration_leaves_the_guest_on_a(repo, libvirt_conn, seen)
         r = repo.virtsync("migrate", KEY, "--path", str(repo.root), "--to", "b", "--wait")
         assert r.returncode == 0, r.stdout + r.stderr
         print("\n" + r.stdout.strip())
@@ -169,6 +181,22 @@ def test_virtsync_migrate_keeps_the_guest_running(libvirt_conn: Any, conn_b: Any
             _plan_driven_move_back(repo, libvirt_conn, conn_b, seen)
     finally:
         _cleanup(libvirt_conn, conn_b, repo)
+
+
+def _failed_migration_leaves_the_guest_on_a(repo: MigRepo, a: Any,
+                                            seen: tinyguest.GuestReport) -> None:
+    """Node c's migration URI is a closed port: the migration fails, the guest keeps
+    running on a (counter unbroken), and the target files virtsync created are gone."""
+    since = repo.last_tick()
+    r = repo.virtsync("migrate", KEY, "--path", str(repo.root), "--to", "c", "--wait")
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "keeps running on the source" in r.stderr, r.stderr
+    assert a.lookupByName(DOMAIN).isActive()
+    _assert_kept_running(repo, seen, since)
+    assert not [p for p in repo.stores["c"].rglob("*") if p.is_file()
+                and p.suffix in (".qcow2", ".part")], "target files left on node c"
+    assert all(p.exists() for p in repo.stores["a"].rglob("*.qcow2"))
+    assert _status_node(repo) == "a"
 
 
 def _plan_driven_move_back(repo: MigRepo, a: Any, b: Any,
