@@ -179,6 +179,7 @@ def test_virtsync_migrate_keeps_the_guest_running(libvirt_conn: Any, conn_b: Any
         assert _status_node(repo) == "b"
         if shared:
             _plan_driven_move_back(repo, libvirt_conn, conn_b, seen)
+            _killed_mid_migration(repo, libvirt_conn, conn_b, seen)
     finally:
         _cleanup(libvirt_conn, conn_b, repo)
 
@@ -215,3 +216,39 @@ def _plan_driven_move_back(repo: MigRepo, a: Any, b: Any,
     _only_on(DOMAIN, a, b)
     _assert_kept_running(repo, seen, since)
     assert repo.virtsync("plan", str(repo.root), "--detailed-exitcode").returncode == 0
+
+
+def _killed_mid_migration(repo: MigRepo, a: Any, b: Any, seen: tinyguest.GuestReport) -> None:
+    """kill -9 of `virtsync migrate --wait` once libvirt's migration job runs: the
+    source daemon drives a peer-to-peer migration, so it ends without the client; then
+    exactly one active domain on one node, the disk intact, and the plan converges."""
+    repo.put_on(None)  # no selector: b is a valid target (apply afterwards writes this)
+    since = repo.last_tick()
+    proc = repo.start("migrate", KEY, "--path", str(repo.root), "--to", "b", "--wait")
+    dom = a.lookupByName(DOMAIN)
+    deadline = time.monotonic() + 60
+    while dom.jobStats(0).get("type", 0) == libvirt.VIR_DOMAIN_JOB_NONE:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no migration job on node a"
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    while True:  # the daemons settle: the job ends on a, with or without the domain
+        try:
+            if a.lookupByName(DOMAIN).jobStats(0).get("type", 0) == 0:
+                break
+        except libvirt.libvirtError:
+            break  # undefined on a: it went to b
+        assert time.monotonic() < deadline, "the migration job never ended"
+        time.sleep(0.1)
+    active = [n for n, c in (("a", a), ("b", b)) if DOMAIN in
+              {d.name() for d in c.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)}]
+    defined = [n for n, c in (("a", a), ("b", b)) if DOMAIN in
+               {d.name() for d in c.listAllDomains(0)}]
+    print(f"\nkilled mid-migration: the domain is active on {active}, defined on {defined}")
+    assert len(active) == 1 and defined == active
+    _assert_kept_running(repo, seen, since)
+    r = repo.virtsync("apply", str(repo.root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert repo.virtsync("plan", str(repo.root), "--detailed-exitcode").returncode == 0
+    assert _status_node(repo) == active[0]
