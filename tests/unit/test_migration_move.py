@@ -46,3 +46,14 @@ def test_shared_move_copies_nothing_but_still_retargets_the_marker() -> None:
     assert owner is not None and owner.node == "right"
     assert plan.copies == ()
     assert "/shared/ns/claims/web-data.qcow2" in plan.dest_xml
+
+
+def test_a_domain_moved_by_hand_from_another_daemon_stays_visible() -> None:
+    """owns() (node/cluster/host.py): only another entry on the same daemon hides a
+    domain; one still naming node a after a raw `virsh migrate` to b's daemon is b's."""
+    from node.cluster.host import owns
+
+    assert owns("a", "b", frozenset())  # a is another daemon: moved here by hand
+    assert owns("gone", "b", frozenset({"c"}))  # an entry no longer in the Cluster
+    assert owns("", "b", frozenset({"a"})) and owns("b", "b", frozenset({"a"}))
+    assert not owns("a", "b", frozenset({"a"}))  # a shares b's daemon: a's own domain
