@@ -183,6 +183,14 @@ def _named_for(domain: str, owner: OwnerMetadata) -> bool:
         return False
 
 
+def owns(marked: str, me: str, co_tenants: frozenset[str]) -> bool:
+    """Whether node entry `me` sees a domain whose marker names node entry `marked`:
+    yes unless `marked` is another entry on the same daemon. A domain moved here from
+    another daemon by hand (raw `virsh migrate`) still names its old node; hiding it
+    would let the plan create a second guest on the same disks."""
+    return not marked or marked == me or marked not in co_tenants
+
+
 class NodeHost:
     """Operations on one node. The libvirt connection is opened lazily and reused."""
 
@@ -206,6 +214,9 @@ class NodeHost:
             config.storage_dir)
         self.clock = clock
         self._conn: Any = None
+        # Other node entries on this same libvirt daemon (same URI): only their domains
+        # are someone else's here. The backend fills it in.
+        self.co_tenants: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------ connection and facts
 
@@ -352,8 +363,7 @@ class NodeHost:
         return dom if self._mine(owner) else None
 
     def _mine(self, owner: OwnerMetadata) -> bool:
-        """Defined through this node entry (or by a release that wrote no node)."""
-        return not owner.node or owner.node == self.config.name
+        return owns(owner.node, self.config.name, self.co_tenants)
 
     def record(self, dom: Any) -> DomainRecord:
         inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))

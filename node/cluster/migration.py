@@ -27,6 +27,7 @@ import libvirt
 from lxml import etree
 
 from node.cluster.host import NodeHost
+from node.identity.metadata import move_owner_to
 from node.lifecycle.migrating import outgoing_migration
 from node.storage.disks import new_blank, new_overlay
 from node.storage.paths import checked_chain, image_info
@@ -55,6 +56,7 @@ class NodeDirs:
     image_dir: str
     console_dir: str
     shared: bool  # storage_dir is shared storage
+    name: str = ""  # the Cluster node entry (written into the owner marker)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ def plan_move(xml: str, source: NodeDirs, target: NodeDirs) -> MovePlan:
         moved = _moved(log.get("file", ""), source.console_dir, target.console_dir)
         if moved is not None:
             log.set("file", moved)
+    if target.name:
+        move_owner_to(root, target.name)  # else the target's node entry would not see it
     dest_xml = etree.tostring(root, encoding="unicode")
     return MovePlan(dest_xml, tuple(copies), tuple(read_only))
 
@@ -259,7 +263,7 @@ def migrate(dom: Any, target_uri: str, target_conn: Any, plan: MovePlan, persist
 def node_dirs(host: NodeHost) -> NodeDirs:
     config = host.config
     return NodeDirs(config.storage_dir, config.image_dir, str(host.console_log_dir()),
-                    config.shared_storage)
+                    config.shared_storage, config.name)
 
 
 def live_migrate(source: NodeHost, target: NodeHost, dom: Any, policy: MigrationPolicy,
@@ -277,13 +281,22 @@ def live_migrate(source: NodeHost, target: NodeHost, dom: Any, policy: Migration
     copied_kib = sum(image_info(c.dest_path, c.format).virtual_size for c in live.copies) // 1024
     timeout = policy.timeout_seconds(int(dom.maxMemory()) + copied_kib)
     try:
-        return migrate(dom, target.config.peer_uri, target_conn, live, persist.dest_xml,
-                       policy, timeout=timeout, on_progress=on_progress)
+        outcome = migrate(dom, target.config.peer_uri, target_conn, live, persist.dest_xml,
+                          policy, timeout=timeout, on_progress=on_progress)
     except MigrationFailed:
         for path in created:
             Path(path).unlink(missing_ok=True)
         raise
+    remove_copied_sources(live)
+    return outcome
 
+
+def remove_copied_sources(plan: MovePlan) -> None:
+    """After a successful block migration the source node's copies of the disks QEMU
+    copied are used by nothing (the domain is undefined there): remove them (rule 13).
+    Only those files: base images and read-only files stay, and nothing on failure."""
+    for copy in plan.copies:
+        Path(copy.source_path).unlink(missing_ok=True)
 
 
 def abort_migration(dom: Any) -> bool:

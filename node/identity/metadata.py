@@ -30,7 +30,7 @@ and read it with `dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NS)` →
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
@@ -147,6 +147,17 @@ def _from_element(el: etree._Element) -> OwnerMetadata:
         installation=el.findtext(q + "installation") or "",
         node=el.findtext(q + "node") or "",
     )
+
+
+def move_owner_to(domain_root: etree._Element, node: str) -> None:
+    """Rewrite the marker inside a parsed domain XML to name `node` as its node entry:
+    a migrated domain belongs to the target node's entry (which sees only its own)."""
+    found = domain_root.find(f"metadata/{_Q}vm")
+    if found is None:
+        return
+    parent = found.getparent()
+    assert parent is not None  # found under <metadata>
+    parent.replace(found, owner_element(replace(_from_element(found), node=node)))
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,9 @@ class LibvirtBackend:
         self.hosts = {n.name: NodeHost(n, networks, clock=clock, scope=scope,
                                        identities=self.identities.on(n.name))
                       for n in cluster.nodes}
+        for host in self.hosts.values():
+            host.co_tenants = frozenset(n.name for n in cluster.nodes
+                                        if n.uri == host.config.uri and n.name != host.config.name)
         self.pending = PendingStore(base)
         self.clock = clock
 
