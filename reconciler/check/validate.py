@@ -59,11 +59,11 @@ if TYPE_CHECKING:
 # warm run checks nothing and must not pay for them (issue 13).
 
 # The code a cached per-file result depends on: a change to any of it re-checks every file.
-_CACHED_CODE = ("reconciler.tree.yamlsafe", "reconciler.tree.loader", "reconciler.tree.positions",
-                "reconciler.check.schema", "reconciler.check.semantic",
-                "reconciler.check.metanames", "reconciler.core.model",
-                "reconciler.core.sensitive", "reconciler.tree.cache", "reconciler.core.hostdisk",
-                "reconciler.check.incremental")
+# Named below the reconciler package, which the wheel installs as virtsync.reconciler.
+_CACHED_CODE = ("tree.yamlsafe", "tree.loader", "tree.positions", "check.schema",
+                "check.semantic", "check.metanames", "core.model", "core.sensitive",
+                "tree.cache", "core.hostdisk", "check.incremental")
+_ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
 
 # Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 96
@@ -214,7 +214,7 @@ def cache_namespace(ignore_unknown: bool) -> str:
     h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
     h.update(Path(__file__).read_bytes())
     for name in _CACHED_CODE:
-        spec = importlib.util.find_spec(name)  # the file, without importing the module
+        spec = importlib.util.find_spec(f"{_ROOT}.{name}")  # the file, not importing it
         h.update(name.encode())
         h.update(Path(spec.origin if spec is not None and spec.origin else "").read_bytes())
     for schema_file in sorted(SCHEMA_DIR.glob("*.json")):

@@ -125,7 +125,7 @@ def _detach(args: argparse.Namespace, key: ObjectKey, target: str) -> Path:
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{key.namespace}_{key.name}.log"
     # `python -m` the reconciler package, whatever the install calls it.
-    package = (__package__ or "reconciler.cli").rsplit(".", 1)[0]
+    package = __name__.rsplit(".", 2)[0]
     cmd = [sys.executable, "-m", package, "migrate", f"{key.namespace}/{key.name}",
            "--path", str(args.path), "--to", target, "--wait"]
     with log.open("ab") as out:
