@@ -273,6 +273,7 @@ class LifecycleAgent:
 def main(argv: list[str] | None = None) -> int:
     from node.cluster.config import NodeConfig
     from node.cluster.networks import NetworkMap
+    from reconciler.core.signals import wait_for_stop_signal
     from reconciler.core.statedir import installation_id, state_dir
 
     p = argparse.ArgumentParser(prog="python -m node.lifecycle.agent", description=__doc__, allow_abbrev=False,
@@ -293,9 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     agent = LifecycleAgent(host)
     agent.start()
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
+        wait_for_stop_signal()
+    finally:
         agent.stop()
     return 0
 

@@ -9,15 +9,13 @@ CrashLoopBackOff backs off. It changes no spec: only power state, as git declare
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from types import FrameType
 
 from reconciler.backends.base import Backend, NodeAgent
 from reconciler.cli.common import add_scope_argument, open_backend
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, VirtsyncError
+from reconciler.core.signals import wait_for_stop_signal
 from reconciler.planning.reconcile import load_desired
 
 NAME = "agent"
@@ -35,7 +33,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     # The backend's scope already covers every installation when asked to.
     with open_backend(desired, args, every_installation=args.all_installations) as backend:
         agents = _start_agents(backend)
-        _wait_for_signal()
+        wait_for_stop_signal()
         for agent in agents:
             agent.stop()
     print("virtsync agent: stopped", file=sys.stderr)
@@ -58,13 +56,3 @@ def _start_agents(backend: Backend) -> list[NodeAgent]:
         print(f"virtsync agent: enforcing run strategies on node {name}", file=sys.stderr)
     return agents
 
-
-def _wait_for_signal() -> None:
-    done = threading.Event()
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    done.wait()

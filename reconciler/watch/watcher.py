@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.backends.base import Backend, NodeAgent, Observation
+from reconciler.core import signals
 from reconciler.core.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
 from reconciler.execute.apply import ApplyOptions, Outcome, Refusal
 from reconciler.execute.cycle import (
@@ -159,10 +160,13 @@ class Watcher:
             while not self.stopping:
                 timeout = max(0.0, next_resync - self.clock())
                 try:
-                    first = self._events.get(timeout=timeout)
+                    # Bounded: a signal the kernel gave another thread runs its handler
+                    # (request_stop) only once this thread wakes.
+                    first = self._events.get(timeout=min(timeout, signals.WAKE_SECONDS))
                 except queue.Empty:
-                    self.resync()
-                    next_resync = self.clock() + self.options.interval
+                    if self.clock() >= next_resync:
+                        self.resync()
+                        next_resync = self.clock() + self.options.interval
                     continue
                 if first == _STOP:
                     break

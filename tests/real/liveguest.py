@@ -105,8 +105,10 @@ class TickWatch:
                 chunk = b""
             pos += len(chunk)
             now = time.monotonic()
-            *lines, pending = (pending + chunk).split(b"\n")
-            for t in ticks(b"\n".join(lines).decode("utf-8", "replace")):
+            # Complete lines only, each with its newline: a tick read on its own in one
+            # poll (the usual case) must count.
+            complete, newline, pending = (pending + chunk).rpartition(b"\n")
+            for t in ticks((complete + newline).decode("utf-8", "replace")):
                 self.arrived.setdefault(t.n, now)
             time.sleep(0.01)
 

@@ -3,8 +3,10 @@ state lock, git mode (commits only, never the working tree), secrets never logge
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -101,6 +103,48 @@ def test_watch_process_logs_serves_metrics_and_exits_0_on_sigterm(
                for r in records)
     assert SECRET not in "".join(w.lines)
     assert w.proc.stdout is not None and w.proc.stdout.read() == ""
+
+
+# tgkill(2): a signal to one thread of another process (Python has no wrapper).
+_TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+def test_sigterm_the_kernel_gives_a_worker_thread_still_stops_watch(
+        watch_proc: WatchProcess) -> None:
+    """With a resync an hour away the main thread waits long; a SIGTERM delivered to
+    another of its threads must still stop it promptly."""
+    w = watch_proc
+    assert w.wait_event("cycle.done"), w.lines
+    pid = w.proc.pid
+    workers = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    assert workers, "watch runs threads besides the main one"
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(_TGKILL[platform.machine()], pid, workers[0], signal.SIGTERM) == 0
+    assert w.proc.wait(timeout=15) == 0
+    assert w.events("watch.stopped")
+
+
+def test_sigterm_the_kernel_gives_a_worker_thread_still_stops_the_agent(
+        tmp_path: Path, tree: Path) -> None:
+    """`virtsync agent` waits for nothing but a signal, beside libvirt's event thread and
+    its own worker (it once ignored SIGTERM when the kernel picked one of them)."""
+    env = {**os.environ, "VIRTSYNC_STATE_DIR": str(tmp_path / "state")}
+    agent = subprocess.Popen([sys.executable, "-m", "reconciler", "agent", str(tree)],
+                             env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert agent.stderr is not None
+        assert "enforcing run strategies on node n1" in agent.stderr.readline()
+        pid = agent.pid
+        workers = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+        assert workers, "the agent runs threads besides the main one"
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.syscall(_TGKILL[platform.machine()], pid, workers[-1], signal.SIGTERM) == 0
+        assert agent.wait(timeout=15) == 0
+        assert "virtsync agent: stopped" in agent.stderr.read()
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
 
 
 def test_second_reconciler_fails_fast_naming_the_watch(
