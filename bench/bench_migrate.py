@@ -38,6 +38,7 @@ import second_node  # noqa: E402
 import tinyguest  # noqa: E402
 import yaml  # noqa: E402
 from bench_migrate_floor import hop, summary  # noqa: E402
+from measure import ensure_bytecode  # noqa: E402
 
 NAMESPACE = "vsbenchm"
 NAME = "mover"
@@ -119,6 +120,7 @@ def main() -> int:
     ap.add_argument("--instance", default=os.environ.get("VIRTSYNC_REAL_SUFFIX", ""),
                     help="which second node (tools/second_node.py --instance)")
     args = ap.parse_args()
+    ensure_bytecode()
     started = daemon.start(daemon.DEFAULT_URI)
     node_b = second_node.start(args.instance)
     root = Path(tempfile.mkdtemp(prefix="virtsync-bench-", dir="/var/tmp"))

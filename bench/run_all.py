@@ -117,6 +117,7 @@ def main() -> int:
     ap.add_argument("--merge", metavar="LABEL", nargs="+",
                     help="only fold these labels' rows into --label (runs made apart)")
     args = ap.parse_args()
+    measure.ensure_bytecode()
     if args.list:
         for g, (keys, _) in GROUPS.items():
             print(f"{g}: {', '.join(keys)}")

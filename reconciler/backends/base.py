@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from reconciler.core.migration import MigrationOutcome, MigrationPolicy, MigrationProgress
 from reconciler.core.model import (
@@ -37,8 +37,10 @@ from reconciler.core.model import (
     VirtsyncError,
 )
 from reconciler.core.status import VMStatus
-from reconciler.planning.classify import ClassificationProfile
-from reconciler.planning.schedule import NodeCapacity
+
+if TYPE_CHECKING:  # types only: planning's modules are not a backend's start-up cost
+    from reconciler.planning.classify import ClassificationProfile
+    from reconciler.planning.schedule import NodeCapacity
 
 
 class BackendError(VirtsyncError):

@@ -6,15 +6,17 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from node.identity.metadata import Scope
 from reconciler.backends import registry
 from reconciler.backends.base import Backend
 from reconciler.core.model import ApplyWord, Manifest
 from reconciler.core.statedir import installation_id, state_dir
-from reconciler.execute.apply import ApplyOptions, Outcome
-from reconciler.execute.inventory import managed_keys
-from reconciler.planning.reconcile import Desired
+from reconciler.tree.desired import Desired
+
+if TYPE_CHECKING:  # imported where used: not every command applies
+    from reconciler.execute.apply import ApplyOptions, Outcome
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,6 +52,8 @@ def add_change_permission_arguments(p: argparse.ArgumentParser, *, what_left: st
 
 def apply_options(args: argparse.Namespace) -> ApplyOptions:
     """The flags `add_change_permission_arguments` added, as `apply` and `watch` take them."""
+    from reconciler.execute.apply import ApplyOptions
+
     return ApplyOptions(allow_restart=args.allow_restart, allow_data_loss=args.allow_data_loss,
                         force_stop=args.force_stop, prune=args.prune,
                         max_prune=args.max_prune, grace_period=args.grace_period)
@@ -64,6 +68,8 @@ def add_scope_argument(p: argparse.ArgumentParser, what: str) -> None:
 def installation_scope() -> Scope:
     """Rule 18: what this installation (its state directory) manages: domains marked
     with its id, and id-less ones from the first release that its inventory lists."""
+    from reconciler.execute.inventory import managed_keys
+
     state = state_dir()
     return Scope(installation_id(state), managed_keys(state))
 

@@ -25,6 +25,7 @@ from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.migration import MigrationProgress, policy_for
 from reconciler.core.model import ExitCode, Manifest, ObjectKey, PrintableStatus, VirtsyncError
 from reconciler.core.statedir import state_dir
+from reconciler.execute.cordons import observe
 from reconciler.execute.lock import StateLock
 from reconciler.planning.moves import (
     MoveContext,
@@ -32,7 +33,8 @@ from reconciler.planning.moves import (
     move_context,
     vm_migratability,
 )
-from reconciler.planning.reconcile import Desired, load_desired, observe
+from reconciler.tree.desired import Desired
+from reconciler.tree.source import read_desired
 
 NAME = "migrate"
 HELP = SUMMARIES[NAME]
@@ -53,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> ExitCode:
     key = key_of(args)
-    desired = load_desired([args.path])
+    desired = read_desired(args.path)
     with open_backend(desired, args) as backend:
         if args.cancel:
             done = backend.cancel_migration(key)

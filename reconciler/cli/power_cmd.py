@@ -15,7 +15,7 @@ from reconciler.cli.common import open_backend
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import DEFAULT_NAMESPACE, ExitCode, ObjectKey, VirtsyncError
 from reconciler.core.power import RunStrategy, run_strategy
-from reconciler.planning.reconcile import load_desired
+from reconciler.tree.source import read_desired
 
 NAME = "start"  # also registered as "stop" and "restart"; args.command tells which
 HELP = SUMMARIES[NAME]
@@ -44,7 +44,7 @@ def key_of(args: argparse.Namespace) -> ObjectKey:
 def run(args: argparse.Namespace) -> ExitCode:
     verb = str(args.command)
     key = key_of(args)
-    desired = load_desired([args.path])
+    desired = read_desired(args.path)
     with open_backend(desired, args) as backend:
         live = {o.key: o for o in backend.observe().objects}
         if key not in live:

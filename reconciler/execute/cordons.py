@@ -1,7 +1,7 @@
 """Local cordons: `virtsync drain NODE` / `uncordon NODE` record, like `kubectl cordon`
 marking the node object. A node is cordoned when git says `schedulable: false` OR this
-state directory records it; `reconciler.planning.reconcile.observe` applies the record to
-every observation (the one place), so plan, apply, watch, status and migrate see it alike.
+state directory records it; `observe` below applies the record to every
+observation (the one place), so plan, apply, watch, status and migrate see it alike.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from reconciler.backends.base import Observation
+from reconciler.backends.base import Backend, Observation
 from reconciler.core.fsutil import write_atomic
 from reconciler.core.model import VirtsyncError
+from reconciler.core.statedir import state_dir
 
 CORDONS_FILE = "cordons.json"
 
@@ -44,3 +45,16 @@ def with_cordons(observation: Observation, names: frozenset[str]) -> Observation
     nodes = tuple(replace(n, schedulable=False) if n.name in names else n
                   for n in observation.nodes)
     return replace(observation, nodes=nodes)
+
+
+def observe(backend: Backend) -> Observation:
+    """Observe, turning any unexpected failure into an error (never 'nothing exists')."""
+    return checked(backend.observe())
+
+
+def checked(observation: object) -> Observation:
+    """A backend's observation, with the nodes `virtsync drain` cordoned in this state
+    directory marked unschedulable: the one place local cordons apply, for every backend."""
+    if not isinstance(observation, Observation):
+        raise VirtsyncError("backend returned no observation")
+    return with_cordons(observation, load_cordons(state_dir()))

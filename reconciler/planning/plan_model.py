@@ -4,10 +4,10 @@ summary and fingerprints. Values only; `reconciler.planning.plan` computes a Pla
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from reconciler.core.digest import content_hash as content_hash
 from reconciler.core.model import JSON, Action, DiffOp, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.planning.classify import Disruption
 from reconciler.planning.ownership import DiskFate
@@ -148,14 +148,6 @@ def ordered_actions(actions: Iterable[Action]) -> tuple[Action, ...]:
 
 
 # --- fingerprints --------------------------------------------------------------------
-
-
-def content_hash(items: Iterable[tuple[str, str]]) -> str:
-    """sha256 over sorted (path, content digest) pairs: the identity of a set of files."""
-    h = hashlib.sha256()
-    for path, digest in sorted(items):
-        h.update(f"{path}\0{digest}\n".encode())
-    return "sha256:" + h.hexdigest()
 
 
 def check_fresh(plan: Plan, current: Fingerprints) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from reconciler.backends.base import Backend, LiveObject, Observation
+from reconciler.backends.base import LiveObject, Observation
 from reconciler.core.model import (
     Manifest,
     ObjectKey,
@@ -21,8 +21,8 @@ from reconciler.core.model import (
     VirtsyncError,
 )
 from reconciler.core.sensitive import digest_sensitive
-from reconciler.core.statedir import state_dir
-from reconciler.execute.cordons import load_cordons, with_cordons
+from reconciler.execute.cordons import checked as checked
+from reconciler.execute.cordons import observe as observe
 from reconciler.execute.inventory import Inventory
 from reconciler.planning.classify import ClassificationProfile
 from reconciler.planning.moves import move_context
@@ -129,14 +129,3 @@ def place_vms(desired: Desired, observed: Sequence[Observed],
     return schedule(desired.manifests, current, observation.nodes, desired.by_key)
 
 
-def observe(backend: Backend) -> Observation:
-    """Observe, turning any unexpected failure into an error (never 'nothing exists')."""
-    return checked(backend.observe())
-
-
-def checked(observation: object) -> Observation:
-    """A backend's observation, with the nodes `virtsync drain` cordoned in this state
-    directory marked unschedulable: the one place local cordons apply, for every backend."""
-    if not isinstance(observation, Observation):
-        raise VirtsyncError("backend returned no observation")
-    return with_cordons(observation, load_cordons(state_dir()))

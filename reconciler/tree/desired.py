@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler.core.digest import content_hash
 from reconciler.core.model import JSON, Manifest, ObjectKey, VirtsyncError
-from reconciler.planning.plan_model import content_hash
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from reconciler.check import semantic
@@ -67,7 +65,6 @@ from reconciler.tree.loader import (
     find_yaml_files,
     read_source,
 )
-from reconciler.tree.positions import locate
 from reconciler.tree.watchpoints import WatchPoint, names_a_ref, outside_git_dir
 from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
 
@@ -138,6 +135,10 @@ def check_files(jobs: Sequence[tuple[str, str, bytes, Stat | None]]) -> Iterator
     no other threads (before watchdog and libvirt start theirs)."""
     workers = min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and threading.active_count() == 1:
+        # Imported here: a small tree (most commands) never pays for the pool.
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
         with ProcessPoolExecutor(workers, mp_context=get_context("fork"),
                                  initializer=init_worker,
                                  initargs=(MAX_ALIAS_NODES_PER_RUN // workers,)) as pool:
@@ -290,8 +291,12 @@ class DesiredTree:
                 texts[file] = self.text_of(file)
             return texts[file]
 
-        for ref, issue in [*semantic.check_unique(involved, line_of_in(text_of)),
-                           *hostdisk.check_tree(host)]:
+        findings = [*semantic.check_unique(involved, line_of_in(text_of)),
+                    *hostdisk.check_tree(host)]
+        if findings:
+            # ruamel's round-trip parser, for positions only, only when there is a finding.
+            from reconciler.tree.positions import locate
+        for ref, issue in findings:
             line, col = locate(text_of(ref.file), ref.doc, issue.path)
             out.append(Finding(ref.file, line, col, format_path(issue.path), issue.message,
                                issue.rule))
