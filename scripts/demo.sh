@@ -42,7 +42,7 @@ if [ -n "$log" ]; then
   for _ in $(seq 1 120); do grep -q VS-READY "$log" && break; sleep 0.5; done
   step "tail $log   # the guest's serial console"
   # (the guest's heartbeat lines, VS-TICK/VS-CHECK, would fill the tail: show the last one)
-  { grep -v -e '^VS-TICK' -e '^VS-CHECK' "$log" | tail -n 8; grep '^VS-TICK' "$log" | tail -n 1; }
+  { grep -a -v -e 'VS-TICK' -e 'VS-CHECK' "$log" | tail -n 8; grep -a '^VS-TICK' "$log" | tail -n 1; }
 fi
 step virtsync plan examples/
 virtsync plan examples/
