@@ -430,7 +430,7 @@ def _warm_imports() -> None:
     """Third-party modules the tests import, loaded once before forking (not the project:
     each child must import the mutated copy)."""
     for module in ("pytest", "hypothesis", "yaml", "ruamel.yaml", "jsonschema",
-                   "jsonschema_rs", "lxml.etree", "libvirt", "rich", "filelock", "watchdog",
+                   "jsonschema_rs", "lxml.etree", "libvirt", "rich", "watchdog",
                    "prometheus_client", "pycdlib", "_pytest.pytester"):
         try:
             __import__(module)

@@ -45,8 +45,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from filelock import FileLock, Timeout
-
+from reconciler.core.flock import FileLock, LockTimeout
 from reconciler.core.fsutil import fsync_dir, write_atomic
 from reconciler.core.model import ObjectKey, VirtsyncError
 from reconciler.core.vmspec import VmSpec
@@ -228,7 +227,7 @@ class IdentityStore:
         try:
             with self._lock:
                 yield
-        except Timeout as exc:
+        except LockTimeout as exc:
             raise VirtsyncError(
                 f"{self.root}/.lock: identity store is locked by another process "
                 f"(waited {LOCK_TIMEOUT_SECONDS:.0f}s)"

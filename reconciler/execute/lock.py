@@ -1,6 +1,6 @@
 """One reconciler per state directory (safety rule 8): a lock that names its holder.
 
-The lock is a kernel file lock (`filelock`), so it is released when its holder dies,
+The lock is a kernel file lock (`reconciler.core.flock`), so it is released when its holder dies,
 even by `kill -9`; a second `apply` or `watch` fails fast and says who holds it.
 """
 
@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from filelock import FileLock, Timeout
-
+from reconciler.core.flock import FileLock, LockTimeout
 from reconciler.core.fsutil import write_atomic
 from reconciler.core.model import VirtsyncError
 
@@ -50,7 +49,7 @@ class StateLock:
     def acquire(self) -> None:
         try:
             self._lock.acquire(timeout=0)
-        except Timeout:
+        except LockTimeout:
             raise LockHeld(f"another virtsync holds {self.path.parent}: {self.holder()}; "
                            "wait for it to finish or stop it") from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
