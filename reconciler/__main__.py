@@ -1,5 +1,5 @@
 import sys
 
-from reconciler.cli import main
+from reconciler.cli import process_main
 
-sys.exit(main())
+sys.exit(process_main())

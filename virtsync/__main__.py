@@ -6,7 +6,7 @@ it to `virtsync.reconciler.cli` (tools/build_backend/virtsync_build.py).
 
 import sys
 
-from reconciler.cli import main
+from reconciler.cli import process_main as main
 
 __all__ = ["main"]
 
