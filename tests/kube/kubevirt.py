@@ -64,9 +64,10 @@ class Defaulter:
     def __call__(self, rtype: ResourceType, old: JSON | None, new: JSON) -> None:
         if rtype != VM:
             return
+        domain = new.get("spec", {}).get("template", {}).get("spec", {}).get("domain")
+        if not isinstance(domain, dict):
+            return  # nothing to default; validation reports the missing template
         old_spec = _template_spec(copy.deepcopy(old)) if old else {}
-        spec = _template_spec(new)
-        domain = spec.setdefault("domain", {})
         old_domain = old_spec.get("domain", {})
         firmware = domain.setdefault("firmware", {})
         old_firmware = old_domain.get("firmware", {})
@@ -112,7 +113,7 @@ class Subresources:
         self.api = api
 
     def __call__(self, verb: str, namespace: str, name: str, body: Any,
-                 opts: Options) -> JSON:
+                 opts: Options) -> None:
         store = self.api.store
         with store.lock:
             vm = store.read(VM, namespace, name)
@@ -127,7 +128,6 @@ class Subresources:
             if action is None:
                 raise ApiError(404, "NotFound", f"unknown subresource {verb}")
             action(vm, vmi, body, opts)
-        return {}
 
     def _patch_vm(self, vm: JSON, patch: JSON, opts: Options) -> None:
         import json
