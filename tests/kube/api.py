@@ -204,7 +204,23 @@ class Api:
             if opts.dry_run:
                 return old
             self.store.write(rtype, old, "DELETED")
+            if opts.propagation_policy == "Orphan":
+                self._orphan(old["metadata"]["uid"])
+            # Otherwise dependents go at the controller's next step (garbage collection).
             return old
+
+    def _orphan(self, owner_uid: str) -> None:
+        """propagationPolicy=Orphan: dependents lose their ownerReference and stay."""
+        for key, obj in list(self.store.objects.items()):
+            refs = obj["metadata"].get("ownerReferences") or []
+            kept = [r for r in refs if r.get("uid") != owner_uid]
+            if len(kept) != len(refs):
+                orphan = copy.deepcopy(obj)
+                if kept:
+                    orphan["metadata"]["ownerReferences"] = kept
+                else:
+                    orphan["metadata"].pop("ownerReferences")
+                self.store.write(by_kind(key[0], key[1]), orphan, "MODIFIED")
 
     # ---- internals ---------------------------------------------------------------------
     def _checked_body(self, rtype: ResourceType, namespace: str | None, body: JSON,
@@ -283,11 +299,13 @@ class Api:
         if old is None:
             meta["uid"] = self.store.next_uid()
             meta["creationTimestamp"] = managed.now()
-            meta["generation"] = 1
+            if rtype.group:  # custom resources have a generation; ConfigMaps do not
+                meta["generation"] = 1
         else:
             for key in ("uid", "creationTimestamp", "generation", "resourceVersion"):
-                meta[key] = old["metadata"][key]
-            if _spec_part(old) != _spec_part(new):
+                if key in old["metadata"]:
+                    meta[key] = old["metadata"][key]
+            if rtype.group and _spec_part(old) != _spec_part(new):
                 meta["generation"] = old["metadata"]["generation"] + 1
         causes = [c for validate in self.admission.validators for c in validate(rtype, new)]
         if causes:

@@ -43,7 +43,7 @@ class KubeModel:
             validators=[openapi.validate, migration_admission(self.store)],
             pruners=[openapi.prune_unknown])
         self.api = Api(self.store, self.admission)
-        self.controller = Controller(self.store)
+        self.controller = Controller(self.api)
         self.frontend = Frontend(self.api, Subresources(self.api), self.controller.after_request)
         self._server: ModelHTTPServer | None = None
         self._thread: threading.Thread | None = None

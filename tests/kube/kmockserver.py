@@ -81,7 +81,8 @@ class KmockServer:
         assert self.emulator is not None
         return self.emulator
 
-    def requests(self) -> list[kmock.Request]:
+    def requests(self) -> list[Any]:
+        """kmock.Request objects, oldest first."""
         return list(self.kmock)
 
     def write_kubeconfig(self, path: Path, *, context: str = "kmock",

@@ -205,6 +205,9 @@ class Handler(BaseHTTPRequestHandler):
             return
         if route.subresource not in (None, "status"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if route.subresource == "status" and method != "GET":
+            # Status is the controllers' (the model's controller writes it directly).
+            raise ApiError(405, "MethodNotAllowed", "the model does not accept status writes")
         api = front.api
         if name is None:
             if method == "GET" and query.get("watch") in ("true", "1"):

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 from kubernetes import dynamic
-from kubernetes.dynamic.exceptions import ApiException, ConflictError
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ConflictError
 
 from .apimodel import KubeModel
 from .test_apimodel import KV, apply, partial, status_of, vm, vms
@@ -264,7 +265,7 @@ def test_a_migration_walks_its_phases_one_per_request_and_moves_the_vmi(
     apply(dyn, _disk_vm("root-dv"))
     migrations = dyn.resources.get(api_version=KV, kind="VirtualMachineInstanceMigration")
     _migrate(dyn)
-    phases = []
+    phases: list[str] = []
     while not phases or phases[-1] not in ("Succeeded", "Failed"):
         phases.append(migrations.get(name="mig1", namespace="default").status.phase)
         if phases[-1] == "Running":
@@ -328,3 +329,49 @@ def test_put_object_partial_is_a_second_manager(kube_model: KubeModel,
     kube_model.put_object(partial("Halted"), manager="ops")
     managers = {e["manager"] for e in stored(kube_model)["metadata"]["managedFields"]}
     assert managers == {"virtsync", "ops"}
+
+
+def _vm_with_dv_template(name: str = "vm1") -> dict[str, Any]:
+    body = _disk_vm(f"{name}-root")
+    body["metadata"]["name"] = name
+    body["spec"]["dataVolumeTemplates"] = [{
+        "metadata": {"name": f"{name}-root"},
+        "spec": {"source": {"blank": {}}, "storage": {
+            "accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}}]
+    return body
+
+
+def test_data_volume_templates_become_owned_data_volumes_and_gate_the_start(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    kube_model.controller.hold_datavolumes = True
+    apply(dyn, _vm_with_dv_template())
+    dv = kube_model.get("cdi.kubevirt.io/v1beta1", "DataVolume", "default", "vm1-root")
+    assert dv is not None and dv["metadata"]["ownerReferences"][0]["kind"] == "VirtualMachine"
+    assert dv["status"]["phase"] == "ImportInProgress"
+    assert stored(kube_model)["status"]["printableStatus"] == "Provisioning"
+    assert vmi(kube_model) is None
+    kube_model.controller.hold_datavolumes = False
+    kube_model.controller.settle()
+    assert stored(kube_model)["status"]["printableStatus"] == "Running"
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("Background", False), ("Orphan", True)])
+def test_deleting_a_vm_collects_its_data_volumes_unless_orphaned(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel, policy: str, kept: bool) -> None:
+    apply(dyn, _vm_with_dv_template())
+    vms(dyn).delete(name="vm1", namespace="default", propagation_policy=policy)
+    dv = kube_model.get("cdi.kubevirt.io/v1beta1", "DataVolume", "default", "vm1-root")
+    assert (dv is not None) is kept
+    assert vmi(kube_model) is None or kept
+    if dv is not None:
+        assert "ownerReferences" not in dv["metadata"]
+
+
+def test_status_is_not_writable_through_the_api(dyn: dynamic.DynamicClient) -> None:
+    apply(dyn, vm())
+    path = "/apis/kubevirt.io/v1/namespaces/default/virtualmachines/vm1/status"
+    assert dyn.request("GET", path).status.printableStatus == "Running"
+    with pytest.raises(ApiException) as err:
+        dyn.request("PATCH", path, body={"status": {}},
+                    content_type="application/merge-patch+json")
+    assert err.value.status == 405

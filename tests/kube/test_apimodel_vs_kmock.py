@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from kubernetes import dynamic
-from kubernetes.dynamic.exceptions import ApiException, ConflictError, NotFoundError
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from .apimodel import KubeModel
 from .client import dynamic_client
