@@ -211,7 +211,10 @@ class Handler(BaseHTTPRequestHandler):
         api = front.api
         if name is None:
             if method == "GET" and query.get("watch") in ("true", "1"):
-                self._watch(rtype, ns, query)
+                try:
+                    self._watch(rtype, ns, query)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client stopped watching: normal
             elif method == "GET":
                 self._send(200, api.list(rtype, ns, query))
             elif method == "POST":
