@@ -103,6 +103,8 @@ class Api:
     def create(self, rtype: ResourceType, namespace: str | None, body: JSON,
                opts: Options) -> JSON:
         obj = self._checked_body(rtype, namespace, body, opts, name=None)
+        if rtype.status_subresource:
+            obj.pop("status", None)  # status is written through /status only
         with self.store.lock:
             name = obj["metadata"]["name"]
             if self.store.read(rtype, namespace, name) is not None:
@@ -206,8 +208,16 @@ class Api:
             self.store.write(rtype, old, "DELETED")
             if opts.propagation_policy == "Orphan":
                 self._orphan(old["metadata"]["uid"])
+            if rtype.kind == "Namespace":
+                self._empty_namespace(name)
             # Otherwise dependents go at the controller's next step (garbage collection).
             return old
+
+    def _empty_namespace(self, namespace: str) -> None:
+        """Deleting a namespace deletes what is in it (at once; no Terminating phase)."""
+        for key, obj in list(self.store.objects.items()):
+            if key[2] == namespace and by_kind(key[0], key[1]).namespaced:
+                self.store.write(by_kind(key[0], key[1]), copy.deepcopy(obj), "DELETED")
 
     def _orphan(self, owner_uid: str) -> None:
         """propagationPolicy=Orphan: dependents lose their ownerReference and stay."""

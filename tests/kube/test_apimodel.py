@@ -303,3 +303,18 @@ def test_unreachable_refuses_connections_then_serves_again(
     with pytest.raises(ApiException) as err:
         vms(dyn).get(name="vm1", namespace="default")
     assert err.value.status == 503
+
+
+def test_create_ignores_status_and_a_deleted_namespace_takes_its_objects(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    kube_model.controller.auto = False
+    kube_model.put_object({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": "team"}})
+    created = vms(dyn).create(body={**vm(), "metadata": {"name": "vm1"},
+                                    "status": {"printableStatus": "Running"}},
+                              namespace="team")
+    assert created.status is None
+    with pytest.raises(NotFoundError):  # a namespace that does not exist
+        vms(dyn).create(body={**vm(), "metadata": {"name": "vm1"}}, namespace="nowhere")
+    dyn.resources.get(api_version="v1", kind="Namespace").delete(name="team")
+    assert kube_model.objects(KV, "VirtualMachine", "team") == []
