@@ -275,13 +275,15 @@ class Handler(BaseHTTPRequestHandler):
         fields = field_selector(query.get("fieldSelector"))
         timeout = float(query.get("timeoutSeconds") or front.watch_default_timeout)
         deadline = time.monotonic() + timeout
+        since = query.get("resourceVersion") or "0"
+        if not since.isdigit():
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}")
         self._streamed = True
         front.after_request()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        since = query.get("resourceVersion") or "0"
         with store.lock:
             if since == "0":
                 cursor = store.rv
