@@ -36,7 +36,7 @@ import threading
 from typing import Any
 
 from .api import Api, Options
-from .kubevirt import RUNNING_STRATEGIES, VM, VMI, VMIM, run_strategy
+from .kubevirt import REFERENCES, RUNNING_STRATEGIES, VM, VMI, VMIM, referenced, run_strategy
 from .managed import now
 from .resources import by_kind
 
@@ -348,6 +348,13 @@ class Controller:
         status["observedGeneration"] = meta.get("generation", 1)
         status["desiredGeneration"] = meta.get("generation", 1)
         status["runStrategy"] = run_strategy(vm)
+        for field in REFERENCES:  # KubeVirt records the revision it expanded
+            ref = referenced(vm, field)
+            if ref is not None:
+                status[f"{field}Ref"] = {
+                    "kind": ref[0].kind, "name": ref[1],
+                    "controllerRevisionRef": {"name": f"{meta['name']}-{ref[1]}-"
+                                                      f"{meta['uid'][-6:]}-1"}}
         running = vmi is not None and vmi.get("status", {}).get("phase") == "Running"
         status["created"] = vmi is not None
         status["ready"] = running

@@ -102,6 +102,48 @@ def migration_admission(store: Store) -> Any:
     return validate
 
 
+# spec.instancetype / spec.preference: field → (default kind, namespaced kind, cluster kind)
+REFERENCES = {
+    "instancetype": ("VirtualMachineClusterInstancetype", "VirtualMachineInstancetype",
+                     "VirtualMachineClusterInstancetype"),
+    "preference": ("VirtualMachineClusterPreference", "VirtualMachinePreference",
+                   "VirtualMachineClusterPreference"),
+}
+
+
+def referenced(vm: JSON, field: str) -> tuple[ResourceType, str] | None:
+    """The instancetype or preference a VM names: (its type, name); kinds match
+    case-insensitively and default to the cluster-scoped kind, as in KubeVirt."""
+    matcher = vm.get("spec", {}).get(field)
+    if not isinstance(matcher, dict) or not matcher.get("name"):
+        return None
+    default, namespaced, cluster = REFERENCES[field]
+    kind = {k.lower(): k for k in (namespaced, cluster)}.get(
+        str(matcher.get("kind") or default).lower(), default)
+    return by_kind("instancetype.kubevirt.io/v1beta1", kind), str(matcher["name"])
+
+
+def reference_admission(store: Store) -> Any:
+    """KubeVirt's VM validator: a named instancetype or preference must exist (so they
+    are applied before the VMs that use them)."""
+    def validate(rtype: ResourceType, obj: JSON) -> list[tuple[str, str]]:
+        if rtype != VM:
+            return []
+        causes = []
+        for field in REFERENCES:
+            ref = referenced(obj, field)
+            if ref is None:
+                continue
+            target, name = ref
+            namespace = obj["metadata"].get("namespace") if target.namespaced else None
+            if store.read(target, namespace, name) is None:
+                causes.append((f"spec.{field}.name",
+                               f'Failure to find {field}: {target.plural}.{target.group} '
+                               f'"{name}" not found'))
+        return causes
+    return validate
+
+
 def _conflict(message: str) -> ApiError:
     return ApiError(409, "Conflict", message)
 

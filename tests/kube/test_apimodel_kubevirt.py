@@ -10,11 +10,15 @@ import urllib.request
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import dynamic
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ConflictError
+from refdata import REFERENCE
 
+from .api import Options
 from .apimodel import KubeModel
+from .resources import by_kind
 from .test_apimodel import KV, apply, partial, status_of, vm, vms
 
 SUB = "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines"
@@ -375,3 +379,71 @@ def test_status_is_not_writable_through_the_api(dyn: dynamic.DynamicClient) -> N
         dyn.request("PATCH", path, body={"status": {}},
                     content_type="application/merge-patch+json")
     assert err.value.status == 405
+
+
+def _reference_docs(folder: str) -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted((REFERENCE / folder).rglob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    return docs
+
+
+def test_upstream_examples_and_common_instancetypes_are_accepted(
+        kube_model: KubeModel) -> None:
+    """No false 422: KubeVirt's and CDI's own examples and the common instancetypes pass
+    the model's admission (dry run; instancetypes stored first, as waves would)."""
+    itypes = [d for folder in ("common-instancetypes", "kubevirt/examples")
+              for d in _reference_docs(folder)
+              if str(d.get("apiVersion", "")).startswith("instancetype.kubevirt.io/")]
+    assert len(itypes) > 50
+    for doc in itypes:
+        kube_model.put_object(doc, manager="virtsync")
+    served = {(KV, "VirtualMachine"), (KV, "VirtualMachineInstance"),
+              ("cdi.kubevirt.io/v1beta1", "DataVolume")}
+    examples = [d for folder in ("kubevirt/examples", "containerized-data-importer/examples")
+                for d in _reference_docs(folder) if (d.get("apiVersion"), d.get("kind")) in served]
+    assert len(examples) == 12 + 22 + 16  # VMs, VMIs, DataVolumes at the pinned commits
+    for doc in examples:
+        doc.setdefault("metadata", {})["namespace"] = "default"
+        rtype = by_kind(doc["apiVersion"], doc["kind"])
+        kube_model.api.apply(rtype, "default", doc["metadata"]["name"],
+                             json.dumps(doc).encode(),
+                             Options(field_manager="virtsync", dry_run=True))
+
+
+def test_a_vm_naming_a_missing_instancetype_is_refused_until_it_exists(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    body = vm()
+    body["spec"]["instancetype"] = {"name": "u1.small"}
+    body["spec"]["preference"] = {"name": "fedora", "kind": "virtualmachinepreference"}
+    del body["spec"]["template"]["spec"]["domain"]["memory"]
+    with pytest.raises(ApiException) as err:
+        apply(dyn, body)
+    fields = [c["field"] for c in status_of(err.value)["details"]["causes"]]
+    assert fields == ["spec.instancetype.name", "spec.preference.name"]
+    assert 'virtualmachineclusterinstancetypes.instancetype.kubevirt.io "u1.small" not found' \
+        in status_of(err.value)["message"]
+    kube_model.put_object({"apiVersion": "instancetype.kubevirt.io/v1beta1",
+                           "kind": "VirtualMachineClusterInstancetype",
+                           "metadata": {"name": "u1.small"},
+                           "spec": {"cpu": {"guest": 1}, "memory": {"guest": "2Gi"}}})
+    kube_model.put_object({"apiVersion": "instancetype.kubevirt.io/v1beta1",
+                           "kind": "VirtualMachinePreference",
+                           "metadata": {"name": "fedora", "namespace": "default"},
+                           "spec": {}})
+    apply(dyn, body)
+    refs = stored(kube_model)["status"]
+    assert refs["instancetypeRef"]["kind"] == "VirtualMachineClusterInstancetype"
+    assert refs["preferenceRef"]["name"] == "fedora"
+
+
+def test_an_invalid_instancetype_is_422(dyn: dynamic.DynamicClient) -> None:
+    itypes = dyn.resources.get(api_version="instancetype.kubevirt.io/v1beta1",
+                               kind="VirtualMachineClusterInstancetype")
+    with pytest.raises(ApiException) as err:
+        itypes.server_side_apply(body={
+            "apiVersion": "instancetype.kubevirt.io/v1beta1",
+            "kind": "VirtualMachineClusterInstancetype", "metadata": {"name": "bad"},
+            "spec": {"cpu": {"guest": "many"}, "memory": {"guest": "1Gi"}}},
+            field_manager="virtsync")
+    assert status_of(err.value)["details"]["causes"][0]["field"] == "spec.cpu.guest"
