@@ -174,6 +174,8 @@ class Handler(BaseHTTPRequestHandler):
             self._dispatch(method, split.path, query, raw, content_type, body)
         except ApiError as err:
             self._send(err.code, err.status())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client hung up (e.g. left a watch early): normal, not a model bug
         except Exception as err:  # a model bug: answer 500 and keep it for the test to see
             front.internal_errors.append(traceback.format_exc())
             self._send(500, ApiError(500, "InternalError", f"model error: {err!r}").status())
@@ -181,7 +183,8 @@ class Handler(BaseHTTPRequestHandler):
             # The controller reacts before the client hears back, so the next request
             # sees the settled state (no race with the client).
             front.after_request()
-        self._flush()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._flush()  # a client that hung up is not a model bug either
 
     def _dispatch(self, method: str, path: str, query: dict[str, str], raw: bytes,
                   content_type: str, body: Any) -> None:
