@@ -42,6 +42,7 @@ class Options:
     user_agent: str = ""
     propagation_policy: str | None = None
     strict_fields: bool = False
+    preconditions: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def manager(self) -> str:
@@ -203,6 +204,13 @@ class Api:
             old = self.store.read(rtype, namespace, name)
             if old is None:
                 raise not_found(rtype.plural, rtype.group, name)
+            for key in ("uid", "resourceVersion"):
+                wanted = opts.preconditions.get(key)
+                if wanted and wanted != old["metadata"][key]:
+                    label = "UID" if key == "uid" else "ResourceVersion"
+                    raise ApiError(409, "Conflict", f"Precondition failed: {label} in "
+                                   f"precondition: {wanted}, {label} in object meta: "
+                                   f"{old['metadata'][key]}")
             if opts.dry_run:
                 return old
             self.store.write(rtype, old, "DELETED")

@@ -112,12 +112,13 @@ class Frontend:
         return None
 
 
-def _options(query: dict[str, str], body: Any, user_agent: str) -> Options:
+def _options(method: str, query: dict[str, str], body: Any, user_agent: str) -> Options:
     opts = Options(user_agent=user_agent)
     dry = query.get("dryRun")
-    if isinstance(body, dict) and body.get("kind") == "DeleteOptions":
+    if method == "DELETE" and isinstance(body, dict):  # DeleteOptions (kind optional)
         dry = dry or ",".join(body.get("dryRun") or [])
         opts.propagation_policy = body.get("propagationPolicy")
+        opts.preconditions = dict(body.get("preconditions") or {})
     if dry and dry != "All":
         raise ApiError(400, "BadRequest", f'dryRun: Unsupported value: "{dry}": supported '
                        'values: "All"')
@@ -198,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
         rtype, ns, name = route.rtype, route.namespace, route.name
         if rtype.namespaced is False and ns is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        opts = _options(query, body, self.headers.get("User-Agent") or "")
+        opts = _options(method, query, body, self.headers.get("User-Agent") or "")
         self._warnings = opts.warnings  # filled while the request is processed
         if route.kubevirt_verb is not None:
             if method != "PUT":

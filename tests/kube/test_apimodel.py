@@ -318,3 +318,23 @@ def test_create_ignores_status_and_a_deleted_namespace_takes_its_objects(
         vms(dyn).create(body={**vm(), "metadata": {"name": "vm1"}}, namespace="nowhere")
     dyn.resources.get(api_version="v1", kind="Namespace").delete(name="team")
     assert kube_model.objects(KV, "VirtualMachine", "team") == []
+
+
+def test_delete_preconditions_on_uid_and_resource_version(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    kube_model.controller.auto = False
+    first = apply(dyn, vm()).metadata
+    vms(dyn).delete(name="vm1", namespace="default")
+    apply(dyn, vm())  # recreated: same name, another uid
+    with pytest.raises(ConflictError) as err:
+        vms(dyn).delete(name="vm1", namespace="default",
+                        body={"preconditions": {"uid": first.uid}})
+    assert "Precondition failed: UID" in status_of(err.value)["message"]
+    current = the_vm(kube_model)["metadata"]
+    with pytest.raises(ConflictError):
+        vms(dyn).delete(name="vm1", namespace="default", body={
+            "preconditions": {"resourceVersion": first.resourceVersion}})
+    vms(dyn).delete(name="vm1", namespace="default", body={
+        "apiVersion": "v1", "preconditions": {"uid": current["uid"],
+                                              "resourceVersion": current["resourceVersion"]}})
+    assert kube_model.get(KV, "VirtualMachine", "default", "vm1") is None
