@@ -447,3 +447,30 @@ def test_an_invalid_instancetype_is_422(dyn: dynamic.DynamicClient) -> None:
             "spec": {"cpu": {"guest": "many"}, "memory": {"guest": "1Gi"}}},
             field_manager="virtsync")
     assert status_of(err.value)["details"]["causes"][0]["field"] == "spec.cpu.guest"
+
+
+def test_a_ticking_controller_advances_a_migration_a_watch_follows(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    _dv(dyn, "root-dv", "ReadWriteMany")
+    apply(dyn, _disk_vm("root-dv"))
+    kube_model.controller.auto = False  # only the ticker moves it
+    created = _migrate(dyn)
+    migrations = dyn.resources.get(api_version=KV, kind="VirtualMachineInstanceMigration")
+    kube_model.controller.start_ticking(0.02)
+    phases = []
+    for event in dyn.watch(migrations, namespace="default", field_selector="metadata.name=mig1",
+                           resource_version=created.metadata.resourceVersion, timeout=20):
+        phases.append(event["object"].status.phase)
+        if phases[-1] == "Succeeded":
+            break
+    assert phases == ["Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady",
+                      "Running", "Succeeded"]
+
+
+def test_objects_are_copies(kube_model: KubeModel) -> None:
+    kube_model.put_object(vm(), manager="virtsync")
+    kube_model.objects(KV, "VirtualMachine")[0]["spec"]["runStrategy"] = "Halted"
+    got = kube_model.get(KV, "VirtualMachine", "default", "vm1")
+    assert got is not None
+    got["spec"]["runStrategy"] = "Halted"
+    assert stored(kube_model)["spec"]["runStrategy"] == "Always"
