@@ -6,7 +6,9 @@ MODEL (see README.md), driven explicitly or automatically:
   migration advances ONE phase, so a client polling a migration sees each phase.
   `start_ticking(interval)` also steps in a background thread (for watch-only clients).
 
-Per VirtualMachine: a run strategy that says running (Always, RerunOnFailure, Once;
+Per VirtualMachine: an unset `domain.firmware.uuid` is patched in (name-derived, as
+KubeVirt's virt-controller persists it; manager `virt-controller`), and with
+`fill_serial` (default) a uid-derived `serial` too (a MODEL addition). Then a run strategy that says running (Always, RerunOnFailure, Once;
 Manual after a Start request) creates a VMI (phase Scheduling, VM `Starting`), next step
 Running on `node-a` (VM `Running`, `ready: true`, Ready=True); Halted (or a Stop request)
 deletes the VMI (VM `Stopped`). LiveMigratable is False when a volume's claim is not RWX
@@ -32,11 +34,21 @@ TargetReady → Running → Succeeded, one phase per step; on success the VMI's
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from typing import Any
 
 from .api import Api, Options
-from .kubevirt import REFERENCES, RUNNING_STRATEGIES, VM, VMI, VMIM, referenced, run_strategy
+from .kubevirt import (
+    REFERENCES,
+    RUNNING_STRATEGIES,
+    VM,
+    VMI,
+    VMIM,
+    firmware_identity,
+    referenced,
+    run_strategy,
+)
 from .managed import now
 from .resources import by_kind
 
@@ -99,6 +111,7 @@ class Controller:
         self.store = api.store
         self.auto = True
         self.hold_datavolumes = False
+        self.fill_serial = True
         self.fail_at: str | None = None
         self.rwx_claims: set[str] = set()
         self._restart_required: set[tuple[str, str]] = set()
@@ -223,12 +236,27 @@ class Controller:
             return vmi is not None
         return False
 
+    def _persist_firmware(self, vm: JSON) -> JSON:
+        """virt-controller patches an unset firmware UUID (and, in this model, serial)
+        into the VM spec: owned by `virt-controller`, and a generation bump."""
+        patch = firmware_identity(vm, serial=self.fill_serial)
+        if not patch or not isinstance(vm["spec"].get("template", {}).get("spec", {}).get(
+                "domain"), dict):
+            return vm
+        meta = vm["metadata"]
+        body = {"spec": {"template": {"spec": {"domain": {"firmware": patch}}}}}
+        return self.api.patch(VM, meta["namespace"], meta["name"], json.dumps(body).encode(),
+                              "application/merge-patch+json",
+                              Options(field_manager="virt-controller"))
+
     def _sync_vm(self, vm: JSON) -> bool:
+        before = vm["metadata"]["resourceVersion"]
+        vm = self._persist_firmware(vm)
         meta = vm["metadata"]
         key = (meta["namespace"], meta["name"])
         vmi = self.store.read(VMI, *key)
         ready = self._volumes_ready(vm)
-        changed = False
+        changed = meta["resourceVersion"] != before
         requests = [r.get("action") for r in vm.get("status", {}).get("stateChangeRequests", [])]
         if requests:
             if vmi is not None and requests[0] == "Stop":

@@ -3,12 +3,11 @@ imitates them.
 
 MODEL (see README.md) of:
 - defaulting on VirtualMachine admission (KubeVirt's mutating webhook + KubeMacPool):
-  `domain.firmware.uuid` and `domain.firmware.serial` when absent, `domain.machine.type`
-  `q35` when absent, and a `macAddress` per interface from the model's MAC pool. On an
-  update the previous values are kept when the new object omits them (KubeMacPool keeps
-  an interface's MAC by interface name; the model does the same for uuid and serial).
-  Defaults are attributed to the request's field manager, as Kubernetes attributes
-  mutating admission.
+  `domain.machine.type` `q35` when absent, and a `macAddress` per interface from the
+  model's MAC pool (kept by interface name when an update omits it, as KubeMacPool
+  does). Admission defaults are attributed to the request's field manager, as Kubernetes
+  attributes mutating admission. The firmware identity is not admission's: see
+  `firmware_identity` (the controller patches it in as `virt-controller`).
 - `PUT .../virtualmachines/<name>/start|stop|restart` with KubeVirt's run-strategy
   table: Always: stop → Halted, restart keeps Always; RerunOnFailure: stop → Halted;
   Manual: start/stop/restart act on the VMI only (a state change request the
@@ -19,7 +18,6 @@ MODEL (see README.md) of:
 from __future__ import annotations
 
 import copy
-import random
 import uuid
 from typing import Any
 
@@ -50,10 +48,10 @@ def _template_spec(vm: JSON) -> JSON:
 
 
 class Defaulter:
-    """The VM mutating webhook + KubeMacPool: seeded so runs are reproducible."""
+    """The VM mutating webhook (machine type) + KubeMacPool (a MAC per interface, kept by
+    interface name across updates); deterministic MAC pool so runs are reproducible."""
 
-    def __init__(self, seed: int = 12) -> None:
-        self.random = random.Random(seed)
+    def __init__(self) -> None:
         self.next_mac = 1
 
     def _mac(self) -> str:
@@ -69,20 +67,31 @@ class Defaulter:
             return  # nothing to default; validation reports the missing template
         old_spec = _template_spec(copy.deepcopy(old)) if old else {}
         old_domain = old_spec.get("domain", {})
-        firmware = domain.setdefault("firmware", {})
-        old_firmware = old_domain.get("firmware", {})
-        if "uuid" not in firmware:
-            firmware["uuid"] = old_firmware.get("uuid") or str(
-                uuid.UUID(int=self.random.getrandbits(128), version=4))
-        if "serial" not in firmware:
-            firmware["serial"] = old_firmware.get("serial") or str(
-                uuid.UUID(int=self.random.getrandbits(128), version=4))
         domain.setdefault("machine", {}).setdefault("type", "q35")
         old_macs = {i.get("name"): i.get("macAddress")
                     for i in old_domain.get("devices", {}).get("interfaces", [])}
         for iface in domain.get("devices", {}).get("interfaces", []):
             if "macAddress" not in iface:
                 iface["macAddress"] = old_macs.get(iface.get("name")) or self._mac()
+
+
+# KubeVirt's namespace for the legacy firmware UUID (virt-controller's firmware.go).
+FIRMWARE_UUID_NS = uuid.UUID("6a1a24a1-4061-4607-8bf4-a3963d0c5895")
+
+
+def firmware_identity(vm: JSON, *, serial: bool) -> JSON:
+    """What virt-controller persists in an unset `domain.firmware`: the UUID derived from
+    the VM's name (KubeVirt PR 14130, `CalculateLegacyUUID`); a serial only when asked
+    (a MODEL addition: KubeVirt leaves it unset), derived from the VM's uid so a
+    recreated VM gets another one unless git pins it."""
+    meta = vm["metadata"]
+    firmware = vm["spec"]["template"]["spec"]["domain"].get("firmware") or {}
+    patch: JSON = {}
+    if not firmware.get("uuid"):
+        patch["uuid"] = str(uuid.uuid5(FIRMWARE_UUID_NS, meta["name"]))
+    if serial and not firmware.get("serial"):
+        patch["serial"] = str(uuid.uuid5(FIRMWARE_UUID_NS, f"{meta['uid']}/serial"))
+    return patch
 
 
 def migration_admission(store: Store) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+import uuid
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from refdata import REFERENCE
 
 from .api import Options
 from .apimodel import KubeModel
+from .kubevirt import FIRMWARE_UUID_NS
 from .resources import by_kind
 from .test_apimodel import KV, apply, partial, status_of, vm, vms
 
@@ -50,18 +52,45 @@ def test_defaults_fill_identity_and_survive_an_apply_that_omits_them(
     body = vm()
     body["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"].append(
         {"name": "second", "bridge": {}, "macAddress": "02:aa:00:00:00:01"})
-    first = apply(dyn, body).to_dict()["spec"]["template"]["spec"]["domain"]
-    assert first["firmware"]["uuid"] and first["firmware"]["serial"]
+    response = apply(dyn, body).to_dict()["spec"]["template"]["spec"]["domain"]
+    assert "firmware" not in response  # virt-controller persists it after the write
+    first = stored(kube_model)["spec"]["template"]["spec"]["domain"]
+    # KubeVirt's legacy firmware UUID: uuid5 of the VM's name
+    assert first["firmware"]["uuid"] == str(uuid.uuid5(FIRMWARE_UUID_NS, "vm1"))
+    assert first["firmware"]["serial"]
     assert first["machine"]["type"] == "q35"
     macs = [i["macAddress"] for i in first["devices"]["interfaces"]]
     assert macs[0].startswith("02:00:00:") and macs[1] == "02:aa:00:00:00:01"
+    owners = {e["manager"]: e["fieldsV1"] for e in stored(kube_model)["metadata"][
+        "managedFields"]}
+    assert "f:firmware" in owners["virt-controller"]["f:spec"]["f:template"]["f:spec"][
+        "f:domain"]  # not virtsync's: omitting it in git is no change
     body["spec"]["runStrategy"] = "Halted"
-    second = apply(dyn, body).to_dict()["spec"]["template"]["spec"]["domain"]
+    apply(dyn, body)
+    second = stored(kube_model)["spec"]["template"]["spec"]["domain"]
     assert second["firmware"] == first["firmware"]
     assert [i["macAddress"] for i in second["devices"]["interfaces"]] == macs
     other = apply(dyn, vm("vm2")).to_dict()["spec"]["template"]["spec"]["domain"]
-    assert other["firmware"]["uuid"] != first["firmware"]["uuid"]
     assert other["devices"]["interfaces"][0]["macAddress"] not in macs
+    # recreated: the name-derived UUID comes back, the serial does not (pin it in git)
+    vms(dyn).delete(name="vm1", namespace="default")
+    apply(dyn, body)
+    again = stored(kube_model)["spec"]["template"]["spec"]["domain"]["firmware"]
+    assert again["uuid"] == first["firmware"]["uuid"]
+    assert again["serial"] != first["firmware"]["serial"]
+
+
+def test_pinned_identity_is_kept_and_shared_not_conflicting(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    apply(dyn, vm())
+    firmware = stored(kube_model)["spec"]["template"]["spec"]["domain"]["firmware"]
+    pinned = vm()
+    pinned["spec"]["template"]["spec"]["domain"]["firmware"] = dict(firmware)
+    apply(dyn, pinned)  # equal values: shared with virt-controller, no conflict
+    kube_model.controller.fill_serial = False
+    apply(dyn, vm("vm3"))
+    assert "serial" not in stored(kube_model, "vm3")["spec"]["template"]["spec"]["domain"][
+        "firmware"]
 
 
 def test_an_invalid_virtual_machine_is_422_with_the_field_path(
@@ -119,13 +148,13 @@ def test_controller_runs_and_stops_by_run_strategy(
     apply(dyn, vm())
     status = stored(kube_model)["status"]
     assert (status["printableStatus"], status["ready"], status["observedGeneration"]) == (
-        "Running", True, 1)
+        "Running", True, stored(kube_model)["metadata"]["generation"])
     assert cond(stored(kube_model), "Ready") == "True"
     assert vmi(kube_model) is not None
     apply(dyn, vm(run="Halted"))
     status = stored(kube_model)["status"]
     assert (status["printableStatus"], status["ready"], status["observedGeneration"]) == (
-        "Stopped", False, 2)
+        "Stopped", False, stored(kube_model)["metadata"]["generation"])
     assert vmi(kube_model) is None
 
 
@@ -216,7 +245,8 @@ def test_restart_required_for_a_non_live_field_only(
     cold["spec"]["template"]["spec"]["domain"]["devices"]["autoattachSerialConsole"] = False
     apply(dyn, cold)
     assert cond(stored(kube_model), "RestartRequired") == "True"
-    assert stored(kube_model)["status"]["observedGeneration"] == 3
+    assert stored(kube_model)["status"]["observedGeneration"] == stored(kube_model)[
+        "metadata"]["generation"]
     put(dyn, "restart")
     assert cond(stored(kube_model), "RestartRequired") is None
 
@@ -332,7 +362,7 @@ def test_put_object_partial_is_a_second_manager(kube_model: KubeModel,
     apply(dyn, vm())
     kube_model.put_object(partial("Halted"), manager="ops")
     managers = {e["manager"] for e in stored(kube_model)["metadata"]["managedFields"]}
-    assert managers == {"virtsync", "ops"}
+    assert managers == {"virtsync", "ops", "virt-controller"}
 
 
 def _vm_with_dv_template(name: str = "vm1") -> dict[str, Any]:
