@@ -269,9 +269,9 @@ def test_watch_streams_events_after_a_resource_version(
             if len(seen) == 3:
                 break
 
+    apply(dyn, vm("b", app="web"))  # before the watch starts: replayed from `start`
     thread = threading.Thread(target=follow)
     thread.start()
-    apply(dyn, vm("b", app="web"))
     apply(dyn, vm("c", app="batch"))  # filtered out by the selector
     apply(dyn, vm("a", run="Halted", app="web"))
     vms(dyn).delete(name="b", namespace="default")
