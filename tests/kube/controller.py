@@ -256,7 +256,7 @@ class Controller:
         key = (meta["namespace"], meta["name"])
         vmi = self.store.read(VMI, *key)
         ready = self._volumes_ready(vm)
-        changed = meta["resourceVersion"] != before
+        changed = bool(meta["resourceVersion"] != before)
         requests = [r.get("action") for r in vm.get("status", {}).get("stateChangeRequests", [])]
         if requests:
             if vmi is not None and requests[0] == "Stop":
