@@ -8,6 +8,7 @@ This is a MODEL of kube-apiserver behaviour (see README.md), not an API server.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import yaml
 
 from . import managed, patches
 from .errors import ApiError, already_exists, bad_request, invalid, not_found, stale
+from .fields import leaves, lookup, tracked_view
 from .resources import ResourceType, by_kind
 from .selectors import field_selector, label_selector
 from .store import Store
@@ -337,7 +339,6 @@ class Api:
 
 def _attribute_defaults(rtype: ResourceType, before: JSON, after: JSON, manager: str,
                         operation: str) -> None:
-    from .fields import leaves, lookup, tracked_view
     view_b = tracked_view(before, status_subresource=rtype.status_subresource)
     view_a = tracked_view(after, status_subresource=rtype.status_subresource)
     added = {p for p in leaves(view_a) if lookup(view_b, p) != lookup(view_a, p)}
@@ -354,7 +355,6 @@ def _attribute_defaults(rtype: ResourceType, before: JSON, after: JSON, manager:
 
 
 def _decode_json(raw: bytes) -> Any:
-    import json
     try:
         return json.loads(raw or b"null")
     except ValueError as err:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from . import openapi
-from .api import APPLY_YAML, Admission, Api, Options
+from .api import Admission, Api, Options
 from .controller import Controller
 from .kubevirt import Defaulter, Subresources, migration_admission, reference_admission
 from .resources import by_kind
@@ -149,5 +149,3 @@ class KubeModel:
         with self.store.lock:
             return {"/".join(k): copy.deepcopy(v) for k, v in self.store.objects.items()}
 
-
-APPLY_CONTENT_TYPE = APPLY_YAML

@@ -18,6 +18,7 @@ MODEL (see README.md) of:
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from typing import Any
 
@@ -181,7 +182,6 @@ class Subresources:
             action(vm, vmi, body, opts)
 
     def _patch_vm(self, vm: JSON, patch: JSON, opts: Options) -> None:
-        import json
         meta = vm["metadata"]
         self.api.patch(VM, meta["namespace"], meta["name"], json.dumps(patch).encode(),
                        "application/merge-patch+json",

@@ -22,7 +22,7 @@ import yaml
 
 from . import resources
 from .api import APPLY_YAML, Api, Options
-from .errors import ApiError, not_found
+from .errors import ApiError
 from .resources import ResourceType
 from .selectors import field_selector, label_selector
 
@@ -364,4 +364,4 @@ class ModelHTTPServer(ThreadingHTTPServer):
                     conn.shutdown(socket.SHUT_RDWR)
 
 
-__all__ = ["Frontend", "ModelHTTPServer", "Recorded", "not_found"]
+__all__ = ["Frontend", "ModelHTTPServer", "Recorded"]
