@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from kmock_server import kmock_server  # noqa: F401  (a fixture)
+from kmock_server import kmock_server
 
 __all__ = ["kmock_server"]
