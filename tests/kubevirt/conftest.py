@@ -1,7 +1,38 @@
-"""Fixtures of the kubevirt backend's tests (kmock on a thread: kmock_server.py)."""
+"""Fixtures of the kubevirt backend's tests: kmock on a thread (kmock_server.py), the
+Kubernetes API model (tests/kube, a MODEL: tests/kube/README.md), and a tree whose
+Cluster object points at the model through KUBECONFIG."""
 
 from __future__ import annotations
 
-from kmock_server import kmock_server
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-__all__ = ["kmock_server"]
+import pytest
+from kmock_server import kmock_server
+from kube.conftest import kube_model, kubeconfig
+
+__all__ = ["kmock_server", "kube_model", "kubeconfig", "run_cli", "kube_env"]
+
+
+@pytest.fixture
+def kube_env(kubeconfig: Path, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """KUBECONFIG at the model, a fresh state directory; yields the tree's folder."""
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    yield tree
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    from reconciler.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

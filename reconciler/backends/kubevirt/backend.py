@@ -70,8 +70,11 @@ from reconciler.backends.kubevirt.resources import (
 from reconciler.backends.kubevirt.status import vm_status
 from reconciler.core.migration import MigrationOutcome, MigrationPolicy, MigrationProgress
 from reconciler.core.model import JSON, Manifest, ObjectKey
+from reconciler.core.power import RunStrategy, run_strategy
 
 VM_KIND = "VirtualMachine"
+# the field manager that takes back runStrategy when git ends an operator stop
+POWER_MANAGER = "virtsync-run-strategy"
 DELETE_TIMEOUT = 300.0  # seconds a replace waits for the old object to be gone
 
 
@@ -200,11 +203,27 @@ class KubevirtBackend:
                body: Mapping[str, JSON] | None = None) -> dict[str, JSON]:
         sent = body if body is not None else self._body(m, live, revision)
         r = resource_for(m.kind, m.api_version)
+        if m.kind == VM_KIND and live is not None and operator_stopped(live) \
+                and run_strategy(sent) is not RunStrategy.HALTED:
+            self._take_run_strategy(r, m, sent)
         try:
             return self.client.apply(r, m.namespace, m.name, sent, force=self.force_conflicts)
         except Conflict as exc:
             raise BackendError(f"{exc} (another field manager owns it; change it there, or "
                                "pass --force-conflicts to take it over)") from exc
+
+    def _take_run_strategy(self, r: Resource, m: Manifest, sent: Mapping[str, JSON]) -> None:
+        """Git changed the run strategy of a VM an operator stopped: that ends the stop
+        (rule 16). KubeVirt's stop made virt-api the owner of the field; take just that
+        field back (forced, as its own manager), so the apply that follows shares it
+        instead of conflicting, and no other field is forced."""
+        spec = sent.get("spec")
+        power = {k: v for k, v in spec.items() if k in ("runStrategy", "running")} \
+            if isinstance(spec, Mapping) else {}
+        body: dict[str, JSON] = {"apiVersion": m.api_version, "kind": m.kind,
+                                 "metadata": {"name": m.name, "namespace": m.namespace},
+                                 "spec": power}
+        self.client.apply(r, m.namespace, m.name, body, force=True, manager=POWER_MANAGER)
 
     def _get_ours(self, key: ObjectKey) -> dict[str, JSON] | None:
         """The live object, None when absent; BackendError when it is not ours (rule 3)."""

@@ -9,6 +9,7 @@ with the Cluster object's `spec.kubevirt.context`, or the pod's service account
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -58,8 +59,9 @@ def connect(target: Target) -> k8s.ApiClient:
             configuration = k8s.Configuration()
             _config.load_incluster_config(client_configuration=configuration)
             return k8s.ApiClient(configuration)
+        # KUBECONFIG read now, not when `kubernetes` was imported (it may be a list).
         return cast(k8s.ApiClient, _config.new_client_from_config(
-            context=target.context or None))
+            config_file=os.environ.get("KUBECONFIG") or None, context=target.context or None))
     except (ConfigException, OSError, ValueError) as exc:
         where = "in-cluster config" if target.in_cluster else \
             f"kubeconfig context {target.context!r}" if target.context else "kubeconfig"
@@ -126,10 +128,11 @@ class KubeClient:
         return out
 
     def apply(self, r: Resource, namespace: str, name: str, body: Mapping[str, JSON], *,
-              force: bool = False, dry_run: bool = False) -> dict[str, JSON]:
+              force: bool = False, dry_run: bool = False,
+              manager: str = MANAGER) -> dict[str, JSON]:
         """Server-side apply as field manager `virtsync` (PATCH, apply-patch+yaml; JSON
         is YAML). A conflict raises Conflict naming the other manager and field."""
-        query = [("fieldManager", MANAGER)]
+        query = [("fieldManager", manager)]
         if force:
             query.append(("force", "true"))
         if dry_run:

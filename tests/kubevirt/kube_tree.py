@@ -1,0 +1,79 @@
+"""Trees for the kubevirt CLI scenarios: a Cluster object naming the backend, VMs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CLUSTER = """\
+apiVersion: virtsync.io/v1alpha1
+kind: Cluster
+metadata:
+  name: {name}
+spec:
+  backend: {backend}
+{extra}"""
+
+KUBE_CLUSTER = CLUSTER.format(name="kube", backend="kubevirt",
+                              extra="  kubevirt:\n    context: model\n")
+
+VM = """\
+apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: {name}
+  namespace: default
+  labels:
+    app: {name}
+{annotations}spec:
+  runStrategy: {run}
+  dataVolumeTemplates:
+  - metadata:
+      name: {name}-root
+    spec:
+      source:
+        blank: {{}}
+      storage:
+        resources:
+          requests:
+            storage: 1Gi
+  template:
+    spec:
+      domain:
+        cpu:
+          sockets: {sockets}
+        memory:
+          guest: {memory}
+        devices:
+          disks:
+          - name: root
+            disk:
+              bus: virtio
+          interfaces:
+          - name: default
+            masquerade: {{}}
+      networks:
+      - name: default
+        pod: {{}}
+      volumes:
+      - name: root
+        dataVolume:
+          name: {name}-root
+"""
+
+
+def vm(name: str, *, run: str = "Always", sockets: int = 1, memory: str = "1Gi",
+       disk_policy: str = "") -> str:
+    annotations = (f"  annotations:\n    virtsync.io/disk-policy: {disk_policy}\n"
+                   if disk_policy else "")
+    return VM.format(name=name, run=run, sockets=sockets, memory=memory,
+                     annotations=annotations)
+
+
+def write(root: Path, files: dict[str, str | None]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        if text is None:
+            path.unlink(missing_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
