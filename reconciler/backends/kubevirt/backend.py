@@ -105,6 +105,7 @@ class KubevirtBackend:
         self.profile = executing_profile(manifests)
         self.scope = scope
         self.force_conflicts = False  # ServerSideApplier: --force-conflicts
+        self.conflicted = ""  # the first apply conflict of this run: nothing applied after
         self.desired = {m.key: m for m in manifests if m.kind in APPLIED}
         config = config or KubevirtConfig()
         self.inventories = InventoryMaps(client, config.namespace, scope.installation)
@@ -206,11 +207,20 @@ class KubevirtBackend:
         if m.kind == VM_KIND and live is not None and operator_stopped(live) \
                 and run_strategy(sent) is not RunStrategy.HALTED:
             self._take_run_strategy(r, m, sent)
+        self._refuse_after_conflict(m.key)
         try:
             return self.client.apply(r, m.namespace, m.name, sent, force=self.force_conflicts)
         except Conflict as exc:
+            self.conflicted = f"{m.key}: {exc}"
             raise BackendError(f"{exc} (another field manager owns it; change it there, or "
                                "pass --force-conflicts to take it over)") from exc
+
+    def _refuse_after_conflict(self, key: ObjectKey) -> None:
+        """After an apply conflict nothing more is changed in this run: what comes later
+        in the plan may depend on the object that could not be applied."""
+        if self.conflicted:
+            raise BackendError(f"{key}: not applied: an earlier object conflicted "
+                               f"({self.conflicted})")
 
     def _take_run_strategy(self, r: Resource, m: Manifest, sent: Mapping[str, JSON]) -> None:
         """Git changed the run strategy of a VM an operator stopped: that ends the stop
@@ -265,12 +275,14 @@ class KubevirtBackend:
     # ------------------------------------------------------------------ power
 
     def _vm_call(self, key: ObjectKey, subresource: str, body: Mapping[str, JSON]) -> None:
+        self._refuse_after_conflict(key)
         if self._get_ours(key) is None:
             raise BackendError(f"{key}: no such VirtualMachine")
         self.client.put_subresource(VM_SUBRESOURCES, key.namespace, key.name, subresource,
                                     body)
 
     def start(self, key: ObjectKey) -> None:
+        self._refuse_after_conflict(key)
         live = self._get_ours(key)
         if live is None:
             raise BackendError(f"{key}: no such VirtualMachine")
@@ -297,6 +309,7 @@ class KubevirtBackend:
         """Delete the object. A VM's owned DataVolumes go with it only with
         `delete_disks` (its disk policy said Delete); otherwise they are orphaned first
         and kept (rule 13)."""
+        self._refuse_after_conflict(key)
         live = self._get_ours(key)
         if live is None:
             return

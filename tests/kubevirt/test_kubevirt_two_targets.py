@@ -1,0 +1,101 @@
+"""One git tree, one Cluster object per target: the same commit planned for libvirt
+(test:///default) and for KubeVirt (the API model), each classified by its backend's
+rules; and an apply conflict on the cluster reported with the other field manager."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import libvirt
+import yaml
+from kube.apimodel import KubeModel
+from kube_tree import KUBE_CLUSTER, vm, write
+
+Run = Callable[..., tuple[int, str, str]]
+KV = "kubevirt.io/v1"
+
+
+def _libvirt_cluster(storage: Path) -> str:
+    nodes = [{"name": "n1", "uri": "test:///default", "storageDir": str(storage),
+              "imageDir": str(storage.parent / "images"), "memoryMiB": 16384}]
+    return yaml.safe_dump({"apiVersion": "virtsync.io/v1alpha1", "kind": "Cluster",
+                           "metadata": {"name": "lab"},
+                           "spec": {"backend": "libvirt", "nodes": nodes}})
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def _classes(out: str) -> dict[str, str]:
+    return {c["name"]: c["disruption"] for c in json.loads(out)["changes"]
+            if c["kind"] == "VirtualMachine"}
+
+
+def test_one_tree_two_targets_each_by_its_rules(kube_env: Path, kube_model: KubeModel,
+                                                 run_cli: Run) -> None:
+    tree = kube_env
+    write(tree, {"clusters/lab.yaml": _libvirt_cluster(tree.parent / "storage"),
+                 "clusters/kube.yaml": KUBE_CLUSTER,
+                 "vms/web.yaml": vm("web", memory="64Mi")})
+    _git(tree, "init", "-q")
+    _git(tree, "add", "-A")
+    _git(tree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    conn = libvirt.open("test:///default")  # the test driver's state lives while open
+    try:
+        # without --target two Cluster objects are ambiguous: refused, naming both
+        code, _, err = run_cli("apply", str(tree), "--auto-approve")
+        assert code == 2 and "choose one with --target" in err
+        assert "libvirt (" in err and "kubevirt (" in err
+        for target in ("libvirt", "kubevirt"):
+            code, _, err = run_cli("apply", str(tree), "--auto-approve", "--target", target)
+            assert code == 0, err
+        assert conn.lookupByName("default_web").isActive()
+        assert kube_model.get(KV, "VirtualMachine", "default", "web") is not None
+        # the same change from the same commit: more guest memory
+        write(tree, {"vms/web.yaml": vm("web", memory="128Mi")})
+        base = _git(tree, "rev-parse", "HEAD")
+        by_target = {}
+        for target in ("libvirt", "kubevirt"):
+            code, out, err = run_cli("plan", str(tree), "--base", base, "--target", target,
+                                     "-o", "json")
+            assert code == 1, err
+            by_target[target] = _classes(out)["web"]
+            code, out, err = run_cli("plan", str(tree), "--target", target, "-o", "json")
+            assert code == 1, err
+            assert _classes(out)["web"] == by_target[target], target  # host mode agrees
+        # libvirt redefines the domain (restart); KubeVirt's LiveUpdate hotplugs memory
+        assert by_target == {"libvirt": "restart", "kubevirt": "live"}
+    finally:
+        conn.close()
+
+
+def test_conflict_names_the_other_manager_and_stops_the_run(
+        kube_env: Path, kube_model: KubeModel, run_cli: Run) -> None:
+    tree = kube_env
+    write(tree, {"cluster.yaml": KUBE_CLUSTER, "vms/a.yaml": vm("a"), "vms/b.yaml": vm("b")})
+    assert run_cli("apply", str(tree), "--auto-approve")[0] == 0
+    # an operator edits a's memory with kubectl: kubectl now owns that field
+    kube_model.put_object({"apiVersion": KV, "kind": "VirtualMachine",
+                           "metadata": {"name": "a", "namespace": "default"},
+                           "spec": {"template": {"spec": {"domain": {
+                               "memory": {"guest": "3Gi"}}}}}}, manager="kubectl")
+    write(tree, {"vms/a.yaml": vm("a", memory="2Gi"), "vms/b.yaml": vm("b", sockets=2)})
+    code, out, err = run_cli("apply", str(tree), "--auto-approve", "--allow-restart")
+    assert code == 1
+    assert 'conflict with "kubectl"' in out + err and "memory.guest" in out + err
+    assert "--force-conflicts" in out + err
+    # nothing after it was applied: b kept its sockets
+    assert "VirtualMachine/default/b failed" in out and "an earlier object conflicted" in out
+    b = kube_model.get(KV, "VirtualMachine", "default", "b")
+    assert b is not None and b["spec"]["template"]["spec"]["domain"]["cpu"]["sockets"] == 1
+    # only on request: --force-conflicts takes the field
+    code, out, err = run_cli("apply", str(tree), "--auto-approve", "--allow-restart",
+                             "--force-conflicts")
+    assert code == 0, out + err
+    a = kube_model.get(KV, "VirtualMachine", "default", "a")
+    assert a is not None and a["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "2Gi"
