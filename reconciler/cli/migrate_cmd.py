@@ -61,9 +61,10 @@ def run(args: argparse.Namespace) -> ExitCode:
             return ExitCode.OK
         route = _route(backend, desired, key, args.to)
         source, target = route.source, route.target
+        shown = target or "the node its scheduler picks"
         if not args.wait:
             log = _detach(args, key, target)
-            print(f"{key}: migrating {source} → {target} (log: {log}); "
+            print(f"{key}: migrating {source} → {shown} (log: {log}); "
                   "`virtsync status` shows its progress")
             return ExitCode.OK
         with StateLock(state_dir()):
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> ExitCode:
                                       policy=policy_for(route.vm.body, route.ctx.policy),
                                       progress=_progress_printer(key))
     _end_progress()
-    print(f"{key} migrated {source} → {target} in {outcome.seconds:.1f} s "
+    print(f"{key} migrated {source} → {shown} in {outcome.seconds:.1f} s "
           f"({outcome.method}, downtime {_ms(outcome.downtime_ms)})")
     return ExitCode.OK
 
@@ -102,6 +103,12 @@ def _route(backend: Backend, desired: Desired, key: ObjectKey, wanted: str | Non
     vm = _desired_vm(desired, key)
     ctx = move_context(desired.manifests, observation.nodes,
                        live=backend.profile.classification.live_migration)
+    if not observation.nodes:
+        # A backend that places VMs itself (KubeVirt): its scheduler picks the target,
+        # `--to` only narrows it; its own LiveMigratable condition decides.
+        if wanted == live.node:
+            raise VirtsyncError(f"{key} already runs on {wanted}")
+        return _Route(live.node, wanted or "", vm, ctx)
     targets, verdict = migration_targets(vm, live.node, ctx)
     if wanted is not None:
         if wanted == live.node:
@@ -127,7 +134,7 @@ def _detach(args: argparse.Namespace, key: ObjectKey, target: str) -> Path:
     # `python -m` the reconciler package, whatever the install calls it.
     package = __name__.rsplit(".", 2)[0]
     cmd = [sys.executable, "-m", package, "migrate", f"{key.namespace}/{key.name}",
-           "--path", str(args.path), "--to", target, "--wait"]
+           "--path", str(args.path), *(["--to", target] if target else []), "--wait"]
     with log.open("ab") as out:
         subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                          start_new_session=True)

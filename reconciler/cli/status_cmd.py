@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> ExitCode:
         inventory = load_inventory(state_dir(), source_id(desired.root), backend)
     plan = plan_live(desired, observation, inventory, prune=False, profile=profile)
     drifted = {c.key for c in plan.changes}
-    rows = sorted(observation.objects, key=lambda o: o.key)
+    rows = sorted((o for o in observation.objects if o.key.kind == "VirtualMachine"),
+                  key=lambda o: o.key)  # a backend may observe DataVolumes etc. too
     now = time.time()
     if args.output == "json":
         extra = _migratable(desired.manifests, rows, observation,

@@ -11,7 +11,7 @@ import pytest
 from kmock_server import kmock_server
 from kube.conftest import kube_model, kubeconfig
 
-__all__ = ["kmock_server", "kube_model", "kubeconfig", "run_cli", "kube_env"]
+__all__ = ["kmock_server", "kube_env", "kube_model", "kubeconfig", "run_cli"]
 
 
 @pytest.fixture

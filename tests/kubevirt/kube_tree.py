@@ -33,7 +33,7 @@ metadata:
       source:
         blank: {{}}
       storage:
-        resources:
+{access}        resources:
           requests:
             storage: 1Gi
   template:
@@ -62,11 +62,13 @@ metadata:
 
 
 def vm(name: str, *, run: str = "Always", sockets: int = 1, memory: str = "1Gi",
-       disk_policy: str = "") -> str:
+       disk_policy: str = "", shared: bool = False) -> str:
+    """`shared`: the disk is ReadWriteMany (KubeVirt live-migrates only such VMs)."""
     annotations = (f"  annotations:\n    virtsync.io/disk-policy: {disk_policy}\n"
                    if disk_policy else "")
+    access = "        accessModes:\n        - ReadWriteMany\n" if shared else ""
     return VM.format(name=name, run=run, sockets=sockets, memory=memory,
-                     annotations=annotations)
+                     annotations=annotations, access=access)
 
 
 def write(root: Path, files: dict[str, str | None]) -> None:

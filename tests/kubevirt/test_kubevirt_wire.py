@@ -41,13 +41,13 @@ def _backend(api: k8s.ApiClient, *manifests: Manifest) -> KubevirtBackend:
 
 
 def _existing(api: k8s.ApiClient, status: dict[str, Any] | None = None,
-              uid: str = "u1") -> None:
+              uid: str = "u1", name: str = "web", strategy: str = "Always") -> None:
     """A VM virtsync applied earlier (its marks), created directly in kmock."""
     body: dict[str, Any] = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                            "metadata": {"name": "web", "namespace": "default", "uid": uid,
+                            "metadata": {"name": name, "namespace": "default", "uid": uid,
                                          "labels": marks(INSTALL),
                                          "annotations": {APPLIED_RUN_STRATEGY: "Always"}},
-                            "spec": {"runStrategy": "Always"}}
+                            "spec": {"runStrategy": strategy}}
     if status:
         body["status"] = status
     KubeClient(api).create(VM, "default", body)
@@ -112,16 +112,20 @@ def test_observe_lists_by_ownership_label_and_dry_runs_each_desired_object(
 
 def test_power_verbs_are_kubevirts_subresources(kmock_server: Server) -> None:
     server, api = kmock_server
-    _existing(api, status={"created": False, "printableStatus": "Stopped"})
+    _existing(api, status={"created": True, "printableStatus": "Running"})
+    # an operator stopped this one: KubeVirt wrote Halted where virtsync applied Always
+    _existing(api, name="off", strategy="Halted", uid="u2")
     server.handler["put"] << {}
     backend = _backend(api, _vm())
     backend.stop(KEY, grace_period=30)
     backend.stop(KEY, grace_period=30, force=True)
     backend.restart(KEY, grace_period=5)
-    backend.start(KEY)
+    backend.start(KEY)  # Always: KubeVirt runs it itself; a start request would be a 409
+    backend.start(ObjectKey("VirtualMachine", "default", "off"))
     puts = [(r.url.path, r.data) for r in _sent(server, "PUT")]
     assert puts == [(f"{SUB}/stop", {"gracePeriod": 30}), (f"{SUB}/stop", {"gracePeriod": 0}),
-                    (f"{SUB}/restart", {"gracePeriodSeconds": 5}), (f"{SUB}/start", {})]
+                    (f"{SUB}/restart", {"gracePeriodSeconds": 5}),
+                    (f"{SUB[:-3]}off/start", {})]
 
 
 def test_prune_keeping_disks_orphans_owned_datavolumes_before_the_delete(

@@ -40,7 +40,11 @@ from reconciler.backends.kubevirt.client import (
 )
 from reconciler.backends.kubevirt.config import CLUSTER_KIND, KubevirtConfig, config_of
 from reconciler.backends.kubevirt.fieldset import manager_fields, owned_subset
-from reconciler.backends.kubevirt.identity import firmware_identity, with_identity
+from reconciler.backends.kubevirt.identity import (
+    firmware_identity,
+    interface_macs,
+    with_identity,
+)
 from reconciler.backends.kubevirt.inventory_map import InventoryMaps
 from reconciler.backends.kubevirt.migration import cancel, run_migration
 from reconciler.backends.kubevirt.ownership import (
@@ -62,6 +66,7 @@ from reconciler.backends.kubevirt.power import (
 from reconciler.backends.kubevirt.resources import (
     APPLIED,
     DATA_VOLUME,
+    VM,
     VM_SUBRESOURCES,
     VMI,
     Resource,
@@ -73,6 +78,7 @@ from reconciler.core.model import JSON, Manifest, ObjectKey
 from reconciler.core.power import RunStrategy, run_strategy
 
 VM_KIND = "VirtualMachine"
+SELF_RUNNING = frozenset({RunStrategy.ALWAYS, RunStrategy.RERUN_ON_FAILURE})
 # the field manager that takes back runStrategy when git ends an operator stop
 POWER_MANAGER = "virtsync-run-strategy"
 DELETE_TIMEOUT = 300.0  # seconds a replace waits for the old object to be gone
@@ -138,7 +144,8 @@ class KubevirtBackend:
         for r in APPLIED.values():
             for item in self.client.list(r, label_selector=sel):
                 live[_key(r, item)] = item
-        instances = {_key(VMI, i): i for i in self.client.list(VMI)} if any(
+        # a VM's running instance has its name (for the node it runs on)
+        instances = {_key(VM, i): i for i in self.client.list(VMI)} if any(
             k.kind == VM_KIND for k in live) else {}
         notes: list[str] = []
         objects = [self._live(key, item, instances.get(key), notes)
@@ -167,7 +174,8 @@ class KubevirtBackend:
         uuid, serial = firmware_identity(item)
         return LiveObject(key=key, api_version=str(item.get("apiVersion", "")), body=body,
                           node=status.node, revision=annotation(item, REVISION),
-                          identity=LiveIdentity(uuid, serial), status=status)
+                          identity=LiveIdentity(uuid, serial, interface_macs(item)),
+                          status=status)
 
     def _dry_run_unchanged(self, m: Manifest, live: Mapping[str, JSON],
                            notes: list[str]) -> bool:
@@ -282,21 +290,33 @@ class KubevirtBackend:
                                     body)
 
     def start(self, key: ObjectKey) -> None:
+        """KubeVirt's start. With Always or RerunOnFailure applied (and no operator
+        stop) KubeVirt runs the VM itself: nothing to ask (it would answer 409)."""
         self._refuse_after_conflict(key)
         live = self._get_ours(key)
         if live is None:
             raise BackendError(f"{key}: no such VirtualMachine")
-        if _created(live) and not operator_stopped(live):
-            return  # already running (start twice is no error here, as in apply)
+        if run_strategy(live) in SELF_RUNNING and not operator_stopped(live):
+            return
         self.client.put_subresource(VM_SUBRESOURCES, key.namespace, key.name, "start", {})
 
     def stop(self, key: ObjectKey, *, grace_period: int | None = None,
              force: bool = False) -> None:
         """KubeVirt's graceful stop (ACPI, then its grace period); `force` (only on
-        request) makes the grace period 0."""
+        request) makes the grace period 0. A VM already Halted is being stopped by
+        KubeVirt (the apply before this step set it): only `force` asks again."""
+        live = self._get_ours(key)
+        if live is not None and run_strategy(live) is RunStrategy.HALTED \
+                and not (force and _created(live)):
+            return
         body: dict[str, JSON] = {"gracePeriod": 0} if force else (
             {"gracePeriod": grace_period} if grace_period is not None else {})
-        self._vm_call(key, "stop", body)
+        try:
+            self._vm_call(key, "stop", body)
+        except Conflict:
+            if _created(self._get_ours(key) or {}):
+                raise
+            # 409 "VM is not running": already off, which is what stop wants
 
     def restart(self, key: ObjectKey, *, grace_period: int | None = None,
                 force: bool = False) -> None:

@@ -46,3 +46,14 @@ def with_identity(body: Mapping[str, JSON], previous: Mapping[str, JSON]) -> dic
         if value and not node.get(field):
             node[field] = value
     return out
+
+
+def interface_macs(vm: Mapping[str, JSON]) -> dict[str, str]:
+    """Interface name → MAC, as KubeMacPool (or git) set them on the live VM."""
+    interfaces = _at(vm, ("spec", "template", "spec", "domain", "devices", "interfaces"))
+    out: dict[str, str] = {}
+    for i in interfaces if isinstance(interfaces, list) else []:
+        if isinstance(i, Mapping) and isinstance(i.get("name"), str) \
+                and isinstance(i.get("macAddress"), str):
+            out[str(i["name"])] = str(i["macAddress"])
+    return out

@@ -9,6 +9,7 @@ leaves the guest running where it was (KubeVirt's guarantee); this raises Backen
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 
@@ -25,7 +26,7 @@ from reconciler.core.migration import (
 from reconciler.core.model import JSON, ObjectKey
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 MIN_TIMEOUT = 300.0  # seconds; the policy's per-GiB budget when larger
 
 
@@ -48,7 +49,9 @@ def migration_body(key: ObjectKey, target: str, installation: str) -> dict[str, 
     if target:
         spec["addedNodeSelector"] = {HOSTNAME_LABEL: target}
     return {"apiVersion": VMIM.api_version, "kind": VMIM.kind,
-            "metadata": {"generateName": f"{key.name}-migration-", "namespace": key.namespace,
+            # named here, not by generateName: the name is known before the request
+            "metadata": {"name": f"{key.name}-migration-{uuid.uuid4().hex[:8]}",
+                         "namespace": key.namespace,
                          "labels": dict(marks(installation))},
             "spec": spec}
 
