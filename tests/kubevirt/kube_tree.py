@@ -16,12 +16,21 @@ spec:
 KUBE_CLUSTER = CLUSTER.format(name="kube", backend="kubevirt",
                               extra="  kubevirt:\n    context: model\n")
 
+
+def kube_cluster(context: str, namespace: str) -> str:
+    """A Cluster object for a real cluster: its kubeconfig context, the inventory's
+    namespace."""
+    extra = f"  kubevirt:\n    namespace: {namespace}\n"
+    if context:
+        extra += f"    context: {context}\n"
+    return CLUSTER.format(name="kube", backend="kubevirt", extra=extra)
+
 VM = """\
 apiVersion: kubevirt.io/v1
 kind: VirtualMachine
 metadata:
   name: {name}
-  namespace: default
+  namespace: {namespace}
   labels:
     app: {name}
 {annotations}spec:
@@ -62,13 +71,13 @@ metadata:
 
 
 def vm(name: str, *, run: str = "Always", sockets: int = 1, memory: str = "1Gi",
-       disk_policy: str = "", shared: bool = False) -> str:
+       disk_policy: str = "", shared: bool = False, namespace: str = "default") -> str:
     """`shared`: the disk is ReadWriteMany (KubeVirt live-migrates only such VMs)."""
     annotations = (f"  annotations:\n    virtsync.io/disk-policy: {disk_policy}\n"
                    if disk_policy else "")
     access = "        accessModes:\n        - ReadWriteMany\n" if shared else ""
     return VM.format(name=name, run=run, sockets=sockets, memory=memory,
-                     annotations=annotations, access=access)
+                     annotations=annotations, access=access, namespace=namespace)
 
 
 def write(root: Path, files: dict[str, str | None]) -> None:
