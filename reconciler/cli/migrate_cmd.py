@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.backends.base import Backend
-from reconciler.cli.common import open_backend
+from reconciler.cli.common import add_target_argument, open_backend
 from reconciler.cli.power_cmd import key_of
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.migration import MigrationProgress, policy_for
@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the migration here and wait for it (progress on a terminal)")
     p.add_argument("--cancel", action="store_true",
                    help="abort the VM's running migration; the guest stays on its node")
+    add_target_argument(p)
 
 
 def run(args: argparse.Namespace) -> ExitCode:
