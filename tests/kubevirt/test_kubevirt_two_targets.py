@@ -85,6 +85,11 @@ def test_conflict_names_the_other_manager_and_stops_the_run(
                            "spec": {"template": {"spec": {"domain": {
                                "memory": {"guest": "3Gi"}}}}}}, manager="kubectl")
     write(tree, {"vms/a.yaml": vm("a", memory="2Gi"), "vms/b.yaml": vm("b", sockets=2)})
+    # the dry run of a conflicts: the plan says it compared locally instead, and why
+    code, out, err = run_cli("plan", str(tree))
+    assert code == 1
+    assert "VirtualMachine/default/a: server-side dry run failed" in err
+    assert "compared with the local normalizer instead" in err
     code, out, err = run_cli("apply", str(tree), "--auto-approve", "--allow-restart")
     assert code == 1
     assert 'conflict with "kubectl"' in out + err and "memory.guest" in out + err
@@ -99,3 +104,18 @@ def test_conflict_names_the_other_manager_and_stops_the_run(
     assert code == 0, out + err
     a = kube_model.get(KV, "VirtualMachine", "default", "a")
     assert a is not None and a["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "2Gi"
+
+
+def test_an_unreachable_cluster_is_an_error_never_nothing(
+        kube_env: Path, kube_model: KubeModel, run_cli: Run) -> None:
+    """Rule 2: a cluster that does not answer stops plan, apply and prune; it is never
+    read as "no VMs" (which would plan creations, or prune nothing silently)."""
+    tree = kube_env
+    write(tree, {"cluster.yaml": KUBE_CLUSTER, "vms/a.yaml": vm("a")})
+    assert run_cli("apply", str(tree), "--auto-approve")[0] == 0
+    kube_model.set_reachable(False)
+    for argv in (("plan", str(tree)), ("apply", str(tree), "--auto-approve", "--prune")):
+        code, out, err = run_cli(*argv)
+        assert code == 2 and "not reachable" in err and out == "", (argv, out, err)
+    kube_model.set_reachable(True)
+    assert run_cli("plan", str(tree))[0] == 0
