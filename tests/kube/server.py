@@ -171,6 +171,8 @@ class Handler(BaseHTTPRequestHandler):
             self._dispatch(method, split.path, query, raw, content_type, body)
         except ApiError as err:
             self._send(err.code, err.status())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client hung up (e.g. left a watch early): normal, not a model bug
         except Exception as err:  # a model bug: answer 500 and keep it for the test to see
             front.internal_errors.append(traceback.format_exc())
             self._send(500, ApiError(500, "InternalError", f"model error: {err!r}").status())

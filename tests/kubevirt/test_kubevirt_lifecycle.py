@@ -64,6 +64,8 @@ def test_migrate_creates_a_vmim_and_follows_it(kube_env: Path, kube_model: KubeM
     # the model does not create DataVolumes from templates (KubeVirt does): say the
     # claim KubeVirt would create from web's ReadWriteMany template is shared
     kube_model.controller.rwx_claims.add("web-root")
+    # KubeVirt moves the migration on by itself while virtsync watches it
+    kube_model.controller.start_ticking()
     assert run_cli("apply", str(tree), "--auto-approve")[0] == 0
     # a VM on a node-local (ReadWriteOnce) disk: KubeVirt refuses, and says why
     code, _, err = run_cli("migrate", "local", "--path", str(tree), "--wait")
@@ -76,6 +78,11 @@ def test_migrate_creates_a_vmim_and_follows_it(kube_env: Path, kube_model: KubeM
                            "addedNodeSelector": {"kubernetes.io/hostname": "node-b"}}
     assert mig["status"]["phase"] == "Succeeded"
     assert mig["metadata"]["labels"]["virtsync.io/managed-by"] == "virtsync"
+    # followed by a watch on that one object, from the version its creation returned
+    watches = [r for r in kube_model.requests if r.query.get("watch") == "true"]
+    assert watches and all(r.path.endswith("/virtualmachineinstancemigrations")
+                           and r.query["fieldSelector"] == f"metadata.name={mig['metadata']['name']}"
+                           and r.query["resourceVersion"] for r in watches)
     vmi = kube_model.get(KV, "VirtualMachineInstance", "default", "web")
     assert vmi is not None and vmi["status"]["nodeName"] == "node-b"
     # a failed migration: an error, the guest stays where it was

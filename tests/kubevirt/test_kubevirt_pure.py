@@ -154,3 +154,20 @@ def test_resource_paths() -> None:
     assert it.path("ignored", "u1.small") == \
         "/apis/instancetype.kubevirt.io/v1alpha2/virtualmachineclusterinstancetypes/u1.small"
     assert json.dumps(resource_for("DataVolume").api_version) == '"cdi.kubevirt.io/v1beta1"'
+
+
+def test_watch_stream_events_split_across_chunks_and_410() -> None:
+    import pytest
+
+    from reconciler.backends.kubevirt.client import Expired, _events
+
+    added = json.dumps({"type": "ADDED", "object": {"status": {"phase": "Pending"}}})
+    modified = json.dumps({"type": "MODIFIED", "object": {"status": {"phase": "Running"}}})
+    stream = (added + "\n" + modified).encode()
+    chunks = [stream[:7], stream[7:50], stream[50:] + b"\n"]  # lines cut anywhere
+    assert [(t, o["status"]) for t, o in _events(iter(chunks), "w")] == \
+        [("ADDED", {"phase": "Pending"}), ("MODIFIED", {"phase": "Running"})]
+    gone = json.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410,
+                                                   "message": "too old resource version"}})
+    with pytest.raises(Expired, match="too old"):
+        list(_events(iter([gone.encode() + b"\n"]), "w"))

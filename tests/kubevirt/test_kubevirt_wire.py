@@ -4,6 +4,8 @@ receives). kmock has no server-side apply, so objects are created up front with 
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from kubernetes import client as k8s
@@ -17,7 +19,9 @@ from reconciler.backends.kubevirt.ownership import (
     MANAGED_BY,
     marks,
 )
-from reconciler.backends.kubevirt.resources import CONFIG_MAP, DATA_VOLUME, VM
+from reconciler.backends.kubevirt.migration import run_migration
+from reconciler.backends.kubevirt.resources import CONFIG_MAP, DATA_VOLUME, VM, VMIM
+from reconciler.core.migration import MigrationPolicy
 from reconciler.core.model import Manifest, ObjectKey, SourceRef
 
 Server = tuple[Any, k8s.ApiClient]
@@ -163,3 +167,35 @@ def test_inventory_configmap_is_applied_once_per_change(kmock_server: Server) ->
     assert patch.params["fieldManager"] == "virtsync"
     assert patch.data["data"] == {"inventory.json": '{"format": 1}'}
     assert patch.data["metadata"]["labels"]["virtsync.io/source"] == "src1"
+
+
+def test_migration_is_followed_by_a_watch_on_that_object(kmock_server: Server) -> None:
+    server, api = kmock_server
+    client = KubeClient(api)
+
+    def kubevirt_finishes_it() -> None:  # as virt-controller would, a moment later
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for m in client.list(VMIM, "default"):
+                client.merge_patch(VMIM, "default", m["metadata"]["name"],  # type: ignore[index]
+                                   {"status": {"phase": "Succeeded"}})
+                return
+            time.sleep(0.1)
+
+    finisher = threading.Thread(target=kubevirt_finishes_it)
+    finisher.start()
+    outcome = run_migration(client, KEY, target="node-b", policy=MigrationPolicy(),
+                            installation=INSTALL, progress=None, clock=time.monotonic)
+    finisher.join()
+    assert outcome.seconds >= 0
+    (post,) = _sent(server, "POST")
+    name = post.data["metadata"]["name"]
+    assert post.url.path == "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations"
+    assert post.data["spec"] == {"vmiName": "web",
+                                 "addedNodeSelector": {"kubernetes.io/hostname": "node-b"}}
+    watches = [r for r in _sent(server, "GET") if r.params.get("watch") == "true"]
+    assert watches, "the migration was not watched"
+    assert watches[0].url.path == \
+        "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations"
+    assert watches[0].params["fieldSelector"] == f"metadata.name={name}"
+    assert int(watches[0].params["timeoutSeconds"]) > 0

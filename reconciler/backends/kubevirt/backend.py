@@ -370,7 +370,7 @@ class KubevirtBackend:
             raise BackendError(f"{key}: not running; only a running VM migrates")
         return run_migration(self.client, key, target=target, policy=policy,
                              installation=self.scope.installation, progress=progress,
-                             clock=self.clock, sleep=self.sleep)
+                             clock=self.clock)
 
     def cancel_migration(self, key: ObjectKey) -> bool:
         return cancel(self.client, key)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -39,6 +39,10 @@ class NotFound(BackendError):
 
 class Conflict(BackendError):
     """409: an apply conflict (another field manager owns a field) or a stale write."""
+
+
+class Expired(BackendError):
+    """410 on a watch: the resourceVersion is too old."""
 
 
 class Unreachable(BackendError):
@@ -103,6 +107,29 @@ class KubeClient:
         if 200 <= response.status < 300:
             return parsed
         raise _error(response.status, parsed, label)
+
+    def watch(self, r: Resource, namespace: str, name: str, *, resource_version: str,
+              timeout: int) -> Iterator[tuple[str, dict[str, JSON]]]:
+        """(type, object) events of one object after `resource_version`, until the
+        server ends the watch (`timeoutSeconds`). A 410 (the version is too old) raises
+        Expired: read the object again and watch from there."""
+        query = [("watch", "true"), ("fieldSelector", f"metadata.name={name}"),
+                 ("timeoutSeconds", str(timeout)), ("allowWatchBookmarks", "false")]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        verb, url, headers, _data, _post = self.api.param_serialize(
+            "GET", r.path(namespace), query_params=query,
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        label = f"watching {r.kind} {_where(namespace, name)}"
+        try:
+            response = self.api.call_api(verb, url, headers, None,
+                                         _request_timeout=(TIMEOUT[0], timeout + TIMEOUT[1]))
+            if response.status != 200:
+                raise _error(response.status, _json(response.read()), label)
+            yield from _events(response.response.stream(4096), label)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Unreachable(f"{label}: the Kubernetes API at {self.server} is not "
+                              f"reachable: {exc}") from exc
 
     # -- the verbs the backend uses ------------------------------------------------
 
@@ -169,6 +196,28 @@ class KubeClient:
                         body: Mapping[str, JSON]) -> None:
         self.request("PUT", r.path(namespace, name, subresource), body=dict(body),
                      what=f"{subresource} {r.kind} {_where(namespace, name)}")
+
+
+def _events(chunks: Iterator[bytes], label: str) -> Iterator[tuple[str, dict[str, JSON]]]:
+    """A watch stream (one JSON event per line) as (type, object); an ERROR event is
+    raised (410: Expired)."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = _json(line)
+            kind, obj = str(event.get("type", "")), event.get("object")
+            if not isinstance(obj, dict):
+                continue
+            if kind == "ERROR":
+                code = obj.get("code")
+                if code == 410:
+                    raise Expired(f"{label}: {obj.get('message', 'expired')}")
+                raise BackendError(f"{label}: {obj.get('message', obj)}")
+            yield kind, obj
 
 
 def _where(namespace: str, name: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 
 from reconciler.backends.base import BackendError
-from reconciler.backends.kubevirt.client import KubeClient
+from reconciler.backends.kubevirt.client import Expired, KubeClient
 from reconciler.backends.kubevirt.ownership import marks
 from reconciler.backends.kubevirt.resources import VMI, VMIM
 from reconciler.core.migration import (
@@ -26,7 +26,7 @@ from reconciler.core.migration import (
 from reconciler.core.model import JSON, ObjectKey
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
-POLL_SECONDS = 0.5
+WATCH_SECONDS = 30  # one watch request at most; then the object is read again
 MIN_TIMEOUT = 300.0  # seconds; the policy's per-GiB budget when larger
 
 
@@ -67,29 +67,47 @@ def phase_of(obj: Mapping[str, JSON]) -> Phase | None:
 
 def run_migration(client: KubeClient, key: ObjectKey, *, target: str, policy: MigrationPolicy,
                   installation: str, progress: Callable[[MigrationProgress], None] | None,
-                  clock: Callable[[], float], sleep: Callable[[float], None]
-                  ) -> MigrationOutcome:
+                  clock: Callable[[], float]) -> MigrationOutcome:
     started = clock()
     created = client.create(VMIM, key.namespace, migration_body(key, target, installation))
     name = _name(created)
     timeout = max(MIN_TIMEOUT, float(policy.completion_timeout_per_gib) * 4)
     obj: Mapping[str, JSON] = created
     while phase_of(obj) not in FINAL:
-        if clock() - started > timeout:
+        left = timeout - (clock() - started)
+        if left <= 0:
             client.delete(VMIM, key.namespace, name)  # KubeVirt aborts it: source kept
             raise BackendError(f"{key}: migration {name} did not finish in {timeout:.0f} s; "
                                "aborted, the VM keeps running where it was")
+        obj = _next(client, key, name, obj, min(WATCH_SECONDS, max(1, int(left))))
         if progress is not None:
             progress(MigrationProgress(clock() - started, 0, 0, 0))
-        sleep(POLL_SECONDS)
-        found = client.get(VMIM, key.namespace, name)
-        if found is None:
-            raise BackendError(f"{key}: migration {name} was deleted before it finished")
-        obj = found
     if phase_of(obj) is Phase.FAILED:
         raise BackendError(f"{key}: migration {name} failed; the VM keeps running on its "
                            "source node")
     return MigrationOutcome(clock() - started, -1, _method(client, key))
+
+
+def _next(client: KubeClient, key: ObjectKey, name: str, obj: Mapping[str, JSON],
+          seconds: int) -> Mapping[str, JSON]:
+    """The migration after its next change: a watch from the version last seen, ended
+    by the first event with a new phase (or by the server after `seconds`); then the
+    object is read again, which also covers a watch that expired (410)."""
+    meta = obj.get("metadata")
+    version = str(meta.get("resourceVersion", "")) if isinstance(meta, Mapping) else ""
+    try:
+        for kind, event in client.watch(VMIM, key.namespace, name, resource_version=version,
+                                        timeout=seconds):
+            if kind == "DELETED":
+                break
+            if phase_of(event) != phase_of(obj):
+                return event
+    except Expired:
+        pass
+    found = client.get(VMIM, key.namespace, name)
+    if found is None:
+        raise BackendError(f"{key}: migration {name} was deleted before it finished")
+    return found
 
 
 def _method(client: KubeClient, key: ObjectKey) -> MigrationMethod:
