@@ -13,13 +13,13 @@ from kubernetes import client as k8s
 from node.identity.metadata import Scope
 from reconciler.backends.kubevirt.backend import KubevirtBackend
 from reconciler.backends.kubevirt.client import KubeClient
+from reconciler.backends.kubevirt.migration import run_migration
 from reconciler.backends.kubevirt.ownership import (
     APPLIED_RUN_STRATEGY,
     INSTALLATION,
     MANAGED_BY,
     marks,
 )
-from reconciler.backends.kubevirt.migration import run_migration
 from reconciler.backends.kubevirt.resources import CONFIG_MAP, DATA_VOLUME, VM, VMIM
 from reconciler.core.migration import MigrationPolicy
 from reconciler.core.model import Manifest, ObjectKey, SourceRef
