@@ -125,3 +125,37 @@ def test_pin_from_cluster_keeps_identity_when_recreated(kube_env: Path, kube_mod
     assert again is not None and again["metadata"]["uid"] != web["metadata"]["uid"]
     assert again["spec"]["template"]["spec"]["domain"]["firmware"] == \
         web["spec"]["template"]["spec"]["domain"]["firmware"]
+
+
+def test_rename_replaces_keeping_identity_and_disks(kube_env: Path, kube_model: KubeModel,
+                                                    run_cli: Run) -> None:
+    """Rule 17 on KubeVirt: a VM renamed in git (found by its pinned identity) is the old
+    object deleted, keeping its DataVolumes, and the new one created with its identity."""
+    tree = kube_env
+    write(tree, {"cluster.yaml": KUBE_CLUSTER, "vms/web.yaml": vm("web")})
+    assert run_cli("apply", str(tree), "--auto-approve")[0] == 0
+    assert run_cli("pin", str(tree), "--from-cluster")[0] == 0
+    old = kube_model.get(KV, "VirtualMachine", "default", "web")
+    assert old is not None
+    kube_model.put_object({
+        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+        "metadata": {"name": "web-root", "namespace": "default", "ownerReferences": [
+            {"apiVersion": KV, "kind": "VirtualMachine", "name": "web",
+             "uid": old["metadata"]["uid"]}]},
+        "spec": {"source": {"blank": {}}, "storage": {"resources": {
+            "requests": {"storage": "1Gi"}}}}}, manager="virt-controller")
+    pinned = (tree / "vms" / "web.yaml").read_text()
+    write(tree, {"vms/web.yaml": None,
+                 "vms/front.yaml": pinned.replace("name: web\n", "name: front\n", 1)})
+    code, out, err = run_cli("plan", str(tree))
+    assert code == 1 and "renamed from VirtualMachine/default/web" in out, out + err
+    code, out, err = run_cli("apply", str(tree), "--auto-approve", "--allow-restart")
+    assert code == 0, out + err
+    assert kube_model.get(KV, "VirtualMachine", "default", "web") is None
+    front = kube_model.get(KV, "VirtualMachine", "default", "front")
+    assert front is not None
+    firmware = old["spec"]["template"]["spec"]["domain"]["firmware"]
+    assert front["spec"]["template"]["spec"]["domain"]["firmware"] == firmware
+    dv = kube_model.get("cdi.kubevirt.io/v1beta1", "DataVolume", "default", "web-root")
+    assert dv is not None and not dv["metadata"].get("ownerReferences")
+    assert run_cli("plan", str(tree))[0] == 0
