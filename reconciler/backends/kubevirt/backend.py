@@ -76,6 +76,7 @@ from reconciler.backends.kubevirt.status import vm_status
 from reconciler.core.migration import MigrationOutcome, MigrationPolicy, MigrationProgress
 from reconciler.core.model import JSON, Manifest, ObjectKey
 from reconciler.core.power import RunStrategy, run_strategy
+from reconciler.planning.revisions import without_revisions
 
 VM_KIND = "VirtualMachine"
 SELF_RUNNING = frozenset({RunStrategy.ALWAYS, RunStrategy.RERUN_ON_FAILURE})
@@ -201,7 +202,9 @@ class KubevirtBackend:
               revision: str) -> dict[str, JSON]:
         """What apply sends for `m`, given the live object (None: not there yet)."""
         strategy = applied_strategy(m.body) if m.kind == VM_KIND else None
-        body = marked_body(m, installation=self.scope.installation, revision=revision,
+        # as git holds it: no virtsync instancetype revision pins (KubeVirt names those)
+        body = marked_body(without_revisions(m, self.desired),
+                           installation=self.scope.installation, revision=revision,
                            run_strategy=strategy)
         if m.kind == VM_KIND and live is not None and operator_stopped(live) \
                 and annotation(live, APPLIED_RUN_STRATEGY) == strategy:
