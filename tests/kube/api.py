@@ -42,6 +42,7 @@ class Options:
     user_agent: str = ""
     propagation_policy: str | None = None
     strict_fields: bool = False
+    preconditions: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
     def manager(self) -> str:
@@ -103,6 +104,8 @@ class Api:
     def create(self, rtype: ResourceType, namespace: str | None, body: JSON,
                opts: Options) -> JSON:
         obj = self._checked_body(rtype, namespace, body, opts, name=None)
+        if rtype.status_subresource:
+            obj.pop("status", None)  # status is written through /status only
         with self.store.lock:
             name = obj["metadata"]["name"]
             if self.store.read(rtype, namespace, name) is not None:
@@ -201,10 +204,41 @@ class Api:
             old = self.store.read(rtype, namespace, name)
             if old is None:
                 raise not_found(rtype.plural, rtype.group, name)
+            for key in ("uid", "resourceVersion"):
+                wanted = opts.preconditions.get(key)
+                if wanted and wanted != old["metadata"][key]:
+                    label = "UID" if key == "uid" else "ResourceVersion"
+                    raise ApiError(409, "Conflict", f"Precondition failed: {label} in "
+                                   f"precondition: {wanted}, {label} in object meta: "
+                                   f"{old['metadata'][key]}")
             if opts.dry_run:
                 return old
             self.store.write(rtype, old, "DELETED")
+            if opts.propagation_policy == "Orphan":
+                self._orphan(old["metadata"]["uid"])
+            if rtype.kind == "Namespace":
+                self._empty_namespace(name)
+            # Otherwise dependents go at the controller's next step (garbage collection).
             return old
+
+    def _empty_namespace(self, namespace: str) -> None:
+        """Deleting a namespace deletes what is in it (at once; no Terminating phase)."""
+        for key, obj in list(self.store.objects.items()):
+            if key[2] == namespace and by_kind(key[0], key[1]).namespaced:
+                self.store.write(by_kind(key[0], key[1]), copy.deepcopy(obj), "DELETED")
+
+    def _orphan(self, owner_uid: str) -> None:
+        """propagationPolicy=Orphan: dependents lose their ownerReference and stay."""
+        for key, obj in list(self.store.objects.items()):
+            refs = obj["metadata"].get("ownerReferences") or []
+            kept = [r for r in refs if r.get("uid") != owner_uid]
+            if len(kept) != len(refs):
+                orphan = copy.deepcopy(obj)
+                if kept:
+                    orphan["metadata"]["ownerReferences"] = kept
+                else:
+                    orphan["metadata"].pop("ownerReferences")
+                self.store.write(by_kind(key[0], key[1]), orphan, "MODIFIED")
 
     # ---- internals ---------------------------------------------------------------------
     def _checked_body(self, rtype: ResourceType, namespace: str | None, body: JSON,
@@ -283,11 +317,13 @@ class Api:
         if old is None:
             meta["uid"] = self.store.next_uid()
             meta["creationTimestamp"] = managed.now()
-            meta["generation"] = 1
+            if rtype.group:  # custom resources have a generation; ConfigMaps do not
+                meta["generation"] = 1
         else:
             for key in ("uid", "creationTimestamp", "generation", "resourceVersion"):
-                meta[key] = old["metadata"][key]
-            if _spec_part(old) != _spec_part(new):
+                if key in old["metadata"]:
+                    meta[key] = old["metadata"][key]
+            if rtype.group and _spec_part(old) != _spec_part(new):
                 meta["generation"] = old["metadata"]["generation"] + 1
         causes = [c for validate in self.admission.validators for c in validate(rtype, new)]
         if causes:

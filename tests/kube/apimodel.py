@@ -23,7 +23,7 @@ import yaml
 from . import openapi
 from .api import APPLY_YAML, Admission, Api, Options
 from .controller import Controller
-from .kubevirt import Defaulter, Subresources, migration_admission
+from .kubevirt import Defaulter, Subresources, migration_admission, reference_admission
 from .resources import by_kind
 from .server import Frontend, ModelHTTPServer, Recorded
 from .store import Store
@@ -40,10 +40,11 @@ class KubeModel:
         self.store = Store()
         self.admission = Admission(
             mutators=[Defaulter()],
-            validators=[openapi.validate, migration_admission(self.store)],
+            validators=[openapi.validate, migration_admission(self.store),
+                        reference_admission(self.store)],
             pruners=[openapi.prune_unknown])
         self.api = Api(self.store, self.admission)
-        self.controller = Controller(self.store)
+        self.controller = Controller(self.api)
         self.frontend = Frontend(self.api, Subresources(self.api), self.controller.after_request)
         self._server: ModelHTTPServer | None = None
         self._thread: threading.Thread | None = None

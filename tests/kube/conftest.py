@@ -1,7 +1,7 @@
 """Fixtures of the Kubernetes API model (a MODEL, see README.md).
 
 Tests outside tests/kube can import them into their conftest:
-`from kube.conftest import kube_model, kubeconfig  # noqa: F401`.
+`from kube.conftest import kube_model, kubeconfig, kmock_server  # noqa: F401`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from kubernetes import dynamic
 
 from .apimodel import KubeModel
 from .client import dynamic_client
+from .kmockserver import KmockServer
 
 
 @pytest.fixture
@@ -36,3 +37,20 @@ def kubeconfig(kube_model: KubeModel, tmp_path: Path) -> Path:
 def dyn(kubeconfig: Path) -> dynamic.DynamicClient:
     """A DynamicClient (real `kubernetes` package, over HTTP) talking to `kube_model`."""
     return dynamic_client(kubeconfig)
+
+
+@pytest.fixture
+def kmock_server() -> Iterator[KmockServer]:
+    """kmock's Kubernetes emulator with the KubeVirt resources declared, on 127.0.0.1 (a
+    thread runs its event loop, so the synchronous kubernetes client can use it)."""
+    server = KmockServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kmock_kubeconfig(kmock_server: KmockServer, tmp_path: Path) -> Path:
+    return kmock_server.write_kubeconfig(tmp_path / "kmock-kubeconfig")

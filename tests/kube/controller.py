@@ -17,6 +17,12 @@ a restart; live-updatable fields (cpu.sockets, memory.guest, nodeSelector, affin
 tolerations, firmware.uuid) are copied into the VMI instead. `status.observedGeneration`
 and `desiredGeneration` follow `metadata.generation`.
 
+DataVolumes (CDI in one step): `Succeeded` with Bound/Ready conditions, or
+`ImportInProgress` while `hold_datavolumes` is set; a VM whose DataVolumes have not
+Succeeded waits (`Provisioning`, no VMI). `spec.dataVolumeTemplates` become DataVolumes
+owned by the VM. Garbage collection: an object whose owners are all gone is deleted at
+the next step (propagationPolicy=Orphan keeps dependents: Api.delete strips the refs).
+
 Per VirtualMachineInstanceMigration: Pending → Scheduling → Scheduled → PreparingTarget →
 TargetReady → Running → Succeeded, one phase per step; on success the VMI's
 `status.nodeName` moves to the other model node and `status.migrationState` says so. Set
@@ -29,10 +35,10 @@ import copy
 import threading
 from typing import Any
 
-from .kubevirt import RUNNING_STRATEGIES, VM, VMI, VMIM, run_strategy
+from .api import Api, Options
+from .kubevirt import REFERENCES, RUNNING_STRATEGIES, VM, VMI, VMIM, referenced, run_strategy
 from .managed import now
 from .resources import by_kind
-from .store import Store
 
 JSON = dict[str, Any]
 DV = by_kind("cdi.kubevirt.io/v1beta1", "DataVolume")
@@ -88,9 +94,11 @@ def _condition(kind: str, ok: bool, reason: str = "", message: str = "") -> JSON
 class Controller:
     """virt-controller in miniature; every write goes through the store (rv, events)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, api: Api) -> None:
+        self.api = api
+        self.store = api.store
         self.auto = True
+        self.hold_datavolumes = False
         self.fail_at: str | None = None
         self.rwx_claims: set[str] = set()
         self._restart_required: set[tuple[str, str]] = set()
@@ -136,16 +144,76 @@ class Controller:
 
     # ---- VMs ---------------------------------------------------------------------------
     def _vms_step(self) -> bool:
-        changed = False
+        changed = self._collect_garbage()
+        for vm in self.store.all_of(VM, None):
+            changed = self._data_volume_templates(vm) or changed
+        for dv in self.store.all_of(DV, None):
+            changed = self._sync_data_volume(dv) or changed
         for vm in self.store.all_of(VM, None):
             changed = self._sync_vm(vm) or changed
-        for vmi in self.store.all_of(VMI, None):
-            meta = vmi["metadata"]
-            if self.store.read(VM, meta["namespace"], meta["name"]) is None and any(
-                    o.get("kind") == "VirtualMachine" for o in meta.get("ownerReferences", [])):
-                self.store.write(VMI, vmi, "DELETED")  # garbage collection of the owner's VMI
+        return changed
+
+    def _collect_garbage(self) -> bool:
+        """Delete objects whose owners are all gone (Background/Foreground propagation;
+        Orphan strips the references at delete time, see Api.delete)."""
+        uids = {o["metadata"].get("uid") for o in self.store.objects.values()}
+        changed = False
+        for key, obj in list(self.store.objects.items()):
+            refs = obj["metadata"].get("ownerReferences") or []
+            if refs and not any(r.get("uid") in uids for r in refs):
+                self.store.write(by_kind(key[0], key[1]), copy.deepcopy(obj), "DELETED")
                 changed = True
         return changed
+
+    def _data_volume_templates(self, vm: JSON) -> bool:
+        """virt-controller creates the DataVolumes of `spec.dataVolumeTemplates`, owned by
+        the VM (so deleting the VM deletes them, unless propagationPolicy=Orphan)."""
+        meta = vm["metadata"]
+        changed = False
+        for template in vm["spec"].get("dataVolumeTemplates", []):
+            name = template.get("metadata", {}).get("name")
+            if not name or self.store.read(DV, meta["namespace"], name) is not None:
+                continue
+            body: JSON = {
+                "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+                "metadata": {**copy.deepcopy(template.get("metadata", {})),
+                             "namespace": meta["namespace"],
+                             "ownerReferences": [_owner_ref(vm)]},
+                "spec": copy.deepcopy(template.get("spec", {}))}
+            self.api.create(DV, meta["namespace"], body, Options(field_manager="virt-controller"))
+            changed = True
+        return changed
+
+    def _sync_data_volume(self, dv: JSON) -> bool:
+        """CDI in one step: Succeeded (Bound, Ready), or ImportInProgress while
+        `hold_datavolumes` is set."""
+        if self.hold_datavolumes:
+            status: JSON = {"phase": "ImportInProgress", "progress": "42.0%",
+                            "conditions": [_condition("Bound", True),
+                                           _condition("Ready", False, "TransferRunning"),
+                                           _condition("Running", True)]}
+        else:
+            status = {"phase": "Succeeded", "progress": "100.0%",
+                      "conditions": [_condition("Bound", True), _condition("Ready", True),
+                                     _condition("Running", False, "Completed")]}
+        status["conditions"] = _keep_transition_times(
+            dv.get("status", {}).get("conditions", []), status["conditions"])
+        if dv.get("status") == status:
+            return False
+        dv["status"] = status
+        self.store.write(DV, dv, "MODIFIED")
+        return True
+
+    def _volumes_ready(self, vm: JSON) -> bool:
+        """A VMI starts only when its DataVolumes have Succeeded (else `Provisioning`)."""
+        namespace = vm["metadata"]["namespace"]
+        for volume in vm["spec"].get("template", {}).get("spec", {}).get("volumes", []):
+            name = volume.get("dataVolume", {}).get("name")
+            if name:
+                dv = self.store.read(DV, namespace, name)
+                if dv is None or dv.get("status", {}).get("phase") != "Succeeded":
+                    return False
+        return True
 
     def _wants_running(self, vm: JSON, vmi: JSON | None) -> bool:
         strategy = run_strategy(vm)
@@ -159,6 +227,7 @@ class Controller:
         meta = vm["metadata"]
         key = (meta["namespace"], meta["name"])
         vmi = self.store.read(VMI, *key)
+        ready = self._volumes_ready(vm)
         changed = False
         requests = [r.get("action") for r in vm.get("status", {}).get("stateChangeRequests", [])]
         if requests:
@@ -167,7 +236,7 @@ class Controller:
                 vmi = None
                 self._restart_required.discard(key)
             remaining = requests[1:] if requests[0] == "Stop" else requests
-            if remaining and remaining[0] == "Start" and vmi is None:
+            if remaining and remaining[0] == "Start" and vmi is None and ready:
                 vmi = self._create_vmi(vm)
                 remaining = remaining[1:]
             vm["status"]["stateChangeRequests"] = [{"action": a} for a in remaining]
@@ -175,7 +244,7 @@ class Controller:
                 vm["status"].pop("stateChangeRequests")
             changed = True
         want = self._wants_running(vm, vmi)
-        if want and vmi is None:
+        if want and vmi is None and ready:
             vmi = self._create_vmi(vm)
             changed = True
         elif not want and vmi is not None:
@@ -186,7 +255,7 @@ class Controller:
         elif vmi is not None:
             changed = self._advance_vmi(vm, vmi) or changed
             vmi = self.store.read(VMI, *key)
-        status = self._vm_status(vm, vmi)
+        status = self._vm_status(vm, vmi, provisioning=want and not ready)
         if status != vm.get("status", {}):
             vm["status"] = status
             self.store.write(VM, vm, "MODIFIED")
@@ -202,10 +271,7 @@ class Controller:
                          "labels": copy.deepcopy(template.get("metadata", {}).get("labels", {})),
                          "uid": self.store.next_uid(), "creationTimestamp": now(),
                          "generation": 1,
-                         "ownerReferences": [{"apiVersion": "kubevirt.io/v1",
-                                              "kind": "VirtualMachine", "name": meta["name"],
-                                              "uid": meta["uid"], "controller": True,
-                                              "blockOwnerDeletion": True}]},
+                         "ownerReferences": [_owner_ref(vm)]},
             "spec": copy.deepcopy(template.get("spec", {})),
             "status": {"phase": "Scheduling"}}
         self._restart_required.discard((meta["namespace"], meta["name"]))
@@ -275,18 +341,25 @@ class Controller:
         running = vmi.get("status", {}).get("phase") == "Running"
         return [_condition("Ready", running), _condition("LiveMigratable", ok, reason, message)]
 
-    def _vm_status(self, vm: JSON, vmi: JSON | None) -> JSON:
+    def _vm_status(self, vm: JSON, vmi: JSON | None, *, provisioning: bool) -> JSON:
         old = vm.get("status", {})
         meta = vm["metadata"]
         status: JSON = {k: v for k, v in old.items() if k == "stateChangeRequests"}
         status["observedGeneration"] = meta.get("generation", 1)
         status["desiredGeneration"] = meta.get("generation", 1)
         status["runStrategy"] = run_strategy(vm)
+        for field in REFERENCES:  # KubeVirt records the revision it expanded
+            ref = referenced(vm, field)
+            if ref is not None:
+                status[f"{field}Ref"] = {
+                    "kind": ref[0].kind, "name": ref[1],
+                    "controllerRevisionRef": {"name": f"{meta['name']}-{ref[1]}-"
+                                                      f"{meta['uid'][-6:]}-1"}}
         running = vmi is not None and vmi.get("status", {}).get("phase") == "Running"
         status["created"] = vmi is not None
         status["ready"] = running
         if vmi is None:
-            status["printableStatus"] = "Stopped"
+            status["printableStatus"] = "Provisioning" if provisioning else "Stopped"
             conditions = [_condition("Ready", False, "VMINotExists", "VMI does not exist")]
         else:
             migrating = any(m.get("status", {}).get("phase") not in (None, "Succeeded", "Failed")
@@ -337,6 +410,12 @@ class Controller:
                 vmi["status"]["nodeName"] = target
             self.store.write(VMI, vmi, "MODIFIED")
         self.store.write(VMIM, mig, "MODIFIED")
+
+
+def _owner_ref(vm: JSON) -> JSON:
+    meta = vm["metadata"]
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "name": meta["name"],
+            "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
 def _keep_transition_times(old: list[JSON], new: list[JSON]) -> list[JSON]:

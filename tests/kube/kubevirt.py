@@ -64,9 +64,10 @@ class Defaulter:
     def __call__(self, rtype: ResourceType, old: JSON | None, new: JSON) -> None:
         if rtype != VM:
             return
+        domain = new.get("spec", {}).get("template", {}).get("spec", {}).get("domain")
+        if not isinstance(domain, dict):
+            return  # nothing to default; validation reports the missing template
         old_spec = _template_spec(copy.deepcopy(old)) if old else {}
-        spec = _template_spec(new)
-        domain = spec.setdefault("domain", {})
         old_domain = old_spec.get("domain", {})
         firmware = domain.setdefault("firmware", {})
         old_firmware = old_domain.get("firmware", {})
@@ -101,6 +102,48 @@ def migration_admission(store: Store) -> Any:
     return validate
 
 
+# spec.instancetype / spec.preference: field → (default kind, namespaced kind, cluster kind)
+REFERENCES = {
+    "instancetype": ("VirtualMachineClusterInstancetype", "VirtualMachineInstancetype",
+                     "VirtualMachineClusterInstancetype"),
+    "preference": ("VirtualMachineClusterPreference", "VirtualMachinePreference",
+                   "VirtualMachineClusterPreference"),
+}
+
+
+def referenced(vm: JSON, field: str) -> tuple[ResourceType, str] | None:
+    """The instancetype or preference a VM names: (its type, name); kinds match
+    case-insensitively and default to the cluster-scoped kind, as in KubeVirt."""
+    matcher = vm.get("spec", {}).get(field)
+    if not isinstance(matcher, dict) or not matcher.get("name"):
+        return None
+    default, namespaced, cluster = REFERENCES[field]
+    kind = {k.lower(): k for k in (namespaced, cluster)}.get(
+        str(matcher.get("kind") or default).lower(), default)
+    return by_kind("instancetype.kubevirt.io/v1beta1", kind), str(matcher["name"])
+
+
+def reference_admission(store: Store) -> Any:
+    """KubeVirt's VM validator: a named instancetype or preference must exist (so they
+    are applied before the VMs that use them)."""
+    def validate(rtype: ResourceType, obj: JSON) -> list[tuple[str, str]]:
+        if rtype != VM:
+            return []
+        causes = []
+        for field in REFERENCES:
+            ref = referenced(obj, field)
+            if ref is None:
+                continue
+            target, name = ref
+            namespace = obj["metadata"].get("namespace") if target.namespaced else None
+            if store.read(target, namespace, name) is None:
+                causes.append((f"spec.{field}.name",
+                               f'Failure to find {field}: {target.plural}.{target.group} '
+                               f'"{name}" not found'))
+        return causes
+    return validate
+
+
 def _conflict(message: str) -> ApiError:
     return ApiError(409, "Conflict", message)
 
@@ -112,7 +155,7 @@ class Subresources:
         self.api = api
 
     def __call__(self, verb: str, namespace: str, name: str, body: Any,
-                 opts: Options) -> JSON:
+                 opts: Options) -> None:
         store = self.api.store
         with store.lock:
             vm = store.read(VM, namespace, name)
@@ -127,7 +170,6 @@ class Subresources:
             if action is None:
                 raise ApiError(404, "NotFound", f"unknown subresource {verb}")
             action(vm, vmi, body, opts)
-        return {}
 
     def _patch_vm(self, vm: JSON, patch: JSON, opts: Options) -> None:
         import json

@@ -2,7 +2,8 @@
 object the model admits is checked against the upstream swagger definitions in the shared
 reference data (KubeVirt's and CDI's `api/openapi-spec/swagger.json`), as the real API
 server checks a CRD's structural schema. Unknown fields are pruned (with a warning) or,
-under `fieldValidation=Strict`, rejected — as the API server does.
+under `fieldValidation=Strict`, rejected, and null values dropped — as the API server
+does.
 
 A MODEL: it checks types, required fields and enums the swagger declares; CEL rules and
 KubeVirt's validating webhooks are not modelled.
@@ -104,6 +105,10 @@ def _resolve(schema: JSON, defs: JSON) -> JSON:
 
 def _prune(value: Any, schema: JSON, defs: JSON, path: str, found: list[str]) -> None:
     schema = _resolve(schema, defs)
+    if isinstance(value, dict):
+        # null in a non-nullable field is dropped, as the API server does for CRDs
+        for key in [k for k, v in value.items() if v is None]:
+            del value[key]
     if isinstance(value, dict) and "properties" in schema:
         for key in list(value):
             if key not in schema["properties"]:

@@ -50,7 +50,7 @@ class Route:
     kubevirt_verb: str | None = None
 
 
-SubresourceHandler = Callable[[str, str, str, Any, Options], JSON]
+SubresourceHandler = Callable[[str, str, str, Any, Options], None]
 
 
 def parse_route(path: str) -> Route | None:
@@ -112,12 +112,13 @@ class Frontend:
         return None
 
 
-def _options(query: dict[str, str], body: Any, user_agent: str) -> Options:
+def _options(method: str, query: dict[str, str], body: Any, user_agent: str) -> Options:
     opts = Options(user_agent=user_agent)
     dry = query.get("dryRun")
-    if isinstance(body, dict) and body.get("kind") == "DeleteOptions":
+    if method == "DELETE" and isinstance(body, dict):  # DeleteOptions (kind optional)
         dry = dry or ",".join(body.get("dryRun") or [])
         opts.propagation_policy = body.get("propagationPolicy")
+        opts.preconditions = dict(body.get("preconditions") or {})
     if dry and dry != "All":
         raise ApiError(400, "BadRequest", f'dryRun: Unsupported value: "{dry}": supported '
                        'values: "All"')
@@ -162,10 +163,13 @@ class Handler(BaseHTTPRequestHandler):
         body = _parse_body(raw, content_type)
         front.requests.append(Recorded(method, split.path, query, content_type, body,
                                        {k: v for k, v in self.headers.items()}))
+        self._pending: tuple[int, bytes | None] | None = None
+        self._streamed = False
         if front.reachable_503:
             self._send(503, ApiError(503, "ServiceUnavailable",
                                      "the server is currently unable to handle the request"
                                      ).status())
+            self._flush()
             return
         try:
             self._dispatch(method, split.path, query, raw, content_type, body)
@@ -176,8 +180,12 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as err:  # a model bug: answer 500 and keep it for the test to see
             front.internal_errors.append(traceback.format_exc())
             self._send(500, ApiError(500, "InternalError", f"model error: {err!r}").status())
-        finally:
+        if not self._streamed:
+            # The controller reacts before the client hears back, so the next request
+            # sees the settled state (no race with the client).
             front.after_request()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._flush()  # a client that hung up is not a model bug either
 
     def _dispatch(self, method: str, path: str, query: dict[str, str], raw: bytes,
                   content_type: str, body: Any) -> None:
@@ -191,20 +199,26 @@ class Handler(BaseHTTPRequestHandler):
         rtype, ns, name = route.rtype, route.namespace, route.name
         if rtype.namespaced is False and ns is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        opts = _options(query, body, self.headers.get("User-Agent") or "")
+        opts = _options(method, query, body, self.headers.get("User-Agent") or "")
         self._warnings = opts.warnings  # filled while the request is processed
         if route.kubevirt_verb is not None:
             if method != "PUT":
                 raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
-            self._send(200, front.subresource(route.kubevirt_verb, ns or "", name or "",
-                                              body, opts))
+            front.subresource(route.kubevirt_verb, ns or "", name or "", body, opts)
+            self._send_empty(202)  # virt-api answers 202 Accepted, no body
             return
         if route.subresource not in (None, "status"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if route.subresource == "status" and method != "GET":
+            # Status is the controllers' (the model's controller writes it directly).
+            raise ApiError(405, "MethodNotAllowed", "the model does not accept status writes")
         api = front.api
         if name is None:
             if method == "GET" and query.get("watch") in ("true", "1"):
-                self._watch(rtype, ns, query)
+                try:
+                    self._watch(rtype, ns, query)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client stopped watching: normal
             elif method == "GET":
                 self._send(200, api.list(rtype, ns, query))
             elif method == "POST":
@@ -231,15 +245,25 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(405, "MethodNotAllowed", f"{method} is not supported")
 
     def _send(self, code: int, body: JSON) -> None:
-        data = json.dumps(body).encode()
+        self._pending = (code, json.dumps(body).encode())
+
+    def _send_empty(self, code: int) -> None:
+        self._pending = (code, None)
+
+    def _flush(self) -> None:
+        if self._pending is None:
+            return
+        code, data = self._pending
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        if data is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data or b"")))
         for warning in self._warnings:
             escaped = warning.replace('"', '\\"')
             self.send_header("Warning", f'299 - "{escaped}"')
         self.end_headers()
-        self.wfile.write(data)
+        if data:
+            self.wfile.write(data)
 
     def _chunk(self, payload: JSON) -> None:
         data = json.dumps(payload).encode() + b"\n"
@@ -255,11 +279,15 @@ class Handler(BaseHTTPRequestHandler):
         fields = field_selector(query.get("fieldSelector"))
         timeout = float(query.get("timeoutSeconds") or front.watch_default_timeout)
         deadline = time.monotonic() + timeout
+        since = query.get("resourceVersion") or "0"
+        if not since.isdigit():
+            raise ApiError(400, "BadRequest", f"invalid resourceVersion {since!r}")
+        self._streamed = True
+        front.after_request()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        since = query.get("resourceVersion") or "0"
         with store.lock:
             if since == "0":
                 cursor = store.rv

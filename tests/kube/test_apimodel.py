@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import urllib3
 from kubernetes import dynamic, watch
-from kubernetes.dynamic.exceptions import ApiException, ConflictError, NotFoundError
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ConflictError, NotFoundError
 
 from .apimodel import KubeModel
 
@@ -42,8 +43,14 @@ def apply(dyn: dynamic.DynamicClient, body: dict[str, Any], **kw: Any) -> Any:
                                       field_manager=kw.pop("field_manager", "virtsync"), **kw)
 
 
+def the_vm(model: KubeModel, name: str = "vm1") -> dict[str, Any]:
+    found = model.get(KV, "VirtualMachine", "default", name)
+    assert found is not None, f"no VirtualMachine {name}"
+    return found
+
+
 def status_of(err: ApiException) -> dict[str, Any]:
-    return dict(json.loads(err.body))
+    return dict(json.loads(str(err.body)))
 
 
 def test_discovery_serves_every_kind_and_the_power_subresources(
@@ -92,7 +99,7 @@ def test_generation_moves_on_spec_changes_only_and_noop_apply_keeps_resource_ver
     changed = apply(dyn, vm(run="Halted", team="a")).metadata
     assert changed.generation == 2
     kube_model.controller.settle()  # status writes bump resourceVersion, not generation
-    assert kube_model.get(KV, "VirtualMachine", "default", "vm1")["metadata"]["generation"] == 2
+    assert the_vm(kube_model)["metadata"]["generation"] == 2
 
 
 def test_apply_conflict_names_the_other_manager_and_field_and_force_takes_it(
@@ -105,10 +112,10 @@ def test_apply_conflict_names_the_other_manager_and_field_and_force_takes_it(
     assert status["reason"] == "Conflict"
     assert 'conflict with "kubectl" using kubevirt.io/v1: .spec.runStrategy' in status["message"]
     assert status["details"]["causes"][0]["field"] == ".spec.runStrategy"
-    assert kube_model.get(KV, "VirtualMachine", "default", "vm1")["spec"]["runStrategy"] == \
+    assert the_vm(kube_model)["spec"]["runStrategy"] == \
         "Manual"
     apply(dyn, vm(run="Halted"), force_conflicts=True)
-    stored = kube_model.get(KV, "VirtualMachine", "default", "vm1")
+    stored = the_vm(kube_model)
     assert stored["spec"]["runStrategy"] == "Halted"
     owners = {e["manager"]: e["fieldsV1"] for e in stored["metadata"]["managedFields"]}
     assert "f:runStrategy" in owners["virtsync"]["f:spec"]
@@ -124,9 +131,10 @@ def test_same_value_is_shared_ownership_not_a_conflict(
     cms.server_side_apply(body={"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": "inv"}, "data": {"a": "1", "b": "2"}},
                           namespace="default", field_manager="virtsync")
-    managers = {e["manager"] for e in kube_model.get("v1", "ConfigMap", "default", "inv")[
-        "metadata"]["managedFields"]}
-    assert managers == {"kubectl", "virtsync"}
+    stored = kube_model.get("v1", "ConfigMap", "default", "inv")
+    assert stored is not None
+    assert {e["manager"] for e in stored["metadata"]["managedFields"]} == {"kubectl", "virtsync"}
+    assert "generation" not in stored["metadata"]  # only custom resources have one
 
 
 def test_fields_the_applier_drops_are_removed_unless_another_manager_owns_them(
@@ -136,7 +144,7 @@ def test_fields_the_applier_drops_are_removed_unless_another_manager_owns_them(
                            "metadata": {"name": "vm1", "namespace": "default",
                                         "labels": {"tier": "web"}}}, manager="kubectl")
     apply(dyn, vm())
-    labels = kube_model.get(KV, "VirtualMachine", "default", "vm1")["metadata"]["labels"]
+    labels = the_vm(kube_model)["metadata"]["labels"]
     assert labels == {"tier": "web"}  # team dropped; tier still kubectl's
 
 
@@ -214,7 +222,7 @@ def test_merge_and_json_patch(dyn: dynamic.DynamicClient, kube_model: KubeModel)
     vms(dyn).patch(name="vm1", namespace="default",
                    body=[{"op": "replace", "path": "/spec/runStrategy", "value": "Halted"}],
                    content_type="application/json-patch+json")
-    stored = kube_model.get(KV, "VirtualMachine", "default", "vm1")
+    stored = the_vm(kube_model)
     assert stored["metadata"]["labels"] == {"x": "1"}
     assert stored["spec"]["runStrategy"] == "Halted"
     with pytest.raises(ApiException) as err:  # custom resources reject strategic merge
@@ -295,3 +303,38 @@ def test_unreachable_refuses_connections_then_serves_again(
     with pytest.raises(ApiException) as err:
         vms(dyn).get(name="vm1", namespace="default")
     assert err.value.status == 503
+
+
+def test_create_ignores_status_and_a_deleted_namespace_takes_its_objects(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    kube_model.controller.auto = False
+    kube_model.put_object({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": "team"}})
+    created = vms(dyn).create(body={**vm(), "metadata": {"name": "vm1"},
+                                    "status": {"printableStatus": "Running"}},
+                              namespace="team")
+    assert created.status is None
+    with pytest.raises(NotFoundError):  # a namespace that does not exist
+        vms(dyn).create(body={**vm(), "metadata": {"name": "vm1"}}, namespace="nowhere")
+    dyn.resources.get(api_version="v1", kind="Namespace").delete(name="team")
+    assert kube_model.objects(KV, "VirtualMachine", "team") == []
+
+
+def test_delete_preconditions_on_uid_and_resource_version(
+        dyn: dynamic.DynamicClient, kube_model: KubeModel) -> None:
+    kube_model.controller.auto = False
+    first = apply(dyn, vm()).metadata
+    vms(dyn).delete(name="vm1", namespace="default")
+    apply(dyn, vm())  # recreated: same name, another uid
+    with pytest.raises(ConflictError) as err:
+        vms(dyn).delete(name="vm1", namespace="default",
+                        body={"preconditions": {"uid": first.uid}})
+    assert "Precondition failed: UID" in status_of(err.value)["message"]
+    current = the_vm(kube_model)["metadata"]
+    with pytest.raises(ConflictError):
+        vms(dyn).delete(name="vm1", namespace="default", body={
+            "preconditions": {"resourceVersion": first.resourceVersion}})
+    vms(dyn).delete(name="vm1", namespace="default", body={
+        "apiVersion": "v1", "preconditions": {"uid": current["uid"],
+                                              "resourceVersion": current["resourceVersion"]}})
+    assert kube_model.get(KV, "VirtualMachine", "default", "vm1") is None
