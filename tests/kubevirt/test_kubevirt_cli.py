@@ -71,15 +71,10 @@ def test_apply_empty_plan_change_apply_prune_keeping_disks(
     code, out, err = run_cli("plan", str(tree))
     assert code == 0, out + err
 
-    # prune keeping disks: KubeVirt created web's DataVolume, owned by the VM
-    uid = _vm(kube_model, "web")["metadata"]["uid"]  # type: ignore[index]
-    kube_model.put_object({
-        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-        "metadata": {"name": "web-root", "namespace": "default", "ownerReferences": [
-            {"apiVersion": KV, "kind": "VirtualMachine", "name": "web", "uid": uid,
-             "controller": True, "blockOwnerDeletion": True}]},
-        "spec": {"source": {"blank": {}}, "storage": {"resources": {
-            "requests": {"storage": "1Gi"}}}}}, manager="virt-controller")
+    # prune keeping disks: KubeVirt created web's DataVolume from its template, owned
+    # by the VM (Kubernetes' garbage collector deletes it with the VM unless orphaned)
+    dv = kube_model.get("cdi.kubevirt.io/v1beta1", "DataVolume", "default", "web-root")
+    assert dv is not None and dv["metadata"]["ownerReferences"][0]["name"] == "web"
     write(tree, {"vms/web.yaml": None})
     code, out, err = _apply(run_cli, tree)  # without --prune: listed, skipped
     assert code == 0 and _vm(kube_model, "web") is not None, err
@@ -90,6 +85,18 @@ def test_apply_empty_plan_change_apply_prune_keeping_disks(
     assert dv is not None and not dv["metadata"].get("ownerReferences")  # orphaned: kept
     assert _vm(kube_model, "db") is not None
     assert _inventory(kube_model) == ["Cluster/kube", "VirtualMachine/db"]
+    # the other disk policy: `Delete` in git when it was applied takes the DataVolume
+    # with the VM, and only with --allow-data-loss
+    write(tree, {"vms/db.yaml": vm("db", run="Manual", disk_policy="Delete")})
+    assert _apply(run_cli, tree)[0] == 0
+    write(tree, {"vms/db.yaml": None})
+    code, out, err = _apply(run_cli, tree, "--prune")
+    assert code == 1 and "--allow-data-loss" in err and _vm(kube_model, "db") is not None
+    code, out, err = _apply(run_cli, tree, "--prune", "--allow-data-loss")
+    assert code == 0, out + err
+    assert _vm(kube_model, "db") is None
+    assert kube_model.get("cdi.kubevirt.io/v1beta1", "DataVolume", "default", "db-root") is None
+    assert kube_model.get("cdi.kubevirt.io/v1beta1", "DataVolume", "default", "web-root")
 
 
 def test_empty_source_guard_and_prune_cap(kube_env: Path, kube_model: KubeModel,

@@ -61,9 +61,6 @@ def test_migrate_creates_a_vmim_and_follows_it(kube_env: Path, kube_model: KubeM
     tree = kube_env
     write(tree, {"cluster.yaml": KUBE_CLUSTER, "vms/web.yaml": vm("web", shared=True),
                  "vms/local.yaml": vm("local")})
-    # the model does not create DataVolumes from templates (KubeVirt does): say the
-    # claim KubeVirt would create from web's ReadWriteMany template is shared
-    kube_model.controller.rwx_claims.add("web-root")
     # KubeVirt moves the migration on by itself while virtsync watches it
     kube_model.controller.start_ticking()
     assert run_cli("apply", str(tree), "--auto-approve")[0] == 0
@@ -137,13 +134,9 @@ def test_rename_replaces_keeping_identity_and_disks(kube_env: Path, kube_model: 
     assert run_cli("pin", str(tree), "--from-cluster")[0] == 0
     old = kube_model.get(KV, "VirtualMachine", "default", "web")
     assert old is not None
-    kube_model.put_object({
-        "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
-        "metadata": {"name": "web-root", "namespace": "default", "ownerReferences": [
-            {"apiVersion": KV, "kind": "VirtualMachine", "name": "web",
-             "uid": old["metadata"]["uid"]}]},
-        "spec": {"source": {"blank": {}}, "storage": {"resources": {
-            "requests": {"storage": "1Gi"}}}}}, manager="virt-controller")
+    dv = kube_model.get("cdi.kubevirt.io/v1beta1", "DataVolume", "default", "web-root")
+    assert dv is not None and dv["metadata"]["ownerReferences"][0]["uid"] == \
+        old["metadata"]["uid"]  # KubeVirt's, from the template
     pinned = (tree / "vms" / "web.yaml").read_text()
     write(tree, {"vms/web.yaml": None,
                  "vms/front.yaml": pinned.replace("name: web\n", "name: front\n", 1)})

@@ -37,7 +37,6 @@ def test_every_object_sent_in_a_cli_run_is_valid(kube_env: Path, kube_model: Kub
     tree = kube_env
     write(tree, {"cluster.yaml": KUBE_CLUSTER, "vms/web.yaml": vm("web", shared=True),
                  "vms/db.yaml": vm("db", run="Manual", disk_policy="Delete")})
-    kube_model.controller.rwx_claims.add("web-root")
     kube_model.controller.start_ticking()  # KubeVirt moves the migration on by itself
     assert run_cli("apply", str(tree), "--auto-approve")[0] == 0
     assert run_cli("stop", "web", "--path", str(tree))[0] == 0
