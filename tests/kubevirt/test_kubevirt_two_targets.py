@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import libvirt
+import pytest
 import yaml
 from kube.apimodel import KubeModel
 from kube_tree import KUBE_CLUSTER, vm, write
@@ -119,3 +120,26 @@ def test_an_unreachable_cluster_is_an_error_never_nothing(
         assert code == 2 and "not reachable" in err and out == "", (argv, out, err)
     kube_model.set_reachable(True)
     assert run_cli("plan", str(tree))[0] == 0
+
+
+def test_another_installations_vms_are_neither_touched_nor_listed(
+        kube_env: Path, kube_model: KubeModel, run_cli: Run, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule 18 on a cluster: each state directory is an installation, marked on what it
+    applies; another installation's VM of the same name is a conflict, never adopted."""
+    tree = kube_env
+    write(tree, {"cluster.yaml": KUBE_CLUSTER, "vms/a.yaml": vm("a")})
+    assert run_cli("apply", str(tree), "--auto-approve")[0] == 0
+    first = kube_model.get(KV, "VirtualMachine", "default", "a")
+    assert first is not None
+    monkeypatch.setenv("VIRTSYNC_STATE_DIR", str(tmp_path / "other-installation"))
+    code, out, err = run_cli("plan", str(tree))
+    assert code == 2 and "another virtsync installation" in err and out == ""
+    code, _, err = run_cli("apply", str(tree), "--auto-approve")
+    assert code == 2
+    code, out, err = run_cli("status", str(tree), "-o", "json")  # as on libvirt
+    assert code == 2 and "another virtsync installation" in err
+    code, out, _ = run_cli("status", str(tree), "-o", "json", "--all-installations")
+    assert [row["name"] for row in json.loads(out)] == ["a"]
+    after = kube_model.get(KV, "VirtualMachine", "default", "a")
+    assert after is not None and after["metadata"]["labels"] == first["metadata"]["labels"]
