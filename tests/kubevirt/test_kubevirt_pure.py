@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from reconciler.backends.kubevirt.fieldset import conflict_text, manager_fields, owned_subset
 from reconciler.backends.kubevirt.ownership import (
@@ -157,8 +160,6 @@ def test_resource_paths() -> None:
 
 
 def test_watch_stream_events_split_across_chunks_and_410() -> None:
-    import pytest
-
     from reconciler.backends.kubevirt.client import Expired, _events
 
     added = json.dumps({"type": "ADDED", "object": {"status": {"phase": "Pending"}}})
@@ -171,3 +172,24 @@ def test_watch_stream_events_split_across_chunks_and_410() -> None:
                                                    "message": "too old resource version"}})
     with pytest.raises(Expired, match="too old"):
         list(_events(iter([gone.encode() + b"\n"]), "w"))
+
+
+def test_connection_errors_name_what_was_asked_for(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.backends.base import BackendError
+    from reconciler.backends.kubevirt.client import Target, connect
+
+    mp = monkeypatch
+    mp.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(BackendError, match="cannot load the in-cluster config"):
+        connect(Target(in_cluster=True))
+    config = tmp_path / "kubeconfig"
+    with open(config, "w") as fh:
+        json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "a",
+                   "clusters": [{"name": "a", "cluster": {"server": "http://127.0.0.1:9"}}],
+                   "users": [{"name": "a", "user": {"token": "t"}}],
+                   "contexts": [{"name": "a", "context": {"cluster": "a", "user": "a"}}]}, fh)
+    mp.setenv("KUBECONFIG", str(config))
+    with pytest.raises(BackendError, match="kubeconfig context 'lab'"):
+        connect(Target(context="lab"))
+    assert connect(Target(context="a")).configuration.host == "http://127.0.0.1:9"
