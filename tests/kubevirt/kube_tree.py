@@ -70,6 +70,71 @@ metadata:
 """
 
 
+# an instancetype, a preference, a DataVolume and a VM using all three
+SIZES = """\
+apiVersion: instancetype.kubevirt.io/v1beta1
+kind: VirtualMachineClusterInstancetype
+metadata:
+  name: small
+spec:
+  cpu:
+    guest: 1
+  memory:
+    guest: 1Gi
+---
+apiVersion: instancetype.kubevirt.io/v1beta1
+kind: VirtualMachinePreference
+metadata:
+  name: virtio
+  namespace: default
+spec:
+  devices:
+    preferredDiskBus: virtio
+"""
+
+DATA = """\
+apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataVolume
+metadata:
+  name: data
+  namespace: default
+spec:
+  source:
+    blank: {}
+  storage:
+    resources:
+      requests:
+        storage: 2Gi
+"""
+
+APP = """\
+apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: app
+  namespace: default
+spec:
+  runStrategy: Always
+  instancetype:
+    kind: VirtualMachineClusterInstancetype
+    name: small
+  preference:
+    kind: VirtualMachinePreference
+    name: virtio
+  template:
+    spec:
+      domain:
+        devices:
+          disks:
+          - name: data
+            disk: {}
+      volumes:
+      - name: data
+        dataVolume:
+          name: data
+"""
+
+
 def vm(name: str, *, run: str = "Always", sockets: int = 1, memory: str = "1Gi",
        disk_policy: str = "", shared: bool = False, namespace: str = "default") -> str:
     """`shared`: the disk is ReadWriteMany (KubeVirt live-migrates only such VMs)."""

@@ -9,72 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kube.apimodel import KubeModel
-from kube_tree import KUBE_CLUSTER, write
+from kube_tree import APP, DATA, KUBE_CLUSTER, SIZES, write
 
 Run = Callable[..., tuple[int, str, str]]
-
-SIZES = """\
-apiVersion: instancetype.kubevirt.io/v1beta1
-kind: VirtualMachineClusterInstancetype
-metadata:
-  name: small
-spec:
-  cpu:
-    guest: 1
-  memory:
-    guest: 1Gi
----
-apiVersion: instancetype.kubevirt.io/v1beta1
-kind: VirtualMachinePreference
-metadata:
-  name: virtio
-  namespace: default
-spec:
-  devices:
-    preferredDiskBus: virtio
-"""
-
-DATA = """\
-apiVersion: cdi.kubevirt.io/v1beta1
-kind: DataVolume
-metadata:
-  name: data
-  namespace: default
-spec:
-  source:
-    blank: {}
-  storage:
-    resources:
-      requests:
-        storage: 2Gi
-"""
-
-APP = """\
-apiVersion: kubevirt.io/v1
-kind: VirtualMachine
-metadata:
-  name: app
-  namespace: default
-spec:
-  runStrategy: Always
-  instancetype:
-    kind: VirtualMachineClusterInstancetype
-    name: small
-  preference:
-    kind: VirtualMachinePreference
-    name: virtio
-  template:
-    spec:
-      domain:
-        devices:
-          disks:
-          - name: data
-            disk: {}
-      volumes:
-      - name: data
-        dataVolume:
-          name: data
-"""
 
 KINDS = {"virtualmachineclusterinstancetypes": "VirtualMachineClusterInstancetype",
          "virtualmachinepreferences": "VirtualMachinePreference",
