@@ -49,8 +49,8 @@ def test_watch_applies_edits_and_prunes(kube_env: Path, kube_model: KubeModel,
         write(tree, {"vms/web.yaml": vm("web", memory="2Gi")})
         assert wait_for(lambda: vm_field("web", lambda o: o["spec"]["template"]["spec"][  # type: ignore[index]
             "domain"]["memory"]["guest"]) == "2Gi", 60)
-        # objects added while watch runs: the VM still goes out as git holds it, without
-        # virtsync's instancetype revision pin (its backend was opened before they existed)
+        # objects added while watch runs: the VM goes out as git holds it, without
+        # virtsync's instancetype revision pin
         write(tree, {"sizes.yaml": SIZES, "data.yaml": DATA, "vms/app.yaml": APP})
         assert wait_for(lambda: kube_model.get(KV, "VirtualMachine", "default", "app")
                         is not None, 60)

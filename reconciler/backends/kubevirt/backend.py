@@ -211,11 +211,6 @@ class KubevirtBackend:
             return held(body)  # git did not change runStrategy: the stop holds (rule 16)
         return body
 
-    def _refresh(self, refs: Mapping[ObjectKey, Manifest]) -> None:
-        """The tree as apply sees it now (a long-running `watch` opened this backend
-        with an older one): what `_body` looks instancetypes up in."""
-        self.desired.update((k, m) for k, m in refs.items() if m.kind in APPLIED)
-
     def _apply(self, m: Manifest, revision: str, live: Mapping[str, JSON] | None,
                body: Mapping[str, JSON] | None = None) -> dict[str, JSON]:
         sent = body if body is not None else self._body(m, live, revision)
@@ -262,13 +257,11 @@ class KubevirtBackend:
 
     def create(self, vm: Manifest, *, revision: str,
                refs: Mapping[ObjectKey, Manifest], node: str | None = None) -> None:
-        self._refresh(refs)
         self._apply(vm, revision, self._get_ours(vm.key))  # an existing one is adopted
 
     def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],
                restart: bool, grace_period: int | None = None, force: bool = False,
                node: str | None = None) -> None:
-        self._refresh(refs)
         live = self._get_ours(vm.key)
         self._apply(vm, revision, live)
         if restart and vm.kind == VM_KIND and live is not None and _created(live):
@@ -283,7 +276,6 @@ class KubevirtBackend:
         previous = self._get_ours(old)
         if old != vm.key and self._get_ours(vm.key) is not None:
             raise BackendError(f"{vm.key}: cannot rename {old} to it: it already exists")
-        self._refresh(refs)
         body = self._body(vm, None, revision)
         if previous is not None:
             body = with_identity(body, previous)
