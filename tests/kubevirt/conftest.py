@@ -1,4 +1,4 @@
-"""Fixtures of the kubevirt backend's tests: kmock on a thread (kmock_server.py), the
+"""Fixtures of the kubevirt backend's tests: kmock's emulator (tests/kube), the
 Kubernetes API model (tests/kube, a MODEL: tests/kube/README.md), and a tree whose
 Cluster object points at the model through KUBECONFIG."""
 
@@ -8,10 +8,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kmock_server import kmock_server
-from kube.conftest import kube_model, kubeconfig
+from kube.conftest import kmock_server, kube_model, kubeconfig
+from kube.kmockserver import KmockServer
+from kubernetes import client as k8s
 
-__all__ = ["kmock_server", "kube_env", "kube_model", "kubeconfig", "run_cli"]
+__all__ = ["kmock_api", "kmock_server", "kube_env", "kube_model", "kubeconfig", "run_cli"]
+
+
+@pytest.fixture
+def kmock_api(kmock_server: KmockServer) -> Iterator[tuple[KmockServer, k8s.ApiClient]]:
+    """kmock's emulator (tests/kube/kmockserver.py) and a client pointed at it."""
+    configuration = k8s.Configuration()
+    configuration.host = kmock_server.url.rstrip("/")
+    api = k8s.ApiClient(configuration)
+    try:
+        yield kmock_server, api
+    finally:
+        api.close()
 
 
 @pytest.fixture

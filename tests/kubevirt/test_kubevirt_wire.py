@@ -58,11 +58,11 @@ def _existing(api: k8s.ApiClient, status: dict[str, Any] | None = None,
 
 
 def _sent(server: Any, method: str) -> list[Any]:
-    return [r for r in server.requests if str(r.method).upper().endswith(method)]
+    return [r for r in server.requests() if str(r.method).upper().endswith(method)]
 
 
-def test_apply_is_server_side_apply_as_field_manager_virtsync(kmock_server: Server) -> None:
-    server, api = kmock_server
+def test_apply_is_server_side_apply_as_field_manager_virtsync(kmock_api: Server) -> None:
+    server, api = kmock_api
     _existing(api)
     _backend(api, _vm()).create(_vm(), revision="c0ffee", refs={})
     (patch,) = _sent(server, "PATCH")
@@ -77,8 +77,8 @@ def test_apply_is_server_side_apply_as_field_manager_virtsync(kmock_server: Serv
     assert patch.data["spec"] == _vm().body["spec"]  # git's body, as render emits it
 
 
-def test_force_conflicts_only_on_request(kmock_server: Server) -> None:
-    server, api = kmock_server
+def test_force_conflicts_only_on_request(kmock_api: Server) -> None:
+    server, api = kmock_api
     _existing(api)
     backend = _backend(api, _vm())
     backend.force_conflicts = True
@@ -88,8 +88,8 @@ def test_force_conflicts_only_on_request(kmock_server: Server) -> None:
 
 
 def test_observe_lists_by_ownership_label_and_dry_runs_each_desired_object(
-        kmock_server: Server) -> None:
-    server, api = kmock_server
+        kmock_api: Server) -> None:
+    server, api = kmock_api
     _existing(api)
     absent = Manifest("kubevirt.io/v1", "VirtualMachine", "default", "db",
                       {**_vm().body, "metadata": {"name": "db"}}, SourceRef("db.yaml", 1))
@@ -114,12 +114,12 @@ def test_observe_lists_by_ownership_label_and_dry_runs_each_desired_object(
     assert any(r.url.path.endswith("/virtualmachines/db") for r in _sent(server, "GET"))
 
 
-def test_power_verbs_are_kubevirts_subresources(kmock_server: Server) -> None:
-    server, api = kmock_server
+def test_power_verbs_are_kubevirts_subresources(kmock_api: Server) -> None:
+    server, api = kmock_api
     _existing(api, status={"created": True, "printableStatus": "Running"})
     # an operator stopped this one: KubeVirt wrote Halted where virtsync applied Always
     _existing(api, name="off", strategy="Halted", uid="u2")
-    server.handler["put"] << {}
+    server.kmock["put"] << {}
     backend = _backend(api, _vm())
     backend.stop(KEY, grace_period=30)
     backend.stop(KEY, grace_period=30, force=True)
@@ -133,8 +133,8 @@ def test_power_verbs_are_kubevirts_subresources(kmock_server: Server) -> None:
 
 
 def test_prune_keeping_disks_orphans_owned_datavolumes_before_the_delete(
-        kmock_server: Server) -> None:
-    server, api = kmock_server
+        kmock_api: Server) -> None:
+    server, api = kmock_api
     _existing(api, uid="vm-uid")
     KubeClient(api).create(DATA_VOLUME, "default", {
         "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
@@ -151,8 +151,8 @@ def test_prune_keeping_disks_orphans_owned_datavolumes_before_the_delete(
     assert delete.data["propagationPolicy"] == "Background"
 
 
-def test_inventory_configmap_is_applied_once_per_change(kmock_server: Server) -> None:
-    server, api = kmock_server
+def test_inventory_configmap_is_applied_once_per_change(kmock_api: Server) -> None:
+    server, api = kmock_api
     KubeClient(api).create(
         CONFIG_MAP, "default", {"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": "virtsync-inventory-src1", "namespace": "default"},
@@ -169,8 +169,8 @@ def test_inventory_configmap_is_applied_once_per_change(kmock_server: Server) ->
     assert patch.data["metadata"]["labels"]["virtsync.io/source"] == "src1"
 
 
-def test_migration_is_followed_by_a_watch_on_that_object(kmock_server: Server) -> None:
-    server, api = kmock_server
+def test_migration_is_followed_by_a_watch_on_that_object(kmock_api: Server) -> None:
+    server, api = kmock_api
     client = KubeClient(api)
 
     def kubevirt_finishes_it() -> None:  # as virt-controller would, a moment later
