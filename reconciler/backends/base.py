@@ -79,6 +79,9 @@ class Observation:
     # The nodes VMs can be placed on, as measured now; empty for a backend that places
     # VMs itself (then the plan has no placement step).
     nodes: tuple[NodeCapacity, ...] = ()
+    # What the user should know about how it was observed (KubeVirt: the plan compared
+    # with the local normalizer because the server-side dry run was not possible).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,31 @@ class BackendProfile:
     def for_cluster(self, spec: Mapping[str, JSON]) -> BackendProfile:
         """This backend's profile for a tree whose Cluster object has this `spec`."""
         return self.configure(spec) if self.configure is not None else self
+
+
+@runtime_checkable
+class ServerSideApplier(Protocol):
+    """A backend that applies with Kubernetes server-side apply (KubeVirt). Setting
+    `force_conflicts` (`virtsync apply --force-conflicts`, only on request) lets it take
+    over fields another field manager owns; by default such a conflict fails the step."""
+
+    force_conflicts: bool
+
+
+@runtime_checkable
+class InventoryKeeper(Protocol):
+    """A backend that keeps each source's inventory itself (KubeVirt: a ConfigMap in the
+    cluster) instead of the state directory. The data is the inventory's JSON document."""
+
+    def read_inventory(self, source: str) -> bytes | None:
+        """The stored document, or None when there is none yet (nothing applied)."""
+        ...
+
+    def write_inventory(self, source: str, data: bytes) -> None: ...
+
+    def inventory_location(self, source: str) -> str:
+        """Where it is kept, for messages."""
+        ...
 
 
 class NodeAgent(Protocol):

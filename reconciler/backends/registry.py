@@ -4,7 +4,8 @@ An entry names two modules: the one defining `PROFILE` (a `BackendProfile`: chea
 import, all planning needs) and the one defining `open_backend(manifests, scope)`, or
 none when the backend only plans. They are imported only when asked for, so planning
 never loads a backend's driver. The tree's Cluster object picks the backend with
-`spec.backend` (default: libvirt).
+`spec.backend` (default: libvirt); a tree may hold one Cluster object per target,
+chosen with `--target`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Entry:
 
 _ENTRIES: dict[str, Entry] = {
     "libvirt": Entry(".libvirt_profile", ".libvirt"),
-    "kubevirt": Entry(".kubevirt", None),
+    "kubevirt": Entry(".kubevirt", ".kubevirt.backend"),
 }
 
 
@@ -67,16 +68,37 @@ def profile(name: str, where: str = "") -> BackendProfile:
     return found
 
 
-def selected(manifests: Iterable[Manifest]) -> tuple[str, str]:
-    """The backend the tree's Cluster object names (`spec.backend`), and where it says
-    so ('' for the default). More than one Cluster object is the backend's error."""
-    for m in manifests:
-        if m.kind != CLUSTER_KIND:
-            continue
-        spec = m.body.get("spec")
-        name = spec.get("backend") if isinstance(spec, dict) else None
-        if isinstance(name, str):
-            return name, f"{m.source.file}: spec.backend: "
+def _backend_of(m: Manifest) -> str | None:
+    spec = m.body.get("spec")
+    name = spec.get("backend") if isinstance(spec, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def cluster_for(manifests: Iterable[Manifest], target: str | None = None) -> Manifest | None:
+    """The tree's Cluster object for `target` (a backend name): a tree may hold one
+    Cluster object per target (the same VMs planned for libvirt and for KubeVirt); the
+    one whose `spec.backend` is `target` counts. Without `target` there must be at most
+    one. None: no Cluster object for it (the backend's defaults)."""
+    clusters = [m for m in manifests if m.kind == CLUSTER_KIND]
+    if target is not None:
+        return next((m for m in clusters if (_backend_of(m) or DEFAULT) == target),
+                    clusters[0] if len(clusters) == 1 else None)
+    if len(clusters) > 1:
+        named = ", ".join(f"{_backend_of(m) or DEFAULT} ({m.source.file})" for m in clusters)
+        raise VirtsyncError(f"the tree has {len(clusters)} Cluster objects, one per target: "
+                            f"{named}; choose one with --target")
+    return clusters[0] if clusters else None
+
+
+def selected(manifests: Iterable[Manifest], target: str | None = None) -> tuple[str, str]:
+    """The backend to use and where the tree says so ('' for the default or `target`):
+    `target` when given, else the one Cluster object's `spec.backend`."""
+    if target:
+        return target, ""
+    cluster = cluster_for(manifests)
+    name = _backend_of(cluster) if cluster is not None else None
+    if cluster is not None and name is not None:
+        return name, f"{cluster.source.file}: spec.backend: "
     return DEFAULT, ""
 
 
@@ -84,14 +106,25 @@ def for_tree(manifests: Iterable[Manifest], target: str | None = None) -> Backen
     """The profile a tree is planned with: `target`'s, else the backend its Cluster object
     names; configured by that object's spec (e.g. KubeVirt's rollout strategy)."""
     manifests = list(manifests)
-    name, where = (target, "") if target else selected(manifests)
-    spec = next((m.body.get("spec") for m in manifests if m.kind == CLUSTER_KIND), None)
+    name, where = selected(manifests, target)
+    cluster = cluster_for(manifests, target)
+    spec = cluster.body.get("spec") if cluster is not None else None
     return profile(name, where).for_cluster(spec if isinstance(spec, dict) else {})
 
 
-def open_backend(manifests: Sequence[Manifest], scope: Scope) -> Backend:
-    """Open the backend the tree selects, for its objects, scoped to `scope` (rule 18)."""
-    name, where = selected(manifests)
+def for_target(manifests: Sequence[Manifest], target: str | None) -> list[Manifest]:
+    """The tree as `target`'s backend sees it: every object but the other targets'
+    Cluster objects."""
+    chosen = cluster_for(manifests, target)
+    return [m for m in manifests if m.kind != CLUSTER_KIND or m is chosen]
+
+
+def open_backend(manifests: Sequence[Manifest], scope: Scope,
+                 target: str | None = None) -> Backend:
+    """Open the backend the tree selects (or `target`), for its objects, scoped to
+    `scope` (rule 18)."""
+    manifests = for_target(manifests, target)
+    name, where = selected(manifests, target)
     entry = _entry(name, where)
     opener = getattr(importlib.import_module(entry.opener, __package__), "open_backend", None) \
         if entry.opener else None

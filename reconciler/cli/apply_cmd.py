@@ -17,6 +17,7 @@ from reconciler.backends.base import Backend
 from reconciler.cli.common import (
     add_backend_arguments,
     add_change_permission_arguments,
+    add_target_argument,
     apply_options,
     open_backend,
     progress_reporter,
@@ -35,7 +36,8 @@ from reconciler.execute.cycle import (
     record,
     settle,
 )
-from reconciler.execute.inventory import Inventory, source_id
+from reconciler.execute.inventory import source_id
+from reconciler.execute.inventory_store import load_inventory
 from reconciler.execute.journal import JournalEntry, unfinished
 from reconciler.execute.lock import StateLock
 from reconciler.planning.plan_codec import read_plan_document
@@ -59,6 +61,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auto-approve", action="store_true",
                    help="do not ask for confirmation on a terminal")
     add_backend_arguments(p)
+    add_target_argument(p)
+    p.add_argument("--force-conflicts", action="store_true",
+                   help="kubevirt: take over fields another field manager owns "
+                        "(server-side apply's force); without it such a conflict fails "
+                        "the object's step, naming the other manager")
 
 
 def run(args: argparse.Namespace) -> ExitCode:
@@ -71,8 +78,10 @@ def run(args: argparse.Namespace) -> ExitCode:
             print(f"virtsync: note: an earlier apply stopped during {entry.action} of "
                   f"{entry.key}; converging from live state", file=sys.stderr)
         backend = opened.enter_context(open_backend(desired, args))
-        inventory = Inventory.load(state, source_id(desired.root))
-        plan, _observation = plan_cycle(desired, backend, inventory, prune=options.prune)
+        inventory = load_inventory(state, source_id(desired.root), backend)
+        plan, observation = plan_cycle(desired, backend, inventory, prune=options.prune)
+        for note in observation.notes:
+            print(f"virtsync: note: {note}", file=sys.stderr)
         if args.plan:
             # Rule 15: the file only pins the plan; what runs (and what the gates below
             # judge) is the plan re-derived here, executed only if the file equals it.
@@ -88,7 +97,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             print(describe_refusals(refusals), file=sys.stderr)
             return ExitCode.FINDINGS
         if plan.empty:
-            record(state, inventory, desired, [])
+            record(state, inventory, desired, [], backend=backend)
             _settle(state, backend, earlier, [])
             print("No changes. Live state matches the specs.", file=sys.stderr)
             return ExitCode.OK

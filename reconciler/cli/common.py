@@ -10,13 +10,20 @@ from typing import TYPE_CHECKING
 
 from node.identity.metadata import Scope
 from reconciler.backends import registry
-from reconciler.backends.base import Backend
-from reconciler.core.model import ApplyWord, Manifest
+from reconciler.backends.base import Backend, ServerSideApplier
+from reconciler.core.model import ApplyWord, Manifest, VirtsyncError
 from reconciler.core.statedir import installation_id, state_dir
 from reconciler.tree.desired import Desired
 
 if TYPE_CHECKING:  # imported where used: not every command applies
     from reconciler.execute.apply import ApplyOptions, Outcome
+
+
+def add_target_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", "--backend", dest="target", choices=registry.names(),
+                   help="the backend to use, and the tree's Cluster object for it when the "
+                        "tree holds one per target (default: the Cluster object's "
+                        f"spec.backend, else {registry.DEFAULT})")
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,7 +89,15 @@ def make_backend(desired: Desired | Sequence[Manifest],
     agent, never for changes)."""
     manifests = desired.manifests if isinstance(desired, Desired) else desired
     scope = installation_scope()
-    return registry.open_backend(manifests, scope.widened() if every_installation else scope)
+    backend = registry.open_backend(manifests, scope.widened() if every_installation else scope,
+                                    getattr(args, "target", None))
+    if getattr(args, "force_conflicts", False):
+        if not isinstance(backend, ServerSideApplier):
+            backend.close()
+            raise VirtsyncError(f"--force-conflicts: the {backend.profile.name} backend has "
+                                "no field managers (only kubevirt applies server-side)")
+        backend.force_conflicts = True
+    return backend
 
 
 @contextmanager

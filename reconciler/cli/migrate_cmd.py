@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.backends.base import Backend
-from reconciler.cli.common import open_backend
+from reconciler.cli.common import add_target_argument, open_backend
 from reconciler.cli.power_cmd import key_of
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.migration import MigrationProgress, policy_for
@@ -51,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run the migration here and wait for it (progress on a terminal)")
     p.add_argument("--cancel", action="store_true",
                    help="abort the VM's running migration; the guest stays on its node")
+    add_target_argument(p)
 
 
 def run(args: argparse.Namespace) -> ExitCode:
@@ -63,9 +64,10 @@ def run(args: argparse.Namespace) -> ExitCode:
             return ExitCode.OK
         route = _route(backend, desired, key, args.to)
         source, target = route.source, route.target
+        shown = target or "the node its scheduler picks"
         if not args.wait:
             log = _detach(args, key, target)
-            print(f"{key}: migrating {source} → {target} (log: {log}); "
+            print(f"{key}: migrating {source} → {shown} (log: {log}); "
                   "`virtsync status` shows its progress")
             return ExitCode.OK
         with StateLock(state_dir()):
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> ExitCode:
                                       policy=policy_for(route.vm.body, route.ctx.policy),
                                       progress=_progress_printer(key))
     _end_progress()
-    print(f"{key} migrated {source} → {target} in {outcome.seconds:.1f} s "
+    print(f"{key} migrated {source} → {shown} in {outcome.seconds:.1f} s "
           f"({outcome.method}, downtime {_ms(outcome.downtime_ms)})")
     return ExitCode.OK
 
@@ -104,6 +106,12 @@ def _route(backend: Backend, desired: Desired, key: ObjectKey, wanted: str | Non
     vm = _desired_vm(desired, key)
     ctx = move_context(desired.manifests, observation.nodes,
                        live=backend.profile.classification.live_migration)
+    if not observation.nodes:
+        # A backend that places VMs itself (KubeVirt): its scheduler picks the target,
+        # `--to` only narrows it; its own LiveMigratable condition decides.
+        if wanted == live.node:
+            raise VirtsyncError(f"{key} already runs on {wanted}")
+        return _Route(live.node, wanted or "", vm, ctx)
     targets, verdict = migration_targets(vm, live.node, ctx)
     if wanted is not None:
         if wanted == live.node:
@@ -129,7 +137,7 @@ def _detach(args: argparse.Namespace, key: ObjectKey, target: str) -> Path:
     # `python -m` the reconciler package, whatever the install calls it.
     package = __name__.rsplit(".", 2)[0]
     cmd = [sys.executable, "-m", package, "migrate", f"{key.namespace}/{key.name}",
-           "--path", str(args.path), "--to", target, "--wait"]
+           "--path", str(args.path), *(["--to", target] if target else []), "--wait"]
     with log.open("ab") as out:
         subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                          start_new_session=True)

@@ -9,7 +9,10 @@ comments placed before a document start). Written values are double-quoted, so Y
 readers never see a MAC as a number or a serial as a float.
 
 Where identity is read from: `--storage-dir` (repeatable); else the storageDir of every
-node in a `Cluster` object found under PATH; else `$VIRTSYNC_STATE_DIR/storage`.
+node in a `Cluster` object found under PATH; else `$VIRTSYNC_STATE_DIR/storage`. With
+`--from-cluster`, from the live VMs the tree's backend observes (KubeVirt: the firmware
+UUID, serial and MACs the cluster filled in), so a VM recreated on another cluster keeps
+its identity.
 
 - Idempotent: a file that needs no change is not written at all, so a second run
   changes no byte.
@@ -38,6 +41,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from node.identity.node_store import Identity, IdentityStore
+from reconciler.cli.common import add_target_argument
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.fsutil import write_atomic
 from reconciler.core.model import (
@@ -69,6 +73,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="node storage directory to read identity from (repeatable)",
     )
+    p.add_argument(
+        "--from-cluster",
+        action="store_true",
+        help="read identity from the live VMs (the tree's backend, e.g. the KubeVirt "
+             "cluster's server-filled firmware UUID, serial and MACs)",
+    )
+    add_target_argument(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -302,6 +313,36 @@ def edit_file(
 # -- command --------------------------------------------------------------------
 
 
+def stored_identities(manifests: Sequence[Manifest],
+                      storage: Sequence[str] | None) -> dict[ObjectKey, Identity]:
+    stores = [IdentityStore(d) for d in storage_dirs(manifests, storage)]
+    # The cluster record (state directory) counts; node stores are its caches.
+    cluster = None if storage else IdentityStore(state_dir())
+    identities: dict[ObjectKey, Identity] = {}
+    for m in manifests:
+        if m.kind == "VirtualMachine" and m.group == KUBEVIRT_GROUP:
+            ident = (cluster.get(m.key) if cluster else None) or lookup(stores, m.key)
+            if ident is not None:
+                identities[ObjectKey("VirtualMachine", m.namespace, m.name)] = ident
+    return identities
+
+
+def live_identities(manifests: Sequence[Manifest],
+                    args: argparse.Namespace) -> dict[ObjectKey, Identity]:
+    """The identity of each VM of the tree as its backend observes it live (rule 18:
+    this installation's VMs only)."""
+    from reconciler.cli.common import make_backend
+
+    backend = make_backend(manifests, args)
+    try:
+        observed = backend.observe().objects
+    finally:
+        backend.close()
+    wanted = {m.key for m in manifests if m.kind == "VirtualMachine"}
+    return {o.key: Identity(o.identity.uuid, o.identity.serial, dict(o.identity.macs))
+            for o in observed if o.key in wanted and o.identity.uuid}
+
+
 def run(args: argparse.Namespace) -> ExitCode:
     sources, findings = find_yaml_files(args.paths)
     loaded: list[tuple[Path, str, LoadedFile, bytes]] = []
@@ -318,15 +359,8 @@ def run(args: argparse.Namespace) -> ExitCode:
         return ExitCode.FAILED
 
     manifests = [m for _, _, lf, _ in loaded for m in lf.manifests]
-    stores = [IdentityStore(d) for d in storage_dirs(manifests, args.storage_dir)]
-    # The cluster record (state directory) counts; node stores are its caches.
-    cluster = None if args.storage_dir else IdentityStore(state_dir())
-    identities: dict[ObjectKey, Identity] = {}
-    for m in manifests:
-        if m.kind == "VirtualMachine" and m.group == KUBEVIRT_GROUP:
-            ident = (cluster.get(m.key) if cluster else None) or lookup(stores, m.key)
-            if ident is not None:
-                identities[ObjectKey("VirtualMachine", m.namespace, m.name)] = ident
+    identities = (live_identities(manifests, args) if args.from_cluster
+                  else stored_identities(manifests, args.storage_dir))
 
     edits = [
         edit_file(path, display, content.decode("utf-8"), identities, args.force)

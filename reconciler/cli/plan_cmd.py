@@ -41,8 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--color", choices=["auto", "always", "never"], default="auto",
                    help="colour the text output (auto: on a terminal, unless NO_COLOR)")
     p.add_argument("--target", "--backend", dest="target", choices=registry.names(),
-                   help="git mode: classify by this backend's rules, e.g. kubevirt's "
-                        "live-update rules (default: the Cluster object's spec.backend, "
+                   help="classify by this backend's rules, e.g. kubevirt's live-update "
+                        "rules; with one Cluster object per target in the tree, use that "
+                        "one (default: the Cluster object's spec.backend, "
                         f"else {registry.DEFAULT})")
     p.add_argument("--prune", action="store_true",
                    help="host mode: also list objects virtsync applied that left git as "
@@ -54,10 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> ExitCode:
     try:
         if args.base is None:
-            if args.target is not None:
-                raise VirtsyncError("--target needs --base: host mode plans with the "
-                                    "backend the Cluster object names")
-            plan = plan_from_host(args.path, prune=args.prune)
+            plan = plan_from_host(args.path, prune=args.prune, target=args.target)
         else:
             plan = _git_mode(args)
     except VirtsyncError as exc:
@@ -115,16 +113,20 @@ def _github_step_summary(plan: Plan) -> None:
               file=sys.stderr)
 
 
-def plan_from_host(path: str, *, prune: bool) -> Plan:
+def plan_from_host(path: str, *, prune: bool, target: str | None = None) -> Plan:
     """Host mode: desired is the tree at PATH, live is what the tree's backend observes
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
     from reconciler.cli.common import open_backend
     from reconciler.core.statedir import state_dir
-    from reconciler.execute.inventory import Inventory, source_id
+    from reconciler.execute.inventory import source_id
+    from reconciler.execute.inventory_store import load_inventory
     from reconciler.planning.reconcile import load_desired, observe, plan_live
 
     desired = load_desired([path])
-    inventory = Inventory.load(state_dir(), source_id(desired.root))
-    with open_backend(desired, None) as backend:
-        return plan_live(desired, observe(backend), inventory, prune=prune,
+    with open_backend(desired, argparse.Namespace(target=target)) as backend:
+        inventory = load_inventory(state_dir(), source_id(desired.root), backend)
+        observation = observe(backend)
+        for note in observation.notes:
+            print(f"virtsync: note: {note}", file=sys.stderr)
+        return plan_live(desired, observation, inventory, prune=prune,
                          profile=backend.profile.classification)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from reconciler.cli.common import open_backend
+from reconciler.cli.common import add_target_argument, open_backend
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import DEFAULT_NAMESPACE, ExitCode, ObjectKey, VirtsyncError
 from reconciler.core.power import RunStrategy, run_strategy
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds to wait for the guest to shut down")
     p.add_argument("--force", action="store_true",
                    help="power off if the guest does not shut down in time (may corrupt data)")
+    add_target_argument(p)
 
 
 def key_of(args: argparse.Namespace) -> ObjectKey:

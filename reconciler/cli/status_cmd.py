@@ -9,13 +9,14 @@ import time
 from collections.abc import Sequence
 
 from reconciler.backends.base import LiveObject, Observation
-from reconciler.cli.common import add_scope_argument, open_backend
+from reconciler.cli.common import add_scope_argument, add_target_argument, open_backend
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.migration import CONDITION_TYPE
 from reconciler.core.model import ExitCode, Manifest, ObjectKey
 from reconciler.core.statedir import state_dir
 from reconciler.core.status import Condition
-from reconciler.execute.inventory import Inventory, source_id
+from reconciler.execute.inventory import source_id
+from reconciler.execute.inventory_store import load_inventory
 from reconciler.planning.moves import migration_targets, move_context
 from reconciler.planning.reconcile import RUNNING_STATES, load_desired, observe, plan_live
 
@@ -29,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "is measured against it (default: .)")
     p.add_argument("--output", "-o", choices=["table", "json"], default="table")
     add_scope_argument(p, "list")
+    add_target_argument(p)
 
 
 def _age(created: float | None, now: float) -> str:
@@ -46,10 +48,11 @@ def run(args: argparse.Namespace) -> ExitCode:
     with open_backend(desired, args, every_installation=args.all_installations) as backend:
         observation = observe(backend)
         profile = backend.profile.classification
-    inventory = Inventory.load(state_dir(), source_id(desired.root))
+        inventory = load_inventory(state_dir(), source_id(desired.root), backend)
     plan = plan_live(desired, observation, inventory, prune=False, profile=profile)
     drifted = {c.key for c in plan.changes}
-    rows = sorted(observation.objects, key=lambda o: o.key)
+    rows = sorted((o for o in observation.objects if o.key.kind == "VirtualMachine"),
+                  key=lambda o: o.key)  # a backend may observe DataVolumes etc. too
     now = time.time()
     if args.output == "json":
         extra = _migratable(desired.manifests, rows, observation,

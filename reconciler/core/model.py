@@ -103,6 +103,14 @@ class PrintableStatus(StrEnum):
     ERROR_UNSCHEDULABLE = "ErrorUnschedulable"
     ERROR_PVC_NOT_FOUND = "ErrorPvcNotFound"
     UNKNOWN = "Unknown"
+    # Reported by KubeVirt itself (the kubevirt backend), never by the libvirt nodes.
+    PROVISIONING = "Provisioning"
+    TERMINATING = "Terminating"
+    ERR_IMAGE_PULL = "ErrImagePull"
+    IMAGE_PULL_BACK_OFF = "ImagePullBackOff"
+    DATA_VOLUME_ERROR = "DataVolumeError"
+    WAITING_FOR_VOLUME_BINDING = "WaitingForVolumeBinding"
+    WAITING_FOR_RECEIVER = "WaitingForReceiver"
 
 
 class ExitCode(IntEnum):

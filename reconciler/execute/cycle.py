@@ -19,6 +19,7 @@ from reconciler.backends.base import Backend, Observation
 from reconciler.core.model import ApplyWord, Manifest, ObjectKey
 from reconciler.execute.apply import ApplyOptions, Outcome, execute
 from reconciler.execute.inventory import Inventory
+from reconciler.execute.inventory_store import save_inventory
 from reconciler.execute.journal import Journal, JournalEntry, resolve
 from reconciler.planning.ownership import claim_users
 from reconciler.planning.plan_model import ObjectChange, Plan
@@ -141,7 +142,8 @@ def apply_changes(run: Run, changes: Sequence[ObjectChange], desired: Desired,
                        report=run.report, stop=run.stop)
     ran = {o.key for o in outcomes}
     held = [Outcome(c.key, ApplyWord.NOT_RUN) for c in [*changes, *planned] if c.key not in ran]
-    return outcomes, record(run.state, inventory, desired, [*outcomes, *held])
+    return outcomes, record(run.state, inventory, desired, [*outcomes, *held],
+                            backend=run.backend)
 
 
 def new_journal(state: Path) -> Journal:
@@ -174,9 +176,10 @@ def _same_entry(a: Inventory, b: Inventory, key: ObjectKey) -> bool:
 
 
 def record(state: Path, inventory: Inventory, desired: Desired,
-           outcomes: Sequence[Outcome]) -> Inventory:
-    """Update and save the inventory; an unchanged one makes no write (rule 12)."""
+           outcomes: Sequence[Outcome], *, backend: Backend | None = None) -> Inventory:
+    """Update and save the inventory (where `backend` keeps it, see inventory_store); an
+    unchanged one makes no write (rule 12)."""
     new = updated_inventory(inventory, desired, outcomes)
     if new is not inventory:  # updated_inventory returns it as is when unchanged
-        new.save(state)  # save() itself skips a byte-identical file too
+        save_inventory(state, new, backend)  # itself skips a byte-identical document
     return new

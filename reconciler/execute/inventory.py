@@ -58,15 +58,22 @@ class Inventory:
     def load(cls, state: Path, source: str) -> Inventory:
         path = cls.path_for(state, source)
         try:
-            raw = json.loads(path.read_text())
+            data = path.read_bytes()
         except FileNotFoundError:
             return cls(source, {})
-        except (OSError, ValueError) as exc:
-            # Unlike a cache, a damaged inventory must stop prune, not be guessed at.
-            raise VirtsyncError(f"inventory {path} is unreadable ({exc}); refusing to "
-                                "continue: restore it or remove it to disable pruning") from None
-        if raw.get("format") != FORMAT:
-            raise VirtsyncError(f"inventory {path} has an unknown format")
+        except OSError as exc:
+            raise _unreadable(str(path), exc) from None
+        return cls.decode(source, data, str(path))
+
+    @classmethod
+    def decode(cls, source: str, data: bytes, where: str) -> Inventory:
+        """The inventory from its JSON document; `where` names it in errors."""
+        try:
+            raw = json.loads(data)
+        except ValueError as exc:
+            raise _unreadable(where, exc) from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise VirtsyncError(f"inventory {where} has an unknown format")
         entries = {}
         for e in raw["objects"]:
             key = ObjectKey(e["kind"], e["namespace"], e["name"])
@@ -76,14 +83,17 @@ class Inventory:
                                           body if isinstance(body, dict) else None)
         return cls(source, entries)
 
-    def save(self, state: Path) -> None:
+    def encode(self) -> bytes:
         objects = [{"kind": e.key.kind, "namespace": e.key.namespace, "name": e.key.name,
                     "apiVersion": e.api_version, "revision": e.revision,
                     "deleteDisks": e.delete_disks,
                     **({"body": e.body} if e.body is not None else {})}
                    for e in sorted(self.entries.values())]
-        data = json.dumps({"format": FORMAT, "source": self.source, "objects": objects},
+        return json.dumps({"format": FORMAT, "source": self.source, "objects": objects},
                           indent=1).encode()
+
+    def save(self, state: Path) -> None:
+        data = self.encode()
         path = self.path_for(state, self.source)
         try:
             if path.read_bytes() == data:
@@ -103,6 +113,12 @@ class Inventory:
     def without(self, removed: Iterable[ObjectKey]) -> Inventory:
         gone = set(removed)
         return Inventory(self.source, {k: v for k, v in self.entries.items() if k not in gone})
+
+
+def _unreadable(where: str, exc: Exception) -> VirtsyncError:
+    # Unlike a cache, a damaged inventory must stop prune, not be guessed at.
+    return VirtsyncError(f"inventory {where} is unreadable ({exc}); refusing to "
+                         "continue: restore it or remove it to disable pruning")
 
 
 def managed_keys(state: Path) -> frozenset[ObjectKey]:

@@ -82,3 +82,22 @@ def with_revisions(manifests: Sequence[Manifest],
                                                                 target.body.get("spec"))
         out.append(m if body is None else replace(m, body=body))
     return tuple(out)
+
+
+def without_revisions(m: Manifest, index: Mapping[ObjectKey, Manifest]) -> Manifest:
+    """`m` without the revisionNames `with_revisions` added (a revisionName git wrote
+    itself stays): on KubeVirt a revisionName names a ControllerRevision KubeVirt creates,
+    so the kubevirt backend sends the VM as git holds it, as `virtsync render` does."""
+    if m.kind != "VirtualMachine":
+        return m
+    body: dict[str, JSON] | None = None
+    for field in _REFERENCES:
+        target = _referenced(m, field, index)
+        ref = m.body["spec"][field] if target is not None else None
+        if target is None or not isinstance(ref, Mapping) or ref.get("revisionName") != \
+                revision_name(target.name, target.body.get("spec")):
+            continue
+        if body is None:
+            body = copy.deepcopy(dict(m.body))
+        del body["spec"][field]["revisionName"]
+    return m if body is None else replace(m, body=body)

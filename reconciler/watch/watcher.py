@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.backends.base import Backend, NodeAgent, Observation
+from reconciler.backends.base import Backend, InventoryKeeper, NodeAgent, Observation
 from reconciler.core import signals
 from reconciler.core.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
 from reconciler.execute.apply import ApplyOptions, Outcome, Refusal
@@ -40,6 +40,7 @@ from reconciler.execute.cycle import (
     settle,
 )
 from reconciler.execute.inventory import Inventory, source_id
+from reconciler.execute.inventory_store import load_inventory
 from reconciler.execute.journal import unfinished
 from reconciler.planning.plan_model import Plan
 from reconciler.planning.revisions import dependents
@@ -396,6 +397,8 @@ class Watcher:
             self._stop_agents()
             self.backend.close()
         self.backend = self.backend_factory(list(snap.by_key.values()))
+        if isinstance(self.backend, InventoryKeeper):  # kept in the cluster, not here
+            self.inventory = load_inventory(self.state, self.inventory.source, self.backend)
         self._cluster = cluster
         if self.options.agent:
             self._start_agents(self.backend)

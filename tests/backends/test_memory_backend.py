@@ -127,9 +127,15 @@ def test_unknown_and_planning_only_backends_are_refused_by_name(
     assert "cluster.yaml: spec.backend: unknown backend 'nope'" in err
     assert "memory" in err  # the known ones are listed
 
-    tree(root, "kubevirt", vm())
-    assert main(["apply", str(root)]) != 0
-    assert "backend 'kubevirt' only plans" in capsys.readouterr().err
+    from reconciler.backends import registry
+
+    registry.register("planonly", registry.Entry(".kubevirt", None))  # a profile, no opener
+    try:
+        tree(root, "planonly", vm())
+        assert main(["apply", str(root)]) != 0
+        assert "backend 'planonly' only plans" in capsys.readouterr().err
+    finally:
+        registry.unregister("planonly")
     assert memory.CALLS == []
 
 

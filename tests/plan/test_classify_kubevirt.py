@@ -241,13 +241,14 @@ def test_cli_rules_follow_the_cluster_config(repo: Repo, run_cli: Run) -> None:
     assert classes["Cluster:spec.kubevirt"] == "none"  # virtsync configuration
 
 
-def test_cli_target_needs_base_and_a_bad_strategy_names_the_field(repo: Repo,
+def test_cli_a_bad_strategy_names_the_field_in_host_and_git_mode(repo: Repo,
                                                                   run_cli: Run) -> None:
     repo.write({"vms/web.yaml": _vm(1), "vms/cluster.yaml": CLUSTER.format(
         backend="kubevirt", extra="  kubevirt:\n    vmRolloutStrategy: Rolling\n")})
     base = repo.commit("base")
+    # host mode with --target (issue 12): the invalid tree is refused before any cluster
     code, _, err = run_cli("plan", "vms", "--target", "kubevirt")
-    assert code == 2 and "--target needs --base" in err
+    assert code == 2 and "vmRolloutStrategy" in err
     code, out, err = run_cli("plan", "vms", "--base", base)
     assert code == 2 and out == ""
     assert "vms/cluster.yaml:8" in err and "vmRolloutStrategy" in err
