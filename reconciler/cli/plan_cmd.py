@@ -18,7 +18,6 @@ from pathlib import Path
 from reconciler.backends import registry
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, VirtsyncError
-from reconciler.planning.gitplan import plan_from_git
 from reconciler.planning.plan_codec import save_plan
 from reconciler.planning.plan_model import Plan
 
@@ -76,6 +75,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def _git_mode(args: argparse.Namespace) -> Plan:
+    from reconciler.planning.gitplan import plan_from_git  # host mode never needs it
+
     result = plan_from_git(args.path, args.base,
                            profile=lambda clusters: registry.for_tree(
                                clusters, args.target).classification,
@@ -121,10 +122,11 @@ def plan_from_host(path: str, *, prune: bool) -> Plan:
     from reconciler.cli.common import open_backend
     from reconciler.core.statedir import state_dir
     from reconciler.execute.inventory import Inventory, source_id
-    from reconciler.planning.reconcile import load_desired, observe, plan_live
+    from reconciler.execute.planmemo import plan_whole
+    from reconciler.planning.reconcile import load_desired, observe
 
     desired = load_desired([path])
     inventory = Inventory.load(state_dir(), source_id(desired.root))
     with open_backend(desired, None) as backend:
-        return plan_live(desired, observe(backend), inventory, prune=prune,
-                         profile=backend.profile.classification)
+        return plan_whole(desired, observe(backend), inventory, prune=prune,
+                          profile=backend.profile.classification)

@@ -31,6 +31,7 @@ from reconciler.planning.plan import make_plan
 from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
 from reconciler.planning.plan_pairing import pair
 from reconciler.planning.schedule import Placement, schedule
+from reconciler.planning.unchanged import UnchangedMemo
 
 # The desired side is the tree library's; named here too, where planning always had it.
 from reconciler.tree.desired import Desired as Desired
@@ -79,10 +80,11 @@ def live_hash(observed: Sequence[Observed]) -> str:
 
 def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
               prune: bool, profile: ClassificationProfile,
-              claim_refs: ClaimRefs | None = None) -> Plan:
+              claim_refs: ClaimRefs | None = None, memo: UnchangedMemo | None = None) -> Plan:
     """The plan that makes live match desired, classified by the backend's `profile`.
     Pure. `claim_refs` (default: from
     `desired` and everything observed) says who references each claim (rule 13).
+    `memo` skips objects that planned as unchanged with the same inputs before.
 
     Live objects are considered only when desired names them or the inventory holds
     them (virtsync applied them from this source); with `prune` off, objects that left
@@ -115,7 +117,7 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
              if observation.nodes else None)
     return make_plan(planned, observed, fingerprints=fingerprints, profile=profile,
                      claim_refs=refs, placement=place_vms(desired, observed, observation),
-                     moves=moves)
+                     moves=moves, memo=memo)
 
 
 def place_vms(desired: Desired, observed: Sequence[Observed],

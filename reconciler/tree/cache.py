@@ -422,6 +422,21 @@ class ValidationCache:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
 
+    def save_results(self) -> None:
+        """The results `put` this run, in their own transaction, for a reader that keeps
+        no tree of its own here (the desired-state library); never in the way."""
+        rows = [(self.namespace, sha, encode(e)) for sha, e in self._new.items()]
+        if self._db is None or not rows:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO results VALUES(?,?,?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        self._new.clear()
+
     def slot_counts(self, slots: Iterable[Slot]) -> dict[Slot, int]:
         """How many claims the stored tree has for each of `slots` (an index lookup each)."""
         out: dict[Slot, int] = {}

@@ -47,6 +47,7 @@ from reconciler.core.model import (
 from reconciler.planning.revisions import with_revisions
 from reconciler.tree.cache import CachedFile
 from reconciler.tree.desired import Desired, body_hash, desired_hash, git_revision
+from reconciler.tree.doccache import DocumentCache
 from reconciler.tree.gitsource import (
     GitListing,
     git_dirs,
@@ -65,6 +66,7 @@ from reconciler.tree.loader import (
     SourceFile,
     display_path,
     find_yaml_files,
+    load_bytes,
     read_source,
 )
 from reconciler.tree.positions import locate
@@ -104,9 +106,10 @@ class Snapshot(HasFindings):
                 manifests = with_revisions(sorted(self.by_key.values(), key=_order),
                                            self.by_key)
                 # A VM whose revisionName was just pinned hashes anew; the rest are known.
-                hashed = desired_hash((m.key, self.hashes[m.key] if m is self.by_key[m.key]
-                                       else body_hash(m.body)) for m in manifests)
-                self._whole.append(Desired(manifests, self.revision, hashed, self.root))
+                hashes = {m.key: self.hashes[m.key] if m is self.by_key[m.key]
+                          else body_hash(m.body) for m in manifests}
+                self._whole.append(Desired(manifests, self.revision,
+                                           desired_hash(hashes.items()), self.root, hashes))
             return self._whole[0]
         chosen = sorted((self.by_key[k] for k in set(keys) if k in self.by_key), key=_order)
         return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root)
@@ -123,16 +126,24 @@ def changed_keys(old: Mapping[ObjectKey, str], new: Mapping[ObjectKey, str]) -> 
     return out
 
 
-def _check(job: tuple[str, str, bytes, Stat | None],
-           budget: AliasBudget | None = None) -> FileState:
-    display, digest, content, stat = job
+# A file to read: display path, content digest, bytes, stat, and its validation result
+# when the cache already has it (then the file is only parsed, not checked again).
+Job = tuple[str, str, bytes, Stat | None, CachedFile | None]
+
+
+def _check(job: Job, budget: AliasBudget | None = None) -> FileState:
+    display, digest, content, stat, known = job
+    if known is not None:
+        manifests = load_bytes(content, display, budget or worker_budget()).manifests
+        return FileState(display, digest, known, manifests,
+                         tuple(body_hash(m.body) for m in manifests), stat)
     report = check_bytes(content, display, keep_manifests=True,
                          run_budget=budget or worker_budget())
     hashes = tuple(body_hash(m.body) for m in report.manifests)
     return FileState(display, digest, report.result, report.manifests, hashes, stat)
 
 
-def check_files(jobs: Sequence[tuple[str, str, bytes, Stat | None]]) -> Iterator[FileState]:
+def check_files(jobs: Sequence[Job]) -> Iterator[FileState]:
     """Per-file checks, under one alias budget per read as `validate` has per run; in
     worker processes for a large cold load. Forking is safe only while this process has
     no other threads (before watchdog and libvirt start theirs)."""
@@ -311,9 +322,14 @@ class WorkdirTree(DesiredTree):
 
     deletions_need_full_read = True
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, use_cache: bool = False) -> None:
         p = Path(path)
         self.given = path
+        # The validation cache (shared with `virtsync validate`): a file whose content it
+        # knows is not checked again, nor parsed when its documents are stored (issue 13).
+        self.use_cache = use_cache
+        self._cache: DocumentCache | None = None
+        self._taken = 0  # files this refresh took from the cache
         self.is_file = p.is_file()
         # The folder holding PATH, as `apply PATH` always named it (its inventory's key).
         self.real_root = p.resolve() if not self.is_file else p.parent.resolve()
@@ -345,7 +361,7 @@ class WorkdirTree(DesiredTree):
             self._drop(gone)
             self._absolute.pop(gone, None)
             changed += 1
-        jobs: list[tuple[str, str, bytes, Stat | None]] = []
+        jobs: list[Job] = []
         for src in sources:
             self._absolute[src.display] = Path(src.absolute)
             job = self._job(src)
@@ -353,13 +369,20 @@ class WorkdirTree(DesiredTree):
                 jobs.append(job)
         return changed + self._run(jobs)
 
-    def _run(self, jobs: list[tuple[str, str, bytes, Stat | None]]) -> int:
-        """Check the files `jobs` name and remember the results; how many there were."""
+    def _run(self, jobs: list[Job]) -> int:
+        """Check the files `jobs` name and remember the results; how many files changed
+        (these and the ones taken from the cache)."""
+        taken, self._taken = self._taken, 0
         for state in check_files(jobs):
             self._put(state)
-        return len(jobs)
+            if self._cache is not None:
+                self._cache.learn(state.digest, state.result, state.manifests)
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        return len(jobs) + taken
 
-    def _job(self, src: SourceFile) -> tuple[str, str, bytes, Stat | None] | None:
+    def _job(self, src: SourceFile) -> Job | None:
         """The check to run for this file, None when its content is already known."""
         st = _stat(src.absolute)
         known = self._files.get(src.display)
@@ -371,7 +394,18 @@ class WorkdirTree(DesiredTree):
             self._files[src.display] = FileState(known.display, known.digest, known.result,
                                                  known.manifests, known.hashes, st)
             return None
-        return (src.display, digest, content, st)
+        if self._cache is None and self.use_cache:
+            self._cache = DocumentCache.open()
+        if self._cache is not None:
+            result = self._cache.result(digest)
+            manifests = self._cache.manifests(digest, src.display) if result else None
+            if result is not None and manifests is not None:
+                self._put(FileState(src.display, digest, result, manifests,
+                                    tuple(body_hash(m.body) for m in manifests), st))
+                self._taken += 1
+                return None
+            return (src.display, digest, content, st, result)
+        return (src.display, digest, content, st, None)
 
     def classify_event(self, absolute: str) -> str | None:
         """The display path a changed path stands for; '' when only a full walk can tell
@@ -475,7 +509,7 @@ class GitTree(DesiredTree):
             changed += 1
         new = {d: e for d, e in wanted.items() if self.digest_of(d) != e.sha}
         blobs = read_blobs(self.repo, (e.sha for e in new.values()))
-        jobs = [(d, e.sha, blobs[e.sha], None) for d, e in sorted(new.items())]
+        jobs: list[Job] = [(d, e.sha, blobs[e.sha], None, None) for d, e in sorted(new.items())]
         for state in check_files(jobs):
             self._put(state)
             changed += 1

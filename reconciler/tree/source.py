@@ -50,8 +50,9 @@ class TreeSource(Protocol):
 
 
 def open_tree(path: str, rev: str | None = None) -> TreeSource:
-    """The tree at PATH (the working tree, or committed at `rev`), not read yet."""
-    return WorkdirTree(path) if rev is None else GitTree(path, rev)
+    """The tree at PATH (the working tree, or committed at `rev`), not read yet; files
+    the validation cache knows are not checked again (nor parsed, without a secret)."""
+    return WorkdirTree(path, use_cache=True) if rev is None else GitTree(path, rev)
 
 
 def read_tree(path: str, rev: str | None = None) -> TreeSource:
