@@ -125,7 +125,8 @@ def plan_from_host(path: str, *, prune: bool) -> Plan:
     from reconciler.execute.planmemo import plan_whole
     from reconciler.planning.reconcile import load_desired, observe
 
-    desired = load_desired([path])
+    # A plan is never applied from these bodies: secrets may stay digested (rule 10).
+    desired = load_desired([path], digested=True)
     inventory = Inventory.load(state_dir(), source_id(desired.root))
     with open_backend(desired, None) as backend:
         return plan_whole(desired, observe(backend), inventory, prune=prune,

@@ -43,12 +43,13 @@ RUNNING_STATES = frozenset({PrintableStatus.RUNNING, PrintableStatus.STARTING, P
                             PrintableStatus.MIGRATING, PrintableStatus.STOPPING})
 
 
-def load_desired(paths: Sequence[str]) -> Desired:
+def load_desired(paths: Sequence[str], *, digested: bool = False) -> Desired:
     """Host mode's desired side: the tree at the one PATH, read by the desired-state
-    library (`reconciler.tree.source`); an invalid tree raises InvalidSource (rule 1)."""
+    library (`reconciler.tree.source`); an invalid tree raises InvalidSource (rule 1).
+    `digested` only for a plan that is never applied (see `read_desired`)."""
     if len(paths) != 1:
         raise VirtsyncError(f"one PATH is read at a time, not {len(paths)}")
-    return read_desired(paths[0])
+    return read_desired(paths[0], digested=digested)
 
 
 def _observed_vm(o: LiveObject) -> Observed:
@@ -102,7 +103,8 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
                             "installation (rule 18); rename the VM in git or remove the other "
                             "domain yourself")
     # Backends hold secrets only as digests: compare the desired side the same way.
-    planned = [replace(m, body=digest_sensitive(dict(m.body))) for m in desired.manifests]
+    planned = [m if m.key in desired.digested else replace(m, body=digest_sensitive(dict(m.body)))
+               for m in desired.manifests]
     fingerprints = Fingerprints(
         desired_commit=desired.revision or None, desired_tree=None,
         desired_hash=desired.desired_hash,

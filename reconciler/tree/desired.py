@@ -26,6 +26,9 @@ class Desired:
     # body_hash of each manifest's body as read, where the reader knows it (a plan skips
     # objects whose hash and live state planned as unchanged before; issue 13)
     hashes: Mapping[ObjectKey, str] = field(default_factory=dict, compare=False, repr=False)
+    # Keys whose body was read with every secret already digested (`read_desired(...,
+    # digested=True)`: planning only, never applied; rule 10)
+    digested: frozenset[ObjectKey] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def by_key(self) -> dict[ObjectKey, Manifest]:

@@ -96,6 +96,8 @@ class Snapshot(HasFindings):
     revision: str
     root: Path
     files: int
+    # keys read with their secrets digested (WorkdirTree(digested=True): planning only)
+    digested: frozenset[ObjectKey] = frozenset()
     _whole: list[Desired] = field(default_factory=list, repr=False, compare=False)
 
     def desired(self, keys: Iterable[ObjectKey] | None = None) -> Desired:
@@ -109,10 +111,12 @@ class Snapshot(HasFindings):
                 hashes = {m.key: self.hashes[m.key] if m is self.by_key[m.key]
                           else body_hash(m.body) for m in manifests}
                 self._whole.append(Desired(manifests, self.revision,
-                                           desired_hash(hashes.items()), self.root, hashes))
+                                           desired_hash(hashes.items()), self.root, hashes,
+                                           self.digested))
             return self._whole[0]
         chosen = sorted((self.by_key[k] for k in set(keys) if k in self.by_key), key=_order)
-        return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root)
+        return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root,
+                       digested=self.digested)
 
 
 def _order(m: Manifest) -> tuple[str, str, str]:
@@ -179,10 +183,12 @@ class DesiredTree:
         self._noted: set[str] = set()  # files with any finding
         self._host_files: set[str] = set()  # files with a Cluster or a hostDisk path
         self._path_findings: tuple[Finding, ...] = ()
+        self._digested: set[str] = set()  # files whose documents have secrets digested
 
     # -------------------------------------------------------------- maintenance
 
     def _put(self, state: FileState) -> None:
+        self._digested.discard(state.display)
         old = self._files.get(state.display)
         if old is not None:
             self._unindex(old)
@@ -190,6 +196,7 @@ class DesiredTree:
         self._index(state)
 
     def _drop(self, display: str) -> None:
+        self._digested.discard(display)
         old = self._files.pop(display, None)
         if old is not None:
             self._unindex(old)
@@ -282,8 +289,9 @@ class DesiredTree:
                                     "no objects found: the tree holds no VirtualMachine or "
                                     "other virtsync object; refusing to treat it as valid",
                                     "tree.no-objects"))
+        digested = frozenset(m.key for d in self._digested for m in self._files[d].manifests)
         return Snapshot(tuple(sorted(set(findings))), dict(self._by_key), dict(self._hashes),
-                        self.revision(), self.root, len(self._files))
+                        self.revision(), self.root, len(self._files), digested)
 
     def _tree_findings(self) -> list[Finding]:
         duplicated = self._dups
@@ -322,14 +330,18 @@ class WorkdirTree(DesiredTree):
 
     deletions_need_full_read = True
 
-    def __init__(self, path: str, *, use_cache: bool = False) -> None:
+    def __init__(self, path: str, *, use_cache: bool = False, digested: bool = False) -> None:
         p = Path(path)
         self.given = path
         # The validation cache (shared with `virtsync validate`): a file whose content it
         # knows is not checked again, nor parsed when its documents are stored (issue 13).
         self.use_cache = use_cache
+        # A plan (never an apply) may take a file holding a secret from the cache with
+        # the secret digested, as backends store it, instead of parsing it (rule 10).
+        self.digested = digested and use_cache
         self._cache: DocumentCache | None = None
         self._taken = 0  # files this refresh took from the cache
+        self._rows: set[str] = set()  # contents whose documents' row the cache has
         self.is_file = p.is_file()
         # The folder holding PATH, as `apply PATH` always named it (its inventory's key).
         self.real_root = p.resolve() if not self.is_file else p.parent.resolve()
@@ -373,13 +385,18 @@ class WorkdirTree(DesiredTree):
         """Check the files `jobs` name and remember the results; how many files changed
         (these and the ones taken from the cache)."""
         taken, self._taken = self._taken, 0
+        cached = {job[1] for job in jobs if job[4] is not None}  # results the cache had
         for state in check_files(jobs):
             self._put(state)
             if self._cache is not None:
-                self._cache.learn(state.digest, state.result, state.manifests)
+                self._cache.learn(state.digest,
+                                  None if state.digest in cached else state.result,
+                                  None if state.digest in self._rows
+                                  else (state.manifests, state.hashes))
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+        self._rows = set()
         return len(jobs) + taken
 
     def _job(self, src: SourceFile) -> Job | None:
@@ -398,7 +415,17 @@ class WorkdirTree(DesiredTree):
             self._cache = DocumentCache.open()
         if self._cache is not None:
             result = self._cache.result(digest)
-            manifests = self._cache.manifests(digest, src.display) if result else None
+            manifests, row = (self._cache.manifests(digest, src.display) if result
+                              else (None, False))
+            if row:
+                self._rows.add(digest)
+            hidden = (self._cache.digested(digest, src.display)
+                      if self.digested and result is not None and manifests is None else None)
+            if result is not None and hidden is not None:
+                self._put(FileState(src.display, digest, result, *hidden, st))
+                self._digested.add(src.display)
+                self._taken += 1
+                return None
             if result is not None and manifests is not None:
                 self._put(FileState(src.display, digest, result, manifests,
                                     tuple(body_hash(m.body) for m in manifests), st))

@@ -10,9 +10,11 @@ The namespace (virtsync version, schema, rule code) is the one `validate` uses w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from reconciler.check.validate import cache_namespace
 from reconciler.core.model import Manifest
+from reconciler.core.sensitive import digest_sensitive
 from reconciler.core.statedir import state_dir
 from reconciler.tree.cache import DB_NAME, CachedFile, ValidationCache
 from reconciler.tree.yamlsafe import RUN_BUDGET_RULE
@@ -24,7 +26,7 @@ _NO_SCOPE = ""
 class DocumentCache:
     def __init__(self, cache: ValidationCache) -> None:
         self._cache = cache
-        self._documents: dict[str, Sequence[Manifest]] = {}
+        self._documents: dict[str, tuple[Sequence[Manifest], Sequence[str]]] = {}
 
     @classmethod
     def open(cls) -> DocumentCache:
@@ -35,20 +37,45 @@ class DocumentCache:
     def result(self, sha256: str) -> CachedFile | None:
         return self._cache.get(sha256)
 
-    def manifests(self, sha256: str, display: str) -> tuple[Manifest, ...] | None:
-        return self._cache.get_manifests(sha256, display)
+    def manifests(self, sha256: str, display: str) -> tuple[tuple[Manifest, ...] | None, bool]:
+        """The stored documents (None: parse the file), and whether the cache has their
+        row (a content holding a secret has one without documents)."""
+        return self._cache.find_manifests(sha256, display)
 
-    def learn(self, sha256: str, result: CachedFile, manifests: Sequence[Manifest]) -> None:
-        """Remember a file checked (or parsed) this run; a refusal for the run's alias
-        budget depends on the other files, so it is not stored."""
-        if any(f.rule == RUN_BUDGET_RULE for f in result.findings):
-            return
-        if self._cache.get(sha256) is None:
+    def digested(self, sha256: str, display: str,
+                 ) -> tuple[tuple[Manifest, ...], tuple[str, ...]] | None:
+        """A content holding a secret: its documents with each secret digested, and the
+        raw bodies' hashes (for planning only: never applied, see WorkdirTree)."""
+        return self._cache.find_digested(sha256, display)
+
+    def learn(self, sha256: str, result: CachedFile | None,
+              documents: tuple[Sequence[Manifest], Sequence[str]] | None) -> None:
+        """Remember what this run found out about a content: its validation result (None:
+        the cache had it) and its documents with their body hashes (None: the cache has
+        their row). A refusal for the run's alias budget depends on the other files, so
+        it is not stored."""
+        if result is not None:
+            if any(f.rule == RUN_BUDGET_RULE for f in result.findings):
+                return
             self._cache.put(sha256, result)
-        self._documents[sha256] = manifests
+        if documents is not None:
+            self._documents[sha256] = documents
 
     def close(self) -> None:
-        """Write what was learned, then let go of the database."""
+        """Write what was learned, then let go of the database. Documents holding a
+        secret are stored only with the secret digested, and only VMs (nothing another
+        object's revision is computed from)."""
+        plain: dict[str, Sequence[Manifest]] = {}
+        digested: dict[str, tuple[Sequence[Manifest], Sequence[str]]] = {}
+        for sha, (docs, hashes) in self._documents.items():
+            hidden = [replace(m, body=digest_sensitive(dict(m.body))) for m in docs]
+            if all(h.body == m.body for h, m in zip(hidden, docs, strict=True)):
+                plain[sha] = docs
+            elif all(m.kind == "VirtualMachine" for m in docs):
+                digested[sha] = (hidden, hashes)
+            else:
+                plain[sha] = docs  # stored as "not stored": parsed again
         self._cache.save_results()
-        self._cache.save_manifests(self._documents)
+        self._cache.save_manifests(plain)
+        self._cache.save_digested(digested)
         self._cache.close()

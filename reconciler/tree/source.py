@@ -62,10 +62,24 @@ def read_tree(path: str, rev: str | None = None) -> TreeSource:
     return tree
 
 
-def read_desired(path: str, rev: str | None = None) -> Desired:
+def read_desired(path: str, rev: str | None = None, *, digested: bool = False) -> Desired:
     """The valid tree at PATH as planning's desired side; any error finding refuses it
-    (safety rule 1), naming every finding."""
-    snap = read_tree(path, rev).snapshot()
+    (safety rule 1), naming every finding. `digested`: for a plan that is never applied,
+    files holding a secret may come from the cache with the secret digested
+    (`Desired.digested` names their keys) instead of being parsed again."""
+    if digested and rev is None:
+        tree: TreeSource = WorkdirTree(path, use_cache=True, digested=True)
+        tree.refresh()
+        snap = tree.snapshot()
+        whole = snap.desired() if snap.valid else None
+        if whole is None or not any(m is not snap.by_key[m.key] for m in whole.manifests
+                                    if m.key in snap.digested):
+            return _valid(snap, path, rev)
+        # A pinned revisionName changes a body whose raw hash only a real read gives.
+    return _valid(read_tree(path, rev).snapshot(), path, rev)
+
+
+def _valid(snap: Snapshot, path: str, rev: str | None) -> Desired:
     if not snap.valid:
         where = path if rev is None else f"{path} at {rev}"
         raise InvalidSource(f"{len(snap.errors)} validation error(s) in {where}; nothing "

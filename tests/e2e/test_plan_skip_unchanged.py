@@ -118,3 +118,33 @@ def test_the_memo_changes_no_plan_output(
     assert texts[0] == texts[1] == texts[2]
     assert "unpinned" in texts[0].lower() or "identity" in texts[0].lower()
     assert memo_entries(tmp_path) == 3
+
+
+def seed_user_data(tree: Tree, name: str) -> bytes:
+    from node.storage.cloudinit import read_iso
+
+    iso = tree.storage / "e2e" / "vms" / name / "cidata-ci.iso"
+    return read_iso(iso.read_bytes())[1]["user-data"]
+
+
+def test_a_vm_holding_a_secret_plans_the_same_from_its_digested_documents(
+        conn: Any, tree: Tree, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan` takes a file holding a secret from the cache with the secret digested
+    (rule 10: only digests are stored); the plan is the same as from the parsed file,
+    a changed secret is still a change, and `apply` writes the real secret, never the
+    digest."""
+    tree.put(vm("web", user_data="#cloud-config\npassword: first-9d41\n"))
+    tree.put(vm("db", run="Halted"))
+    assert run("apply", str(tree.root), "--auto-approve") == 0
+    docs = [plan_json(tree, capsys) for _ in range(3)]  # parsed, then from the cache
+    assert docs[0] == docs[1] == docs[2] and docs[0]["summary"]["changes"] == 0
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "state").rglob("*") if p.is_file())
+    assert b"first-9d41" not in stored
+    tree.put(vm("web", user_data="#cloud-config\npassword: second-9d41\n"))
+    changed = plan_json(tree, capsys)
+    assert len(changed["changes"]) == 1 and "second-9d41" not in json.dumps(changed)
+    again = plan_json(tree, capsys)  # now from the cache, digested
+    assert again == changed
+    assert run("apply", str(tree.root), "--auto-approve", "--allow-restart") == 0
+    assert b"second-9d41" in seed_user_data(tree, "web")
+    assert plan_json(tree, capsys)["summary"]["changes"] == 0
