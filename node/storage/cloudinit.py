@@ -15,8 +15,6 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pycdlib
-
 from reconciler.core.model import VirtsyncError
 
 VOLUME_LABEL = "cidata"
@@ -58,6 +56,8 @@ def _iso_name(name: str) -> str:
 
 def build_iso(seed: SeedFiles) -> bytes:
     """The seed as ISO bytes (Rock Ridge + Joliet, volume label `cidata`)."""
+    import pycdlib  # only where a seed is built or read: not every command that reads disks
+
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL)
     try:
@@ -78,6 +78,8 @@ def build_iso(seed: SeedFiles) -> bytes:
 
 def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
     """(volume label, {Rock Ridge name: content}) of a seed ISO; for comparing and tests."""
+    import pycdlib  # only where a seed is built or read: not every command that reads disks
+
     iso = pycdlib.PyCdlib()
     try:
         iso.open_fp(io.BytesIO(data))

@@ -20,10 +20,9 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.check import semantic
 from reconciler.check.validate import (
@@ -71,7 +70,12 @@ from reconciler.tree.loader import (
 )
 from reconciler.tree.positions import locate
 from reconciler.tree.watchpoints import WatchPoint, names_a_ref, outside_git_dir
-from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
+if TYPE_CHECKING:
+    from reconciler.tree.yamlsafe import AliasBudget
+
+# The parser, its alias budget and the worker pool are imported by a read that parses:
+# a tree the cache answers whole needs none of them (issue 13).
 
 Stat = tuple[int, int, int]
 
@@ -151,8 +155,15 @@ def check_files(jobs: Sequence[Job]) -> Iterator[FileState]:
     """Per-file checks, under one alias budget per read as `validate` has per run; in
     worker processes for a large cold load. Forking is safe only while this process has
     no other threads (before watchdog and libvirt start theirs)."""
+    if not jobs:
+        return
+    from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
     workers = min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and threading.active_count() == 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
         with ProcessPoolExecutor(workers, mp_context=get_context("fork"),
                                  initializer=init_worker,
                                  initargs=(MAX_ALIAS_NODES_PER_RUN // workers,)) as pool:

@@ -17,7 +17,6 @@ from reconciler.core.model import Manifest
 from reconciler.core.sensitive import digest_sensitive
 from reconciler.core.statedir import state_dir
 from reconciler.tree.cache import DB_NAME, CachedFile, ValidationCache
-from reconciler.tree.yamlsafe import RUN_BUDGET_RULE
 
 # Rows of the `files` index belong to `validate`'s scopes; this reader keeps none.
 _NO_SCOPE = ""
@@ -55,6 +54,8 @@ class DocumentCache:
         their row). A refusal for the run's alias budget depends on the other files, so
         it is not stored."""
         if result is not None:
+            from reconciler.tree.yamlsafe import RUN_BUDGET_RULE  # a file was parsed: loaded
+
             if any(f.rule == RUN_BUDGET_RULE for f in result.findings):
                 return
             self._cache.put(sha256, result)
