@@ -40,7 +40,7 @@ from reconciler.execute.journal import JournalEntry, unfinished
 from reconciler.execute.lock import StateLock
 from reconciler.planning.plan_codec import read_plan_document
 from reconciler.planning.plan_model import Plan
-from reconciler.planning.reconcile import load_desired
+from reconciler.planning.reconcile import Desired, load_desired
 from reconciler.planning.savedplan import check_saved_plan
 
 NAME = "apply"
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     options = apply_options(args)
     state = state_dir()
     with StateLock(state), ExitStack() as opened:
-        desired = load_desired([args.path])
+        desired = load_desired([args.path], digested=True)
         earlier = unfinished(state)
         for entry in earlier:
             print(f"virtsync: note: an earlier apply stopped during {entry.action} of "
@@ -73,6 +73,12 @@ def run(args: argparse.Namespace) -> ExitCode:
         backend = opened.enter_context(open_backend(desired, args))
         inventory = Inventory.load(state, source_id(desired.root))
         plan, _observation = plan_cycle(desired, backend, inventory, prune=options.prune)
+        if _needs_parsed_bodies(desired, plan, inventory, args):
+            # Rule 10: bodies read with their secrets digested only ever decide that
+            # there is nothing to do; whatever runs or is recorded is planned again from
+            # the parsed files, so no digest is ever applied.
+            desired = load_desired([args.path])
+            plan, _observation = plan_cycle(desired, backend, inventory, prune=options.prune)
         if args.plan:
             # Rule 15: the file only pins the plan; what runs (and what the gates below
             # judge) is the plan re-derived here, executed only if the file equals it.
@@ -106,6 +112,15 @@ def run(args: argparse.Namespace) -> ExitCode:
     summary = ", ".join(f"{n} {w}" for w, n in counts.items() if n)
     print(f"Apply complete: {summary}.", file=sys.stderr)
     return ExitCode.FINDINGS if failed else ExitCode.OK
+
+
+def _needs_parsed_bodies(desired: Desired, plan: Plan, inventory: Inventory,
+                         args: argparse.Namespace) -> bool:
+    """Anything to execute, a saved plan to check, or an object to adopt into the
+    inventory, while some bodies were read digested."""
+    return bool(desired.digested) and (
+        not plan.empty or bool(args.plan)
+        or any(m.key not in inventory.entries for m in desired.manifests))
 
 
 def _settle(state: Path, backend: Backend, earlier: list[JournalEntry],

@@ -145,6 +145,11 @@ def test_a_vm_holding_a_secret_plans_the_same_from_its_digested_documents(
     assert len(changed["changes"]) == 1 and "second-9d41" not in json.dumps(changed)
     again = plan_json(tree, capsys)  # now from the cache, digested
     assert again == changed
+    # apply reads the file digested too, finds work, and plans it again from the file
     assert run("apply", str(tree.root), "--auto-approve", "--allow-restart") == 0
     assert b"second-9d41" in seed_user_data(tree, "web")
     assert plan_json(tree, capsys)["summary"]["changes"] == 0
+    seed = (tree.storage / "e2e" / "vms" / "web" / "cidata-ci.iso").stat().st_mtime_ns
+    assert run("apply", str(tree.root), "--auto-approve") == 0  # nothing to do: no write
+    assert "No changes" in capsys.readouterr().err
+    assert (tree.storage / "e2e" / "vms" / "web" / "cidata-ci.iso").stat().st_mtime_ns == seed
