@@ -352,6 +352,9 @@ class WorkdirTree(DesiredTree):
         self.digested = digested and use_cache
         self._cache: DocumentCache | None = None
         self._taken = 0  # files this refresh took from the cache
+        # Only a whole read asks the cache: a file an event names was just saved, its new
+        # content is not there, and a save → applied cycle must not pay for the database.
+        self._whole_read = False
         self._rows: set[str] = set()  # contents whose documents' row the cache has
         self.is_file = p.is_file()
         # The folder holding PATH, as `apply PATH` always named it (its inventory's key).
@@ -376,6 +379,13 @@ class WorkdirTree(DesiredTree):
 
     def refresh_all(self) -> int:
         """Walk the whole tree; returns how many files were (re)checked or removed."""
+        self._whole_read = True
+        try:
+            return self._refresh_all()
+        finally:
+            self._whole_read = False
+
+    def _refresh_all(self) -> int:
         sources, path_findings = find_yaml_files([self.given])
         self._path_findings = tuple(path_findings)
         seen = {s.display for s in sources}
@@ -422,7 +432,7 @@ class WorkdirTree(DesiredTree):
             self._files[src.display] = FileState(known.display, known.digest, known.result,
                                                  known.manifests, known.hashes, st)
             return None
-        if self._cache is None and self.use_cache:
+        if self._cache is None and self.use_cache and self._whole_read:
             self._cache = DocumentCache.open()
         if self._cache is not None:
             result = self._cache.result(digest)

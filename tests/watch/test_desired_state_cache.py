@@ -107,3 +107,25 @@ def test_a_result_cached_under_another_namespace_is_not_used(
     ours = WorkdirTree(str(root), use_cache=True)
     ours.refresh_all()
     assert not ours.snapshot().valid
+
+
+def test_a_read_of_just_the_saved_files_leaves_the_cache_alone(tmp_path: Path,
+                                                                state: Path) -> None:
+    """watch's save → applied cycle: the saved file's new content is not in the cache, so
+    the partial re-read neither asks nor writes it (latency); a whole read does both."""
+    root = tmp_path / "t"
+    _write(root)
+    tree = WorkdirTree(str(root), use_cache=True)
+    tree.refresh_all()
+    db = state / "cache" / DB_NAME
+
+    def rows() -> int:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM results").fetchone()[0])
+
+    before = rows()
+    (root / "a.yaml").write_text(yaml.safe_dump(_vm("a", cores=2, mac="02:00:00:00:00:01")))
+    assert tree.refresh_paths([str(root / "a.yaml")]) == 1
+    assert rows() == before
+    assert WorkdirTree(str(root), use_cache=True).refresh_all() == 4
+    assert rows() == before + 1
