@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> ExitCode:
             if args.target is not None:
                 raise VirtsyncError("--target needs --base: host mode plans with the "
                                     "backend the Cluster object names")
-            plan = plan_from_host(args.path, prune=args.prune)
+            plan = plan_from_host(args.path, prune=args.prune, use_cache=not args.no_cache)
         else:
             plan = _git_mode(args)
     except VirtsyncError as exc:
@@ -116,18 +116,20 @@ def _github_step_summary(plan: Plan) -> None:
               file=sys.stderr)
 
 
-def plan_from_host(path: str, *, prune: bool) -> Plan:
+def plan_from_host(path: str, *, prune: bool, use_cache: bool = True) -> Plan:
     """Host mode: desired is the tree at PATH, live is what the tree's backend observes
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
     from reconciler.cli.common import open_backend
     from reconciler.core.statedir import state_dir
     from reconciler.execute.inventory import Inventory, source_id
     from reconciler.execute.planmemo import plan_whole
-    from reconciler.planning.reconcile import load_desired, observe
+    from reconciler.planning.reconcile import load_desired, observe, plan_live
 
     # A plan is never applied from these bodies: secrets may stay digested (rule 10).
-    desired = load_desired([path], digested=True)
+    # --no-cache: every file checked and parsed, every VM planned in full.
+    desired = load_desired([path], digested=use_cache, use_cache=use_cache)
     inventory = Inventory.load(state_dir(), source_id(desired.root))
     with open_backend(desired, None) as backend:
-        return plan_whole(desired, observe(backend), inventory, prune=prune,
-                          profile=backend.profile.classification)
+        plan = plan_whole if use_cache else plan_live
+        return plan(desired, observe(backend), inventory, prune=prune,
+                    profile=backend.profile.classification)

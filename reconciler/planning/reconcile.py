@@ -43,13 +43,14 @@ RUNNING_STATES = frozenset({PrintableStatus.RUNNING, PrintableStatus.STARTING, P
                             PrintableStatus.MIGRATING, PrintableStatus.STOPPING})
 
 
-def load_desired(paths: Sequence[str], *, digested: bool = False) -> Desired:
+def load_desired(paths: Sequence[str], *, digested: bool = False,
+                 use_cache: bool = True) -> Desired:
     """Host mode's desired side: the tree at the one PATH, read by the desired-state
     library (`reconciler.tree.source`); an invalid tree raises InvalidSource (rule 1).
     `digested` only for a plan that is never applied (see `read_desired`)."""
     if len(paths) != 1:
         raise VirtsyncError(f"one PATH is read at a time, not {len(paths)}")
-    return read_desired(paths[0], digested=digested)
+    return read_desired(paths[0], digested=digested, use_cache=use_cache)
 
 
 def _observed_vm(o: LiveObject) -> Observed:

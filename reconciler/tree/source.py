@@ -62,11 +62,15 @@ def read_tree(path: str, rev: str | None = None) -> TreeSource:
     return tree
 
 
-def read_desired(path: str, rev: str | None = None, *, digested: bool = False) -> Desired:
+def read_desired(path: str, rev: str | None = None, *, digested: bool = False,
+                 use_cache: bool = True) -> Desired:
     """The valid tree at PATH as planning's desired side; any error finding refuses it
     (safety rule 1), naming every finding. `digested`: for a plan that is never applied,
     files holding a secret may come from the cache with the secret digested
-    (`Desired.digested` names their keys) instead of being parsed again."""
+    (`Desired.digested` names their keys) instead of being parsed again. Without
+    `use_cache` every file is checked and parsed."""
+    if not use_cache and rev is None:
+        return _valid(_read(WorkdirTree(path)), path, rev)
     if digested and rev is None:
         tree: TreeSource = WorkdirTree(path, use_cache=True, digested=True)
         tree.refresh()
@@ -77,6 +81,11 @@ def read_desired(path: str, rev: str | None = None, *, digested: bool = False) -
             return _valid(snap, path, rev)
         # A pinned revisionName changes a body whose raw hash only a real read gives.
     return _valid(read_tree(path, rev).snapshot(), path, rev)
+
+
+def _read(tree: TreeSource) -> Snapshot:
+    tree.refresh()
+    return tree.snapshot()
 
 
 def _valid(snap: Snapshot, path: str, rev: str | None) -> Desired:

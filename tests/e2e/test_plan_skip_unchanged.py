@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,13 @@ def test_a_vm_holding_a_secret_plans_the_same_from_its_digested_documents(
     assert run("apply", str(tree.root), "--auto-approve") == 0  # nothing to do: no write
     assert "No changes" in capsys.readouterr().err
     assert (tree.storage / "e2e" / "vms" / "web" / "cidata-ci.iso").stat().st_mtime_ns == seed
+
+
+def test_no_cache_plans_everything_in_full_and_leaves_the_cache_alone(
+        conn: Any, tree: Tree, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = applied_and_memoized(conn, tree, tmp_path, capsys)
+    shutil.rmtree(tmp_path / "state" / "cache")
+    capsys.readouterr()
+    run("plan", str(tree.root), "-o", "json", "--no-cache")
+    assert json.loads(capsys.readouterr().out) == first
+    assert not (tmp_path / "state" / "cache").exists()
