@@ -56,7 +56,7 @@ def _iso_name(name: str) -> str:
 
 def build_iso(seed: SeedFiles) -> bytes:
     """The seed as ISO bytes (Rock Ridge + Joliet, volume label `cidata`)."""
-    import pycdlib  # 40 ms to import: only when a seed is written
+    import pycdlib  # only where a seed is built or read: not every command that reads disks
 
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL)
@@ -78,7 +78,7 @@ def build_iso(seed: SeedFiles) -> bytes:
 
 def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
     """(volume label, {Rock Ridge name: content}) of a seed ISO; for comparing and tests."""
-    import pycdlib
+    import pycdlib  # only where a seed is built or read: not every command that reads disks
 
     iso = pycdlib.PyCdlib()
     try:

@@ -96,6 +96,10 @@ class BackendProfile:
     # strategy) returns the profile for that config's `spec`; None: one profile for all.
     configure: Callable[[Mapping[str, JSON]], BackendProfile] | None = field(
         default=None, compare=False)
+    # Whether a plan may be made from desired bodies whose secrets were read digested
+    # (rule 10; the cache's fast path): not where the backend sends the desired object
+    # somewhere to compare (KubeVirt's server-side dry run), since a digest is no value.
+    plans_from_digests: bool = True
 
     @property
     def name(self) -> str:

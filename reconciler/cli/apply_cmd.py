@@ -21,6 +21,7 @@ from reconciler.cli.common import (
     apply_options,
     open_backend,
     progress_reporter,
+    read_for_planning,
 )
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ApplyWord, ExitCode
@@ -36,13 +37,13 @@ from reconciler.execute.cycle import (
     record,
     settle,
 )
-from reconciler.execute.inventory import source_id
+from reconciler.execute.inventory import Inventory, source_id
 from reconciler.execute.inventory_store import load_inventory
 from reconciler.execute.journal import JournalEntry, unfinished
 from reconciler.execute.lock import StateLock
 from reconciler.planning.plan_codec import read_plan_document
 from reconciler.planning.plan_model import Plan
-from reconciler.planning.reconcile import load_desired
+from reconciler.planning.reconcile import Desired, load_desired
 from reconciler.planning.savedplan import check_saved_plan
 
 NAME = "apply"
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     options = apply_options(args)
     state = state_dir()
     with StateLock(state), ExitStack() as opened:
-        desired = load_desired([args.path])
+        desired = read_for_planning(args.path, args.target)
         earlier = unfinished(state)
         for entry in earlier:
             print(f"virtsync: note: an earlier apply stopped during {entry.action} of "
@@ -80,6 +81,12 @@ def run(args: argparse.Namespace) -> ExitCode:
         backend = opened.enter_context(open_backend(desired, args))
         inventory = load_inventory(state, source_id(desired.root), backend)
         plan, observation = plan_cycle(desired, backend, inventory, prune=options.prune)
+        if _needs_parsed_bodies(desired, plan, inventory, args):
+            # Rule 10: bodies read with their secrets digested only ever decide that
+            # there is nothing to do; whatever runs or is recorded is planned again from
+            # the parsed files, so no digest is ever applied.
+            desired = load_desired([args.path])
+            plan, observation = plan_cycle(desired, backend, inventory, prune=options.prune)
         for note in observation.notes:
             print(f"virtsync: note: {note}", file=sys.stderr)
         if args.plan:
@@ -115,6 +122,15 @@ def run(args: argparse.Namespace) -> ExitCode:
     summary = ", ".join(f"{n} {w}" for w, n in counts.items() if n)
     print(f"Apply complete: {summary}.", file=sys.stderr)
     return ExitCode.FINDINGS if failed else ExitCode.OK
+
+
+def _needs_parsed_bodies(desired: Desired, plan: Plan, inventory: Inventory,
+                         args: argparse.Namespace) -> bool:
+    """Anything to execute, a saved plan to check, or an object to adopt into the
+    inventory, while some bodies were read digested."""
+    return bool(desired.digested) and (
+        not plan.empty or bool(args.plan)
+        or any(m.key not in inventory.entries for m in desired.manifests))
 
 
 def _settle(state: Path, backend: Backend, earlier: list[JournalEntry],

@@ -100,6 +100,19 @@ def make_backend(desired: Desired | Sequence[Manifest],
     return backend
 
 
+def read_for_planning(path: str, target: str | None, *, use_cache: bool = True) -> Desired:
+    """The tree at `path` for a plan (or for apply to decide there is nothing to do):
+    from the cache with secrets digested (rule 10) where the selected backend can plan
+    from digests; read in full where it sends desired objects out to compare (KubeVirt's
+    server-side dry run), or without the cache."""
+    from reconciler.tree.source import read_desired
+
+    desired = read_desired(path, digested=use_cache, use_cache=use_cache)
+    if desired.digested and not registry.for_tree(desired.manifests, target).plans_from_digests:
+        desired = read_desired(path, use_cache=use_cache)
+    return desired
+
+
 @contextmanager
 def open_backend(desired: Desired, args: argparse.Namespace | None, *,
                  every_installation: bool = False) -> Iterator[Backend]:

@@ -18,7 +18,6 @@ from pathlib import Path
 from reconciler.backends import registry
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, VirtsyncError
-from reconciler.planning.gitplan import plan_from_git
 from reconciler.planning.plan_codec import save_plan
 from reconciler.planning.plan_model import Plan
 
@@ -55,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> ExitCode:
     try:
         if args.base is None:
-            plan = plan_from_host(args.path, prune=args.prune, target=args.target)
+            plan = plan_from_host(args.path, prune=args.prune, target=args.target,
+                                  use_cache=not args.no_cache)
         else:
             plan = _git_mode(args)
     except VirtsyncError as exc:
@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def _git_mode(args: argparse.Namespace) -> Plan:
+    from reconciler.planning.gitplan import plan_from_git  # host mode never needs it
+
     result = plan_from_git(args.path, args.base,
                            profile=lambda clusters: registry.for_tree(
                                clusters, args.target).classification,
@@ -113,20 +115,25 @@ def _github_step_summary(plan: Plan) -> None:
               file=sys.stderr)
 
 
-def plan_from_host(path: str, *, prune: bool, target: str | None = None) -> Plan:
+def plan_from_host(path: str, *, prune: bool, target: str | None = None,
+                   use_cache: bool = True) -> Plan:
     """Host mode: desired is the tree at PATH, live is what the tree's backend observes
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
-    from reconciler.cli.common import open_backend
+    from reconciler.cli.common import open_backend, read_for_planning
     from reconciler.core.statedir import state_dir
     from reconciler.execute.inventory import source_id
     from reconciler.execute.inventory_store import load_inventory
-    from reconciler.planning.reconcile import load_desired, observe, plan_live
+    from reconciler.execute.planmemo import plan_whole
+    from reconciler.planning.reconcile import observe, plan_live
 
-    desired = load_desired([path])
+    # A plan is never applied from these bodies: secrets may stay digested (rule 10).
+    # --no-cache: every file checked and parsed, every VM planned in full.
+    desired = read_for_planning(path, target, use_cache=use_cache)
     with open_backend(desired, argparse.Namespace(target=target)) as backend:
         inventory = load_inventory(state_dir(), source_id(desired.root), backend)
         observation = observe(backend)
         for note in observation.notes:
             print(f"virtsync: note: {note}", file=sys.stderr)
-        return plan_live(desired, observation, inventory, prune=prune,
-                         profile=backend.profile.classification)
+        plan = plan_whole if use_cache else plan_live
+        return plan(desired, observation, inventory, prune=prune,
+                    profile=backend.profile.classification)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from functools import cached_property
 from typing import Any, TypeAlias
 
 # Plain JSON-like data as produced by the loader: dict/list/str/int/float/bool/None only.
@@ -184,7 +185,7 @@ class Manifest:
     body: Mapping[str, JSON]
     source: SourceRef
 
-    @property
+    @cached_property  # asked for tens of times per object per plan (issue 13)
     def key(self) -> ObjectKey:
         return ObjectKey(self.kind, self.namespace, self.name)
 

@@ -21,9 +21,11 @@ from reconciler.execute.apply import ApplyOptions, Outcome, execute
 from reconciler.execute.inventory import Inventory
 from reconciler.execute.inventory_store import save_inventory
 from reconciler.execute.journal import Journal, JournalEntry, resolve
+from reconciler.execute.planmemo import plan_whole
 from reconciler.planning.ownership import claim_users
 from reconciler.planning.plan_model import ObjectChange, Plan
 from reconciler.planning.reconcile import Desired, checked, observe, observe_live, plan_live
+from reconciler.planning.unchanged import UnchangedMemo
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object
 APPLIED_WORDS = frozenset({ApplyWord.CREATED, ApplyWord.CONFIGURED, ApplyWord.RESTARTED,
@@ -49,13 +51,20 @@ def observe_some(backend: Backend, keys: Collection[ObjectKey]) -> Observation:
 
 
 def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prune: bool,
-               keys: Collection[ObjectKey] | None = None) -> tuple[Plan, Observation]:
+               keys: Collection[ObjectKey] | None = None,
+               memo: UnchangedMemo | None = None) -> tuple[Plan, Observation]:
     """Observe and plan. With `keys`, only those objects: desired, live and inventory are
-    all narrowed to them, so objects outside the set are neither touched nor pruned."""
+    all narrowed to them, so objects outside the set are neither touched nor pruned.
+    A whole plan skips what planned as unchanged before: with `memo` as the caller keeps
+    it, else as the state's cache remembers it (reconciler.execute.planmemo)."""
     if keys is None:
         observation = observe(backend)
-        return plan_live(desired, observation, inventory, prune=prune,
-                         profile=backend.profile.classification), observation
+        profile = backend.profile.classification
+        if memo is None:
+            return plan_whole(desired, observation, inventory, prune=prune,
+                              profile=profile), observation
+        return plan_live(desired, observation, inventory, prune=prune, profile=profile,
+                         memo=memo), observation
     wanted = set(keys)
     narrowed = Desired(tuple(m for m in desired.manifests if m.key in wanted),
                        desired.revision, desired.desired_hash, desired.root)

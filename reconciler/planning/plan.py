@@ -61,6 +61,7 @@ from reconciler.planning.plan_model import (
 )
 from reconciler.planning.plan_pairing import pair
 from reconciler.planning.schedule import Placement
+from reconciler.planning.unchanged import UnchangedMemo
 
 WAVE_ANNOTATION = "virtsync.io/wave"
 DISK_POLICY_ANNOTATION = "virtsync.io/disk-policy"  # Retain (default) | Delete
@@ -86,6 +87,7 @@ def make_plan(
     unchanged: int = 0,
     claim_refs: ClaimRefs | None = None,
     moves: MoveContext | None = None,
+    memo: UnchangedMemo | None = None,
 ) -> Plan:
     """The plan turning `live` into `desired`, classified by the backend's `profile`.
 
@@ -96,6 +98,8 @@ def make_plan(
     objects reference each claim (see `claim_users`); by default, `desired` and `live`.
     `moves` (the nodes and the migration policy) lets a running VM's node change be a
     live migration (`reconciler.planning.moves`); without it a move is a replace.
+    `memo` skips a pair whose inputs planned as unchanged before (reconciler.planning.unchanged)
+    and collects the pairs found unchanged now.
     """
     refs = claim_refs if claim_refs is not None else claim_users(
         desired, (o.manifest for o in live))
@@ -108,10 +112,18 @@ def make_plan(
         if p.desired is not None and p.live is not None:
             placed = hold_for_drain(p.desired, p.live, placed, moves)
             node = placed.node if placed else None
+            digest = memo.digest(p.desired, p.live, node) if memo is not None else None
+            known = memo.hit(digest) if memo is not None else None
+            if known is not None:
+                unpinned.extend(UnpinnedIdentity(p.desired.key, *n) for n in known)
+                same += 1
+                continue
             change, notes = plan_update(p.desired, p.live, profile, node, blank, moves)
             unpinned.extend(notes)
             if change is None:
                 same += 1
+                if memo is not None:
+                    memo.keep(digest, tuple((n.path, n.what) for n in notes))
             else:
                 changes.append(_placed(change, placed, p.live.node))
         elif p.desired is not None:

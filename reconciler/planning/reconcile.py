@@ -31,6 +31,7 @@ from reconciler.planning.plan import make_plan
 from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
 from reconciler.planning.plan_pairing import pair
 from reconciler.planning.schedule import Placement, schedule
+from reconciler.planning.unchanged import UnchangedMemo
 
 # The desired side is the tree library's; named here too, where planning always had it.
 from reconciler.tree.desired import Desired as Desired
@@ -42,12 +43,14 @@ RUNNING_STATES = frozenset({PrintableStatus.RUNNING, PrintableStatus.STARTING, P
                             PrintableStatus.MIGRATING, PrintableStatus.STOPPING})
 
 
-def load_desired(paths: Sequence[str]) -> Desired:
+def load_desired(paths: Sequence[str], *, digested: bool = False,
+                 use_cache: bool = True) -> Desired:
     """Host mode's desired side: the tree at the one PATH, read by the desired-state
-    library (`reconciler.tree.source`); an invalid tree raises InvalidSource (rule 1)."""
+    library (`reconciler.tree.source`); an invalid tree raises InvalidSource (rule 1).
+    `digested` only for a plan that is never applied (see `read_desired`)."""
     if len(paths) != 1:
         raise VirtsyncError(f"one PATH is read at a time, not {len(paths)}")
-    return read_desired(paths[0])
+    return read_desired(paths[0], digested=digested, use_cache=use_cache)
 
 
 def _observed_vm(o: LiveObject) -> Observed:
@@ -79,10 +82,11 @@ def live_hash(observed: Sequence[Observed]) -> str:
 
 def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
               prune: bool, profile: ClassificationProfile,
-              claim_refs: ClaimRefs | None = None) -> Plan:
+              claim_refs: ClaimRefs | None = None, memo: UnchangedMemo | None = None) -> Plan:
     """The plan that makes live match desired, classified by the backend's `profile`.
     Pure. `claim_refs` (default: from
     `desired` and everything observed) says who references each claim (rule 13).
+    `memo` skips objects that planned as unchanged with the same inputs before.
 
     Live objects are considered only when desired names them or the inventory holds
     them (virtsync applied them from this source); with `prune` off, objects that left
@@ -100,7 +104,8 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
                             "installation (rule 18); rename the VM in git or remove the other "
                             "domain yourself")
     # Backends hold secrets only as digests: compare the desired side the same way.
-    planned = [replace(m, body=digest_sensitive(dict(m.body))) for m in desired.manifests]
+    planned = [m if m.key in desired.digested else replace(m, body=digest_sensitive(dict(m.body)))
+               for m in desired.manifests]
     fingerprints = Fingerprints(
         desired_commit=desired.revision or None, desired_tree=None,
         desired_hash=desired.desired_hash,
@@ -115,7 +120,7 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
              if observation.nodes else None)
     return make_plan(planned, observed, fingerprints=fingerprints, profile=profile,
                      claim_refs=refs, placement=place_vms(desired, observed, observation),
-                     moves=moves)
+                     moves=moves, memo=memo)
 
 
 def place_vms(desired: Desired, observed: Sequence[Observed],

@@ -10,9 +10,6 @@ from __future__ import annotations
 import io
 import os
 
-from rich.console import Console
-from rich.text import Text
-
 from reconciler.planning.classify import Disruption
 from reconciler.planning.plan_model import ObjectChange, Plan
 from reconciler.render.common import (
@@ -52,6 +49,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     lines = plan_lines(plan)
     if not color:
         return "".join("".join(text for text, _ in line) + "\n" for line in lines)
+    from rich.console import Console  # colour only: plain output never pays for rich
+    from rich.text import Text
+
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, color_system="standard", width=10_000,
                       highlight=False, emoji=False, soft_wrap=True, no_color=False)

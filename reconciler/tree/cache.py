@@ -156,6 +156,12 @@ def encode_manifests(manifests: Sequence[Manifest]) -> str | None:
     return text if json.loads(text) == rows else None
 
 
+# The `manifests` row of a content whose documents are not stored (a secret, rule 10).
+NOT_STORED = "-"
+# ... or stored with every secret digested (see find_digested), after this prefix.
+DIGESTED = "#"
+
+
 def decode_manifests(text: str, display: str) -> tuple[Manifest, ...]:
     return tuple(Manifest(api, kind, ns, name, body, SourceRef(display, int(doc)))
                  for api, kind, ns, name, doc, body in json.loads(text))
@@ -398,25 +404,87 @@ class ValidationCache:
         self._new[sha256] = entry
 
     def get_manifests(self, sha256: str, display: str) -> tuple[Manifest, ...] | None:
+        return self.find_manifests(sha256, display)[0]
+
+    def find_manifests(self, sha256: str, display: str,
+                       ) -> tuple[tuple[Manifest, ...] | None, bool]:
+        """The stored documents of a content, and whether it has a row at all (a content
+        holding a secret has a row without documents: parse it again, never store it)."""
+        if self._db is None:
+            return None, False
+        try:
+            row = self._db.execute(
+                "SELECT manifests FROM manifests WHERE namespace=? AND sha256=?",
+                (self.namespace, sha256)).fetchone()
+            if row is None or row[0] == NOT_STORED or row[0].startswith(DIGESTED):
+                return None, row is not None
+            return decode_manifests(row[0], display), True
+        except (sqlite3.Error, ValueError, TypeError, KeyError):
+            return None, False  # damaged or locked: parse the file instead
+
+    def save_manifests(self, entries: Mapping[str, Sequence[Manifest]]) -> None:
+        """Content-addressed rows: written in their own transaction, never in the way.
+        A content whose documents cannot be stored gets a row saying so, so that no later
+        run tries again."""
+        rows = [(self.namespace, sha, text if (text := encode_manifests(ms)) is not None
+                 else NOT_STORED) for sha, ms in entries.items()]
+        if self._db is None or not rows:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO manifests VALUES(?,?,?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    def save_results(self) -> None:
+        """The results `put` this run, in their own transaction, for a reader that keeps
+        no tree of its own here (the desired-state library); never in the way."""
+        rows = [(self.namespace, sha, encode(e)) for sha, e in self._new.items()]
+        if self._db is None or not rows:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR IGNORE INTO results VALUES(?,?,?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        self._new.clear()
+
+    def find_digested(self, sha256: str, display: str,
+                      ) -> tuple[tuple[Manifest, ...], tuple[str, ...]] | None:
+        """The documents of a content holding a secret, every secret replaced by its
+        digest (what backends store, rule 10), with each raw body's hash; None: none."""
         if self._db is None:
             return None
         try:
             row = self._db.execute(
                 "SELECT manifests FROM manifests WHERE namespace=? AND sha256=?",
                 (self.namespace, sha256)).fetchone()
-            return decode_manifests(row[0], display) if row is not None else None
-        except (sqlite3.Error, ValueError, TypeError, KeyError):
-            return None  # damaged or locked: parse the file instead
+            if row is None or not row[0].startswith(DIGESTED):
+                return None
+            docs = json.loads(row[0][len(DIGESTED):])
+            return (tuple(Manifest(api, kind, ns, name, body, SourceRef(display, int(doc)))
+                          for api, kind, ns, name, doc, body, _ in docs),
+                    tuple(str(d[6]) for d in docs))
+        except (sqlite3.Error, ValueError, TypeError, KeyError, IndexError):
+            return None
 
-    def save_manifests(self, entries: Mapping[str, Sequence[Manifest]]) -> None:
-        """Content-addressed rows: written in their own transaction, never in the way."""
-        rows = [(self.namespace, sha, text) for sha, ms in entries.items()
-                if (text := encode_manifests(ms)) is not None]
+    def save_digested(self, entries: Mapping[str, tuple[Sequence[Manifest], Sequence[str]]],
+                      ) -> None:
+        """Rows of `find_digested`: (documents whose secrets are digested already, the
+        raw bodies' hashes) per content. They replace a row that only said "not stored"."""
+        rows = [(self.namespace, sha, DIGESTED + json.dumps(
+                    [[m.api_version, m.kind, m.namespace, m.name, m.source.doc, m.body, h]
+                     for m, h in zip(ms, hs, strict=True)], separators=(",", ":")))
+                for sha, (ms, hs) in entries.items()]
         if self._db is None or not rows:
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR IGNORE INTO manifests VALUES(?,?,?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO manifests VALUES(?,?,?)", rows)
             self._db.execute("COMMIT")
         except sqlite3.Error:
             if self._db.in_transaction:

@@ -10,7 +10,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.core.digest import content_hash
@@ -23,6 +23,12 @@ class Desired:
     revision: str  # git commit of the source, '' outside git
     desired_hash: str
     root: Path
+    # body_hash of each manifest's body as read, where the reader knows it (a plan skips
+    # objects whose hash and live state planned as unchanged before; issue 13)
+    hashes: Mapping[ObjectKey, str] = field(default_factory=dict, compare=False, repr=False)
+    # Keys whose body was read with every secret already digested (`read_desired(...,
+    # digested=True)`: planning only, never applied; rule 10)
+    digested: frozenset[ObjectKey] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def by_key(self) -> dict[ObjectKey, Manifest]:

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.check import semantic
 from reconciler.check.validate import (
@@ -45,6 +46,7 @@ from reconciler.core.model import (
 from reconciler.planning.revisions import with_revisions
 from reconciler.tree.cache import CachedFile
 from reconciler.tree.desired import Desired, body_hash, desired_hash, git_revision
+from reconciler.tree.doccache import DocumentCache
 from reconciler.tree.gitsource import (
     GitListing,
     git_dirs,
@@ -63,10 +65,16 @@ from reconciler.tree.loader import (
     SourceFile,
     display_path,
     find_yaml_files,
+    load_bytes,
     read_source,
 )
 from reconciler.tree.watchpoints import WatchPoint, names_a_ref, outside_git_dir
-from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
+if TYPE_CHECKING:
+    from reconciler.tree.yamlsafe import AliasBudget
+
+# The parser, its alias budget and the worker pool are imported by a read that parses:
+# a tree the cache answers whole needs none of them (issue 13).
 
 Stat = tuple[int, int, int]
 
@@ -91,6 +99,8 @@ class Snapshot(HasFindings):
     revision: str
     root: Path
     files: int
+    # keys read with their secrets digested (WorkdirTree(digested=True): planning only)
+    digested: frozenset[ObjectKey] = frozenset()
     _whole: list[Desired] = field(default_factory=list, repr=False, compare=False)
 
     def desired(self, keys: Iterable[ObjectKey] | None = None) -> Desired:
@@ -101,12 +111,15 @@ class Snapshot(HasFindings):
                 manifests = with_revisions(sorted(self.by_key.values(), key=_order),
                                            self.by_key)
                 # A VM whose revisionName was just pinned hashes anew; the rest are known.
-                hashed = desired_hash((m.key, self.hashes[m.key] if m is self.by_key[m.key]
-                                       else body_hash(m.body)) for m in manifests)
-                self._whole.append(Desired(manifests, self.revision, hashed, self.root))
+                hashes = {m.key: self.hashes[m.key] if m is self.by_key[m.key]
+                          else body_hash(m.body) for m in manifests}
+                self._whole.append(Desired(manifests, self.revision,
+                                           desired_hash(hashes.items()), self.root, hashes,
+                                           self.digested))
             return self._whole[0]
         chosen = sorted((self.by_key[k] for k in set(keys) if k in self.by_key), key=_order)
-        return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root)
+        return Desired(with_revisions(chosen, self.by_key), self.revision, "", self.root,
+                       digested=self.digested)
 
 
 def _order(m: Manifest) -> tuple[str, str, str]:
@@ -120,19 +133,31 @@ def changed_keys(old: Mapping[ObjectKey, str], new: Mapping[ObjectKey, str]) -> 
     return out
 
 
-def _check(job: tuple[str, str, bytes, Stat | None],
-           budget: AliasBudget | None = None) -> FileState:
-    display, digest, content, stat = job
+# A file to read: display path, content digest, bytes, stat, and its validation result
+# when the cache already has it (then the file is only parsed, not checked again).
+Job = tuple[str, str, bytes, Stat | None, CachedFile | None]
+
+
+def _check(job: Job, budget: AliasBudget | None = None) -> FileState:
+    display, digest, content, stat, known = job
+    if known is not None:
+        manifests = load_bytes(content, display, budget or worker_budget()).manifests
+        return FileState(display, digest, known, manifests,
+                         tuple(body_hash(m.body) for m in manifests), stat)
     report = check_bytes(content, display, keep_manifests=True,
                          run_budget=budget or worker_budget())
     hashes = tuple(body_hash(m.body) for m in report.manifests)
     return FileState(display, digest, report.result, report.manifests, hashes, stat)
 
 
-def check_files(jobs: Sequence[tuple[str, str, bytes, Stat | None]]) -> Iterator[FileState]:
+def check_files(jobs: Sequence[Job]) -> Iterator[FileState]:
     """Per-file checks, under one alias budget per read as `validate` has per run; in
     worker processes for a large cold load. Forking is safe only while this process has
     no other threads (before watchdog and libvirt start theirs)."""
+    if not jobs:
+        return
+    from reconciler.tree.yamlsafe import MAX_ALIAS_NODES_PER_RUN, AliasBudget
+
     workers = min(2, os.cpu_count() or 1)
     if workers > 1 and len(jobs) >= PARALLEL_THRESHOLD and threading.active_count() == 1:
         # Imported here: a small tree (most commands) never pays for the pool.
@@ -169,10 +194,12 @@ class DesiredTree:
         self._noted: set[str] = set()  # files with any finding
         self._host_files: set[str] = set()  # files with a Cluster or a hostDisk path
         self._path_findings: tuple[Finding, ...] = ()
+        self._digested: set[str] = set()  # files whose documents have secrets digested
 
     # -------------------------------------------------------------- maintenance
 
     def _put(self, state: FileState) -> None:
+        self._digested.discard(state.display)
         old = self._files.get(state.display)
         if old is not None:
             self._unindex(old)
@@ -180,6 +207,7 @@ class DesiredTree:
         self._index(state)
 
     def _drop(self, display: str) -> None:
+        self._digested.discard(display)
         old = self._files.pop(display, None)
         if old is not None:
             self._unindex(old)
@@ -272,8 +300,9 @@ class DesiredTree:
                                     "no objects found: the tree holds no VirtualMachine or "
                                     "other virtsync object; refusing to treat it as valid",
                                     "tree.no-objects"))
+        digested = frozenset(m.key for d in self._digested for m in self._files[d].manifests)
         return Snapshot(tuple(sorted(set(findings))), dict(self._by_key), dict(self._hashes),
-                        self.revision(), self.root, len(self._files))
+                        self.revision(), self.root, len(self._files), digested)
 
     def _tree_findings(self) -> list[Finding]:
         duplicated = self._dups
@@ -316,9 +345,21 @@ class WorkdirTree(DesiredTree):
 
     deletions_need_full_read = True
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, use_cache: bool = False, digested: bool = False) -> None:
         p = Path(path)
         self.given = path
+        # The validation cache (shared with `virtsync validate`): a file whose content it
+        # knows is not checked again, nor parsed when its documents are stored (issue 13).
+        self.use_cache = use_cache
+        # A plan (never an apply) may take a file holding a secret from the cache with
+        # the secret digested, as backends store it, instead of parsing it (rule 10).
+        self.digested = digested and use_cache
+        self._cache: DocumentCache | None = None
+        self._taken = 0  # files this refresh took from the cache
+        # Only a whole read asks the cache: a file an event names was just saved, its new
+        # content is not there, and a save → applied cycle must not pay for the database.
+        self._whole_read = False
+        self._rows: set[str] = set()  # contents whose documents' row the cache has
         self.is_file = p.is_file()
         # The folder holding PATH, as `apply PATH` always named it (its inventory's key).
         self.real_root = p.resolve() if not self.is_file else p.parent.resolve()
@@ -342,6 +383,13 @@ class WorkdirTree(DesiredTree):
 
     def refresh_all(self) -> int:
         """Walk the whole tree; returns how many files were (re)checked or removed."""
+        self._whole_read = True
+        try:
+            return self._refresh_all()
+        finally:
+            self._whole_read = False
+
+    def _refresh_all(self) -> int:
         sources, path_findings = find_yaml_files([self.given])
         self._path_findings = tuple(path_findings)
         seen = {s.display for s in sources}
@@ -350,7 +398,7 @@ class WorkdirTree(DesiredTree):
             self._drop(gone)
             self._absolute.pop(gone, None)
             changed += 1
-        jobs: list[tuple[str, str, bytes, Stat | None]] = []
+        jobs: list[Job] = []
         for src in sources:
             self._absolute[src.display] = Path(src.absolute)
             job = self._job(src)
@@ -358,13 +406,25 @@ class WorkdirTree(DesiredTree):
                 jobs.append(job)
         return changed + self._run(jobs)
 
-    def _run(self, jobs: list[tuple[str, str, bytes, Stat | None]]) -> int:
-        """Check the files `jobs` name and remember the results; how many there were."""
+    def _run(self, jobs: list[Job]) -> int:
+        """Check the files `jobs` name and remember the results; how many files changed
+        (these and the ones taken from the cache)."""
+        taken, self._taken = self._taken, 0
+        cached = {job[1] for job in jobs if job[4] is not None}  # results the cache had
         for state in check_files(jobs):
             self._put(state)
-        return len(jobs)
+            if self._cache is not None:
+                self._cache.learn(state.digest,
+                                  None if state.digest in cached else state.result,
+                                  None if state.digest in self._rows
+                                  else (state.manifests, state.hashes))
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        self._rows = set()
+        return len(jobs) + taken
 
-    def _job(self, src: SourceFile) -> tuple[str, str, bytes, Stat | None] | None:
+    def _job(self, src: SourceFile) -> Job | None:
         """The check to run for this file, None when its content is already known."""
         st = _stat(src.absolute)
         known = self._files.get(src.display)
@@ -376,7 +436,28 @@ class WorkdirTree(DesiredTree):
             self._files[src.display] = FileState(known.display, known.digest, known.result,
                                                  known.manifests, known.hashes, st)
             return None
-        return (src.display, digest, content, st)
+        if self._cache is None and self.use_cache and self._whole_read:
+            self._cache = DocumentCache.open()
+        if self._cache is not None:
+            result = self._cache.result(digest)
+            manifests, row = (self._cache.manifests(digest, src.display) if result
+                              else (None, False))
+            if row:
+                self._rows.add(digest)
+            hidden = (self._cache.digested(digest, src.display)
+                      if self.digested and result is not None and manifests is None else None)
+            if result is not None and hidden is not None:
+                self._put(FileState(src.display, digest, result, *hidden, st))
+                self._digested.add(src.display)
+                self._taken += 1
+                return None
+            if result is not None and manifests is not None:
+                self._put(FileState(src.display, digest, result, manifests,
+                                    tuple(body_hash(m.body) for m in manifests), st))
+                self._taken += 1
+                return None
+            return (src.display, digest, content, st, result)
+        return (src.display, digest, content, st, None)
 
     def classify_event(self, absolute: str) -> str | None:
         """The display path a changed path stands for; '' when only a full walk can tell
@@ -480,7 +561,7 @@ class GitTree(DesiredTree):
             changed += 1
         new = {d: e for d, e in wanted.items() if self.digest_of(d) != e.sha}
         blobs = read_blobs(self.repo, (e.sha for e in new.values()))
-        jobs = [(d, e.sha, blobs[e.sha], None) for d, e in sorted(new.items())]
+        jobs: list[Job] = [(d, e.sha, blobs[e.sha], None, None) for d, e in sorted(new.items())]
         for state in check_files(jobs):
             self._put(state)
             changed += 1

@@ -50,8 +50,9 @@ class TreeSource(Protocol):
 
 
 def open_tree(path: str, rev: str | None = None) -> TreeSource:
-    """The tree at PATH (the working tree, or committed at `rev`), not read yet."""
-    return WorkdirTree(path) if rev is None else GitTree(path, rev)
+    """The tree at PATH (the working tree, or committed at `rev`), not read yet; files
+    the validation cache knows are not checked again (nor parsed, without a secret)."""
+    return WorkdirTree(path, use_cache=True) if rev is None else GitTree(path, rev)
 
 
 def read_tree(path: str, rev: str | None = None) -> TreeSource:
@@ -61,10 +62,33 @@ def read_tree(path: str, rev: str | None = None) -> TreeSource:
     return tree
 
 
-def read_desired(path: str, rev: str | None = None) -> Desired:
+def read_desired(path: str, rev: str | None = None, *, digested: bool = False,
+                 use_cache: bool = True) -> Desired:
     """The valid tree at PATH as planning's desired side; any error finding refuses it
-    (safety rule 1), naming every finding."""
-    snap = read_tree(path, rev).snapshot()
+    (safety rule 1), naming every finding. `digested`: for a plan that is never applied,
+    files holding a secret may come from the cache with the secret digested
+    (`Desired.digested` names their keys) instead of being parsed again. Without
+    `use_cache` every file is checked and parsed."""
+    if not use_cache and rev is None:
+        return _valid(_read(WorkdirTree(path)), path, rev)
+    if digested and rev is None:
+        tree: TreeSource = WorkdirTree(path, use_cache=True, digested=True)
+        tree.refresh()
+        snap = tree.snapshot()
+        whole = snap.desired() if snap.valid else None
+        if whole is None or not any(m is not snap.by_key[m.key] for m in whole.manifests
+                                    if m.key in snap.digested):
+            return _valid(snap, path, rev)
+        # A pinned revisionName changes a body whose raw hash only a real read gives.
+    return _valid(read_tree(path, rev).snapshot(), path, rev)
+
+
+def _read(tree: TreeSource) -> Snapshot:
+    tree.refresh()
+    return tree.snapshot()
+
+
+def _valid(snap: Snapshot, path: str, rev: str | None) -> Desired:
     if not snap.valid:
         where = path if rev is None else f"{path} at {rev}"
         raise InvalidSource(f"{len(snap.errors)} validation error(s) in {where}; nothing "

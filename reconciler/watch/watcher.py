@@ -42,9 +42,11 @@ from reconciler.execute.cycle import (
 from reconciler.execute.inventory import Inventory, source_id
 from reconciler.execute.inventory_store import load_inventory
 from reconciler.execute.journal import unfinished
+from reconciler.execute.planmemo import load_memo, save_memo
 from reconciler.planning.plan_model import Plan
 from reconciler.planning.revisions import dependents
-from reconciler.tree.source import Snapshot, TreeSource, changed_keys, open_tree
+from reconciler.planning.unchanged import Notes, UnchangedMemo
+from reconciler.tree.source import Desired, Snapshot, TreeSource, changed_keys, open_tree
 from reconciler.watch.events import start_observer
 from reconciler.watch.logs import JsonLogger
 from reconciler.watch.metrics import WatchMetrics
@@ -124,6 +126,10 @@ class Watcher:
         self._observer: Any = None
         self._skipped_logged: set[ObjectKey] = set()
         self._candidates: set[ObjectKey] = set()  # keys that may differ from `applied`
+        # What the last full cycle found unchanged (reconciler.planning.unchanged): kept in
+        # memory between full cycles; read from, and written to, the state's cache only
+        # at start-up, so resyncs of an unchanged tree write nothing (rule 12).
+        self._unchanged: dict[str, Notes] | None = None
 
     # ------------------------------------------------------------------ control
 
@@ -294,8 +300,13 @@ class Watcher:
             # A changed instancetype or preference changes the VMs that use it.
             keys = set(keys) | dependents(keys, snap.by_key)
         desired = snap.desired(keys)
+        memo = self._memo(desired) if keys is None else None
         plan, observation = plan_cycle(desired, backend, self.inventory,
-                                       prune=self.options.apply.prune, keys=keys)
+                                       prune=self.options.apply.prune, keys=keys, memo=memo)
+        if memo is not None:
+            if self._unchanged is None:
+                save_memo(self.state, self.inventory.source, memo)
+            self._unchanged = memo.kept
         self._note_statuses(observation, keys)
         drift = self._drift(plan, snap, keys, trigger)
         # A file missing for a moment (an editor saving by rename) must never prune a
@@ -323,6 +334,11 @@ class Watcher:
         return CycleReport(trigger, result, -1 if keys is None else len(keys),
                            len(plan.changes), tuple(outcomes), allowed.refusals, drift,
                            self.clock() - start)
+
+    def _memo(self, desired: Desired) -> UnchangedMemo:
+        if self._unchanged is None:
+            return load_memo(self.state, self.inventory.source, desired)
+        return UnchangedMemo(self._unchanged, desired.hashes)
 
     def _drift(self, plan: Plan, snap: Snapshot, keys: Collection[ObjectKey] | None,
                trigger: str) -> int:

@@ -37,6 +37,7 @@ def profile_for(strategy: RolloutStrategy) -> BackendProfile:
         ),
         kinds=RUNNABLE_KINDS,
         configure=configure,
+        plans_from_digests=False,  # the dry run sends the desired object to the server
     )
 
 

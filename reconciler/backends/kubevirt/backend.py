@@ -76,6 +76,7 @@ from reconciler.backends.kubevirt.status import vm_status
 from reconciler.core.migration import MigrationOutcome, MigrationPolicy, MigrationProgress
 from reconciler.core.model import JSON, Manifest, ObjectKey
 from reconciler.core.power import RunStrategy, run_strategy
+from reconciler.core.sensitive import digest_sensitive
 from reconciler.planning.revisions import without_revisions
 
 VM_KIND = "VirtualMachine"
@@ -173,7 +174,9 @@ class KubevirtBackend:
         status = vm_status(item, vmi, stop_requested=stopped) if key.kind == VM_KIND \
             else vm_status({}, None)
         uuid, serial = firmware_identity(item)
-        return LiveObject(key=key, api_version=str(item.get("apiVersion", "")), body=body,
+        # Secrets leave a backend only as digests (the protocol's contract, rule 10).
+        return LiveObject(key=key, api_version=str(item.get("apiVersion", "")),
+                          body=_digested(body),
                           node=status.node, revision=annotation(item, REVISION),
                           identity=LiveIdentity(uuid, serial, interface_macs(item)),
                           status=status)
@@ -408,3 +411,9 @@ def _created(vm: Mapping[str, JSON]) -> bool:
     """Whether the VM has an instance (KubeVirt's status.created)."""
     status = vm.get("status")
     return isinstance(status, Mapping) and status.get("created") is True
+
+
+def _digested(body: Mapping[str, JSON]) -> dict[str, JSON]:
+    """The body with every secret replaced by its digest: secrets leave a backend only
+    so (the protocol's contract, rule 10); the planner digests the desired side alike."""
+    return {k: digest_sensitive(v, (k,)) for k, v in body.items()}
