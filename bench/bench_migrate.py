@@ -80,6 +80,16 @@ def virtsync(repo: Path, env: dict[str, str], *args: str) -> float:
     return seconds
 
 
+# An untimed pause before every hop, on both sides: a migration started right after the
+# previous one runs while the daemons still tear the old QEMU down and is slower, so
+# without it whichever side starts later (virtsync, after its start-up) gains.
+SETTLE_SECONDS = 1.0
+
+
+def settle() -> None:
+    time.sleep(SETTLE_SECONDS)
+
+
 def run(rounds: int, lay: second_node.Layout, root: Path) -> dict[str, Any]:
     repo, shared = write_tree(root, lay)
     env = dict(os.environ, VIRTSYNC_STATE_DIR=str(root / "state"),
@@ -94,9 +104,12 @@ def run(rounds: int, lay: second_node.Layout, root: Path) -> dict[str, Any]:
         liveguest.wait_check_after(console, 0, 0, timeout=120)
         for _ in range(rounds):
             for to in ("b", "a"):
+                settle()
                 mine.append(virtsync(repo, env, "migrate", key, "--path", str(repo),
                                      "--to", to, "--wait"))
+            settle()
             raw.append(hop(DOMAIN, daemon.DEFAULT_URI, lay.uri, b)["seconds"])
+            settle()
             raw.append(hop(DOMAIN, lay.uri, lay.peer_uri, a)["seconds"])
         text = liveguest.wait_check_after(
             console, 0, liveguest.ticks(console.read_text(errors="replace"))[-1].n)
