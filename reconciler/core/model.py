@@ -17,6 +17,15 @@ JSON: TypeAlias = Any
 # A path into a document: mapping keys (str) and list indexes (int).
 JSONPath: TypeAlias = tuple[str | int, ...]
 
+
+def get_path(doc: JSON, path: tuple[str, ...]) -> JSON:
+    """The value at `path` in nested mappings, or None where any step is missing."""
+    for part in path:
+        if not isinstance(doc, Mapping):
+            return None
+        doc = doc.get(part)
+    return doc
+
 DEFAULT_NAMESPACE = "default"
 
 # apiVersion group → kinds virtsync understands.

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.core.model import JSON
+from reconciler.core.model import get_path as get_path  # where planning always had it
 from reconciler.core.power import spec_run_strategy
 from reconciler.core.quantity import as_quantity
 from reconciler.core.vmspec import canonical_mac
@@ -174,14 +175,6 @@ def _keyed(key: str, field: tuple[str, ...], items: list[JSON]) -> Keyed | None:
             return None
         out[name] = item
     return out
-
-
-def get_path(doc: JSON, path: tuple[str, ...]) -> JSON:
-    for part in path:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(part)
-    return doc
 
 
 # --- values a live system defaults when git leaves them unset --------------------------

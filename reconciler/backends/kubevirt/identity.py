@@ -9,22 +9,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-from reconciler.core.model import JSON
+from reconciler.core.model import JSON, get_path
 
 FIRMWARE = ("spec", "template", "spec", "domain", "firmware")
 
 
-def _at(doc: JSON, path: tuple[str, ...]) -> JSON:
-    for part in path:
-        if not isinstance(doc, Mapping):
-            return None
-        doc = doc.get(part)
-    return doc
-
-
 def firmware_identity(vm: Mapping[str, JSON]) -> tuple[str, str]:
     """(uuid, serial) as the live VM holds them ('' where unset)."""
-    firmware = _at(vm, FIRMWARE)
+    firmware = get_path(vm, FIRMWARE)
     if not isinstance(firmware, Mapping):
         return "", ""
     uuid, serial = firmware.get("uuid"), firmware.get("serial")
@@ -50,7 +42,7 @@ def with_identity(body: Mapping[str, JSON], previous: Mapping[str, JSON]) -> dic
 
 def interface_macs(vm: Mapping[str, JSON]) -> dict[str, str]:
     """Interface name → MAC, as KubeMacPool (or git) set them on the live VM."""
-    interfaces = _at(vm, ("spec", "template", "spec", "domain", "devices", "interfaces"))
+    interfaces = get_path(vm, ("spec", "template", "spec", "domain", "devices", "interfaces"))
     out: dict[str, str] = {}
     for i in interfaces if isinstance(interfaces, list) else []:
         if isinstance(i, Mapping) and isinstance(i.get("name"), str) \
