@@ -4,7 +4,7 @@ Cluster object points at the model through KUBECONFIG."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from kube.conftest import kmock_server, kube_model, kubeconfig
 from kube.kmockserver import KmockServer
 from kubernetes import client as k8s
 
-__all__ = ["kmock_api", "kmock_server", "kube_env", "kube_model", "kubeconfig", "run_cli"]
+__all__ = ["kmock_api", "kmock_server", "kube_env", "kube_model", "kubeconfig"]
 
 
 @pytest.fixture
@@ -38,14 +38,3 @@ def kube_env(kubeconfig: Path, tmp_path: Path,
     tree.mkdir()
     yield tree
 
-
-@pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
-    from reconciler.cli import main
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
