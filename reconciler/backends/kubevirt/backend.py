@@ -176,7 +176,7 @@ class KubevirtBackend:
         uuid, serial = firmware_identity(item)
         # Secrets leave a backend only as digests (the protocol's contract, rule 10).
         return LiveObject(key=key, api_version=str(item.get("apiVersion", "")),
-                          body=_digested(body),
+                          body=digest_sensitive(dict(body)),
                           node=status.node, revision=annotation(item, REVISION),
                           identity=LiveIdentity(uuid, serial, interface_macs(item)),
                           status=status)
@@ -411,9 +411,3 @@ def _created(vm: Mapping[str, JSON]) -> bool:
     """Whether the VM has an instance (KubeVirt's status.created)."""
     status = vm.get("status")
     return isinstance(status, Mapping) and status.get("created") is True
-
-
-def _digested(body: Mapping[str, JSON]) -> dict[str, JSON]:
-    """The body with every secret replaced by its digest: secrets leave a backend only
-    so (the protocol's contract, rule 10); the planner digests the desired side alike."""
-    return {k: digest_sensitive(v, (k,)) for k, v in body.items()}
