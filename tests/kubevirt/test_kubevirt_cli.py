@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kube.apimodel import KubeModel
 from kube_tree import KUBE_CLUSTER, vm, write
 
@@ -180,10 +181,10 @@ SECRET_VM = """\
 apiVersion: kubevirt.io/v1
 kind: VirtualMachine
 metadata:
-  name: seeded
+  name: {name}
   namespace: default
 spec:
-  runStrategy: Halted
+  runStrategy: {run}
   template:
     spec:
       domain:
@@ -192,23 +193,29 @@ spec:
         devices:
           disks:
           - name: seed
-            disk: {}
+            disk: {{}}
       volumes:
       - name: seed
         cloudInitNoCloud:
-          userData: |
-            #cloud-config
-            password: s3cret-canary
+          {field}: |
+            {secret}
 """
 
 
+@pytest.mark.parametrize(("name", "run", "field", "secret"), [
+    ("seeded", "Halted", "userData", "password: s3cret-canary"),
+    ("netseed", "Always", "networkData", "psk: s3cret-canary"),
+])
 def test_a_secret_is_sent_to_the_dry_run_as_itself_and_plans_no_change(
-        kube_env: Path, kube_model: KubeModel, run_cli: Run) -> None:
+        kube_env: Path, kube_model: KubeModel, run_cli: Run,
+        name: str, run: str, field: str, secret: str) -> None:
     """The validation cache may hand planning a secret only as its digest (rule 10);
     the kubevirt backend sends the desired object to the server's dry run, so it must
     plan from the real value: a digest there would be a change, every time."""
     tree = kube_env
-    write(tree, {"cluster.yaml": KUBE_CLUSTER, "vms/seeded.yaml": SECRET_VM})
+    write(tree, {"cluster.yaml": KUBE_CLUSTER,
+                 f"vms/{name}.yaml": SECRET_VM.format(name=name, run=run, field=field,
+                                                      secret=secret)})
     code, _, err = _apply(run_cli, tree)
     assert code == 0, err
     for _ in range(2):  # the second plan reads the tree from a warm cache
