@@ -23,14 +23,14 @@ from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, Manifest, ObjectKey, VirtsyncError
 from reconciler.core.statedir import state_dir
 from reconciler.execute.apply import ApplyOptions, gate
-from reconciler.execute.cordons import load_cordons, save_cordons, with_cordons
+from reconciler.execute.cordons import load_cordons, observe, save_cordons, with_cordons
 from reconciler.execute.cycle import Run, apply_changes, new_journal
 from reconciler.execute.inventory import Inventory, source_id
 from reconciler.execute.lock import StateLock
 from reconciler.planning.drainplan import DrainItem, Eviction, drain_items
 from reconciler.planning.moves import move_context
 from reconciler.planning.plan_model import Plan
-from reconciler.planning.reconcile import load_desired, observe, plan_live
+from reconciler.planning.reconcile import load_desired, plan_live
 
 NAME = "drain"  # also registered as "uncordon"; args.command tells which
 HELP = SUMMARIES[NAME]

@@ -121,10 +121,11 @@ def plan_from_host(path: str, *, prune: bool, target: str | None = None,
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
     from reconciler.cli.common import open_backend, read_for_planning
     from reconciler.core.statedir import state_dir
+    from reconciler.execute.cordons import observe
     from reconciler.execute.inventory import source_id
     from reconciler.execute.inventory_store import load_inventory
     from reconciler.execute.planmemo import plan_whole
-    from reconciler.planning.reconcile import observe, plan_live
+    from reconciler.planning.reconcile import plan_live
 
     # A plan is never applied from these bodies: secrets may stay digested (rule 10).
     # --no-cache: every file checked and parsed, every VM planned in full.

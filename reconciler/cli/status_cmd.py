@@ -15,10 +15,11 @@ from reconciler.core.migration import CONDITION_TYPE
 from reconciler.core.model import ExitCode, Manifest, ObjectKey
 from reconciler.core.statedir import state_dir
 from reconciler.core.status import Condition
+from reconciler.execute.cordons import observe
 from reconciler.execute.inventory import source_id
 from reconciler.execute.inventory_store import load_inventory
 from reconciler.planning.moves import migration_targets, move_context
-from reconciler.planning.reconcile import RUNNING_STATES, load_desired, observe, plan_live
+from reconciler.planning.reconcile import RUNNING_STATES, load_desired, plan_live
 
 NAME = "status"
 HELP = SUMMARIES[NAME]

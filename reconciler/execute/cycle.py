@@ -18,13 +18,14 @@ from typing import Protocol, runtime_checkable
 from reconciler.backends.base import Backend, Observation
 from reconciler.core.model import ApplyWord, Manifest, ObjectKey
 from reconciler.execute.apply import ApplyOptions, Outcome, execute
+from reconciler.execute.cordons import checked, observe
 from reconciler.execute.inventory import Inventory
 from reconciler.execute.inventory_store import save_inventory
 from reconciler.execute.journal import Journal, JournalEntry, resolve
 from reconciler.execute.planmemo import plan_whole
 from reconciler.planning.ownership import claim_users
 from reconciler.planning.plan_model import ObjectChange, Plan
-from reconciler.planning.reconcile import Desired, checked, observe, observe_live, plan_live
+from reconciler.planning.reconcile import Desired, observe_live, plan_live
 from reconciler.planning.unchanged import UnchangedMemo
 
 DEFAULT_PRUNE_FRACTION = 0.2  # of the inventory; at least one object

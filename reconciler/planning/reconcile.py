@@ -21,8 +21,6 @@ from reconciler.core.model import (
     VirtsyncError,
 )
 from reconciler.core.sensitive import digest_sensitive
-from reconciler.execute.cordons import checked as checked
-from reconciler.execute.cordons import observe as observe
 from reconciler.execute.inventory import Inventory
 from reconciler.planning.classify import ClassificationProfile
 from reconciler.planning.moves import move_context
