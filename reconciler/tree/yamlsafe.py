@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from reconciler.core.model import JSON
+from reconciler.tree.yamlbuild import Unusual, build
 
 MAX_DEPTH = 64
 # Node visits allowed per document once aliases are expanded. A 110-line VM has ~250
@@ -65,7 +66,24 @@ _Resolver.yaml_implicit_resolvers = {
 
 
 class _Loader(yaml.CSafeLoader):
-    pass
+    # Plain scalars' implicit tags, by value: libyaml asks for one per scalar, and the
+    # same short values (keys above all) recur in every file. Resolution is a function
+    # of the value alone here (no path resolvers), so a remembered answer is the answer.
+    _resolved: ClassVar[dict[str, str]] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and implicit[0] and len(value) <= _RESOLVE_MEMO_LENGTH:
+            tag = self._resolved.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+                if len(self._resolved) < _RESOLVE_MEMO_SIZE:
+                    self._resolved[value] = tag
+            return tag
+        return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
+
+
+_RESOLVE_MEMO_LENGTH = 64
+_RESOLVE_MEMO_SIZE = 50_000
 
 
 # Resolution data lives on the class; swap in ours without touching PyYAML's globals.
@@ -236,6 +254,19 @@ def _problem_from(exc: yaml.YAMLError, doc_index: int) -> YamlProblem:
     return YamlProblem("yaml.syntax", message, line, column, doc_index)
 
 
+def _document(loader: _Loader) -> JSON:
+    """The next document: built directly when it is plain (yamlbuild), else by PyYAML's
+    constructor, which also names the problem of a document the direct walk declined or
+    failed on (the order of its checks decides which problem is reported first)."""
+    node = loader.get_node()
+    if node is None:
+        return None
+    try:
+        return build(loader, node)
+    except (Unusual, yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError):
+        return loader.construct_document(node)
+
+
 def parse_documents(text: str, run_budget: AliasBudget | None = None) -> Iterator[JSON]:
     """Yield each document of `text` as plain data (None for an empty document).
 
@@ -250,7 +281,7 @@ def parse_documents(text: str, run_budget: AliasBudget | None = None) -> Iterato
     try:
         while loader.check_data():  # type: ignore[no-untyped-call]
             try:
-                doc = loader.get_data()
+                doc = _document(loader)
             except RecursionError:
                 raise YamlProblem(
                     "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index

@@ -1,0 +1,78 @@
+"""Plain data from a composed YAML node, in one direct walk (issue 13: cold validate CPU).
+
+PyYAML's constructor dispatches every node through `construct_object` (memo tables,
+generators for deferred containers, a tag lookup per node); for the plain mappings,
+sequences and scalars a manifest is made of, that machinery costs about as much as
+libyaml's parsing. `build` walks the node tree once instead and returns the same data.
+
+It handles only what it can build exactly as the safe loader would: plain-string keys,
+each once; the core tags (map, seq, str, null and the scalar constructors registered on
+the loader). Anything else (a merge key, a duplicate or non-string key, a custom or
+collection tag, a recursive alias) raises `Unusual`, and the caller builds the document
+with the loader's own constructor, which gives the located error or the merged result.
+Aliases stay shared objects, as with PyYAML: the alias budget counts them by identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import yaml
+
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+# Scalar tags built by the loader's registered constructors (bool, int, float: they
+# parse the value); a tag outside this set is left to the loader.
+_SCALARS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+class Unusual(Exception):
+    """The node needs the loader's own constructor (or its located error)."""
+
+
+def build(loader: Any, node: yaml.Node) -> Any:
+    """The document under `node`, as the loader's safe constructor would build it."""
+    constructors: Mapping[str, Callable[[Any, yaml.Node], Any]] = loader.yaml_constructors
+    scalar = {tag: constructors[tag] for tag in _SCALARS if tag in constructors}
+    done: dict[int, Any] = {}
+    busy: set[int] = set()
+
+    def value(n: yaml.Node) -> Any:
+        tag = n.tag
+        cls = n.__class__
+        if cls is yaml.ScalarNode:
+            if tag == _STR:
+                return n.value
+            if tag == _NULL:
+                return None
+            make = scalar.get(tag)
+            if make is None:
+                raise Unusual(tag)
+            return make(loader, n)
+        key = id(n)
+        if key in done:
+            return done[key]  # an alias: the same object, as PyYAML shares it
+        if key in busy:
+            raise Unusual("recursive alias")
+        busy.add(key)
+        if cls is yaml.MappingNode and tag == _MAP:
+            data: Any = {}
+            for key_node, value_node in n.value:
+                if key_node.__class__ is not yaml.ScalarNode or key_node.tag != _STR:
+                    raise Unusual("key")
+                name = key_node.value
+                if name in data:
+                    raise Unusual("duplicate key")
+                data[name] = value(value_node)
+        elif cls is yaml.SequenceNode and tag == _SEQ:
+            data = [value(item) for item in n.value]
+        else:
+            raise Unusual(tag)
+        busy.discard(key)
+        done[key] = data
+        return data
+
+    return value(node)

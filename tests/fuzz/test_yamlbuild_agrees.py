@@ -1,0 +1,159 @@
+"""The direct node walk (reconciler/tree/yamlbuild.py) gives what PyYAML's safe
+constructor gives, for every text: the same documents (equal, with aliases still shared
+objects), or the same located problem.
+
+Inputs: the fuzz seeds with the text edits of tests/fuzz/yaml_text.py (anchors, merges,
+duplicate keys, tags, YAML 1.1 scalars, several documents), plus hand-picked cases.
+The reference is `parse_documents` with the walk switched off (every document goes to
+the loader's own constructor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from yaml_text import SEEDS, YAML11, yaml_texts
+
+from reconciler.tree import yamlsafe
+from reconciler.tree.yamlbuild import Unusual
+
+Outcome = tuple[str, Any]
+
+
+def _declined(loader: Any, node: Any) -> Any:
+    raise Unusual("reference run")
+
+
+def _outcome(text: str) -> Outcome:
+    try:
+        return "docs", list(yamlsafe.parse_documents(text))
+    except yamlsafe.YamlProblem as problem:
+        return "problem", problem
+
+
+def _reference(text: str, monkeypatch: pytest.MonkeyPatch) -> Outcome:
+    with monkeypatch.context() as m:
+        m.setattr(yamlsafe, "build", _declined)
+        return _outcome(text)
+
+
+def _containers(value: Any) -> Iterator[Any]:
+    """Every dict and list, in a fixed order, repeats included (to compare sharing)."""
+    stack = [value]
+    seen: set[int] = set()
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict | list):
+            yield v
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            stack.extend(reversed(list(v.values()) if isinstance(v, dict) else v))
+
+
+def _sharing(docs: list[Any]) -> list[int]:
+    """Each container's first position in the walk: equal lists mean the same objects
+    are shared in the same places (an alias is one object, as the budget assumes)."""
+    first: dict[int, int] = {}
+    return [first.setdefault(id(c), i) for i, c in enumerate(_containers(docs))]
+
+
+def assert_same(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, ref = _outcome(text), _reference(text, monkeypatch)
+    assert fast[0] == ref[0], (text, fast, ref)
+    if fast[0] == "docs":
+        assert fast[1] == ref[1]
+        assert [type(d) for d in fast[1]] == [type(d) for d in ref[1]]
+        assert _sharing(fast[1]) == _sharing(ref[1])
+    else:
+        assert fast[1] == ref[1]
+
+
+CASES = [
+    "a: 1\nb: yes\nc: ~\nd: 1.5\ne: 0x1F\nf: '017'\ng: 1:20\nh: 2001-12-14\n",
+    "base: &b {cpu: 1, mem: 2Gi}\none: *b\ntwo: *b\n",  # one object, shared
+    "base: &b {cpu: 1}\nvm:\n  <<: *b\n  mem: 2Gi\n",  # merge: the loader's own
+    "a: 1\na: 2\n",  # duplicate key
+    "a: !!int web\na: 1\n",  # two problems: the loader's order decides
+    "1: x\n",  # non-string key
+    "on: x\n",
+    "? [a]\n: x\n",
+    "a: !custom x\n",
+    "a: !!binary aGVsbG8=\n",
+    "a: !!str 1\nb: !!int '7'\nc: !!float '1'\nd: !!bool 'yes'\n",
+    "a: &x [*x]\n",  # recursive alias
+    "- &s str\n- *s\n- &l [1]\n- *l\n",
+    "=: x\n",
+    "---\na: 1\n---\n---\n- b\n...\n",
+    "a: !!map {b: 1}\nc: !!seq [1]\n",
+    "x: " + "[" * 70 + "]" * 70 + "\n",  # too deep
+]
+
+
+@pytest.mark.parametrize("text", CASES)
+def test_hand_picked_texts_agree(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_same(text, monkeypatch)
+
+
+def test_every_seed_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    for text in SEEDS:
+        assert_same(text, monkeypatch)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much,
+                                 HealthCheck.function_scoped_fixture])
+@given(case=yaml_texts())
+def test_edited_texts_agree(case: tuple[str, tuple[str, ...]],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_same(case[0], monkeypatch)
+
+
+def test_aliases_stay_one_object() -> None:
+    doc = next(yamlsafe.parse_documents("base: &b {cpu: 1}\none: *b\nlist: &l [1]\ntwo: *l\n"))
+    assert isinstance(doc, dict)
+    assert doc["one"] is doc["base"] and doc["two"] is doc["list"]
+
+
+def test_plain_documents_do_not_reach_the_loader_constructor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk really is the path for plain documents (else this file proves nothing)."""
+    def refuse(self: Any, node: Any) -> Any:
+        raise AssertionError("the loader's constructor was used")
+
+    monkeypatch.setattr(yamlsafe._Loader, "construct_document", refuse)
+    docs = list(yamlsafe.parse_documents("a: 1\nb: [x, {c: yes}]\n---\n- 1\n"))
+    assert docs == [{"a": 1, "b": ["x", {"c": True}]}, [1]]
+
+
+class _Unremembered(yaml.CSafeLoader):
+    """The same resolution rules, asked afresh for every scalar."""
+
+
+_Unremembered.yaml_implicit_resolvers = yamlsafe._Loader.yaml_implicit_resolvers
+
+
+def _tags(loader: type[Any], text: str) -> list[str]:
+    out, stack = [], [yaml.compose(text, Loader=loader)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            out.append(node.tag)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return out
+
+
+@pytest.mark.parametrize("value", [v for v in YAML11 if not v.startswith(("'", '"', "!"))])
+def test_remembered_resolution_keeps_quoting_and_plain_apart(value: str) -> None:
+    """The resolver's memo answers for plain scalars only: the same value quoted before
+    or after it stays a string, and every tag is what a fresh resolution gives."""
+    text = f"a: '{value}'\nb: {value}\nc: \"{value}\"\nd: {value}\n{value}: x\n"
+    assert _tags(yamlsafe._Loader, text) == _tags(_Unremembered, text)
