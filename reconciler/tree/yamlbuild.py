@@ -16,6 +16,7 @@ Aliases stay shared objects, as with PyYAML: the alias budget counts them by ide
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -33,31 +34,51 @@ class Unusual(Exception):
     """The node needs the loader's own constructor (or its located error)."""
 
 
-def build(loader: Any, node: yaml.Node) -> Any:
+@dataclass(frozen=True)
+class Shape:
+    """What yamlsafe's shape check would count walking the built document, computed
+    while building it (once per distinct node, so an alias bomb costs nothing here):
+    `visits`, every value once per place it appears with aliases expanded; `height`,
+    the deepest chain of containers; `first`, the visits that are not repeats of an
+    aliased container (every container once, plus the scalars directly in each)."""
+
+    visits: int
+    height: int
+    first: int
+
+    @property
+    def aliased(self) -> int:
+        return self.visits - self.first
+
+
+def build(loader: Any, node: yaml.Node) -> tuple[Any, Shape]:
     """The document under `node`, as the loader's safe constructor would build it."""
     constructors: Mapping[str, Callable[[Any, yaml.Node], Any]] = loader.yaml_constructors
     scalar = {tag: constructors[tag] for tag in _SCALARS if tag in constructors}
-    done: dict[int, Any] = {}
+    done: dict[int, tuple[Any, int, int]] = {}  # node → (data, visits, height)
     busy: set[int] = set()
+    first = 0
 
-    def value(n: yaml.Node) -> Any:
+    def value(n: yaml.Node) -> tuple[Any, int, int]:
+        nonlocal first
         tag = n.tag
         cls = n.__class__
         if cls is yaml.ScalarNode:
             if tag == _STR:
-                return n.value
+                return n.value, 1, 0
             if tag == _NULL:
-                return None
+                return None, 1, 0
             make = scalar.get(tag)
             if make is None:
                 raise Unusual(tag)
-            return make(loader, n)
+            return make(loader, n), 1, 0
         key = id(n)
         if key in done:
             return done[key]  # an alias: the same object, as PyYAML shares it
         if key in busy:
             raise Unusual("recursive alias")
         busy.add(key)
+        visits, height, scalars = 1, 0, 0
         if cls is yaml.MappingNode and tag == _MAP:
             data: Any = {}
             for key_node, value_node in n.value:
@@ -66,13 +87,24 @@ def build(loader: Any, node: yaml.Node) -> Any:
                 name = key_node.value
                 if name in data:
                     raise Unusual("duplicate key")
-                data[name] = value(value_node)
+                data[name], v, h = value(value_node)
+                visits += v
+                height = max(height, h)
+                scalars += h == 0
         elif cls is yaml.SequenceNode and tag == _SEQ:
-            data = [value(item) for item in n.value]
+            data = []
+            for item in n.value:
+                d, v, h = value(item)
+                data.append(d)
+                visits += v
+                height = max(height, h)
+                scalars += h == 0
         else:
             raise Unusual(tag)
         busy.discard(key)
-        done[key] = data
-        return data
+        first += 1 + scalars
+        done[key] = (data, visits, height + 1)
+        return done[key]
 
-    return value(node)
+    data, visits, height = value(node)
+    return data, Shape(visits, height, first if height else 1)

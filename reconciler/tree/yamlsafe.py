@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import yaml
 
 from reconciler.core.model import JSON
-from reconciler.tree.yamlbuild import Unusual, build
+from reconciler.tree.yamlbuild import Shape, Unusual, build
 
 MAX_DEPTH = 64
 # Node visits allowed per document once aliases are expanded. A 110-line VM has ~250
@@ -254,17 +254,32 @@ def _problem_from(exc: yaml.YAMLError, doc_index: int) -> YamlProblem:
     return YamlProblem("yaml.syntax", message, line, column, doc_index)
 
 
-def _document(loader: _Loader) -> JSON:
+def _document(loader: _Loader) -> tuple[JSON, Shape | None]:
     """The next document: built directly when it is plain (yamlbuild), else by PyYAML's
     constructor, which also names the problem of a document the direct walk declined or
-    failed on (the order of its checks decides which problem is reported first)."""
+    failed on (the order of its checks decides which problem is reported first). The
+    shape comes with a directly built document (None: walk the document for it)."""
     node = loader.get_node()
     if node is None:
-        return None
+        return None, None
     try:
         return build(loader, node)
     except (Unusual, yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError):
-        return loader.construct_document(node)
+        return loader.construct_document(node), None
+
+
+def _check_built(doc: JSON, shape: Shape | None, doc_index: int,
+                 budgets: Sequence[AliasBudget]) -> None:
+    """_check_shape, answered from the counts taken while building when every bound
+    holds (the common case); else the walk itself finds and names the first problem."""
+    if (shape is not None and shape.visits <= MAX_NODES_PER_DOCUMENT
+            and shape.height <= MAX_DEPTH
+            and shape.aliased <= min((b.remaining for b in budgets),
+                                     default=MAX_NODES_PER_DOCUMENT)):
+        for b in budgets:
+            b.remaining -= shape.aliased
+        return
+    _check_shape(doc, doc_index, budgets)
 
 
 def parse_documents(text: str, run_budget: AliasBudget | None = None) -> Iterator[JSON]:
@@ -281,12 +296,12 @@ def parse_documents(text: str, run_budget: AliasBudget | None = None) -> Iterato
     try:
         while loader.check_data():  # type: ignore[no-untyped-call]
             try:
-                doc = _document(loader)
+                doc, shape = _document(loader)
             except RecursionError:
                 raise YamlProblem(
                     "yaml.too-deep", f"nesting deeper than {MAX_DEPTH} levels", 1, 1, doc_index
                 ) from None
-            _check_shape(doc, doc_index, budgets)
+            _check_built(doc, shape, doc_index, budgets)
             yield doc
             doc_index += 1
     except yaml.YAMLError as exc:

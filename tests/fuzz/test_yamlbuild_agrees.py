@@ -22,6 +22,7 @@ from reconciler.tree import yamlsafe
 from reconciler.tree.yamlbuild import Unusual
 
 Outcome = tuple[str, Any]
+RUN_LIMIT = 5_000  # small enough for the hand-picked bombs below to reach it
 
 
 def _declined(loader: Any, node: Any) -> Any:
@@ -29,10 +30,13 @@ def _declined(loader: Any, node: Any) -> Any:
 
 
 def _outcome(text: str) -> Outcome:
+    """The documents or the problem, and what alias expansion left of a run's budget
+    (the shape counts taken while building must spend exactly what the walk spends)."""
+    budget = yamlsafe.AliasBudget(RUN_LIMIT, "run")
     try:
-        return "docs", list(yamlsafe.parse_documents(text))
+        return "docs", (list(yamlsafe.parse_documents(text, budget)), budget.remaining)
     except yamlsafe.YamlProblem as problem:
-        return "problem", problem
+        return "problem", (problem, budget.remaining)
 
 
 def _reference(text: str, monkeypatch: pytest.MonkeyPatch) -> Outcome:
@@ -67,8 +71,8 @@ def assert_same(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert fast[0] == ref[0], (text, fast, ref)
     if fast[0] == "docs":
         assert fast[1] == ref[1]
-        assert [type(d) for d in fast[1]] == [type(d) for d in ref[1]]
-        assert _sharing(fast[1]) == _sharing(ref[1])
+        assert [type(d) for d in fast[1][0]] == [type(d) for d in ref[1][0]]
+        assert _sharing(fast[1][0]) == _sharing(ref[1][0])
     else:
         assert fast[1] == ref[1]
 
@@ -91,6 +95,21 @@ CASES = [
     "---\na: 1\n---\n---\n- b\n...\n",
     "a: !!map {b: 1}\nc: !!seq [1]\n",
     "x: " + "[" * 70 + "]" * 70 + "\n",  # too deep
+    "x: " + "[" * 63 + "]" * 63 + "\n",  # the deepest allowed, and one more
+    "x: " + "[" * 64 + "]" * 64 + "\n",
+    "x: " + "{a: " * 63 + "1" + "}" * 63 + "\n",
+    # aliases: repeats counted once per place, nested repeats, a bomb per document and
+    # one per run (RUN_LIMIT), and a repeat whose copy lies deeper than the original
+    "a: &a [1, 2, {b: 3}]\nb: [*a, *a, [*a]]\nc: {d: *a}\n",
+    "a: &a [x, y]\nb: &b [*a, *a, *a, *a]\nc: &c [*b, *b, *b, *b]\nd: [*c, *c, *c]\n",
+    "a: &a [x, y, z, w]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+    "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c]\n"
+    "e: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n",
+    "---\na: &a [x, y, z, w]\nb: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" * 60,
+    "a: &a " + "[" * 40 + "1" + "]" * 40 + "\nb: " + "[" * 30 + "*a" + "]" * 30 + "\n",
+    "- &s 1\n- *s\n- *s\n",
+    "'scalar only'\n",
+    "a: &a []\nb: [*a, *a, {}]\n",
 ]
 
 
