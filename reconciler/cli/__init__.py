@@ -16,7 +16,6 @@ import argparse
 import gc
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -112,6 +111,8 @@ def main(argv: Sequence[str] | None = None, *, settle_gc: bool = False) -> int:
         print("virtsync: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception:  # an internal bug: say so plainly, keep the traceback for the report
+        import traceback  # only on this path: start-up pays for the command alone
+
         traceback.print_exc()
         print("virtsync: internal error (a bug in virtsync; please report it)",
               file=sys.stderr)
