@@ -11,6 +11,7 @@ Exit codes (kubectl's convention): 0 no changes, 1 changes, 2 error. With
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -49,6 +50,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "deletions to be pruned")
     p.add_argument("--no-cache", action="store_true",
                    help="validate without the content-hash cache")
+
+
+# What plan_from_host imports (its backend's module aside: the tree names it).
+_HOST_MODE = ("reconciler.cli.common", "reconciler.execute.cordons",
+              "reconciler.execute.inventory_store", "reconciler.execute.planmemo",
+              "reconciler.render.text")
+
+
+def preload(args: argparse.Namespace) -> None:
+    """Host mode's modules, imported during start-up while the collector is off
+    (reconciler.cli.process_main); a git-mode plan never pays for them."""
+    if args.base is None:
+        for name in _HOST_MODE:
+            importlib.import_module(name)
 
 
 def run(args: argparse.Namespace) -> ExitCode:

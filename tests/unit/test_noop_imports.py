@@ -15,6 +15,8 @@ import yaml
 
 NEVER = ("ruamel.yaml", "reconciler.tree.positions", "uuid", "platform", "traceback",
          "node.domain.builder")
+HOST_MODE = ("reconciler.execute.planmemo", "reconciler.execute.cordons",
+             "reconciler.execute.inventory_store", "libvirt")
 PROBE = f"""
 import sys
 from reconciler.cli import main
@@ -61,6 +63,20 @@ def test_noop_host_plan_loads_no_round_trip_parser_uuid_traceback_or_builder(
     code, loaded, err = _probe(tree, tmp_path / "state", "plan")
     assert code == "0", err
     assert loaded == ""
+
+
+def test_a_git_mode_plan_loads_none_of_host_modes_stack(tmp_path: Path) -> None:
+    # plan_cmd.preload imports host mode's modules at start-up: only for host mode.
+    tree = _tree(tmp_path / "repo", ["web"])
+    for git in (["init", "-q"], ["add", "-A"],
+                ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base"]):
+        subprocess.run(["git", "-C", str(tree), *git], check=True)
+    env = dict(os.environ, VIRTSYNC_STATE_DIR=str(tmp_path / "state"))
+    probe = PROBE.replace(repr(NEVER), repr(HOST_MODE))
+    done = subprocess.run([sys.executable, "-c", probe, "plan", str(tree), "--base", "HEAD"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert "CODE 0" in done.stdout, done.stderr
+    assert "LOADED \n" in done.stdout + "\n"
 
 
 def test_a_finding_that_needs_a_position_still_gets_its_line(tmp_path: Path) -> None:
