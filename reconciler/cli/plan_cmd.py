@@ -11,7 +11,6 @@ Exit codes (kubectl's convention): 0 no changes, 1 changes, 2 error. With
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
@@ -52,18 +51,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validate without the content-hash cache")
 
 
-# What plan_from_host imports (its backend's module aside: the tree names it).
-_HOST_MODE = ("reconciler.cli.common", "reconciler.execute.cordons",
-              "reconciler.execute.inventory_store", "reconciler.execute.planmemo",
-              "reconciler.render.text")
-
-
 def preload(args: argparse.Namespace) -> None:
-    """Host mode's modules, imported during start-up while the collector is off
-    (reconciler.cli.process_main); a git-mode plan never pays for them."""
+    """What plan_from_host imports (its backend's module aside: the tree names it), here
+    during start-up while the collector is off (reconciler.cli.process_main); a git-mode
+    plan never pays for it. Import statements, not names: the wheel rewrites only those."""
     if args.base is None:
-        for name in _HOST_MODE:
-            importlib.import_module(name)
+        from reconciler.cli import common  # noqa: F401
+        from reconciler.execute import cordons, inventory_store, planmemo  # noqa: F401
+        from reconciler.render import text  # noqa: F401
 
 
 def run(args: argparse.Namespace) -> ExitCode:
