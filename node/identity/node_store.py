@@ -38,7 +38,6 @@ import json
 import os
 import re
 import secrets
-import uuid as uuidlib
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +110,8 @@ class Identity:
 
 
 def new_uuid() -> str:
+    import uuid as uuidlib  # here, not at start-up: uuid imports platform (issue 13)
+
     return str(uuidlib.uuid4())
 
 
@@ -341,6 +342,8 @@ class IdentityStore:
     def _bump(self, owner: str, macs: Collection[str]) -> None:
         """After a write (under the lock): new generation; keep our index if it was current."""
         was_current = self._index is not None and self._index_gen == self._generation()
+        import uuid as uuidlib  # see new_uuid
+
         generation = uuidlib.uuid4().hex
         # No fsync (issue 13: one less per identity write): the generation only tells live
         # processes that their MAC index is stale; after a power cut none survives, and an

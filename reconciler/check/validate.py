@@ -27,6 +27,7 @@ from reconciler.core.model import (
     Finding,
     HasFindings,
     Issue,
+    JSONPath,
     Manifest,
     ManifestFacts,
     ObjectKey,
@@ -453,8 +454,12 @@ def located(issues: Iterable[tuple[SourceRef, Issue]],
 
 def line_of_in(text_of: Callable[[str], str]) -> LineOf:
     """Where a uniqueness finding's first claim is, to name it (file:line) in the message."""
-    from reconciler.tree.positions import locate
+    def line_of(ref: SourceRef, path: JSONPath) -> int:
+        # ruamel's round-trip parser only when a claim is named, not for every tree.
+        from reconciler.tree.positions import locate
 
-    return lambda ref, path: locate(text_of(ref.file), ref.doc, path)[0]
+        return locate(text_of(ref.file), ref.doc, path)[0]
+
+    return line_of
 
 

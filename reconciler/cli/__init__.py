@@ -4,6 +4,7 @@
     HELP: str                      # one line for `virtsync --help`
     def add_arguments(p: argparse.ArgumentParser) -> None
     def run(args: argparse.Namespace) -> ExitCode   # reconciler.core.model.ExitCode
+    def preload(args: argparse.Namespace) -> None   # optional: import what run will
 
 and is listed in SUBCOMMANDS below (imported lazily so `virtsync validate` never pays
 for libvirt). Exit codes (`ExitCode`): 0 ok, 1 findings/changes, 2 usage or internal
@@ -16,7 +17,6 @@ import argparse
 import gc
 import importlib
 import sys
-import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -68,7 +68,7 @@ def build_parser(only: str | None = None, *, summary: bool = False) -> argparse.
         p = sub.add_parser(word, help=mod.HELP, description=mod.HELP,
                            allow_abbrev=False)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _preload=getattr(mod, "preload", None))
     return parser
 
 
@@ -88,13 +88,17 @@ def main(argv: Sequence[str] | None = None, *, settle_gc: bool = False) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     first = next((a for a in argv if not a.startswith("-")), None)
     parser = (build_parser(first) if first in SUBCOMMANDS else build_parser(summary=True))
-    if settle_gc:
-        gc.freeze()
-        gc.enable()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    if getattr(args, "_preload", None):
+        # What this run will import, while start-up's collector is still off (a host-mode
+        # plan's stack is imported lazily so a git-mode plan never pays for it).
+        args._preload(args)
+    if settle_gc:
+        gc.freeze()
+        gc.enable()
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         from reconciler.core.model import ExitCode
@@ -112,6 +116,8 @@ def main(argv: Sequence[str] | None = None, *, settle_gc: bool = False) -> int:
         print("virtsync: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception:  # an internal bug: say so plainly, keep the traceback for the report
+        import traceback  # only on this path: start-up pays for the command alone
+
         traceback.print_exc()
         print("virtsync: internal error (a bug in virtsync; please report it)",
               file=sys.stderr)

@@ -51,6 +51,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validate without the content-hash cache")
 
 
+def preload(args: argparse.Namespace) -> None:
+    """What plan_from_host imports (its backend's module aside: the tree names it), here
+    during start-up while the collector is off (reconciler.cli.process_main); a git-mode
+    plan never pays for it. Import statements, not names: the wheel rewrites only those."""
+    if args.base is None:
+        from reconciler.cli import common  # noqa: F401
+        from reconciler.execute import cordons, inventory_store, planmemo  # noqa: F401
+        from reconciler.render import text  # noqa: F401
+
+
 def run(args: argparse.Namespace) -> ExitCode:
     try:
         if args.base is None:

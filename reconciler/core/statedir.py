@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 
 from reconciler.core.fsutil import write_atomic
@@ -42,6 +41,8 @@ def installation_id(state: Path) -> str:
         return configured
     path = state / INSTALLATION_FILE
     if not path.exists():
+        import uuid  # only when the id is made: uuid imports platform (start-up, issue 13)
+
         candidate = path.with_name(f".{INSTALLATION_FILE}.{os.getpid()}.{uuid.uuid4().hex}")
         write_atomic(candidate, (uuid.uuid4().hex + "\n").encode(), durable_dir=True)
         try:

@@ -9,7 +9,6 @@ everything on its periodic resync.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +156,8 @@ def apply_changes(run: Run, changes: Sequence[ObjectChange], desired: Desired,
 
 
 def new_journal(state: Path) -> Journal:
+    import uuid  # only when a run journals: uuid imports platform (start-up, issue 13)
+
     return Journal(state, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" +
                    uuid.uuid4().hex[:8])
 
