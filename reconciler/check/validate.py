@@ -8,10 +8,9 @@ names, UUIDs, MACs, serials) run on the small per-file facts every time.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.statedir import state_dir
 from reconciler.tree import cache as cache_module
+from reconciler.tree import settled
 from reconciler.tree.cache import (
     CachedFacts,
     CachedFile,
@@ -58,12 +58,9 @@ if TYPE_CHECKING:
 # Parsers, the schema validator and the worker pool are imported where they are used: a
 # warm run checks nothing and must not pay for them (issue 13).
 
-# The code a cached per-file result depends on: a change to any of it re-checks every file.
-# Named below the reconciler package, which the wheel installs as virtsync.reconciler.
-_CACHED_CODE = ("tree.yamlsafe", "tree.loader", "tree.positions", "check.schema",
-                "check.semantic", "check.metanames", "core.model", "core.sensitive",
-                "tree.cache", "core.hostdisk", "check.incremental")
-_ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
+# The code a cached per-file result depends on (besides this module): a change to any of
+# it re-checks every file.
+_CACHED_CODE = settled.CACHED_CODE
 
 # Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 96
@@ -211,19 +208,12 @@ def _cacheable(report: FileReport) -> bool:
 @lru_cache(maxsize=4)
 def cache_namespace(ignore_unknown: bool) -> str:
     """Digest of everything a cached result depends on besides the file's bytes."""
-    h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
-    h.update(Path(__file__).read_bytes())
-    for name in _CACHED_CODE:
-        spec = importlib.util.find_spec(f"{_ROOT}.{name}")  # the file, not importing it
-        h.update(name.encode())
-        h.update(Path(spec.origin if spec is not None and spec.origin else "").read_bytes())
-    for schema_file in sorted(SCHEMA_DIR.glob("*.json")):
-        h.update(schema_file.name.encode())
-        h.update(schema_file.read_bytes())
-    return h.hexdigest()
+    return settled.namespace_digest(__version__, ignore_unknown, _CACHED_CODE, SCHEMA_DIR)
 
 
 def _stat(src: SourceFile) -> Stat | None:
+    if src.stat is not None:
+        return src.stat  # the walk's, taken before the file is read
     try:
         st = os.stat(src.absolute)
     except OSError:
@@ -240,7 +230,7 @@ def tree_digest(shas: Mapping[str, str]) -> str:
 
 def cache_scope(namespace: str, paths: Sequence[str]) -> str:
     """The tree a cached index belongs to: display paths depend on the working dir."""
-    return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
+    return settled.scope_of(namespace, paths)
 
 
 def validate_paths(
@@ -257,6 +247,7 @@ def validate_paths(
     Warm runs: a file whose (mtime, size, inode) match the cache is not even read; an
     unchanged tree is answered from the cached tree row without decoding any result, and
     a changed one re-assembles from the changed files' claims (incremental.py)."""
+    since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
     sources, path_findings = find_yaml_files(paths)
     by_display = {s.display: s for s in sources}
     if not use_cache:
@@ -276,7 +267,8 @@ def validate_paths(
     checker = _Checker(ignore_unknown, keep_parsed, workers, keep_manifests)
     shas: dict[str, str] = {}
     try:
-        tree, parsed = incremental.assemble(sources, cache, checker, by_display, shas)
+        tree, parsed = incremental.assemble(sources, cache, checker, by_display, shas,
+                                            since_ns)
         manifests = (incremental.manifests(sources, cache, checker, parsed, shas)
                      if keep_manifests else ())
     finally:
