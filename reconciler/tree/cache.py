@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from reconciler.core.model import (
     Finding,
@@ -189,9 +189,11 @@ class Objects(Sequence[tuple[SourceRef, ObjectKey]]):
 
     def _all(self) -> tuple[tuple[SourceRef, ObjectKey], ...]:
         if self._items is None:
+            # One JSON document for every file's list: one decoder call, not 10,000.
+            lists = json.loads("[" + ",".join(text for _, text in self._rows) + "]")
             self._items = tuple((SourceRef(path, int(d)), ObjectKey(k, ns, n))
-                                for path, text in self._rows
-                                for d, k, ns, n in json.loads(text))
+                                for (path, _), objects in zip(self._rows, lists, strict=True)
+                                for d, k, ns, n in objects)
             self._rows = []
         return self._items
 
@@ -225,9 +227,9 @@ class TreeResult:
     findings: tuple[Finding, ...]
 
 
-@dataclass(frozen=True)
-class FileRow:
-    """A file as the last run of this scope saw it."""
+class FileRow(NamedTuple):
+    """A file as the last run of this scope saw it (a tuple: 10,000 are made per warm
+    run, at a third of a frozen dataclass's cost)."""
 
     stat: Stat
     sha256: str
