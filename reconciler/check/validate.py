@@ -222,10 +222,9 @@ def _stat(src: SourceFile) -> Stat | None:
 
 
 def tree_digest(shas: Mapping[str, str]) -> str:
-    h = hashlib.sha256()
-    for display in sorted(shas):
-        h.update(f"{display}\0{shas[display]}\n".encode())
-    return h.hexdigest()
+    # One update of the whole text: the same digest as one update per line, for less.
+    return hashlib.sha256("".join(f"{display}\0{shas[display]}\n"
+                                  for display in sorted(shas)).encode()).hexdigest()
 
 
 def cache_scope(namespace: str, paths: Sequence[str]) -> str:
