@@ -87,6 +87,9 @@ class ValidationReport(HasFindings):
     # Files checked in worker processes are left out: sending every file's manifests
     # back costs more than parsing again the few a caller needs (bench/bench_plan.py).
     parsed: Mapping[str, tuple[Manifest, ...]] = field(default_factory=dict)
+    # Files the folder walk met as regular files (no link on their last component), so
+    # a caller need not ask the file system again (gitplan's blob ids).
+    regular: frozenset[str] = frozenset()
 
 
 def kind_issue(m: Manifest) -> Issue | None:
@@ -410,7 +413,8 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
                                 "virtsync object; refusing to treat it as valid",
                                 "tree.no-objects"))
     return ValidationReport(tuple(s.display for s in sources), tuple(sorted(set(findings))),
-                            tree.objects, manifests, parsed)
+                            tree.objects, manifests, parsed,
+                            frozenset(s.display for s in sources if s.stat is not None))
 
 
 def tree_findings(facts: Sequence[ManifestFacts],
