@@ -89,72 +89,24 @@ def _string_key(loader: _Loader, key_node: yaml.Node) -> str:
     return key
 
 
-_STR = "tag:yaml.org,2002:str"
-_MERGE = "tag:yaml.org,2002:merge"
-_VALUE = "tag:yaml.org,2002:value"
-
-
 def _construct_mapping(
     loader: _Loader, node: yaml.MappingNode, deep: bool = False
 ) -> dict[Any, Any]:
     if not isinstance(node, yaml.MappingNode):  # `!!map scalar`
         raise _Located("yaml.bad-tag", "a value tagged !!map is not a mapping",
                        node.start_mark)
-    pairs = node.value
-    if any(k.tag == _MERGE or k.tag == _VALUE for k, _ in pairs):
-        return _construct_merged(loader, node, deep)
-    # Keys first (every key checked before any value is built, as with a merge), then
-    # values. A plain string key is its scalar's text: what PyYAML's str constructor
-    # returns, without its dispatch (most of a spec's nodes are keys; issue 13).
-    seen: dict[str, yaml.Node] = {}
-    for key_node, _ in pairs:
-        key = (key_node.value if key_node.tag == _STR and type(key_node) is yaml.ScalarNode
-               else _string_key(loader, key_node))
-        if key in seen:
-            _duplicate(key, seen[key], key_node)
-        seen[key] = key_node
-    return {key: _value(loader, value_node, deep)
-            for key, (_, value_node) in zip(seen, pairs, strict=True)}
-
-
-def _value(loader: _Loader, node: yaml.Node, deep: bool) -> Any:
-    """A node's value; a plain string is its text (what the str constructor returns; a
-    string has no identity an alias could share, so skipping the constructor's memo of
-    constructed nodes changes nothing)."""
-    if node.tag == _STR and type(node) is yaml.ScalarNode:
-        return node.value
-    return loader.construct_object(node, deep=deep)
-
-
-def _construct_sequence(loader: _Loader, node: yaml.Node) -> Iterator[list[Any]]:
-    """PyYAML's construct_yaml_seq (the list first, so an alias can refer to it), with
-    plain strings taken as they are."""
-    data: list[Any] = []
-    yield data
-    if not isinstance(node, yaml.SequenceNode):
-        raise yaml.constructor.ConstructorError(
-            None, None, f"expected a sequence node, but found {getattr(node, 'id', '')}",
-            node.start_mark)
-    data.extend(_value(loader, child, False) for child in node.value)
-
-
-def _duplicate(key: str, first: yaml.Node, again: yaml.Node) -> None:
-    raise _Located(
-        "yaml.duplicate-key",
-        f'duplicate key "{key}" (first defined at line {first.start_mark.line + 1})',
-        again.start_mark,
-    )
-
-
-def _construct_merged(loader: _Loader, node: yaml.MappingNode, deep: bool) -> dict[Any, Any]:
-    """A mapping with a merge key (`<<`) or a `=` key: PyYAML's semantics, checked."""
     seen: dict[Any, yaml.Node] = {}
     for key_node, _ in node.value:
-        if key_node.tag == _MERGE:
+        if key_node.tag == "tag:yaml.org,2002:merge":
             continue
         key = _string_key(loader, key_node)
         if key in seen:
-            _duplicate(key, seen[key], key_node)
+            first = seen[key].start_mark
+            raise _Located(
+                "yaml.duplicate-key",
+                f'duplicate key "{key}" (first defined at line {first.line + 1})',
+                key_node.start_mark,
+            )
         seen[key] = key_node
     loader.flatten_mapping(node)
     # Keys brought in by a merge (`<<: {on: x}`) bypass the loop above: check them too.
@@ -194,7 +146,6 @@ def _checked(tag_name: str, kind: str) -> Any:
 for _tag, _kind in (("bool", "true or false"), ("int", "an integer"), ("float", "a number")):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _checked(_tag, _kind))
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 _Loader.add_constructor("tag:yaml.org,2002:binary", _refuse("!!binary"))
 _Loader.add_constructor("tag:yaml.org,2002:set", _refuse("!!set"))
 _Loader.add_constructor("tag:yaml.org,2002:omap", _refuse("!!omap"))
