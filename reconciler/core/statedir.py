@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from pathlib import Path
+
+from reconciler.core.fsutil import write_atomic
+from reconciler.core.model import VirtsyncError
 
 INSTALLATION_FILE = "installation-id"
 INSTALLATION_ENV = "VIRTSYNC_INSTALLATION_ID"
@@ -31,12 +35,6 @@ def installation_id(state: Path) -> str:
     Two processes starting at once agree on one id: each writes a candidate durably, and
     only a hard link (which never replaces) publishes it. A damaged id is an error, not a
     new id: a new one would orphan every VM this installation manages."""
-    # Here, not at the top: a warm `validate` needs only state_dir (issue 13).
-    import uuid
-
-    from reconciler.core.fsutil import write_atomic
-    from reconciler.core.model import VirtsyncError
-
     configured = os.environ.get(INSTALLATION_ENV)
     if configured is not None:
         if not _ID.match(configured):
