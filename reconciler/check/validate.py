@@ -243,14 +243,21 @@ def validate_paths(
     keep_manifests: bool = False,
     keep_parsed: bool = False,
     workers: int | None = None,
+    walked: settled.PlainWalk | None = None,
 ) -> ValidationReport:
     """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
 
     Warm runs: a file whose (mtime, size, inode) match the cache is not even read; an
     unchanged tree is answered from the cached tree row without decoding any result, and
-    a changed one re-assembles from the changed files' claims (incremental.py)."""
-    since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
-    sources, path_findings = find_yaml_files(paths)
+    a changed one re-assembles from the changed files' claims (incremental.py).
+    `walked`: the plain walk of `paths` the caller made already (tree/settled.py)."""
+    if walked is not None:
+        since_ns = walked.since_ns
+        sources = [SourceFile(shown, real, stat=st) for shown, real, st in walked.files]
+        path_findings: list[Finding] = []
+    else:
+        since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
+        sources, path_findings = find_yaml_files(paths)
     by_display = {s.display: s for s in sources}
     if not use_cache:
         keep_here = keep_parsed and not _parallel(len(sources), workers)

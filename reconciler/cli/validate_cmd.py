@@ -14,6 +14,7 @@ from reconciler.core.model import ExitCode
 
 if TYPE_CHECKING:
     from reconciler.core.model import Finding
+    from reconciler.tree.settled import PlainWalk
 
 # The checks are imported only when the cache cannot vouch for the tree: an unchanged
 # tree is answered from its stored row (tree/settled.py, issue 13).
@@ -61,14 +62,12 @@ class _Settled:
         self.objects = range(objects)
 
 
-def _settled(args: argparse.Namespace) -> _Settled | None:
+def _settled(args: argparse.Namespace, walked: PlainWalk) -> _Settled | None:
     from reconciler.check import SCHEMA_DIR
     from reconciler.core.statedir import state_dir
     from reconciler.tree.settled import DB_NAME, settled_tree
 
-    if args.no_cache:
-        return None
-    found = settled_tree(args.paths, args.ignore_unknown, SCHEMA_DIR,
+    found = settled_tree(walked, args.paths, args.ignore_unknown, SCHEMA_DIR,
                          state_dir() / "cache" / DB_NAME)
     if found is None:
         return None
@@ -78,12 +77,15 @@ def _settled(args: argparse.Namespace) -> _Settled | None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
-    report: Report | None = _settled(args)
+    from reconciler.tree.settled import plain_walk
+
+    walked = None if args.no_cache else plain_walk(args.paths)
+    report: Report | None = _settled(args, walked) if walked is not None else None
     if report is None:
         from reconciler.check.validate import validate_paths
 
         report = validate_paths(args.paths, ignore_unknown=args.ignore_unknown,
-                                use_cache=not args.no_cache)
+                                use_cache=not args.no_cache, walked=walked)
     fmt = args.format
     if fmt == "auto":
         fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"

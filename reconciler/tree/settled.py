@@ -21,6 +21,7 @@ import importlib.util
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -80,11 +81,24 @@ def settled_stats(files: Sequence[tuple[str, Stat | None]], since_ns: int,
     return stats_digest((shown, st) for shown, st in files if st is not None)
 
 
-def plain_walk(paths: Sequence[str]) -> list[tuple[str, Stat]] | None:
-    """(display path, stat) of every spec under `paths`, in display order, as the loader
-    would list them, when each path is a folder without an ignore file and everything
-    under it is a plain folder or a regular file; else None (the loader decides)."""
-    found: dict[str, tuple[str, Stat]] = {}
+class PlainWalk:
+    """A plain tree's files as the loader would list them: (display path, absolute path,
+    stat) in display order; and when the walk began. A miss hands it to validate_paths,
+    so the tree is walked once either way."""
+
+    __slots__ = ("files", "since_ns")
+
+    def __init__(self, files: list[tuple[str, str, Stat]], since_ns: int) -> None:
+        self.files = files
+        self.since_ns = since_ns
+
+
+def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
+    """Every spec under `paths`, when each path is a folder without an ignore file and
+    everything under it is a plain folder or a regular file; else None (the loader
+    decides, and names what is not plain)."""
+    since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
+    found: dict[str, tuple[str, str, Stat]] = {}
     for given in paths:
         if not utf8(given):
             return None
@@ -96,10 +110,11 @@ def plain_walk(paths: Sequence[str]) -> list[tuple[str, Stat]] | None:
                 if what is not Entry.FILE:
                     return None
                 st = entry.stat(follow_symlinks=False)
-                found.setdefault(entry.path, (shown, (st.st_mtime_ns, st.st_size, st.st_ino)))
+                found.setdefault(entry.path, (shown, entry.path,
+                                              (st.st_mtime_ns, st.st_size, st.st_ino)))
         except (Unreadable, OSError):
             return None
-    return sorted(found.values(), key=lambda f: f[0])
+    return PlainWalk(sorted(found.values(), key=lambda f: f[0]), since_ns)
 
 
 def stored_answer(db_path: Path, scope: str, stats: str,
@@ -125,12 +140,11 @@ def stored_answer(db_path: Path, scope: str, stats: str,
         db.close()
 
 
-def settled_tree(paths: Sequence[str], ignore_unknown: bool, schema_dir: Path,
-                 db_path: Path) -> tuple[int, int, list[list[object]]] | None:
-    """(files, objects, stored findings) of an unchanged, settled tree; None: validate."""
-    files = plain_walk(paths)
-    if files is None:
-        return None
+def settled_tree(walked: PlainWalk, paths: Sequence[str], ignore_unknown: bool,
+                 schema_dir: Path, db_path: Path) -> tuple[int, int, list[list[object]]] | None:
+    """(files, objects, stored findings) of the unchanged, settled tree `walked` (the
+    plain walk of `paths`); None: validate it."""
     scope = scope_of(namespace_digest(__version__, ignore_unknown, CACHED_CODE, schema_dir), paths)
-    found = stored_answer(db_path, scope, stats_digest(files))
-    return None if found is None else (len(files), *found)
+    found = stored_answer(db_path, scope,
+                          stats_digest((shown, st) for shown, _, st in walked.files))
+    return None if found is None else (len(walked.files), *found)
