@@ -23,6 +23,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from reconciler import __version__
@@ -46,7 +47,8 @@ def _source_of(name: str) -> bytes:
     return Path(spec.origin if spec is not None and spec.origin else "").read_bytes()
 
 
-def namespace_digest(version: str, ignore_unknown: bool, code: Sequence[str],
+@lru_cache(maxsize=8)  # `validate` asks twice per run: here on a miss, then validate.py
+def namespace_digest(version: str, ignore_unknown: bool, code: tuple[str, ...],
                      schema_dir: Path) -> str:
     """Digest of everything a cached result depends on besides the file's bytes."""
     h = hashlib.sha256(f"{version}|ignore_unknown={ignore_unknown}".encode())
