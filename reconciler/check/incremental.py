@@ -37,22 +37,27 @@ from reconciler.core.model import Manifest
 from reconciler.tree.cache import (
     RACY_WINDOW_NS,
     FileUpdate,
+    Stat,
     StoredTree,
     TreeResult,
     ValidationCache,
 )
 from reconciler.tree.loader import SourceFile
+from reconciler.tree.settled import settled_stats
 
 Parsed = dict[str, tuple[Manifest, ...]]
 
 
 def assemble(sources: Sequence[SourceFile], cache: ValidationCache, checker: _Checker,
              by_display: Mapping[str, SourceFile],
-             shas: dict[str, str]) -> tuple[TreeResult, Parsed]:
-    """The tree's result; fills `shas` (display path → content sha256)."""
+             shas: dict[str, str], since_ns: int = 0) -> tuple[TreeResult, Parsed]:
+    """The tree's result; fills `shas` (display path → content sha256). `since_ns`: when
+    the walk that listed `sources` began (0: unknown, no settled stats stored)."""
     todo: list[SourceFile] = []
+    stats: list[tuple[str, Stat | None]] = []
     for src in sources:
         st = _stat(src)
+        stats.append((src.display, st))
         sha = cache.known_sha(src.display, st) if st is not None else None
         if sha is None:
             todo.append(src)
@@ -62,13 +67,14 @@ def assemble(sources: Sequence[SourceFile], cache: ValidationCache, checker: _Ch
     fresh = {r.path: r for r in fresh_list}
     shas.update((r.path, r.sha256) for r in fresh_list)
     digest = tree_digest(shas)
+    settled = settled_stats(stats, since_ns, RACY_WINDOW_NS) if since_ns else ""
     rows = cache.rows
     changed = {p for p, r in fresh.items() if p not in rows or rows[p].sha256 != r.sha256}
     removed = [p for p in rows if p not in shas]
     stored = cache.tree
     if stored is not None and stored.digest == digest and not changed and not removed:
         tree = TreeResult(cache.objects(shas, {}, stored.objects), stored.findings)
-        cache.save(_updates(cache, fresh, changed), removed, digest, None)
+        cache.save(_updates(cache, fresh, changed), removed, digest, None, settled)
         return tree, parsed
     found = None
     if stored is not None:
@@ -82,7 +88,7 @@ def assemble(sources: Sequence[SourceFile], cache: ValidationCache, checker: _Ch
     else:
         tree, dups = found
     cache.save(_updates(cache, fresh, changed), removed, digest,
-               StoredTree(digest, tree.findings, dups, len(tree.objects), 0))
+               StoredTree(digest, tree.findings, dups, len(tree.objects), 0), settled)
     return tree, parsed
 
 

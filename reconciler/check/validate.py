@@ -8,10 +8,9 @@ names, UUIDs, MACs, serials) run on the small per-file facts every time.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
 import os
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from reconciler.core.model import (
 )
 from reconciler.core.statedir import state_dir
 from reconciler.tree import cache as cache_module
+from reconciler.tree import settled
 from reconciler.tree.cache import (
     CachedFacts,
     CachedFile,
@@ -59,12 +59,9 @@ if TYPE_CHECKING:
 # Parsers, the schema validator and the worker pool are imported where they are used: a
 # warm run checks nothing and must not pay for them (issue 13).
 
-# The code a cached per-file result depends on: a change to any of it re-checks every file.
-# Named below the reconciler package, which the wheel installs as virtsync.reconciler.
-_CACHED_CODE = ("tree.yamlsafe", "tree.loader", "tree.positions", "check.schema",
-                "check.semantic", "check.metanames", "core.model", "core.sensitive",
-                "tree.cache", "core.hostdisk", "check.incremental")
-_ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
+# The code a cached per-file result depends on (besides this module): a change to any of
+# it re-checks every file.
+_CACHED_CODE = settled.CACHED_CODE
 
 # Below this many files to parse, worker start-up costs more than it saves.
 PARALLEL_THRESHOLD = 96
@@ -91,6 +88,9 @@ class ValidationReport(HasFindings):
     # Files checked in worker processes are left out: sending every file's manifests
     # back costs more than parsing again the few a caller needs (bench/bench_plan.py).
     parsed: Mapping[str, tuple[Manifest, ...]] = field(default_factory=dict)
+    # Files the folder walk met as regular files (no link on their last component), so
+    # a caller need not ask the file system again (gitplan's blob ids).
+    regular: frozenset[str] = frozenset()
 
 
 def kind_issue(m: Manifest) -> Issue | None:
@@ -212,19 +212,12 @@ def _cacheable(report: FileReport) -> bool:
 @lru_cache(maxsize=4)
 def cache_namespace(ignore_unknown: bool) -> str:
     """Digest of everything a cached result depends on besides the file's bytes."""
-    h = hashlib.sha256(f"{__version__}|ignore_unknown={ignore_unknown}".encode())
-    h.update(Path(__file__).read_bytes())
-    for name in _CACHED_CODE:
-        spec = importlib.util.find_spec(f"{_ROOT}.{name}")  # the file, not importing it
-        h.update(name.encode())
-        h.update(Path(spec.origin if spec is not None and spec.origin else "").read_bytes())
-    for schema_file in sorted(SCHEMA_DIR.glob("*.json")):
-        h.update(schema_file.name.encode())
-        h.update(schema_file.read_bytes())
-    return h.hexdigest()
+    return settled.namespace_digest(__version__, ignore_unknown, _CACHED_CODE, SCHEMA_DIR)
 
 
 def _stat(src: SourceFile) -> Stat | None:
+    if src.stat is not None:
+        return src.stat  # the walk's, taken before the file is read
     try:
         st = os.stat(src.absolute)
     except OSError:
@@ -233,15 +226,14 @@ def _stat(src: SourceFile) -> Stat | None:
 
 
 def tree_digest(shas: Mapping[str, str]) -> str:
-    h = hashlib.sha256()
-    for display in sorted(shas):
-        h.update(f"{display}\0{shas[display]}\n".encode())
-    return h.hexdigest()
+    # One update of the whole text: the same digest as one update per line, for less.
+    return hashlib.sha256("".join(f"{display}\0{shas[display]}\n"
+                                  for display in sorted(shas)).encode()).hexdigest()
 
 
 def cache_scope(namespace: str, paths: Sequence[str]) -> str:
     """The tree a cached index belongs to: display paths depend on the working dir."""
-    return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
+    return settled.scope_of(namespace, paths)
 
 
 def validate_paths(
@@ -252,13 +244,21 @@ def validate_paths(
     keep_manifests: bool = False,
     keep_parsed: bool = False,
     workers: int | None = None,
+    walked: settled.PlainWalk | None = None,
 ) -> ValidationReport:
     """Validate every YAML file under `paths`. Raises VirtsyncError for a missing path.
 
     Warm runs: a file whose (mtime, size, inode) match the cache is not even read; an
     unchanged tree is answered from the cached tree row without decoding any result, and
-    a changed one re-assembles from the changed files' claims (incremental.py)."""
-    sources, path_findings = find_yaml_files(paths)
+    a changed one re-assembles from the changed files' claims (incremental.py).
+    `walked`: the plain walk of `paths` the caller made already (tree/settled.py)."""
+    if walked is not None:
+        since_ns = walked.since_ns
+        sources = [SourceFile(shown, real, stat=st) for shown, real, st in walked.files]
+        path_findings: list[Finding] = []
+    else:
+        since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
+        sources, path_findings = find_yaml_files(paths)
     by_display = {s.display: s for s in sources}
     if not use_cache:
         keep_here = keep_parsed and not _parallel(len(sources), workers)
@@ -277,7 +277,8 @@ def validate_paths(
     checker = _Checker(ignore_unknown, keep_parsed, workers, keep_manifests)
     shas: dict[str, str] = {}
     try:
-        tree, parsed = incremental.assemble(sources, cache, checker, by_display, shas)
+        tree, parsed = incremental.assemble(sources, cache, checker, by_display, shas,
+                                            since_ns)
         manifests = (incremental.manifests(sources, cache, checker, parsed, shas)
                      if keep_manifests else ())
     finally:
@@ -420,7 +421,8 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
                                 "virtsync object; refusing to treat it as valid",
                                 "tree.no-objects"))
     return ValidationReport(tuple(s.display for s in sources), tuple(sorted(set(findings))),
-                            tree.objects, manifests, parsed)
+                            tree.objects, manifests, parsed,
+                            frozenset(s.display for s in sources if s.stat is not None))
 
 
 def tree_findings(facts: Sequence[ManifestFacts],

@@ -147,13 +147,19 @@ def _head_files(report: ValidationReport, root: Path, sub: str) -> list[_HeadFil
     top = str(root.resolve()) + os.sep
     known = clean_index_blobs(root, sub)
     out: list[_HeadFile] = []
+    folders: dict[str, str] = {}  # display folder → its absolute path: normalised once
     for display in report.files:
-        absolute = os.path.normpath(os.path.join(cwd, display))
+        folder, _, name = display.rpartition("/")
+        real_folder = folders.get(folder)
+        if real_folder is None:
+            real_folder = folders[folder] = os.path.normpath(os.path.join(cwd, folder))
+        absolute = os.path.join(real_folder, name)
         if not absolute.startswith(top):
             raise VirtsyncError(f"{display}: outside the git work tree {root}")
         repo_path = absolute[len(top):].replace(os.sep, "/")
         blob = known.get(repo_path)
-        if blob is None or os.path.islink(absolute):
+        # A link is hashed as its target's content (git's index has the link's own blob).
+        if blob is None or (display not in report.regular and os.path.islink(absolute)):
             blob = blob_sha(read_source(SourceFile(display, absolute)))
         out.append(_HeadFile(display, repo_path, absolute, blob))
     return out

@@ -7,6 +7,7 @@ the root the operator named (a symlink that leaves it is an error naming the lin
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fnmatch
 import hashlib
@@ -27,6 +28,15 @@ from reconciler.core.model import (
     format_path,
 )
 
+# Re-exported (`as`): the walk's names are looked up here by the other tree readers.
+from reconciler.tree.walk import IGNORE_FILE as IGNORE_FILE
+from reconciler.tree.walk import SKIP_DIRS as SKIP_DIRS
+from reconciler.tree.walk import YAML_SUFFIXES as YAML_SUFFIXES
+from reconciler.tree.walk import Entry, Unreadable, walk
+from reconciler.tree.walk import display_path as display_path
+from reconciler.tree.walk import is_yaml_name as _is_yaml_name
+from reconciler.tree.walk import utf8 as _utf8
+
 if TYPE_CHECKING:
     from reconciler.tree.yamlsafe import AliasBudget
 
@@ -34,12 +44,6 @@ if TYPE_CHECKING:
 # is parsed: finding files and a warm `validate` never need them (issue 13).
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
-YAML_SUFFIXES = (".yaml", ".yml")
-# Folders never searched for specs (VCS metadata, virtualenvs, caches).
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", ".venv", "venv", "node_modules", "__pycache__"})
-# A file in the folder you name, listing what in it is not a spec (CI workflows,
-# kustomizations...): one glob per line, '#' comments, a trailing '/' for folders.
-IGNORE_FILE = ".virtsyncignore"
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,9 @@ class SourceFile:
     display: str
     absolute: str  # a plain string: pathlib costs more than the walk at 10,000 files
     via_link: bool = False
+    # (mtime_ns, size, inode) as the walk saw it, before the file is read; None: stat
+    # it when needed (a file named directly, a link).
+    stat: tuple[int, int, int] | None = dataclasses.field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -101,19 +108,6 @@ class LoadResult:
     @property
     def manifests(self) -> tuple[Manifest, ...]:
         return tuple(m for f in self.files for m in f.manifests)
-
-
-def display_path(path: Path) -> str:
-    """Path relative to the working directory when below it, else as given."""
-    text = os.path.normpath(str(path))
-    if not os.path.isabs(text):
-        return text
-    cwd = os.getcwd()
-    if text == cwd:
-        return "."
-    if text.startswith(cwd.rstrip("/") + "/"):
-        return text[len(cwd.rstrip("/")) + 1:]
-    return text
 
 
 def _finding(file: str, line: int, col: int, path: str, message: str, rule: str,
@@ -174,52 +168,31 @@ def _link_target(path: str) -> tuple[Path | None, str]:
 
 def _walk(top: Path, root: Path,
           ignore: IgnoreRules) -> Iterable[tuple[SourceFile | None, Finding | None]]:
-    # Plain string joins: `top` is resolved once and symlinked folders are never entered,
-    # so every regular file's real path is its folder's real path plus its name.
-    stack = [(str(top.resolve()), display_path(top), "")]
-    while stack:
-        real_dir, shown_dir, rel_dir = stack.pop()
-        try:
-            entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
-        except OSError as exc:
-            raise VirtsyncError(f"{_printable(shown_dir)}: cannot read directory: "
-                                f"{exc.strerror}") from None
-        for entry in entries:
-            shown = os.path.join(shown_dir, entry.name)
-            rel = f"{rel_dir}{entry.name}"
-            if not _utf8(entry.name):
-                # Git, YAML tooling and our own reports all need a text name.
-                yield None, _finding(_printable(shown), 1, 1, ".",
-                                     "name is not valid UTF-8; rename it",
-                                     "path.not-utf8")
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name not in SKIP_DIRS and not ignore.ignores(rel, True):
-                    stack.append((entry.path, shown, rel + "/"))
-                continue
-            if ignore.patterns and ignore.ignores(rel, False):
-                continue
-            if entry.is_symlink():
+    try:
+        for what, shown, entry in walk(str(top.resolve()), display_path(top),
+                                       ignore.ignores if ignore.patterns else None):
+            if what is Entry.FILE:
+                yield SourceFile(shown, entry.path, stat=_lstat(entry)), None
+            elif what is Entry.LINK:
                 yield from _link(entry, shown, root)
-            elif not _is_yaml_name(entry.name):
-                continue
-            elif entry.is_file(follow_symlinks=False):
-                yield SourceFile(shown, entry.path), None
+            elif what is Entry.NOT_UTF8:
+                yield None, _finding(_printable(shown), 1, 1, ".",
+                                     "name is not valid UTF-8; rename it", "path.not-utf8")
             else:
                 yield None, _finding(shown, 1, 1, ".", "not a regular file", "path.not-regular")
+    except Unreadable as exc:
+        raise VirtsyncError(f"{_printable(exc.shown)}: cannot read directory: "
+                            f"{exc.strerror}") from None
 
 
-def _utf8(name: str) -> bool:
+def _lstat(entry: os.DirEntry[str]) -> tuple[int, int, int] | None:
+    """A regular file's (mtime_ns, size, inode), from the walk's own lstat (the same as
+    a stat: it is no link), so a warm run makes one call per file, not two."""
     try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _is_yaml_name(name: str) -> bool:
-    # not an editor's lock file (Emacs: a dangling link named .#file.yaml)
-    return name.endswith(YAML_SUFFIXES) and not name.startswith(".#")
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _link(entry: os.DirEntry[str], shown: str,

@@ -1,0 +1,152 @@
+"""A warm `validate` of an unchanged tree, answered before anything heavy is imported.
+
+A run that validated a tree whose every file had settled (its mtime older than the racy
+window when the walk began) stores, with the tree's row, a digest of every file's
+(display path, mtime, size, inode): the `stats` column. A later run whose walk gives the
+same digest has the same files with the same content (an edit since would show as a
+newer mtime), so the stored tree is its answer: no file row read, no file hashed, and
+neither the model, the parsers nor the checks imported (issue 13: ≤ 0.1 s at 10,000
+files). The digest lives in the scope's row, so a changed virtsync version, schema or
+rule code (the namespace, part of the scope) never meets it.
+
+Only plain trees take this path: folders named on the command line holding regular
+files. A link, a name that is not UTF-8, an ignore file or a file named directly make
+`settled_tree` answer None, and the full incremental path runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from reconciler import __version__
+from reconciler.tree.walk import IGNORE_FILE, Entry, Unreadable, display_path, utf8, walk
+
+# The code a cached per-file result depends on besides check/validate.py itself: a change
+# to any of it re-checks every file. Named below the reconciler package, which the wheel
+# installs as virtsync.reconciler.
+CACHED_CODE = ("tree.yamlsafe", "tree.loader", "tree.positions", "check.schema",
+               "check.semantic", "check.metanames", "core.model", "core.sensitive",
+               "tree.cache", "core.hostdisk", "check.incremental", "tree.settled",
+               "tree.walk")
+ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
+DB_NAME = "validate.sqlite3"  # the cache database, in state_dir()/cache (tree/cache.py)
+
+Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
+
+
+def _source_of(name: str) -> bytes:
+    spec = importlib.util.find_spec(f"{ROOT}.{name}")  # the file, not importing it
+    return Path(spec.origin if spec is not None and spec.origin else "").read_bytes()
+
+
+@lru_cache(maxsize=8)  # `validate` asks twice per run: here on a miss, then validate.py
+def namespace_digest(version: str, ignore_unknown: bool, code: tuple[str, ...],
+                     schema_dir: Path) -> str:
+    """Digest of everything a cached result depends on besides the file's bytes."""
+    h = hashlib.sha256(f"{version}|ignore_unknown={ignore_unknown}".encode())
+    h.update(_source_of("check.validate"))
+    for name in code:
+        h.update(name.encode())
+        h.update(_source_of(name))
+    for schema_file in sorted(schema_dir.glob("*.json")):
+        h.update(schema_file.name.encode())
+        h.update(schema_file.read_bytes())
+    return h.hexdigest()
+
+
+def scope_of(namespace: str, paths: Sequence[str]) -> str:
+    """The tree a cached index belongs to: display paths depend on the working dir."""
+    return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
+
+
+def stats_digest(files: Iterable[tuple[str, Stat]]) -> str:
+    """Of (display path, stat) pairs in display order."""
+    return hashlib.sha256("".join(
+        f"{shown}\0{m}\0{s}\0{i}\n" for shown, (m, s, i) in files).encode()).hexdigest()
+
+
+def settled_stats(files: Sequence[tuple[str, Stat | None]], since_ns: int,
+                  racy_ns: int) -> str:
+    """The stats digest to store for a tree whose walk began at `since_ns`; '' when a
+    file has no stat or may still be changing within its mtime's granularity."""
+    limit = since_ns - racy_ns
+    if any(st is None or st[0] >= limit for _, st in files):
+        return ""
+    return stats_digest((shown, st) for shown, st in files if st is not None)
+
+
+class PlainWalk:
+    """A plain tree's files as the loader would list them: (display path, absolute path,
+    stat) in display order; and when the walk began. A miss hands it to validate_paths,
+    so the tree is walked once either way."""
+
+    __slots__ = ("files", "since_ns")
+
+    def __init__(self, files: list[tuple[str, str, Stat]], since_ns: int) -> None:
+        self.files = files
+        self.since_ns = since_ns
+
+
+def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
+    """Every spec under `paths`, when each path is a folder without an ignore file and
+    everything under it is a plain folder or a regular file; else None (the loader
+    decides, and names what is not plain)."""
+    since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
+    found: dict[str, tuple[str, str, Stat]] = {}
+    for given in paths:
+        if not utf8(given):
+            return None
+        top = Path(given)
+        if not top.is_dir() or os.path.lexists(top / IGNORE_FILE):
+            return None
+        try:
+            for what, shown, entry in walk(str(top.resolve()), display_path(top), None):
+                if what is not Entry.FILE:
+                    return None
+                st = entry.stat(follow_symlinks=False)
+                found.setdefault(entry.path, (shown, entry.path,
+                                              (st.st_mtime_ns, st.st_size, st.st_ino)))
+        except (Unreadable, OSError):
+            return None
+    return PlainWalk(sorted(found.values(), key=lambda f: f[0]), since_ns)
+
+
+def stored_answer(db_path: Path, scope: str, stats: str,
+                  ) -> tuple[int, list[list[object]]] | None:
+    """(objects, findings as stored) of the scope's tree when its stored stats digest is
+    `stats`; None when it is not, or the cache cannot say (missing, locked, damaged)."""
+    if not stats or not db_path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.5)
+    except sqlite3.Error:
+        return None
+    try:
+        row = db.execute("SELECT stats, objects, findings FROM trees WHERE scope=?",
+                         (scope,)).fetchone()
+        if row is None or row[0] != stats:
+            return None
+        findings = json.loads(row[2])
+        return (int(row[1]), findings) if isinstance(findings, list) else None
+    except (sqlite3.Error, ValueError, TypeError):
+        return None
+    finally:
+        db.close()
+
+
+def settled_tree(walked: PlainWalk, paths: Sequence[str], ignore_unknown: bool,
+                 schema_dir: Path, db_path: Path) -> tuple[int, int, list[list[object]]] | None:
+    """(files, objects, stored findings) of the unchanged, settled tree `walked` (the
+    plain walk of `paths`); None: validate it."""
+    scope = scope_of(namespace_digest(__version__, ignore_unknown, CACHED_CODE, schema_dir), paths)
+    found = stored_answer(db_path, scope,
+                          stats_digest((shown, st) for shown, _, st in walked.files))
+    return None if found is None else (len(walked.files), *found)
