@@ -576,16 +576,22 @@ def sweep_temp_files(storage: NodeStorage, now: float,
     return tuple(sorted(removed))
 
 
-def own_leftovers(vm_dir: Path, known: Iterable[Path]) -> list[Path]:
+def own_leftovers(vm_dir: str, known: Iterable[str]) -> list[str]:
     """Files in the VM's own directory that none of its volumes uses now (an overlay of
     a removed volume, a temp file from a killed apply): its own, for prune to list."""
     try:
         with os.scandir(vm_dir) as it:
-            entries = sorted(Path(e.path) for e in it if e.is_file(follow_symlinks=False))
+            entries = [e.path for e in it if e.is_file(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     used = set(known)
-    return [p for p in entries if p not in used]
+    # Equal strings are equal paths: only the others pay for pathlib's normalisation
+    # (this runs for every VM on every observe, issue 13).
+    rest = [e for e in entries if e not in used]
+    if not rest:
+        return []
+    used_paths = {Path(f) for f in used}
+    return [str(p) for p in sorted(Path(e) for e in rest) if p not in used_paths]
 
 
 __all__ = [
