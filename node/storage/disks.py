@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -564,16 +565,26 @@ def sweep_temp_files(storage: NodeStorage, now: float,
     folders = [*storage.storage_dir.glob("*/claims"), *storage.storage_dir.glob("*/vms/*")]
     removed: list[str] = []
     for folder in folders:
-        if folder.is_symlink() or not folder.is_dir():
+        if not _real_dir(folder):
             continue
-        for entry in folder.iterdir():
-            if not TEMP_NAME.match(entry.name) or entry.is_symlink() or not entry.is_file():
-                continue
+        # os.scandir, not pathlib: this visits every VM's folder after each apply (issue 13)
+        with os.scandir(folder) as it:
+            temps = [e.path for e in it
+                     if TEMP_NAME.match(e.name) and e.is_file(follow_symlinks=False)]
+        for entry in temps:
             with contextlib.suppress(FileNotFoundError):
-                if now - entry.stat().st_mtime >= min_age:
-                    entry.unlink()
-                    removed.append(str(entry))
+                if now - os.stat(entry).st_mtime >= min_age:
+                    os.unlink(entry)
+                    removed.append(entry)
     return tuple(sorted(removed))
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder, not a symbolic link to one (one lstat; a path gone is no folder)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def own_leftovers(vm_dir: str, known: Iterable[str]) -> list[str]:

@@ -34,3 +34,33 @@ def test_another_spelling_of_a_used_file_still_counts_as_used(tmp_path: Path) ->
 
 def test_a_missing_directory_has_no_leftovers(tmp_path: Path) -> None:
     assert own_leftovers(str(tmp_path / "absent"), []) == []
+
+
+def test_the_temp_sweep_takes_old_temp_files_only_and_follows_no_link(
+        tmp_path: Path) -> None:
+    """sweep_temp_files reads folders with os.scandir (issue 13): the same files go as
+    before, never one behind a symbolic link (a linked folder or a linked temp name)."""
+    import os
+    import time
+
+    from node.storage.disks import NodeStorage, sweep_temp_files
+
+    root = tmp_path / "storage"
+    vm_dir, claims = root / "team" / "vms" / "web", root / "team" / "claims"
+    vm_dir.mkdir(parents=True)
+    claims.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "team" / "vms" / "linked").symlink_to(outside)
+    old = [vm_dir / ".cidata-0a1b2c3d", claims / ".data.qcow2.k9x2_abc"]
+    kept = [vm_dir / ".cidata-young123", vm_dir / "root.qcow2",
+            outside / ".cidata-0a1b2c3d"]
+    for p in [*old, *kept]:
+        p.write_bytes(b"x")
+    (vm_dir / ".cidata-linked12").symlink_to(outside / ".cidata-0a1b2c3d")
+    for p in [*old, *kept[1:]]:
+        os.utime(p, (time.time() - 3600, time.time() - 3600))
+    storage = NodeStorage.of(root, tmp_path / "images")
+    assert sweep_temp_files(storage, time.time()) == tuple(sorted(str(p) for p in old))
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in old)
+    assert (vm_dir / ".cidata-linked12").is_symlink()
