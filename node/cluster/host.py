@@ -531,12 +531,12 @@ class NodeHost:
         # Checked names, joined but not resolved (cheap: this runs for every VM on every
         # observe); remove_files confines each path before deleting.
         try:
-            vm_dir = Path(self.storage.storage_dir, safe_component(key.namespace, "namespace"),
-                          "vms", safe_component(key.name, "VM name"))
+            vm_dir = os.path.join(self.storage.storage_dir,
+                                  safe_component(key.namespace, "namespace"), "vms",
+                                  safe_component(key.name, "VM name"))
         except VirtsyncError:
             return tuple(out)
-        out += [DiskFile("", "file", str(p), True)
-                for p in own_leftovers(vm_dir, (Path(f) for f in used.values()))]
+        out += [DiskFile("", "file", p, True) for p in own_leftovers(vm_dir, used.values())]
         return tuple(out)
 
     def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:

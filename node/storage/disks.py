@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -564,28 +565,44 @@ def sweep_temp_files(storage: NodeStorage, now: float,
     folders = [*storage.storage_dir.glob("*/claims"), *storage.storage_dir.glob("*/vms/*")]
     removed: list[str] = []
     for folder in folders:
-        if folder.is_symlink() or not folder.is_dir():
+        if not _real_dir(folder):
             continue
-        for entry in folder.iterdir():
-            if not TEMP_NAME.match(entry.name) or entry.is_symlink() or not entry.is_file():
-                continue
+        # os.scandir, not pathlib: this visits every VM's folder after each apply (issue 13)
+        with os.scandir(folder) as it:
+            temps = [e.path for e in it
+                     if TEMP_NAME.match(e.name) and e.is_file(follow_symlinks=False)]
+        for entry in temps:
             with contextlib.suppress(FileNotFoundError):
-                if now - entry.stat().st_mtime >= min_age:
-                    entry.unlink()
-                    removed.append(str(entry))
+                if now - os.stat(entry).st_mtime >= min_age:
+                    os.unlink(entry)
+                    removed.append(entry)
     return tuple(sorted(removed))
 
 
-def own_leftovers(vm_dir: Path, known: Iterable[Path]) -> list[Path]:
+def _real_dir(path: Path) -> bool:
+    """A folder, not a symbolic link to one (one lstat; a path gone is no folder)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def own_leftovers(vm_dir: str, known: Iterable[str]) -> list[str]:
     """Files in the VM's own directory that none of its volumes uses now (an overlay of
     a removed volume, a temp file from a killed apply): its own, for prune to list."""
     try:
         with os.scandir(vm_dir) as it:
-            entries = sorted(Path(e.path) for e in it if e.is_file(follow_symlinks=False))
+            entries = [e.path for e in it if e.is_file(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     used = set(known)
-    return [p for p in entries if p not in used]
+    # Equal strings are equal paths: only the others pay for pathlib's normalisation
+    # (this runs for every VM on every observe, issue 13).
+    rest = [e for e in entries if e not in used]
+    if not rest:
+        return []
+    used_paths = {Path(f) for f in used}
+    return [str(p) for p in sorted(Path(e) for e in rest) if p not in used_paths]
 
 
 __all__ = [

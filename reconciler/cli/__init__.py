@@ -78,8 +78,11 @@ def process_main() -> int:
     live as long as the process (modules, classes, compiled patterns): collecting while
     they are made, and scanning them again at every later collection and at exit, cost
     30-50 ms per run for nothing. Not for in-process callers (tests), whose garbage
-    `gc.freeze` would keep."""
+    `gc.freeze` would keep. A run at 10,000 VMs keeps millions of objects alive at once:
+    with the default threshold (700) the collector rescanned them all a dozen times,
+    ~4 s of a host-mode plan (issue 13); garbage cycles are rare here."""
     gc.disable()
+    gc.set_threshold(100_000, 20, 10)
     return main(settle_gc=True)
 
 

@@ -21,7 +21,9 @@ JSONPath: TypeAlias = tuple[str | int, ...]
 def get_path(doc: JSON, path: tuple[str, ...]) -> JSON:
     """The value at `path` in nested mappings, or None where any step is missing."""
     for part in path:
-        if not isinstance(doc, Mapping):
+        # dict first: isinstance against the Mapping ABC is slow, and this runs for
+        # every field of every VM of a plan (issue 13)
+        if type(doc) is not dict and not isinstance(doc, Mapping):
             return None
         doc = doc.get(part)
     return doc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 from reconciler.core.model import JSONPath, VirtsyncError, format_path
 
@@ -29,6 +30,12 @@ _QUANTITY = re.compile(
 
 def parse_quantity(text: str) -> Fraction | None:
     """The exact value of a quantity string, or None when it is not one."""
+    # Keyed on the plain text: a Quantity compares by value, not by spelling.
+    return _parse(str.__str__(text))
+
+
+@lru_cache(maxsize=4096)  # a tree repeats the same few sizes (issue 13)
+def _parse(text: str) -> Fraction | None:
     m = _QUANTITY.match(text.strip())
     if m is None:
         return None

@@ -73,7 +73,7 @@ def normalize_uuid(value: object, path: JSONPath) -> str:
 def _lenient(value: object, *keys: str) -> JSON:
     """The value at `keys` under `value`, or None where a step is not a mapping."""
     for key in keys:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):  # see get_path
             return None
         value = value.get(key)
     return value

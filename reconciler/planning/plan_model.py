@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from reconciler.core.digest import content_hash as content_hash
 from reconciler.core.model import JSON, Action, DiffOp, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.planning.classify import Disruption
 from reconciler.planning.ownership import DiskFate
+from reconciler.tree.desired import body_hash
 
 ACTIONS = tuple(Action)
 
@@ -35,6 +37,10 @@ class Observed:
     @property
     def key(self) -> ObjectKey:
         return self.manifest.key
+
+    @cached_property  # the live hash and the unchanged memo both ask (issue 13)
+    def body_hash(self) -> str:
+        return body_hash(self.manifest.body)
 
 
 # --- the plan model -------------------------------------------------------------------

@@ -34,7 +34,6 @@ from reconciler.planning.unchanged import UnchangedMemo
 # The desired side is the tree library's; named here too, where planning always had it.
 from reconciler.tree.desired import Desired as Desired
 from reconciler.tree.desired import InvalidSource as InvalidSource
-from reconciler.tree.desired import body_hash
 from reconciler.tree.source import read_desired
 
 RUNNING_STATES = frozenset({PrintableStatus.RUNNING, PrintableStatus.STARTING, PrintableStatus.PAUSED,
@@ -73,7 +72,7 @@ def observe_live(observation: Observation, inventory: Inventory) -> list[Observe
 
 
 def live_hash(observed: Sequence[Observed]) -> str:
-    return content_hash((str(o.key), f"{body_hash(o.manifest.body)}|{o.node}|{o.running}"
+    return content_hash((str(o.key), f"{o.body_hash}|{o.node}|{o.running}"
                                       f"|{o.operator_stop}|{o.backoff}")
                         for o in observed)
 

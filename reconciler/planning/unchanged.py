@@ -25,7 +25,6 @@ from pathlib import Path
 from reconciler import __version__
 from reconciler.core.model import Manifest, ObjectKey
 from reconciler.planning.plan_model import Observed
-from reconciler.tree.desired import body_hash
 
 # The code whose verdict a digest stands for: a change to any of it re-plans everything.
 _PLANNER_CODE = ("planning.plan", "planning.normalize", "planning.diff", "planning.ownership",
@@ -67,7 +66,7 @@ class UnchangedMemo:
             return None
         disks = [(d.volume, d.source, d.path, d.exists, d.claim) for d in obs.disks]
         parts = (planner_digest(), str(desired.key), desired.api_version, wanted,
-                 str(obs.key), obs.manifest.api_version, body_hash(obs.manifest.body),
+                 str(obs.key), obs.manifest.api_version, obs.body_hash,
                  repr((obs.node, obs.running, obs.operator_stop, obs.backoff, node, disks)))
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

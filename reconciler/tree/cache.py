@@ -348,6 +348,7 @@ class ValidationCache:
         self._new: dict[str, CachedFile] = {}
         self.rows: dict[str, FileRow] = {}
         self.tree: StoredTree | None = None
+        self._last_row: tuple[str, tuple[str] | None] | None = None
         self._read_index()
 
     def _fail(self) -> None:
@@ -419,19 +420,31 @@ class ValidationCache:
         if self._db is None:
             return None, False
         try:
-            row = self._db.execute(
-                "SELECT manifests FROM manifests WHERE namespace=? AND sha256=?",
-                (self.namespace, sha256)).fetchone()
+            row = self._manifests_row(sha256)
             if row is None or row[0] == NOT_STORED or row[0].startswith(DIGESTED):
                 return None, row is not None
             return decode_manifests(row[0], display), True
         except (sqlite3.Error, ValueError, TypeError, KeyError):
             return None, False  # damaged or locked: parse the file instead
 
+    def _manifests_row(self, sha256: str) -> tuple[str] | None:
+        """The `manifests` row of a content. The desired-state library asks find_manifests,
+        then find_digested, for the same content: the second is answered from the first
+        query (issue 13). Only the last row is kept, and only until a save."""
+        if self._last_row is not None and self._last_row[0] == sha256:
+            return self._last_row[1]
+        assert self._db is not None
+        row: tuple[str] | None = self._db.execute(
+            "SELECT manifests FROM manifests WHERE namespace=? AND sha256=?",
+            (self.namespace, sha256)).fetchone()
+        self._last_row = (sha256, row)
+        return row
+
     def save_manifests(self, entries: Mapping[str, Sequence[Manifest]]) -> None:
         """Content-addressed rows: written in their own transaction, never in the way.
         A content whose documents cannot be stored gets a row saying so, so that no later
         run tries again."""
+        self._last_row = None  # rows change: ask again
         rows = [(self.namespace, sha, text if (text := encode_manifests(ms)) is not None
                  else NOT_STORED) for sha, ms in entries.items()]
         if self._db is None or not rows:
@@ -466,9 +479,7 @@ class ValidationCache:
         if self._db is None:
             return None
         try:
-            row = self._db.execute(
-                "SELECT manifests FROM manifests WHERE namespace=? AND sha256=?",
-                (self.namespace, sha256)).fetchone()
+            row = self._manifests_row(sha256)
             if row is None or not row[0].startswith(DIGESTED):
                 return None
             docs = json.loads(row[0][len(DIGESTED):])
@@ -482,6 +493,7 @@ class ValidationCache:
                       ) -> None:
         """Rows of `find_digested`: (documents whose secrets are digested already, the
         raw bodies' hashes) per content. They replace a row that only said "not stored"."""
+        self._last_row = None  # rows change: ask again
         rows = [(self.namespace, sha, DIGESTED + json.dumps(
                     [[m.api_version, m.kind, m.namespace, m.name, m.source.doc, m.body, h]
                      for m, h in zip(ms, hs, strict=True)], separators=(",", ":")))

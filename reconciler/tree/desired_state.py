@@ -365,7 +365,9 @@ class WorkdirTree(DesiredTree):
         self.real_root = p.resolve() if not self.is_file else p.parent.resolve()
         self.shown_root = display_path(p)
         super().__init__(self.real_root, path)
-        self._absolute: dict[str, Path] = {}
+        # Kept as given, made a Path only when read (text_of): one per file per full
+        # read was a hot loop at 10k files (issue 13).
+        self._absolute: dict[str, str | Path] = {}
 
     def refresh(self, paths: Collection[str] | None = None) -> int:
         count = self.refresh_paths(paths) if paths is not None else None
@@ -378,7 +380,7 @@ class WorkdirTree(DesiredTree):
         absolute = self._absolute.get(display)
         if absolute is None:
             return ""
-        return read_source(SourceFile(display, str(absolute))).decode(
+        return read_source(SourceFile(display, str(Path(absolute)))).decode(
             "utf-8", errors="replace").lstrip("\ufeff")
 
     def refresh_all(self) -> int:
@@ -400,7 +402,7 @@ class WorkdirTree(DesiredTree):
             changed += 1
         jobs: list[Job] = []
         for src in sources:
-            self._absolute[src.display] = Path(src.absolute)
+            self._absolute[src.display] = src.absolute
             job = self._job(src)
             if job is not None:
                 jobs.append(job)
