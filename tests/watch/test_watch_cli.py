@@ -85,6 +85,9 @@ def test_watch_process_logs_serves_metrics_and_exits_0_on_sigterm(
     (tree / "b.yaml").write_text(vm_yaml("b", NS, labels={"edited": "yes"}))
     assert w.wait_event("object.configured"), w.lines
     assert w.events("object.configured")[0]["key"] == f"VirtualMachine/{NS}/b"
+    # The outcome is logged mid-cycle; the cycle's counter moves when it ends.
+    assert wait_for(lambda: any(r["details"].get("trigger") == "change"
+                                for r in w.events("cycle.done")), 20), w.lines
 
     port = w.events("metrics.serve")[0]["details"]["port"]
     assert w.events("metrics.serve")[0]["details"]["address"] == "127.0.0.1"
