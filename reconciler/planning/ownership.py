@@ -80,8 +80,10 @@ def claim_depth(desired: Iterable[Manifest | ObjectClaims]) -> dict[ObjectKey, i
     Takes the manifests or their claims (`object_claims`, when the plan has them)."""
     vms = [c for c in map(_claims, desired) if c.key.kind == "VirtualMachine"]
     owner = {(c.key.namespace, name): c.key for c in vms for name in c.owned}
-    needs = {c.key: {owner[(c.key.namespace, n)] for n in c.referenced
-                     if owner.get((c.key.namespace, n), c.key) != c.key} for c in vms}
+    # Only VMs that mount another VM's claim (most mount none: they stay 0).
+    needs = {c.key: wants for c in vms
+             if (wants := {owner[(c.key.namespace, n)] for n in c.referenced
+                           if owner.get((c.key.namespace, n), c.key) != c.key})}
     depth: dict[ObjectKey, int] = {}
 
     def of(key: ObjectKey, seen: frozenset[ObjectKey]) -> int:
@@ -90,8 +92,8 @@ def claim_depth(desired: Iterable[Manifest | ObjectClaims]) -> dict[ObjectKey, i
                               if o not in seen), default=0)
         return depth[key]
 
-    for c in vms:
-        of(c.key, frozenset())
+    for key in needs:
+        of(key, frozenset())
     return {k: d for k, d in depth.items() if d}
 
 
