@@ -44,21 +44,26 @@ def _template_names(m: Manifest) -> list[tuple[str, Mapping[str, JSON]]]:
 class ObjectClaims:
     """The claims one object names, read once per plan (issue 13: planning at 10,000
     VMs read each VM's claims three times): `owned` by its dataVolumeTemplates,
-    `referenced` by anything in it (owned ones included; a DataVolume names itself)."""
+    `referenced` by anything in it (owned ones included; a DataVolume names itself),
+    `blank`: the ones it declares that a node can create again, empty (`blank_claims`)."""
 
     key: ObjectKey
     owned: frozenset[str] = frozenset()
     referenced: frozenset[str] = frozenset()
+    blank: frozenset[str] = frozenset()
 
 
 def object_claims(m: Manifest) -> ObjectClaims:
     """Claim names an object refers to: a VM's volumes and owned templates, a
     DataVolume itself."""
     if m.kind == "DataVolume":
-        return ObjectClaims(m.key, referenced=frozenset({m.name}))
+        mine = frozenset({m.name})
+        return ObjectClaims(m.key, referenced=mine,
+                            blank=mine if _blank(m.body.get("spec")) else frozenset())
     if m.kind != "VirtualMachine":
         return ObjectClaims(m.key)
-    owned = frozenset(name for name, _ in _template_names(m))
+    templates = _template_names(m)
+    owned = frozenset(name for name, _ in templates)
     names = set(owned)
     volumes = get_path(m.body, ("spec", "template", "spec", "volumes"))
     for vol in volumes if isinstance(volumes, list) else ():
@@ -66,7 +71,15 @@ def object_claims(m: Manifest) -> ObjectClaims:
             ref = get_path(vol, (source, field_name))
             if isinstance(ref, str):
                 names.add(ref)
-    return ObjectClaims(m.key, owned, frozenset(names))
+    return ObjectClaims(m.key, owned, frozenset(names),
+                        frozenset(name for name, spec in templates if _blank(spec)))
+
+
+def _blank(spec: JSON) -> bool:
+    """Declared with a blank source (or none)."""
+    source = get_path(spec, ("source",))
+    return get_path(spec, ("sourceRef",)) is None and (
+        source is None or (isinstance(source, Mapping) and set(source) <= {"blank"}))
 
 
 def _claims(item: Manifest | ObjectClaims) -> ObjectClaims:
@@ -141,18 +154,11 @@ def delete_outcome(fates: tuple[DiskFate, ...], cause: str) -> tuple[Disruption,
                                           else "")
 
 
-def blank_claims(desired: Iterable[Manifest]) -> frozenset[ClaimKey]:
-    """Claims a node can create again, empty: declared with a blank source (or none)."""
-    out: set[ClaimKey] = set()
-    for m in desired:
-        specs = ([(m.name, m.body.get("spec"))] if m.kind == "DataVolume" else
-                 _template_names(m) if m.kind == "VirtualMachine" else [])
-        for name, spec in specs:
-            source = get_path(spec, ("source",))
-            if get_path(spec, ("sourceRef",)) is None and (
-                    source is None or (isinstance(source, Mapping) and set(source) <= {"blank"})):
-                out.add((m.namespace, name))
-    return frozenset(out)
+def blank_claims(desired: Iterable[Manifest | ObjectClaims]) -> frozenset[ClaimKey]:
+    """Claims a node can create again, empty: declared with a blank source (or none).
+    Takes the manifests or their claims (`object_claims`, when the plan has them)."""
+    return frozenset((c.key.namespace, name) for c in map(_claims, desired)
+                     for name in c.blank)
 
 
 def missing_files(namespace: str, disks: Iterable[DiskFile],

@@ -106,7 +106,7 @@ def make_plan(
     facts = facts if facts is not None else PlanFacts.of(desired, live)
     refs = claim_refs if claim_refs is not None else claim_users(
         facts.claims, (o.manifest for o in live))
-    blank = blank_claims(desired)
+    blank = blank_claims(facts.claims)
     changes: list[ObjectChange] = []
     unpinned: list[UnpinnedIdentity] = []
     same = unchanged

@@ -48,7 +48,12 @@ def test_claim_users_come_from_this_plans_desired_vms() -> None:
 def test_facts_are_each_objects_own() -> None:
     x = _vm("x", owns=("x-own",), mounts={"v": {"dataVolume": {"name": "shared"}}})
     y = _vm("y", mounts={"v": {"persistentVolumeClaim": {"claimName": "x-own"}}})
-    facts = PlanFacts.of([x, y], [Observed(y)])
-    assert [(c.key.name, set(c.owned), set(c.referenced)) for c in facts.claims] == [
-        ("x", {"x-own"}, {"x-own", "shared"}), ("y", set(), {"x-own"})]
-    assert [(p.key.name, p.live is not None) for p in facts.pairs] == [("x", False), ("y", True)]
+    z = _vm("z", owns=("z-img", "z-blank"))
+    z.body["spec"]["dataVolumeTemplates"][0]["spec"] = {"source": {"http": {"url": "u"}}}
+    facts = PlanFacts.of([x, y, z], [Observed(y)])
+    assert [(c.key.name, set(c.owned), set(c.referenced), set(c.blank))
+            for c in facts.claims] == [
+        ("x", {"x-own"}, {"x-own", "shared"}, {"x-own"}), ("y", set(), {"x-own"}, set()),
+        ("z", {"z-img", "z-blank"}, {"z-img", "z-blank"}, {"z-blank"})]
+    assert [(p.key.name, p.live is not None) for p in facts.pairs] == [
+        ("x", False), ("y", True), ("z", False)]
