@@ -50,10 +50,10 @@ def test_facts_are_each_objects_own() -> None:
     y = _vm("y", mounts={"v": {"persistentVolumeClaim": {"claimName": "x-own"}}})
     z = _vm("z", owns=("z-img", "z-blank"))
     z.body["spec"]["dataVolumeTemplates"][0]["spec"] = {"source": {"http": {"url": "u"}}}
-    facts = PlanFacts.of([x, y, z], [Observed(y)])
+    facts = PlanFacts.of([x, _vm("w"), y, z], [Observed(y)])  # w names no claim
     assert [(c.key.name, set(c.owned), set(c.referenced), set(c.blank))
             for c in facts.claims] == [
         ("x", {"x-own"}, {"x-own", "shared"}, {"x-own"}), ("y", set(), {"x-own"}, set()),
         ("z", {"z-img", "z-blank"}, {"z-img", "z-blank"}, {"z-blank"})]
     assert [(p.key.name, p.live is not None) for p in facts.pairs] == [
-        ("x", False), ("y", True), ("z", False)]
+        ("x", False), ("w", False), ("y", True), ("z", False)]
