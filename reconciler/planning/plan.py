@@ -48,6 +48,7 @@ from reconciler.planning.ownership import (
     disk_fates,
     missing_files,
 )
+from reconciler.planning.plan_facts import PlanFacts
 from reconciler.planning.plan_model import (
     FieldChange,
     Fingerprints,
@@ -59,7 +60,6 @@ from reconciler.planning.plan_model import (
     UnpinnedIdentity,
     ordered_actions,
 )
-from reconciler.planning.plan_pairing import pair
 from reconciler.planning.schedule import Placement
 from reconciler.planning.unchanged import UnchangedMemo
 
@@ -88,6 +88,7 @@ def make_plan(
     claim_refs: ClaimRefs | None = None,
     moves: MoveContext | None = None,
     memo: UnchangedMemo | None = None,
+    facts: PlanFacts | None = None,
 ) -> Plan:
     """The plan turning `live` into `desired`, classified by the backend's `profile`.
 
@@ -99,15 +100,17 @@ def make_plan(
     `moves` (the nodes and the migration policy) lets a running VM's node change be a
     live migration (`reconciler.planning.moves`); without it a move is a replace.
     `memo` skips a pair whose inputs planned as unchanged before (reconciler.planning.unchanged)
-    and collects the pairs found unchanged now.
+    and collects the pairs found unchanged now. `facts` are `PlanFacts.of(desired, live)`
+    when the caller has them already (read once per plan).
     """
+    facts = facts if facts is not None else PlanFacts.of(desired, live)
     refs = claim_refs if claim_refs is not None else claim_users(
-        desired, (o.manifest for o in live))
-    blank = blank_claims(desired)
+        facts.claims, (o.manifest for o in live))
+    blank = blank_claims(facts.claims)
     changes: list[ObjectChange] = []
     unpinned: list[UnpinnedIdentity] = []
     same = unchanged
-    for p in pair(desired, live):
+    for p in facts.pairs:
         placed = placement.get(p.key) if placement else None
         if p.desired is not None and p.live is not None:
             placed = hold_for_drain(p.desired, p.live, placed, moves)
@@ -130,7 +133,7 @@ def make_plan(
             changes.append(_placed(plan_create(p.desired), placed, None))
         elif p.live is not None:
             changes.append(plan_delete(p.live, profile, refs))
-    ordered = order(changes, claim_depth(desired))
+    ordered = order(changes, claim_depth(facts.claims))
     return Plan(tuple(ordered), summarize(ordered, same), fingerprints, profile.name,
                 tuple(sorted(unpinned, key=lambda u: (u.key, u.path))))
 

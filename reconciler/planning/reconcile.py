@@ -26,8 +26,9 @@ from reconciler.planning.classify import ClassificationProfile
 from reconciler.planning.moves import move_context
 from reconciler.planning.ownership import ClaimRefs, claim_users
 from reconciler.planning.plan import make_plan
+from reconciler.planning.plan_facts import PlanFacts
 from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
-from reconciler.planning.plan_pairing import pair
+from reconciler.planning.plan_pairing import Pair
 from reconciler.planning.schedule import Placement, schedule
 from reconciler.planning.unchanged import UnchangedMemo
 
@@ -111,22 +112,24 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     )
     # Every live VM counts as a user of the claims it mounts, whichever source applied it
     # and whichever node it is on (safety rule 13).
+    facts = PlanFacts.of(planned, observed)  # each pair and claim read once per plan
     refs = claim_refs if claim_refs is not None else claim_users(
-        desired.manifests, (o.manifest for o in everything))
+        facts.claims, (o.manifest for o in everything))
     moves = (move_context(desired.manifests, observation.nodes, live=profile.live_migration)
              if observation.nodes else None)
     return make_plan(planned, observed, fingerprints=fingerprints, profile=profile,
-                     claim_refs=refs, placement=place_vms(desired, observed, observation),
-                     moves=moves, memo=memo)
+                     claim_refs=refs, placement=place_vms(desired, facts.pairs, observation),
+                     moves=moves, memo=memo, facts=facts)
 
 
-def place_vms(desired: Desired, observed: Sequence[Observed],
+def place_vms(desired: Desired, pairs: Sequence[Pair],
               observation: Observation) -> dict[ObjectKey, Placement] | None:
     """The placement step, before the diff: None when the backend reports no nodes.
-    A renamed VM counts as being on its old domain's node."""
+    `pairs`: desired paired with observed (`pair`); a renamed VM counts as being on its
+    old domain's node."""
     if not observation.nodes:
         return None
-    current = {p.key: p.live.node for p in pair(desired.manifests, observed)
+    current = {p.key: p.live.node for p in pairs
                if p.desired is not None and p.live is not None and p.live.node}
     return schedule(desired.manifests, current, observation.nodes, desired.by_key)
 
