@@ -53,14 +53,27 @@ class Shape:
 
 def build(loader: Any, node: yaml.Node) -> tuple[Any, Shape]:
     """The document under `node`, as the loader's safe constructor would build it."""
-    constructors: Mapping[str, Callable[[Any, yaml.Node], Any]] = loader.yaml_constructors
-    scalar = {tag: constructors[tag] for tag in _SCALARS if tag in constructors}
-    done: dict[int, tuple[Any, int, int]] = {}  # node → (data, visits, height)
-    busy: set[int] = set()
-    first = 0
+    walk = _Walk(loader)
+    data, visits, height = walk.value(node)
+    return data, Shape(visits, height, walk.first if height else 1)
 
-    def value(n: yaml.Node) -> tuple[Any, int, int]:
-        nonlocal first
+
+class _Walk:
+    """One document's walk. A class, not a closure: a nested function that calls itself
+    is a reference cycle, which would keep every built document alive until the
+    collector runs (peak memory of a cold validate, issue 13)."""
+
+    __slots__ = ("busy", "done", "first", "loader", "scalar")
+
+    def __init__(self, loader: Any) -> None:
+        constructors: Mapping[str, Callable[[Any, yaml.Node], Any]] = loader.yaml_constructors
+        self.loader = loader
+        self.scalar = {tag: constructors[tag] for tag in _SCALARS if tag in constructors}
+        self.done: dict[int, tuple[Any, int, int]] = {}  # node → (data, visits, height)
+        self.busy: set[int] = set()
+        self.first = 0
+
+    def value(self, n: yaml.Node) -> tuple[Any, int, int]:
         tag = n.tag
         cls = n.__class__
         if cls is yaml.ScalarNode:
@@ -68,16 +81,17 @@ def build(loader: Any, node: yaml.Node) -> tuple[Any, Shape]:
                 return n.value, 1, 0
             if tag == _NULL:
                 return None, 1, 0
-            make = scalar.get(tag)
+            make = self.scalar.get(tag)
             if make is None:
                 raise Unusual(tag)
-            return make(loader, n), 1, 0
+            return make(self.loader, n), 1, 0
         key = id(n)
+        done = self.done
         if key in done:
             return done[key]  # an alias: the same object, as PyYAML shares it
-        if key in busy:
+        if key in self.busy:
             raise Unusual("recursive alias")
-        busy.add(key)
+        self.busy.add(key)
         visits, height, scalars = 1, 0, 0
         if cls is yaml.MappingNode and tag == _MAP:
             data: Any = {}
@@ -87,24 +101,21 @@ def build(loader: Any, node: yaml.Node) -> tuple[Any, Shape]:
                 name = key_node.value
                 if name in data:
                     raise Unusual("duplicate key")
-                data[name], v, h = value(value_node)
+                data[name], v, h = self.value(value_node)
                 visits += v
                 height = max(height, h)
                 scalars += h == 0
         elif cls is yaml.SequenceNode and tag == _SEQ:
             data = []
             for item in n.value:
-                d, v, h = value(item)
+                d, v, h = self.value(item)
                 data.append(d)
                 visits += v
                 height = max(height, h)
                 scalars += h == 0
         else:
             raise Unusual(tag)
-        busy.discard(key)
-        first += 1 + scalars
+        self.busy.discard(key)
+        self.first += 1 + scalars
         done[key] = (data, visits, height + 1)
         return done[key]
-
-    data, visits, height = value(node)
-    return data, Shape(visits, height, first if height else 1)

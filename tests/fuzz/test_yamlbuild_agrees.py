@@ -176,3 +176,20 @@ def test_remembered_resolution_keeps_quoting_and_plain_apart(value: str) -> None
     or after it stays a string, and every tag is what a fresh resolution gives."""
     text = f"a: '{value}'\nb: {value}\nc: \"{value}\"\nd: {value}\n{value}: x\n"
     assert _tags(yamlsafe._Loader, text) == _tags(_Unremembered, text)
+
+
+def test_a_built_document_is_freed_without_the_collector() -> None:
+    """Building leaves no reference cycle: a cold validate of 10,000 files would otherwise
+    keep each document alive until the collector ran (peak memory 90 → 114 MiB)."""
+    import gc
+
+    text = "a: &a {b: [1, x, {c: yes}]}\nd: *a\n---\n- e\n"
+    list(yamlsafe.parse_documents(text))  # warm: the resolver's memo, imports
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            list(yamlsafe.parse_documents(text))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
