@@ -104,9 +104,9 @@ def main(argv: Sequence[str] | None = None, *, settle_gc: bool = False) -> int:
         gc.enable()
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
-        from reconciler.core.model import ExitCode
+        from reconciler.core.errors import ExitCode
         return ExitCode.FAILED
-    from reconciler.core.model import ExitCode, VirtsyncError  # not before a command runs
+    from reconciler.core.errors import ExitCode, VirtsyncError  # not before a command runs
 
     try:
         code: ExitCode = args._run(args)

@@ -10,7 +10,7 @@ from collections.abc import Sequence, Sized
 from typing import TYPE_CHECKING, Protocol
 
 from reconciler.cli.summaries import SUMMARIES
-from reconciler.core.model import ExitCode
+from reconciler.core.errors import ExitCode
 
 if TYPE_CHECKING:
     from reconciler.core.model import Finding

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from functools import cached_property
 from typing import Any, TypeAlias
+
+# Defined in a module light enough for start-up paths that need nothing else (issue 13).
+from reconciler.core.errors import ExitCode as ExitCode
+from reconciler.core.errors import VirtsyncError as VirtsyncError
 
 # Plain JSON-like data as produced by the loader: dict/list/str/int/float/bool/None only.
 JSON: TypeAlias = Any
@@ -125,20 +129,6 @@ class PrintableStatus(StrEnum):
     WAITING_FOR_RECEIVER = "WaitingForReceiver"
 
 
-class ExitCode(IntEnum):
-    """Process exit codes, as docs/ and `virtsync --help` list them (kubectl's convention):
-    0 done, 1 not clean, 2 error; 130 interrupted. `plan --detailed-exitcode` uses
-    Terraform's instead: 0 no changes, 2 changes (CHANGES), 1 error (ERROR); those two
-    names are aliases of the same numbers."""
-
-    OK = 0  # valid, no changes, applied; watch and agent: stopped by a signal
-    FINDINGS = 1  # validate: invalid; plan: changes; apply: refused or failed; pin: differs
-    FAILED = 2  # usage, input or internal error: nothing done (watch: cannot start)
-    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
-    ERROR = 1  # plan --detailed-exitcode: an error
-    CHANGES = 2  # plan --detailed-exitcode: the plan is not empty
-
-
 def api_group(api_version: str) -> str:
     """'kubevirt.io/v1' → 'kubevirt.io'; a core 'v1' → ''."""
     return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
@@ -240,16 +230,6 @@ class HasFindings:
     @property
     def valid(self) -> bool:
         return not self.errors
-
-
-class VirtsyncError(Exception):
-    """An expected, user-facing failure (bad input, unreachable host, refused action).
-
-    The CLI prints `details` (e.g. the located findings of an invalid tree), then the
-    message, without a traceback, and exits non-zero. Neither carries secret values.
-    """
-
-    details: str = ""
 
 
 @dataclass(frozen=True, order=True)

@@ -7,8 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from reconciler.core.fsutil import write_atomic
-from reconciler.core.model import VirtsyncError
+from reconciler.core.errors import VirtsyncError
 
 INSTALLATION_FILE = "installation-id"
 INSTALLATION_ENV = "VIRTSYNC_INSTALLATION_ID"
@@ -42,6 +41,8 @@ def installation_id(state: Path) -> str:
     path = state / INSTALLATION_FILE
     if not path.exists():
         import uuid  # only when the id is made: uuid imports platform (start-up, issue 13)
+
+        from reconciler.core.fsutil import write_atomic  # tempfile: only here, likewise
 
         candidate = path.with_name(f".{INSTALLATION_FILE}.{os.getpid()}.{uuid.uuid4().hex}")
         write_atomic(candidate, (uuid.uuid4().hex + "\n").encode(), durable_dir=True)
