@@ -65,7 +65,8 @@ GROUPS: dict[str, tuple[tuple[str, ...], Runner]] = {
     "validate": (("validate-warm-edit", "validate-warm-same", "validate-cold",
                   "validate-cold-cpu"), _validate),
     "plan": (("plan-base-warm", "plan-base-cold"), _plan),
-    "host": (("host-plan", "host-apply", "host-watch-start"), _host),
+    "host": (("host-plan", "host-apply", "host-watch-start", "host-plan-daemon",
+              "host-apply-daemon", "host-watch-start-daemon"), _host),
     "real": (("real-apply-50", "real-noop-apply", "real-noop-plan", "help"), _real),
     "watch": (("watch-latency", "watch-resync", "watch-startup-create"), _watch),
 }
