@@ -5,7 +5,11 @@ process, paired with its floor (bench/measure.py):
 - plan-base-cold: empty validation cache vs the libyaml parse of every file (one process);
 - plan-base-warm: cache filled (issue 13 target ≤ 0.2 s); no floor in the issue's table,
   so the column shows `git diff --name-only` + parsing the changed files, the least any
-  git-mode plan must do.
+  git-mode plan must do;
+- plan-base-warm-edit: cache filled, and one more file edited in the work tree just before
+  each run (a different file each time), as when a user edits and plans again: the run
+  cannot answer from an unchanged tree. Floor: `git diff --name-only BASE` (against the
+  work tree) + parsing the files it names.
 
     python bench/bench_plan.py [--files 10000] [--changed 0.01] [--runs 5] [--json F]
 """
@@ -48,8 +52,8 @@ def repo(root: Path, files: int, changed: float) -> tuple[str, list[Path], list[
 
 DIFF_FLOOR = """
 import subprocess, sys, yaml
-root, base = sys.argv[1:]
-names = subprocess.run(["git", "-C", root, "diff", "--name-only", base, "HEAD"],
+root, *revs = sys.argv[1:]  # BASE HEAD, or BASE alone: against the work tree
+names = subprocess.run(["git", "-C", root, "diff", "--name-only", *revs],
                        check=True, capture_output=True, text=True).stdout.split()
 for n in names:
     with open(f"{root}/{n}", "rb") as fh:
@@ -75,13 +79,29 @@ def rows(files: int, runs: int, work: Path, changed: float = 0.01) -> list[Row]:
 
     cv, cf = measure.paired(cold, lambda: measure.run(parse_all), runs)
     wv, wf = measure.paired(run_plan, lambda: measure.run(
-        [sys.executable, "-c", DIFF_FLOOR, str(root), base]), runs)
+        [sys.executable, "-c", DIFF_FLOOR, str(root), base, "HEAD"]), runs)
+    untouched = iter([p for p in paths if p not in set(edited)])
+
+    def edit_then_plan() -> Sample:
+        p = next(untouched)
+        p.write_text(vmgen.render(int(p.stem.split("-")[1]), variant=2))
+        return run_plan()
+
+    def edit_then_floor() -> Sample:
+        p = next(untouched)
+        p.write_text(vmgen.render(int(p.stem.split("-")[1]), variant=2))
+        return measure.run([sys.executable, "-c", DIFF_FLOOR, str(root), base])
+
+    ev, ef = measure.paired(edit_then_plan, edit_then_floor, runs)
     what = f"{len(paths)} files, {len(edited)} changed"
     return [
         measure.row("plan-base-cold", f"`plan --base` cold, {what}", cv, cf,
                     floor_what="libyaml parse, one process"),
         measure.row("plan-base-warm", f"`plan --base` warm, {what}", wv, wf,
                     floor_what="git diff + parse changed files", target="≤ 0.2 s"),
+        measure.row("plan-base-warm-edit", f"`plan --base` warm, {what}, one more file "
+                    "edited in the work tree before each run", ev, ef,
+                    floor_what="git diff + parse changed files"),
     ]
 
 

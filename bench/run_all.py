@@ -64,7 +64,7 @@ def _watch(files: int, runs: int, _work: Path) -> list[Row]:
 GROUPS: dict[str, tuple[tuple[str, ...], Runner]] = {
     "validate": (("validate-warm-edit", "validate-warm-same", "validate-cold",
                   "validate-cold-cpu"), _validate),
-    "plan": (("plan-base-warm", "plan-base-cold"), _plan),
+    "plan": (("plan-base-warm", "plan-base-warm-edit", "plan-base-cold"), _plan),
     "host": (("host-plan", "host-apply", "host-watch-start", "host-plan-daemon",
               "host-apply-daemon", "host-watch-start-daemon"), _host),
     "real": (("real-apply-50", "real-noop-apply", "real-noop-plan", "help"), _real),
