@@ -23,7 +23,8 @@ both (see docs/identity.md).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import contextlib
+from collections.abc import Collection, Mapping, Sequence
 
 from node.identity.node_store import Identity, IdentityStore
 from reconciler.core.model import ObjectKey, VirtsyncError
@@ -103,6 +104,18 @@ class NodeIdentities:
         if cached != ident:  # the node's copy, written before the domain is defined
             self.local.put(key, ident, copy=True)  # the cluster record above is durable
         return ident
+
+    def ensure_many(self, wanted: Sequence[tuple[ObjectKey, VmSpec]]) -> None:
+        """`ensure` for several VMs with their records made durable together (issue 13):
+        one transaction on the cluster store, then one on this node's cache, both on disk
+        when this returns. A VM whose ensure fails is skipped: its own `ensure` (at its
+        define) reports it, as before."""
+        with self.local.transaction(), self.owner.cluster.transaction():
+            # The cluster store's block ends first: the record that counts is on disk
+            # before its node copy.
+            for key, vm in wanted:
+                with contextlib.suppress(VirtsyncError):
+                    self.ensure(key, vm)
 
     def move(self, old: ObjectKey, new: ObjectKey) -> Identity | None:
         """Rule 17 (rename): the cluster record first, then this node's cache."""
