@@ -239,6 +239,9 @@ class NodeHost:
         # refs (as passed to render), its size, and its DataVolumes by namespace
         self._dv_index: tuple[Mapping[ObjectKey, Manifest], int, dict[str, list[Manifest]]] \
             | None = None
+        # Specs prepare_identities parsed, for render to reuse: key → (expanded body, spec),
+        # valid only for that very body.
+        self._specs: dict[ObjectKey, tuple[Mapping[str, JSON], VmSpec]] = {}
 
     # ------------------------------------------------------------ connection and facts
 
@@ -444,12 +447,14 @@ class NodeHost:
         would refuse before its identity (a claim not found) is left out, and so is one
         whose identity cannot be ensured: its own define reports why, as before."""
         wanted = []
+        self._specs = {}
         for vm, expanded in vms:
             try:
                 spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
                 self.checked_claims(spec, refs)
             except VirtsyncError:
                 continue
+            self._specs[vm.key] = (expanded, spec)
             wanted.append((vm.key, spec))
         self.identities.ensure_many(wanted)
 
@@ -479,7 +484,9 @@ class NodeHost:
         and return its domain XML; nothing is defined yet."""
         from node.domain.builder import build_domain  # only a define renders (issue 13)
 
-        spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
+        hit = self._specs.pop(vm.key, None)
+        spec = hit[1] if hit and hit[0] is expanded else \
+            VmSpec.from_body(vm.namespace, vm.name, expanded)
         sizes = self.checked_claims(spec, refs)
         identity = self.identities.ensure(vm.key, spec)
         prepared = prepare_disks(spec, identity, self.storage, sizes=sizes,

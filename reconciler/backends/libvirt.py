@@ -110,6 +110,10 @@ class LibvirtBackend:
                                         if n.uri == host.config.uri and n.name != host.config.name)
         self.pending = PendingStore(base)
         self.clock = clock
+        # The current batch's expansions (prepare_creates), reused by its creates: key →
+        # (manifest, refs, expanded body), valid only for those very objects.
+        self._expanded: dict[ObjectKey, tuple[Manifest, Mapping[ObjectKey, Manifest],
+                                              Mapping[str, JSON]]] = {}
 
     @classmethod
     def from_manifests(cls, manifests: Iterable[Manifest], **kw: Any) -> LibvirtBackend:
@@ -275,7 +279,8 @@ class LibvirtBackend:
 
     def _create(self, vm: Manifest, revision: str, refs: Mapping[ObjectKey, Manifest],
                 node: str | None = None) -> None:
-        expanded = expand(vm, refs)
+        hit = self._expanded.pop(vm.key, None)
+        expanded = hit[2] if hit and hit[0] is vm and hit[1] is refs else expand(vm, refs)
         spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
         found = self._find(vm.key)
         if found is not None:  # adopt (crash recovery): converge it like an update
@@ -313,13 +318,16 @@ class LibvirtBackend:
         Creates without a placement, or whose body does not expand, are left to `create`,
         which reports them as before."""
         by_node: dict[str, list[tuple[Manifest, Mapping[str, JSON]]]] = {}
+        self._expanded = {}
         for vm, node in creates:
             if node is None or node not in self.hosts:
                 continue
             try:
-                by_node.setdefault(node, []).append((vm, expand(vm, refs)))
+                expanded = expand(vm, refs)
             except VirtsyncError:
                 continue
+            self._expanded[vm.key] = (vm, refs, expanded)
+            by_node.setdefault(node, []).append((vm, expanded))
         for node, vms in by_node.items():
             try:
                 self.hosts[node].prepare_identities(vms, refs)
