@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Mapping, Sequence
 
-from node.identity.node_store import Identity, IdentityStore
+from node.identity.node_store import Identity, IdentityStore, LowerCaseMacs
 from reconciler.core.model import ObjectKey, VirtsyncError
 from reconciler.core.vmspec import VmSpec
 
@@ -99,7 +99,9 @@ class NodeIdentities:
         cached = self.local.get(key)
         self.owner.import_nodes()
         self.owner.seed(key, self.node)
-        taken = {*reserved_macs, *self.local.macs_of_others(key)}
+        view = self.local.lower_case_macs_of_others(key)
+        taken: Collection[str] = LowerCaseMacs({m.lower() for m in reserved_macs}, view) \
+            if view is not None else {*reserved_macs, *self.local.macs_of_others(key)}
         ident = self.owner.cluster.ensure(key, vm, force=force, reserved_macs=taken)
         if cached != ident:  # the node's copy, written before the domain is defined
             self.local.put(key, ident, copy=True)  # the cluster record above is durable

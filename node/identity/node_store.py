@@ -157,6 +157,7 @@ class IdentityStore:
         # it, allocating N VMs would read N records each time: O(N²).
         self._index: dict[str, str] | None = None
         self._index_gen: str | None = None
+        self._index_lower = True  # every MAC in `_index` is lower-case (as virtsync writes them)
         # Inside `transaction()`: records written but not yet on disk (path → identity,
         # whether its directory entry must be durable); None outside one.
         self._pending: dict[Path, tuple[Identity, bool]] | None = None
@@ -356,6 +357,12 @@ class IdentityStore:
         """MAC → owning VM ("ns/name") for every readable record except `key`'s."""
         return self._macs_of_others(key)
 
+    def lower_case_macs_of_others(self, key: ObjectKey) -> Collection[str] | None:
+        """`macs_of_others` as a membership view when every stored MAC is lower-case (then
+        no caller needs to copy and lower-case them), else None."""
+        others = self._macs_of_others(key)
+        return others if self._index_lower else None
+
     def _macs_of_others(self, key: ObjectKey) -> Mapping[str, str]:
         """MAC → owning VM for every VM in the store except `key`."""
         index = self._current_index()
@@ -377,6 +384,7 @@ class IdentityStore:
                 for mac in ident.macs.values():
                     index[mac] = f"{other.namespace}/{other.name}"
             self._index, self._index_gen = index, generation
+            self._index_lower = all(m == m.lower() for m in index)
         return self._index
 
     def _bump(self, owner: str, macs: Collection[str]) -> None:
@@ -394,6 +402,7 @@ class IdentityStore:
         for mac in [m for m, o in self._index.items() if o == owner]:
             del self._index[mac]
         self._index.update(dict.fromkeys(macs, owner))
+        self._index_lower = self._index_lower and all(m == m.lower() for m in macs)
         self._index_gen = generation
 
     def _new_generation(self) -> str:
@@ -418,6 +427,24 @@ class IdentityStore:
 def _record_bytes(ident: Identity) -> bytes:
     payload = {"version": RECORD_VERSION, **ident.to_json()}
     return (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+class LowerCaseMacs(Collection[str]):
+    """Several MAC collections, every member lower-case, tested by membership without
+    copying them: `ensure` of a node's VM reserves the node's whole MAC index, and a copy
+    per VM cost O(N²) over a 10,000-VM start-up (issue 13)."""
+
+    def __init__(self, *parts: Collection[str]) -> None:
+        self._parts = parts
+
+    def __contains__(self, mac: object) -> bool:
+        return any(mac in part for part in self._parts)
+
+    def __iter__(self) -> Iterator[str]:
+        return (m for part in self._parts for m in part)
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self._parts)
 
 
 class _Excluding(Mapping[str, str]):
@@ -514,10 +541,12 @@ def _merge_macs(
     in_spec = {i.name for i in vm.interfaces}
     for name in [n for n, m in macs.items() if n not in in_spec and m in pinned_values]:
         del macs[name]  # a forced pin took this MAC from an interface that left the spec
-    reserved = {m.lower() for m in reserved_macs} | pinned_values
+    reserved = reserved_macs if isinstance(reserved_macs, LowerCaseMacs) \
+        else {m.lower() for m in reserved_macs}
 
     def taken(mac: str) -> bool:
-        return mac in other_macs or mac in reserved or mac in macs.values()
+        return mac in other_macs or mac in reserved or mac in pinned_values \
+            or mac in macs.values()
 
     for iface in vm.interfaces:
         if iface.name in pinned_macs:

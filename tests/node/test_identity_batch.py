@@ -123,3 +123,23 @@ def test_cluster_records_are_durable_before_their_node_copies(
     renames = [path for what, path in events if what == "replace" and path.endswith(".json")]
     cluster_dir = str(cluster.root)
     assert [p.startswith(cluster_dir) for p in renames] == [True, True, False, False]
+
+
+@pytest.mark.parametrize("held", ["02:00:00:00:0a:01", "02:00:00:00:0A:01"],
+                         ids=["lower-case", "upper-case record"])
+def test_a_mac_only_the_node_store_holds_is_never_handed_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, held: str) -> None:
+    """Another installation sharing the node wrote a record after this process imported
+    the node's records: its MAC is reserved through the node's index (a membership view
+    when every stored MAC is lower-case, a lower-cased copy otherwise)."""
+    cluster = IdentityStore(tmp_path / "state")
+    node = IdentityStore(tmp_path / "node")
+    view = ClusterIdentities(cluster, {"n1": node}).on("n1")
+    view.ensure(_key("first"), _spec("first"))  # imports the node's records (none yet)
+    theirs = node_store.Identity("u", "s", {"eth0": held}, {})
+    node.put(ObjectKey("VirtualMachine", "elsewhere", "theirs"), theirs)
+    offered = iter(["02:00:00:00:0a:01"] * 3 + [f"02:00:00:00:0b:{i:02x}" for i in range(9)])
+    monkeypatch.setattr(node_store, "new_mac", lambda: next(offered))
+    view.ensure_many([(_key("second"), _spec("second"))])
+    got = cluster.get(_key("second"))
+    assert got is not None and got.macs["eth0"] != held.lower()
