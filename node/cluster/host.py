@@ -20,6 +20,7 @@ and enforces the node's safety rules:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -58,11 +59,13 @@ from node.lifecycle.decide import INTENT_NONE
 from node.lifecycle.migrating import outgoing_migration
 from node.lifecycle.status import RuntimeRecord
 from node.lifecycle.stop import StopResult, graceful_stop
+from node.storage.cloudinit import write_seeds
 from node.storage.disks import (
     OWN_FILES,
     NodeStorage,
     claim_sizes,
     files_of_running_domains,
+    new_seeds,
     own_leftovers,
     prepare_disks,
     remove_files,
@@ -440,12 +443,14 @@ class NodeHost:
             memo = self._dv_index = (refs, len(refs), index)
         return memo[2].get(namespace, [])
 
-    def prepare_identities(self, vms: Sequence[tuple[Manifest, Mapping[str, JSON]]],
-                           refs: Mapping[ObjectKey, Manifest]) -> None:
-        """Before a batch of defines (issue 13): the identities `render` would ensure for
-        these VMs (manifest, expanded body), stored in one durable step. A VM `render`
-        would refuse before its identity (a claim not found) is left out, and so is one
-        whose identity cannot be ensured: its own define reports why, as before."""
+    def prepare_creates(self, vms: Sequence[tuple[Manifest, Mapping[str, JSON]]],
+                        refs: Mapping[ObjectKey, Manifest]) -> None:
+        """Before a batch of defines (issue 13), what `render` would write first for these
+        VMs (manifest, expanded body), each kind in one durable step: their identities,
+        then their new cloud-init seeds (rules 17: both on disk before any domain exists).
+        A VM `render` would refuse before its identity (a claim not found) is left out,
+        and so is one whose identity or seed cannot be made: its own define reports why,
+        as before."""
         wanted = []
         self._specs = {}
         for vm, expanded in vms:
@@ -456,7 +461,14 @@ class NodeHost:
                 continue
             self._specs[vm.key] = (expanded, spec)
             wanted.append((vm.key, spec))
-        self.identities.ensure_many(wanted)
+        identities = self.identities.ensure_many(wanted)
+        seeds = []
+        for key, spec in wanted:
+            if key in identities:
+                with contextlib.suppress(VirtsyncError):
+                    seeds.extend(new_seeds(spec, identities[key], self.storage))
+        with contextlib.suppress(OSError):  # then each define writes its own, as before
+            write_seeds(seeds)
 
     def define(self, vm: Manifest, expanded: Mapping[str, JSON], **kw: Any) -> Any:
         """Create what the VM needs on this node and (re)define its domain."""

@@ -107,17 +107,19 @@ class NodeIdentities:
             self.local.put(key, ident, copy=True)  # the cluster record above is durable
         return ident
 
-    def ensure_many(self, wanted: Sequence[tuple[ObjectKey, VmSpec]]) -> None:
+    def ensure_many(self, wanted: Sequence[tuple[ObjectKey, VmSpec]]) -> dict[ObjectKey, Identity]:
         """`ensure` for several VMs with their records made durable together (issue 13):
         one transaction on the cluster store, then one on this node's cache, both on disk
-        when this returns. A VM whose ensure fails is skipped: its own `ensure` (at its
-        define) reports it, as before."""
+        when this returns; their identities. A VM whose ensure fails is left out: its own
+        `ensure` (at its define) reports it, as before."""
+        out: dict[ObjectKey, Identity] = {}
         with self.local.transaction(), self.owner.cluster.transaction():
             # The cluster store's block ends first: the record that counts is on disk
             # before its node copy.
             for key, vm in wanted:
                 with contextlib.suppress(VirtsyncError):
-                    self.ensure(key, vm)
+                    out[key] = self.ensure(key, vm)
+        return out
 
     def move(self, old: ObjectKey, new: ObjectKey) -> Identity | None:
         """Rule 17 (rename): the cluster record first, then this node's cache."""

@@ -297,13 +297,15 @@ class IdentityStore:
                 self._write(path, ident)
             return ident
 
-    def ensure_many(self, wanted: Sequence[tuple[ObjectKey, VmSpec]]) -> None:
-        """`ensure` for each VM, in one transaction (one durable step for all). A VM whose
-        ensure fails is skipped: its own `ensure` will report it."""
+    def ensure_many(self, wanted: Sequence[tuple[ObjectKey, VmSpec]]) -> dict[ObjectKey, Identity]:
+        """`ensure` for each VM, in one transaction (one durable step for all); their
+        identities. A VM whose ensure fails is left out: its own `ensure` will report it."""
+        out: dict[ObjectKey, Identity] = {}
         with self.transaction():
             for key, vm in wanted:
                 with contextlib.suppress(VirtsyncError):
-                    self.ensure(key, vm)
+                    out[key] = self.ensure(key, vm)
+        return out
 
     def put(self, key: ObjectKey, ident: Identity, *, copy: bool = False) -> None:
         """Store `ident` as is (import/restore). Use `ensure` for normal allocation.

@@ -330,8 +330,8 @@ class LibvirtBackend:
             by_node.setdefault(node, []).append((vm, expanded))
         for node, vms in by_node.items():
             try:
-                self.hosts[node].prepare_identities(vms, refs)
-            except VirtsyncError:
+                self.hosts[node].prepare_creates(vms, refs)
+            except (VirtsyncError, OSError):
                 continue  # e.g. the store's lock: each define tries again on its own
 
     def update(self, vm: Manifest, *, revision: str, refs: Mapping[ObjectKey, Manifest],

@@ -143,3 +143,31 @@ def test_a_mac_only_the_node_store_holds_is_never_handed_out(
     view.ensure_many([(_key("second"), _spec("second"))])
     got = cluster.get(_key("second"))
     assert got is not None and got.macs["eth0"] != held.lower()
+
+
+def _dv(name: str, namespace: str = "team") -> Any:
+    from reconciler.core.model import Manifest, SourceRef
+
+    return Manifest("cdi.kubevirt.io/v1beta1", "DataVolume", namespace, name,
+                    {"spec": {"storage": {"resources": {"requests": {"storage": "1Mi"}}}}},
+                    SourceRef(f"{name}.yaml"))
+
+
+def test_datavolumes_are_indexed_per_refs_mapping(tmp_path: Path) -> None:
+    """The index of DataVolumes by namespace is reused only for the very mapping it was
+    made from: another mapping, or the same one grown, is indexed again."""
+    from node.cluster.config import NodeConfig
+    from node.cluster.host import NodeHost
+    from node.cluster.networks import NetworkMap
+
+    host = NodeHost(NodeConfig("n1", "test:///default", str(tmp_path / "s"),
+                               str(tmp_path / "i")), NetworkMap({}))
+    first: dict[ObjectKey, Any] = {}
+    assert host._datavolumes(first, "team") == []
+    disk = _dv("disk")
+    second = {disk.key: disk, _dv("elsewhere", "other").key: _dv("elsewhere", "other")}
+    assert host._datavolumes(second, "team") == [disk]
+    assert host._datavolumes(second, "other")[0].name == "elsewhere"
+    more = _dv("more")
+    second[more.key] = more
+    assert host._datavolumes(second, "team") == [disk, more]
