@@ -158,6 +158,9 @@ class IdentityStore:
         self._index: dict[str, str] | None = None
         self._index_gen: str | None = None
         self._index_lower = True  # every MAC in `_index` is lower-case (as virtsync writes them)
+        # owner → the MACs `_index` got from its record: a write updates only those (a scan
+        # of the whole index per write cost O(N²) over a 10,000-VM start-up, issue 13)
+        self._owned: dict[str, list[str]] = {}
         # Inside `transaction()`: records written but not yet on disk (path → identity,
         # whether its directory entry must be durable); None outside one.
         self._pending: dict[Path, tuple[Identity, bool]] | None = None
@@ -382,10 +385,13 @@ class IdentityStore:
         generation = self._generation()
         if self._index is None or generation != self._index_gen:
             index: dict[str, str] = {}
+            owned: dict[str, list[str]] = {}
             for other, ident in self.items():
+                owner = f"{other.namespace}/{other.name}"
+                owned[owner] = list(ident.macs.values())
                 for mac in ident.macs.values():
-                    index[mac] = f"{other.namespace}/{other.name}"
-            self._index, self._index_gen = index, generation
+                    index[mac] = owner
+            self._index, self._index_gen, self._owned = index, generation, owned
             self._index_lower = all(m == m.lower() for m in index)
         return self._index
 
@@ -401,9 +407,11 @@ class IdentityStore:
         if self._index is None:
             self._index, self._index_gen = None, None
             return
-        for mac in [m for m, o in self._index.items() if o == owner]:
-            del self._index[mac]
+        for mac in self._owned.pop(owner, ()):
+            if self._index.get(mac) == owner:
+                del self._index[mac]
         self._index.update(dict.fromkeys(macs, owner))
+        self._owned[owner] = list(macs)
         self._index_lower = self._index_lower and all(m == m.lower() for m in macs)
         self._index_gen = generation
 

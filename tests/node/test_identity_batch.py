@@ -171,3 +171,23 @@ def test_datavolumes_are_indexed_per_refs_mapping(tmp_path: Path) -> None:
     more = _dv("more")
     second[more.key] = more
     assert host._datavolumes(second, "team") == [disk, more]
+
+
+def test_a_rewritten_record_frees_its_old_macs_in_the_index(tmp_path: Path) -> None:
+    """The MAC index follows each write by the writer's own MACs only (no scan): a VM
+    whose MAC changed frees the old one, keeps the new one, and other VMs' stay."""
+    store = IdentityStore(tmp_path)
+
+    def pinned(name: str, mac: str) -> VmSpec:
+        domain: dict[str, Any] = {"memory": {"guest": "64Mi"}, "devices": {
+            "interfaces": [{"name": "eth0", "masquerade": {}, "macAddress": mac}]}}
+        return VmSpec.from_body("team", name, vm_body(domain))
+
+    old, new, theirs = "02:00:00:00:0c:01", "02:00:00:00:0c:02", "02:00:00:00:0c:03"
+    store.ensure(_key("other"), pinned("other", theirs))
+    store.ensure(_key("web"), pinned("web", old))
+    outside = store.macs_of_others(_key("nobody"))
+    assert old in outside and theirs in outside
+    store.ensure(_key("web"), pinned("web", new), force=True)
+    outside = store.macs_of_others(_key("nobody"))
+    assert old not in outside and new in outside and theirs in outside
