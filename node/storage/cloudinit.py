@@ -63,6 +63,7 @@ def _iso_name(name: str) -> str:
 _TEMPLATES: OrderedDict[tuple[tuple[str, int], ...], tuple[bytes, tuple[int, ...]]] = \
     OrderedDict()
 TEMPLATES_KEPT = 64
+TEMPLATE_MAX_BYTES = 1 << 20  # a bigger image is built each time, not kept
 
 
 def build_iso(seed: SeedFiles) -> bytes:
@@ -95,6 +96,8 @@ def _template(shape: tuple[tuple[str, int], ...]) -> tuple[bytes, tuple[int, ...
                         * iso.logical_block_size for name, _size in shape)
     finally:
         iso.close()
+    if len(image) > TEMPLATE_MAX_BYTES:
+        return image, offsets
     _TEMPLATES[shape] = (image, offsets)
     while len(_TEMPLATES) > TEMPLATES_KEPT:
         _TEMPLATES.popitem(last=False)

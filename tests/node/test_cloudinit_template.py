@@ -65,6 +65,12 @@ def test_templates_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         build_iso(seed_files(instance_id=UUID, hostname="h" * (n + 1), user_data=None,
                              network_data=None))
     assert len(cloudinit._TEMPLATES) == 3
+    # A big seed is built right, and not kept.
+    big = seed_files(instance_id=UUID, hostname="big", user_data="y" * (2 << 20),
+                     network_data=None)
+    assert build_iso(big) == _fresh(big)
+    assert max(len(image) for image, _ in cloudinit._TEMPLATES.values()) \
+        <= cloudinit.TEMPLATE_MAX_BYTES
 
 
 def test_a_seed_this_process_wrote_is_read_back_only_once_changed(
