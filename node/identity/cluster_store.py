@@ -23,9 +23,10 @@ both (see docs/identity.md).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import contextlib
+from collections.abc import Collection, Mapping, Sequence
 
-from node.identity.node_store import Identity, IdentityStore
+from node.identity.node_store import Identity, IdentityStore, LowerCaseMacs
 from reconciler.core.model import ObjectKey, VirtsyncError
 from reconciler.core.vmspec import VmSpec
 
@@ -98,11 +99,27 @@ class NodeIdentities:
         cached = self.local.get(key)
         self.owner.import_nodes()
         self.owner.seed(key, self.node)
-        taken = {*reserved_macs, *self.local.macs_of_others(key)}
+        view = self.local.lower_case_macs_of_others(key)
+        taken: Collection[str] = LowerCaseMacs({m.lower() for m in reserved_macs}, view) \
+            if view is not None else {*reserved_macs, *self.local.macs_of_others(key)}
         ident = self.owner.cluster.ensure(key, vm, force=force, reserved_macs=taken)
         if cached != ident:  # the node's copy, written before the domain is defined
             self.local.put(key, ident, copy=True)  # the cluster record above is durable
         return ident
+
+    def ensure_many(self, wanted: Sequence[tuple[ObjectKey, VmSpec]]) -> dict[ObjectKey, Identity]:
+        """`ensure` for several VMs with their records made durable together (issue 13):
+        one transaction on the cluster store, then one on this node's cache, both on disk
+        when this returns; their identities. A VM whose ensure fails is left out: its own
+        `ensure` (at its define) reports it, as before."""
+        out: dict[ObjectKey, Identity] = {}
+        with self.local.transaction(), self.owner.cluster.transaction():
+            # The cluster store's block ends first: the record that counts is on disk
+            # before its node copy.
+            for key, vm in wanted:
+                with contextlib.suppress(VirtsyncError):
+                    out[key] = self.ensure(key, vm)
+        return out
 
     def move(self, old: ObjectKey, new: ObjectKey) -> Identity | None:
         """Rule 17 (rename): the cluster record first, then this node's cache."""

@@ -38,14 +38,14 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from reconciler.core.flock import FileLock, LockTimeout
-from reconciler.core.fsutil import fsync_dir, write_atomic
+from reconciler.core.fsutil import fsync_dir, write_atomic, write_atomic_many
 from reconciler.core.model import ObjectKey, VirtsyncError
 from reconciler.core.vmspec import VmSpec
 
@@ -157,6 +157,13 @@ class IdentityStore:
         # it, allocating N VMs would read N records each time: O(N²).
         self._index: dict[str, str] | None = None
         self._index_gen: str | None = None
+        self._index_lower = True  # every MAC in `_index` is lower-case (as virtsync writes them)
+        # owner → the MACs `_index` got from its record: a write updates only those (a scan
+        # of the whole index per write cost O(N²) over a 10,000-VM start-up, issue 13)
+        self._owned: dict[str, list[str]] = {}
+        # Inside `transaction()`: records written but not yet on disk (path → identity,
+        # whether its directory entry must be durable); None outside one.
+        self._pending: dict[Path, tuple[Identity, bool]] | None = None
 
     # -- reading ---------------------------------------------------------------
 
@@ -203,6 +210,8 @@ class IdentityStore:
         return ident
 
     def _read(self, path: Path) -> Identity | None:
+        if self._pending is not None and path in self._pending:
+            return self._pending[path][0]
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -233,6 +242,29 @@ class IdentityStore:
                 f"{self.root}/.lock: identity store is locked by another process "
                 f"(waited {LOCK_TIMEOUT_SECONDS:.0f}s)"
             ) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several writes as one durable step (issue 13: one apply batch's new VMs): under
+        the lock for the whole block, every record written inside is read back from memory
+        and, when the block ends, they are all made durable together (fsutil.
+        write_atomic_many: each file fsync'd, renamed, each directory fsync'd once) before
+        this returns. Same files and guarantees as writing them one by one; if the block
+        raises, none of them is written."""
+        with self.locked():
+            self._current_index()  # from disk, before anything is pending
+            self._pending = {}
+            try:
+                yield
+            except BaseException:
+                self._index, self._index_gen = None, None  # it names unwritten records
+                raise
+            finally:
+                pending, self._pending = self._pending, None
+            if pending:
+                write_atomic_many([(path, _record_bytes(ident), durable)
+                                   for path, (ident, durable) in pending.items()])
+                self._index_gen = self._new_generation()
 
     def ensure(
         self,
@@ -268,6 +300,16 @@ class IdentityStore:
                 self._write(path, ident)
             return ident
 
+    def ensure_many(self, wanted: Sequence[tuple[ObjectKey, VmSpec]]) -> dict[ObjectKey, Identity]:
+        """`ensure` for each VM, in one transaction (one durable step for all); their
+        identities. A VM whose ensure fails is left out: its own `ensure` will report it."""
+        out: dict[ObjectKey, Identity] = {}
+        with self.transaction():
+            for key, vm in wanted:
+                with contextlib.suppress(VirtsyncError):
+                    out[key] = self.ensure(key, vm)
+        return out
+
     def put(self, key: ObjectKey, ident: Identity, *, copy: bool = False) -> None:
         """Store `ident` as is (import/restore). Use `ensure` for normal allocation.
 
@@ -286,6 +328,7 @@ class IdentityStore:
         it under one key or both (then `new` wins at the next move). Idempotent: a record
         already under `new` only is left there. None when neither key has one."""
         src, dst = self.record_path(old), self.record_path(new)
+        assert self._pending is None, "not inside a transaction"
         with self.locked():
             ident = self._read(src)
             if ident is None:
@@ -304,6 +347,7 @@ class IdentityStore:
     def forget(self, key: ObjectKey) -> bool:
         """Remove the VM's identity. Only for an explicit delete whose policy allows it:
         a forgotten identity can never be recovered from the store."""
+        assert self._pending is None, "not inside a transaction"
         path = self.record_path(key)
         with self.locked():
             try:
@@ -318,6 +362,12 @@ class IdentityStore:
         """MAC → owning VM ("ns/name") for every readable record except `key`'s."""
         return self._macs_of_others(key)
 
+    def lower_case_macs_of_others(self, key: ObjectKey) -> Collection[str] | None:
+        """`macs_of_others` as a membership view when every stored MAC is lower-case (then
+        no caller needs to copy and lower-case them), else None."""
+        others = self._macs_of_others(key)
+        return others if self._index_lower else None
+
     def _macs_of_others(self, key: ObjectKey) -> Mapping[str, str]:
         """MAC → owning VM for every VM in the store except `key`."""
         index = self._current_index()
@@ -330,18 +380,42 @@ class IdentityStore:
             return ""
 
     def _current_index(self) -> dict[str, str]:
+        if self._pending is not None and self._index is not None:
+            return self._index  # in a transaction: we hold the lock; `_bump` keeps it
         generation = self._generation()
         if self._index is None or generation != self._index_gen:
             index: dict[str, str] = {}
+            owned: dict[str, list[str]] = {}
             for other, ident in self.items():
+                owner = f"{other.namespace}/{other.name}"
+                owned[owner] = list(ident.macs.values())
                 for mac in ident.macs.values():
-                    index[mac] = f"{other.namespace}/{other.name}"
-            self._index, self._index_gen = index, generation
+                    index[mac] = owner
+            self._index, self._index_gen, self._owned = index, generation, owned
+            self._index_lower = all(m == m.lower() for m in index)
         return self._index
 
     def _bump(self, owner: str, macs: Collection[str]) -> None:
         """After a write (under the lock): new generation; keep our index if it was current."""
-        was_current = self._index is not None and self._index_gen == self._generation()
+        if self._pending is not None and self._index is not None:
+            generation = self._index_gen or ""  # written once when the transaction ends
+        else:
+            was_current = self._index is not None and self._index_gen == self._generation()
+            generation = self._new_generation()
+            if not was_current:
+                self._index = None
+        if self._index is None:
+            self._index, self._index_gen = None, None
+            return
+        for mac in self._owned.pop(owner, ()):
+            if self._index.get(mac) == owner:
+                del self._index[mac]
+        self._index.update(dict.fromkeys(macs, owner))
+        self._owned[owner] = list(macs)
+        self._index_lower = self._index_lower and all(m == m.lower() for m in macs)
+        self._index_gen = generation
+
+    def _new_generation(self) -> str:
         import uuid as uuidlib  # see new_uuid
 
         generation = uuidlib.uuid4().hex
@@ -349,20 +423,38 @@ class IdentityStore:
         # processes that their MAC index is stale; after a power cut none survives, and an
         # empty or old file just makes the next process build its index anew.
         write_atomic(self.root / GENERATION_FILE, (generation + "\n").encode(), sync=False)
-        if not was_current or self._index is None:
-            self._index, self._index_gen = None, None
-            return
-        for mac in [m for m, o in self._index.items() if o == owner]:
-            del self._index[mac]
-        self._index.update(dict.fromkeys(macs, owner))
-        self._index_gen = generation
+        return generation
 
     def _write(self, path: Path, ident: Identity, *, durable_dir: bool = True) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"version": RECORD_VERSION, **ident.to_json()}
-        data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8")
-        write_atomic(path, data, durable_dir=durable_dir)
+        if self._pending is not None:
+            self._pending[path] = (ident, durable_dir)  # on disk when the transaction ends
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, _record_bytes(ident), durable_dir=durable_dir)
         self._bump(f"{path.parent.name}/{path.stem}", ident.macs.values())
+
+
+def _record_bytes(ident: Identity) -> bytes:
+    payload = {"version": RECORD_VERSION, **ident.to_json()}
+    return (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+class LowerCaseMacs(Collection[str]):
+    """Several MAC collections, every member lower-case, tested by membership without
+    copying them: `ensure` of a node's VM reserves the node's whole MAC index, and a copy
+    per VM cost O(N²) over a 10,000-VM start-up (issue 13)."""
+
+    def __init__(self, *parts: Collection[str]) -> None:
+        self._parts = parts
+
+    def __contains__(self, mac: object) -> bool:
+        return any(mac in part for part in self._parts)
+
+    def __iter__(self) -> Iterator[str]:
+        return (m for part in self._parts for m in part)
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self._parts)
 
 
 class _Excluding(Mapping[str, str]):
@@ -459,10 +551,12 @@ def _merge_macs(
     in_spec = {i.name for i in vm.interfaces}
     for name in [n for n, m in macs.items() if n not in in_spec and m in pinned_values]:
         del macs[name]  # a forced pin took this MAC from an interface that left the spec
-    reserved = {m.lower() for m in reserved_macs} | pinned_values
+    reserved = reserved_macs if isinstance(reserved_macs, LowerCaseMacs) \
+        else {m.lower() for m in reserved_macs}
 
     def taken(mac: str) -> bool:
-        return mac in other_macs or mac in reserved or mac in macs.values()
+        return mac in other_macs or mac in reserved or mac in pinned_values \
+            or mac in macs.values()
 
     for iface in vm.interfaces:
         if iface.name in pinned_macs:

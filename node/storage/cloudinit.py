@@ -12,9 +12,12 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.core.fsutil import write_atomic_many
 from reconciler.core.model import VirtsyncError
 
 VOLUME_LABEL = "cidata"
@@ -54,14 +57,60 @@ def _iso_name(name: str) -> str:
     return "/" + name.replace("-", "").upper()[:8] + ".;1"
 
 
+# Built images by shape (each file's name and size), least recently used first: where the
+# file data goes in an ISO depends on the shape only, so a seed of a known shape is that
+# image with its files' bytes written in (issue 13: ~20 µs instead of ~2 ms per seed).
+_TEMPLATES: OrderedDict[tuple[tuple[str, int], ...], tuple[bytes, tuple[int, ...]]] = \
+    OrderedDict()
+TEMPLATES_KEPT = 64
+TEMPLATE_MAX_BYTES = 1 << 20  # a bigger image is built each time, not kept
+
+
 def build_iso(seed: SeedFiles) -> bytes:
-    """The seed as ISO bytes (Rock Ridge + Joliet, volume label `cidata`)."""
+    """The seed as ISO bytes (Rock Ridge + Joliet, volume label `cidata`): pycdlib's image
+    for the seed's shape with the files' bytes written at their extents. Byte for byte
+    what pycdlib builds for the seed, except the volume's and directories' recording
+    times, which are when the shape was first built in this process."""
+    files = seed.files()
+    image, offsets = _template(tuple((name, len(data)) for name, data in files.items()))
+    out = bytearray(image)
+    for offset, data in zip(offsets, files.values(), strict=True):
+        out[offset:offset + len(data)] = data
+    return bytes(out)
+
+
+def _template(shape: tuple[tuple[str, int], ...]) -> tuple[bytes, tuple[int, ...]]:
+    """The image of a seed of this shape with zeros for its files' bytes, and where each
+    file's bytes start in it."""
+    hit = _TEMPLATES.get(shape)
+    if hit is not None:
+        _TEMPLATES.move_to_end(shape)
+        return hit
     import pycdlib  # only where a seed is built or read: not every command that reads disks
+
+    image = _pycdlib_image({name: bytes(size) for name, size in shape})
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open_fp(io.BytesIO(image))
+        offsets = tuple(iso.get_record(rr_path="/" + name).extent_location()
+                        * iso.logical_block_size for name, _size in shape)
+    finally:
+        iso.close()
+    if len(image) > TEMPLATE_MAX_BYTES:
+        return image, offsets
+    _TEMPLATES[shape] = (image, offsets)
+    while len(_TEMPLATES) > TEMPLATES_KEPT:
+        _TEMPLATES.popitem(last=False)
+    return image, offsets
+
+
+def _pycdlib_image(files: dict[str, bytes]) -> bytes:
+    import pycdlib
 
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=VOLUME_LABEL)
     try:
-        for name, data in seed.files().items():
+        for name, data in files.items():
             iso.add_fp(
                 io.BytesIO(data),
                 len(data),
@@ -99,6 +148,47 @@ def read_iso(data: bytes) -> tuple[str, dict[str, bytes]]:
         iso.close()
 
 
+# Seeds this process wrote: path → (inode, size, mtime_ns) after the write, digest of the
+# files. A file still carrying that stamp holds those files: no need to read it back.
+_WRITTEN: dict[Path, tuple[tuple[int, int, int], bytes]] = {}
+
+
+def _digest(seed: SeedFiles) -> bytes:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, data in seed.files().items():
+        h.update(f"{name}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.digest()
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _remember(path: Path, seed: SeedFiles) -> None:
+    stamp = _stamp(path)
+    if stamp is not None:
+        _WRITTEN[path] = (stamp, _digest(seed))
+
+
+def write_seeds(items: Sequence[tuple[Path, SeedFiles]]) -> None:
+    """Several seeds as one durable step (issue 13: a batch of new VMs): each file fsync'd
+    and renamed into place as `write_seed` does, the fsyncs together
+    (fsutil.write_atomic_many), temp files named as `write_seed` names them."""
+    for path, _seed in items:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic_many([(path, build_iso(seed), False) for path, seed in items],
+                      temp=(".cidata-", ""))
+    for path, seed in items:
+        _remember(path, seed)
+
+
 def write_seed(path: str | os.PathLike[str], seed: SeedFiles) -> bool:
     """Write the seed ISO at `path` unless an identical seed is already there.
 
@@ -107,6 +197,9 @@ def write_seed(path: str | os.PathLike[str], seed: SeedFiles) -> bool:
     writes. The write is atomic (temp file in the same directory, then rename).
     """
     target = Path(path)
+    known = _WRITTEN.get(target)
+    if known is not None and known[0] == _stamp(target) and known[1] == _digest(seed):
+        return False  # written by this process with these files, untouched since
     if target.exists():
         try:
             label, files = read_iso(target.read_bytes())
@@ -127,4 +220,5 @@ def write_seed(path: str | os.PathLike[str], seed: SeedFiles) -> bool:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _remember(target, seed)
     return True

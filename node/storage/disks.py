@@ -45,7 +45,7 @@ from lxml import etree
 from node.domain.model import DiskBus, KernelBoot, ResolvedDisk
 from node.identity.node_store import Identity
 from node.storage.base_facts import base_format
-from node.storage.cloudinit import seed_files, write_seed
+from node.storage.cloudinit import SeedFiles, seed_files, write_seed
 from node.storage.paths import UnsafePath, checked_chain, confine, safe_component
 from reconciler.core.hostdisk import dir_conflict
 from reconciler.core.model import CLAIM_SOURCES, JSON, Manifest, VirtsyncError, format_path
@@ -356,6 +356,29 @@ def _prepare_host_disk(vol: VolumeSpec, storage: NodeStorage, where: str) -> _Vo
 def _prepare_cloud_init(
     vm: VmSpec, vol: VolumeSpec, identity: Identity, storage: NodeStorage, where: str
 ) -> _Volume:
+    path, seed = _cloud_init_seed(vm, vol, identity, storage, where)
+    existed = path.exists()
+    wrote = write_seed(path, seed)
+    return _Volume(path, "raw", ("written" if existed else "created") if wrote else "unchanged")
+
+
+def new_seeds(vm: VmSpec, identity: Identity, storage: NodeStorage) -> list[tuple[Path, SeedFiles]]:
+    """The cloud-init seeds `prepare_disks` would create for the VM's disks, where no file
+    is yet (a batch of new VMs writes them together: cloudinit.write_seeds). VirtsyncError
+    where `prepare_disks` would refuse the volume."""
+    out = []
+    for disk in vm.disks:
+        vol = vm.volume(disk.name)
+        if vol is not None and vol.kind == "cloudInitNoCloud":
+            path, seed = _cloud_init_seed(vm, vol, identity, storage, disk.name)
+            if not path.exists():
+                out.append((path, seed))
+    return out
+
+
+def _cloud_init_seed(
+    vm: VmSpec, vol: VolumeSpec, identity: Identity, storage: NodeStorage, where: str
+) -> tuple[Path, SeedFiles]:
     ci = vol.cloud_init
     if ci is None:
         raise VirtsyncError(f"{where}: cloudInitNoCloud missing")
@@ -371,9 +394,7 @@ def _prepare_cloud_init(
         user_data=ci.user_data,
         network_data=ci.network_data,
     )
-    existed = path.exists()
-    wrote = write_seed(path, seed)
-    return _Volume(path, "raw", ("written" if existed else "created") if wrote else "unchanged")
+    return path, seed
 
 
 # ---------------------------------------------------------------- kernel boot
@@ -613,6 +634,7 @@ __all__ = [
     "claim_sizes",
     "ensure_not_attached_elsewhere",
     "files_of_running_domains",
+    "new_seeds",
     "own_leftovers",
     "prepare_disks",
     "remove_files",

@@ -4,12 +4,18 @@ Apply never decides. `gate` (pure) says which changes the operator's flags and t
 policies in git permit; `execute` runs the plan's actions and nothing else, writing a
 journal entry before every side effect, reporting each object once with kubectl's
 words, and carrying on with the independent actions when one fails.
+
+Durable writes are batched (issue 13): the journal intents of up to BATCH_SIZE changes
+go to disk with one fsync before the first of them runs, and a backend that can
+(`BatchPreparer`) stores the identities of the batch's new VMs in one durable step
+before defining any of them (rules 7 and 17).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from reconciler.backends.base import Backend
 from reconciler.core.migration import cluster_policy, policy_for
@@ -20,6 +26,16 @@ from reconciler.planning.classify import Disruption
 from reconciler.planning.plan_model import ObjectChange, Plan
 
 ALLOW_ANNOTATION = "virtsync.io/allow-disruption"  # "restart" or "data-loss"
+BATCH_SIZE = 128  # changes whose intents share one fsync
+
+
+@runtime_checkable
+class BatchPreparer(Protocol):
+    """A backend that can make ready, in one durable step, what a batch of creates will
+    need before any of them runs (the libvirt backend: the new VMs' identities)."""
+
+    def prepare_creates(self, creates: Sequence[tuple[Manifest, str | None]],
+                        refs: Mapping[ObjectKey, Manifest]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -127,13 +143,24 @@ def execute(
     """Run a plan's actions in plan order; once `stop()` says so, the action in progress
     finishes and the rest are left. Refusals must have been checked by `gate`."""
     outcomes: list[Outcome] = []
-    for change in changes:
-        if stop():
-            break
-        outcome = _execute_one(change, backend, desired, revision, journal, options,
-                               delete_disks)
-        outcomes.append(outcome)
-        report(outcome)
+    todo = list(changes)
+    for start in range(0, len(todo), BATCH_SIZE):
+        batch = [(c, _steps_of(c, backend, desired, revision, options, delete_disks))
+                 for c in todo[start:start + BATCH_SIZE]]
+        seqs = _announce(journal, batch)
+        creates = [(desired[c.key], c.placement.node if c.placement else None)
+                   for c, item in batch
+                   if not isinstance(item, Outcome) and Action.CREATE in c.actions]
+        if creates and isinstance(backend, BatchPreparer):
+            backend.prepare_creates(creates, desired)
+        for n, (change, item) in enumerate(batch):
+            if stop():
+                _withdraw(journal, batch[n:], seqs[n:])
+                return outcomes
+            outcome = item if isinstance(item, Outcome) else \
+                _run_steps(change, item, seqs[n], journal)
+            outcomes.append(outcome)
+            report(outcome)
     return outcomes
 
 
@@ -151,9 +178,51 @@ class _Call:
     grace: int | None
 
 
-def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, Manifest],
-                 revision: str, journal: Journal, options: ApplyOptions,
-                 delete_disks: Callable[[ObjectKey], bool]) -> Outcome:
+Planned = tuple[list[Step], ApplyWord]
+
+
+def _announce(journal: Journal, batch: Sequence[tuple[ObjectChange, Planned | Outcome]]
+              ) -> list[list[int]]:
+    """Every step of the batch on disk, one fsync (rule 7); per change, its steps' seqs."""
+    steps = [(action, c.key, c.disruption.label) for c, item in batch
+             if not isinstance(item, Outcome) for action, _run in item[0]]
+    numbers = iter(journal.announce(steps))
+    return [[] if isinstance(item, Outcome) else [next(numbers) for _ in item[0]]
+            for _c, item in batch]
+
+
+def _withdraw(journal: Journal, left: Sequence[tuple[ObjectChange, Planned | Outcome]],
+              seqs: Sequence[Sequence[int]]) -> None:
+    """Announced steps a stop leaves: closed, so no later run takes one as interrupted."""
+    for (c, item), numbers in zip(left, seqs, strict=True):
+        if not isinstance(item, Outcome):
+            for (action, _run), seq in zip(item[0], numbers, strict=True):
+                journal.withdraw(seq, action, c.key)
+
+
+def _run_steps(c: ObjectChange, planned: Planned, seqs: Sequence[int],
+               journal: Journal) -> Outcome:
+    """The change's announced steps in order; a failed one withdraws the rest."""
+    steps, word = planned
+    for n, ((action, run), seq) in enumerate(zip(steps, seqs, strict=True)):
+        journal.begin(seq)
+        try:
+            run()
+        except VirtsyncError as exc:
+            detail = str(exc)
+            journal.failed(seq, action, c.key, detail)
+            for (later, _run), dropped in zip(steps[n + 1:], seqs[n + 1:], strict=True):
+                journal.withdraw(dropped, later, c.key)
+            return Outcome(c.key, ApplyWord.FAILED, f"{action}: {detail}")
+        journal.done(seq, action, c.key)
+    return Outcome(c.key, word)
+
+
+def _steps_of(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, Manifest],
+              revision: str, options: ApplyOptions,
+              delete_disks: Callable[[ObjectKey], bool]) -> Planned | Outcome:
+    """The change's backend steps and the word they earn, or its outcome when no backend
+    action runs. Pure: nothing is called yet."""
     m = desired.get(c.key)
     if c.is_delete and not options.prune:
         return Outcome(c.key, ApplyWord.SKIPPED, "no longer in git; prune with --prune")
@@ -176,16 +245,7 @@ def _execute_one(c: ObjectChange, backend: Backend, desired: Mapping[ObjectKey, 
         assert m is not None
         steps, word = _define_steps(c, m, call)
     word = _power_step(c, call, steps, word)
-    for action, run in steps:
-        seq = journal.intent(action, c.key, c.disruption.label)
-        try:
-            run()
-        except VirtsyncError as exc:
-            detail = str(exc)
-            journal.failed(seq, action, c.key, detail)
-            return Outcome(c.key, ApplyWord.FAILED, f"{action}: {detail}")
-        journal.done(seq, action, c.key)
-    return Outcome(c.key, word)
+    return steps, word
 
 
 def _define_steps(c: ObjectChange, m: Manifest, call: _Call) -> tuple[list[Step], ApplyWord]:
