@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.model import ObjectKey
+from reconciler.execute import journal_closed
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,14 @@ def unfinished(state: Path) -> list[JournalEntry]:
     directory = state / "journal"
     if not directory.is_dir():
         return out
+    # Files found closed before and unchanged since are not read again (issue 13).
+    known = journal_closed.load(state)
+    closed: dict[str, journal_closed.Stamp] = {}
     for path in sorted(directory.glob("*.jsonl")):
+        before = journal_closed.stamp(path)
+        if before is not None and known.get(path.name) == before:
+            closed[path.name] = before
+            continue
         open_intents: dict[int, JournalEntry] = {}
         for entry in read_entries(path):
             if entry.phase == "intent":
@@ -137,6 +145,9 @@ def unfinished(state: Path) -> list[JournalEntry]:
             else:
                 open_intents.pop(entry.seq, None)
         out.extend(open_intents.values())
+        if not open_intents and before is not None and journal_closed.stamp(path) == before:
+            closed[path.name] = before
+    journal_closed.save(state, closed, known)
     return out
 
 
