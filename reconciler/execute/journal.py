@@ -145,7 +145,8 @@ def unfinished(state: Path) -> list[JournalEntry]:
             else:
                 open_intents.pop(entry.seq, None)
         out.extend(open_intents.values())
-        if not open_intents and before is not None and journal_closed.stamp(path) == before:
+        if not open_intents and before is not None and journal_closed.settled(before) \
+                and journal_closed.stamp(path) == before:
             closed[path.name] = before
     journal_closed.save(state, closed, known)
     return out

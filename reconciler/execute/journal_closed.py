@@ -6,17 +6,21 @@ again (only `resolve` appends, and only to a file with an unfinished intent), ye
 10,000-VM set-up leaves a 20,000-line file whose parse cost ~0.27 s on every later apply.
 So the files found closed are remembered by their stat: size, mtime, ctime and inode. A
 file that changed in any way (appended, rewritten, replaced) stats differently and is
-read again; a missing or damaged memo only means every file is read. The memo lives in
-the state directory's cache folder: derived data, not state.
+read again; a missing or damaged memo only means every file is read. A file changed in
+the last RACY_WINDOW_NS is not remembered yet: a write in the same clock tick as the stat
+could leave its times as they were (the validation cache's rule). The memo lives in the
+state directory's cache folder: derived data, not state.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler.core.fsutil import write_atomic
+from reconciler.tree.cache import RACY_WINDOW_NS
 
 FORMAT = 1
 Stamp = tuple[int, int, int, int]
@@ -33,6 +37,11 @@ def stamp(path: Path) -> Stamp | None:
     except OSError:
         return None
     return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def settled(stamp: Stamp) -> bool:
+    """Last changed (content or metadata) longer than the racy window ago."""
+    return max(stamp[1], stamp[2]) < time.time_ns() - RACY_WINDOW_NS
 
 
 def load(state: Path) -> dict[str, Stamp]:
