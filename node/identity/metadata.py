@@ -118,6 +118,15 @@ def parse_owner_metadata(domain_xml: str | bytes | etree._Element) -> OwnerMetad
     return None if found is None else _from_element(found)
 
 
+MARKER_TAG = f"{_Q}vm"  # the owner marker's tag inside a domain's <metadata>
+
+
+def owner_of(found: etree._Element | None) -> OwnerMetadata | None:
+    """The owner marker from its element as found in a domain's <metadata> (a caller that
+    looked it up with other metadata at once); None when there is none."""
+    return None if found is None else _from_element(found)
+
+
 def _from_element(el: etree._Element) -> OwnerMetadata:
     if el.tag not in (_Q + "vm", "vm"):
         raise VirtsyncError(f"virtsync metadata: expected <{PREFIX}:vm>, got <{el.tag}>")

@@ -10,9 +10,10 @@ import itertools
 import pytest
 from lxml import etree
 
+from node.cluster import host
 from node.identity import metadata
 from node.identity.metadata import NS, OwnerMetadata, parse_owner_element
-from node.identity.records import DomainFacts, _kib, domain_facts
+from node.identity.records import APPLIED_NS, RUNTIME_NS, DomainFacts, _kib, domain_facts
 from reconciler.core.model import VirtsyncError
 
 
@@ -149,3 +150,39 @@ def test_owner_marker_reads_what_the_path_lookups_read(what: str, children: list
     except VirtsyncError as exc:
         got = str(exc)
     assert got == want
+
+
+APPLIED = f"{{{APPLIED_NS}}}applied"
+RUNTIME = f"{{{RUNTIME_NS}}}runtime"
+META = {
+    "marker": ["<v:vm><v:owner>a</v:owner></v:vm>", "<!-- m --><v:vm><v:owner>b</v:owner></v:vm>",
+               "<vm/>", ""],
+    "applied": ["<p:applied>one</p:applied>", "<p:applied>one</p:applied><p:applied>two</p:applied>",
+                ""],
+    "runtime": ["<r:runtime intent='stop'/>", "<r:other/><r:runtime intent='hold'/>", ""],
+}
+SYSINFO = ["<sysinfo><system><entry name='serial'>S1</entry></system></sysinfo>",
+           "<sysinfo><system><entry name='uuid'>u</entry><entry name='serial'/>"
+           "<entry name='serial'>S2</entry></system></sysinfo>",
+           "<sysinfo><bios/></sysinfo><sysinfo><system><entry name='serial'>S3</entry>"
+           "</system><system><entry name='serial'>S4</entry></system></sysinfo>",
+           "<sysinfo><system><entry>S5</entry><x:entry xmlns:x='urn:x' name='serial'>S6"
+           "</x:entry></system></sysinfo>", ""]
+
+
+@pytest.mark.parametrize("sysinfo", SYSINFO)
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("combo", list(itertools.product(*META.values())))
+def test_domain_metadata_and_serial_read_what_the_path_lookups_read(
+        combo: tuple[str, ...], split: bool, sysinfo: str) -> None:
+    """node.cluster.host reads the marker, applied and runtime elements and the serial in
+    one walk each; `split`: the metadata parts in two <metadata> elements."""
+    parts = [f"<metadata>{p}</metadata>" for p in combo] if split \
+        else [f"<metadata>{''.join(combo)}</metadata>"]
+    root = etree.fromstring(
+        f"<domain xmlns:v='{NS}' xmlns:p='{APPLIED_NS}' xmlns:r='{RUNTIME_NS}'><name>x</name>"
+        f"{parts[0]}{sysinfo}{''.join(parts[1:])}</domain>")
+    marked = host._metadata(root)
+    for tag in (metadata.MARKER_TAG, APPLIED, RUNTIME):
+        assert marked.get(tag) is root.find(f"metadata/{tag}")
+    assert host._serial(root) == (root.findtext("sysinfo/system/entry[@name='serial']") or "")
