@@ -118,18 +118,37 @@ def parse_owner_metadata(domain_xml: str | bytes | etree._Element) -> OwnerMetad
     return None if found is None else _from_element(found)
 
 
+MARKER_TAG = f"{_Q}vm"  # the owner marker's tag inside a domain's <metadata>
+
+
+def owner_of(found: etree._Element | None) -> OwnerMetadata | None:
+    """The owner marker from its element as found in a domain's <metadata> (a caller that
+    looked it up with other metadata at once); None when there is none."""
+    return None if found is None else _from_element(found)
+
+
 def _from_element(el: etree._Element) -> OwnerMetadata:
     if el.tag not in (_Q + "vm", "vm"):
         raise VirtsyncError(f"virtsync metadata: expected <{PREFIX}:vm>, got <{el.tag}>")
     q = _Q if el.tag == _Q + "vm" else ""
+    # The first child of each tag, as el.find(tag) gives it, in one walk (issue 13: this
+    # runs for every domain of every observe).
+    first: dict[str, etree._Element] = {}
+    for child in el:
+        if isinstance(child.tag, str):
+            first.setdefault(child.tag, child)
 
     def text(tag: str) -> str:
-        child = el.find(q + tag)
+        child = first.get(q + tag)
         if child is None:
             raise VirtsyncError(f"virtsync metadata: <{PREFIX}:{tag}> missing")
         return child.text or ""
 
-    obj = el.find(q + "object")
+    def optional(tag: str) -> str:
+        child = first.get(q + tag)
+        return (child.text or "") if child is not None else ""
+
+    obj = first.get(q + "object")
     if obj is None or not obj.get("namespace") or not obj.get("name"):
         raise VirtsyncError(f"virtsync metadata: <{PREFIX}:object namespace= name=> missing")
     gen_text = text("generation")
@@ -144,8 +163,8 @@ def _from_element(el: etree._Element) -> OwnerMetadata:
         spec_hash=text("spec-hash"),
         generation=generation,
         owner=text("owner"),
-        installation=el.findtext(q + "installation") or "",
-        node=el.findtext(q + "node") or "",
+        installation=optional("installation"),
+        node=optional("node"),
     )
 
 

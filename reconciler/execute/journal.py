@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.core.model import ObjectKey
+from reconciler.execute import journal_closed
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,14 @@ def unfinished(state: Path) -> list[JournalEntry]:
     directory = state / "journal"
     if not directory.is_dir():
         return out
+    # Files found closed before and unchanged since are not read again (issue 13).
+    known = journal_closed.load(state)
+    closed: dict[str, journal_closed.Stamp] = {}
     for path in sorted(directory.glob("*.jsonl")):
+        before = journal_closed.stamp(path)
+        if before is not None and known.get(path.name) == before:
+            closed[path.name] = before
+            continue
         open_intents: dict[int, JournalEntry] = {}
         batches: dict[int, list[int]] = {}
         ran_or_dropped: set[int] = set()
@@ -196,6 +204,10 @@ def unfinished(state: Path) -> list[JournalEntry]:
                 if s not in ran_or_dropped and s not in started:
                     open_intents.pop(s, None)
         out.extend(open_intents.values())
+        if not open_intents and before is not None and journal_closed.settled(before) \
+                and journal_closed.stamp(path) == before:
+            closed[path.name] = before
+    journal_closed.save(state, closed, known)
     return out
 
 

@@ -54,7 +54,9 @@ class StateLock:
                            "wait for it to finish or stop it") from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                 "started": time.time()}
-        write_atomic(self.holder_path, json.dumps(info).encode())
+        # Not fsync'd: the note only names a live holder in a loser's message; a power
+        # cut ends its holder too, and a torn note reads as "an unknown process".
+        write_atomic(self.holder_path, json.dumps(info).encode(), sync=False)
 
     def release(self) -> None:
         try:
