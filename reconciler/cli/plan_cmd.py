@@ -84,16 +84,26 @@ def run(args: argparse.Namespace) -> ExitCode:
 
 
 def _git_mode(args: argparse.Namespace) -> Plan:
+    from reconciler.planning import settledplan
+
+    # An unchanged tree against unchanged commits: the plan a run stored (issue 13).
+    probe = None if args.no_cache else settledplan.probe(args.path, args.base, args.target)
+    known = settledplan.stored(probe) if probe is not None else None
+    if known is not None:
+        return known
     from reconciler.planning.gitplan import plan_from_git  # host mode never needs it
 
     result = plan_from_git(args.path, args.base,
                            profile=lambda clusters: registry.for_tree(
                                clusters, args.target).classification,
-                           use_cache=not args.no_cache)
+                           use_cache=not args.no_cache,
+                           walked=probe.walked if probe is not None else None)
     for f in result.findings:
         print(f.as_text(), file=sys.stderr)
     for warning in result.warnings:
         print(f"virtsync: warning: {warning}", file=sys.stderr)
+    if probe is not None and not result.findings and not result.warnings:
+        settledplan.remember(probe, result.plan)  # a run that printed nothing else
     return result.plan
 
 
