@@ -11,8 +11,11 @@ listing and parsing (issue 13: `plan --base` warm ≤ 0.2 s at 10,000 files). An
 else — a link, an ignore file, a finding, a moved ref, a touched index, another code
 version — takes the full path, as does `--no-cache`.
 
-The stored plan is the plan's JSON form (what `plan -o json` prints): secrets are
-already masked in it (safety rule 10). One row per (working dir, PATH, REV, target).
+Stored are the plan's JSON form and its renderings without colour (what `plan -o
+text|markdown|json` prints): secrets are already masked in them (safety rule 10). A run
+that only prints prints the stored rendering; one that also saves the plan, writes a
+GitHub step summary or colours decodes the stored plan. One row per (working dir, PATH,
+REV, target).
 """
 
 from __future__ import annotations
@@ -22,19 +25,25 @@ import json
 import os
 import sqlite3
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.check import SCHEMA_DIR
-from reconciler.core.model import VirtsyncError
+from reconciler.core.errors import VirtsyncError
 from reconciler.core.statedir import state_dir
-from reconciler.planning.plan_codec import from_document, to_document
-from reconciler.planning.plan_model import Plan
 from reconciler.tree.settled import PlainWalk, plain_walk, settled_stats, stats_digest
 
+if TYPE_CHECKING:
+    from reconciler.planning.plan_model import Plan
+
+# The plan model and codec are imported only to decode or store a plan: a run that
+# prints a stored rendering needs neither (issue 13).
+
 DB_NAME = "gitplan.sqlite3"  # in state_dir()/cache, beside the validation cache
+_TABLE = "plans_1"  # a new column set gets a new name: an older table is left unread
 _PACKAGE = Path(__file__).resolve().parents[1]  # reconciler (virtsync/reconciler in the wheel)
 
 
@@ -119,8 +128,9 @@ def _db() -> Path:
     return state_dir() / "cache" / DB_NAME
 
 
-def stored(p: Probe) -> Plan | None:
-    """The stored plan of these inputs with these file stats; None: plan."""
+def _row(p: Probe) -> tuple[str, str, int] | None:
+    """(plan document, renderings, empty) stored for these inputs with these file
+    stats; None: plan."""
     db_path = _db()
     if not db_path.is_file():
         return None
@@ -130,19 +140,45 @@ def stored(p: Probe) -> Plan | None:
     except sqlite3.Error:
         return None
     try:
-        row = db.execute("SELECT key, plan FROM plans WHERE scope=?", (p.scope,)).fetchone()
-        return from_document(json.loads(row[1])) if row is not None and row[0] == key else None
-    except (sqlite3.Error, ValueError, VirtsyncError):
+        row = db.execute(f"SELECT key, plan, outputs, empty FROM {_TABLE} WHERE scope=?",
+                         (p.scope,)).fetchone()
+        return (row[1], row[2], row[3]) if row is not None and row[0] == key else None
+    except sqlite3.Error:
         return None
     finally:
         db.close()
 
 
-def remember(p: Probe, plan: Plan) -> None:
-    """Store a plan made from `p`'s inputs, when every file had settled, git still says
-    what it said before the plan was made (a ref or the index moving meanwhile leaves
-    nothing stored) and the plan's JSON form decodes to this very plan (what a later
-    run renders). A cache that cannot be written is skipped silently."""
+def stored_output(p: Probe, output: str) -> tuple[str, bool] | None:
+    """The stored rendering `output` (text without colour, markdown, json) of the plan
+    for these inputs, and whether that plan is empty; None: plan."""
+    row = _row(p)
+    try:
+        outputs = json.loads(row[1]) if row is not None else None
+    except ValueError:
+        return None
+    shown = outputs.get(output) if isinstance(outputs, dict) else None
+    return (shown, bool(row[2])) if isinstance(shown, str) and row is not None else None
+
+
+def stored(p: Probe) -> Plan | None:
+    """The stored plan of these inputs with these file stats; None: plan."""
+    from reconciler.planning.plan_codec import from_document
+
+    row = _row(p)
+    try:
+        return from_document(json.loads(row[0])) if row is not None else None
+    except (ValueError, VirtsyncError):
+        return None
+
+
+def remember(p: Probe, plan: Plan, outputs: Mapping[str, str]) -> None:
+    """Store a plan made from `p`'s inputs with its `outputs` (rendering → text), when
+    every file had settled, git still says what it said before the plan was made (a ref
+    or the index moving meanwhile leaves nothing stored) and the plan's JSON form decodes
+    to this very plan (what a later run renders). A cache that cannot be written is
+    skipped silently."""
+    from reconciler.planning.plan_codec import from_document, to_document
     from reconciler.tree.cache import RACY_WINDOW_NS  # only when storing
 
     stats = settled_stats([(shown, st) for shown, _, st in p.walked.files],
@@ -159,10 +195,11 @@ def remember(p: Probe, plan: Plan) -> None:
     except (OSError, sqlite3.Error):
         return
     try:
-        db.execute("CREATE TABLE IF NOT EXISTS plans (scope TEXT PRIMARY KEY, key TEXT, "
-                   "plan TEXT)")
-        db.execute("INSERT OR REPLACE INTO plans VALUES (?, ?, ?)",
-                   (p.scope, _digest([p.inputs, stats]), text))
+        db.execute(f"CREATE TABLE IF NOT EXISTS {_TABLE} (scope TEXT PRIMARY KEY, key TEXT, "
+                   "plan TEXT, outputs TEXT, empty INTEGER)")
+        db.execute(f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?, ?)",
+                   (p.scope, _digest([p.inputs, stats]), text, json.dumps(dict(outputs)),
+                    int(plan.empty)))
     except sqlite3.Error:
         return
     finally:

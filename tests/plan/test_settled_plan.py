@@ -48,24 +48,46 @@ def pr(repo: Repo) -> str:
     repo.git("checkout", "-q", "-b", "pr")
     repo.write({"vms/b.yaml": vm("b", cores=4)})
     settle(repo.root)
+    (repo.root.parent / "base").write_text(base)
     return base
 
 
 def test_an_unchanged_tree_is_planned_once_then_answered_from_the_stored_plan(
-        repo: Repo, pr: str, run_cli: Run, full_plans: list[str], tmp_path: Path) -> None:
+        repo: Repo, pr: str, run_cli: Run, full_plans: list[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     first = run_cli("plan", "vms", "--base", pr, "-o", "json")
     assert first[0] == 1 and '"name": "b"' in first[1], first[2]
     assert run_cli("plan", "vms", "--base", pr, "-o", "json") == first
     assert full_plans == ["vms"]
-    for fmt in ("text", "markdown"):  # every output, exit code and saved file as in full
-        saved, reference = tmp_path / f"stored.{fmt}", tmp_path / f"full.{fmt}"
-        got = run_cli("plan", "vms", "--base", pr, "-o", fmt, "--out-file", str(saved))
-        want = run_cli("plan", "vms", "--base", pr, "-o", fmt, "--no-cache",
-                       "--out-file", str(reference))
-        assert got == want
-        assert saved.read_bytes() == reference.read_bytes()
-    assert full_plans == ["vms", "vms", "vms"]  # the stored plan served text and markdown
     assert (tmp_path / "state" / "cache" / settledplan.DB_NAME).is_file()
+    # Every rendering, exit code, saved plan and step summary as a full plan gives
+    # them: printed as stored, or (saved, coloured, under GitHub Actions) decoded.
+    for fmt in ("text", "markdown", "json"):
+        for extra in ([], ["--detailed-exitcode"], ["--color", "always"], ["--out-file"],
+                      ["github"]):
+            seen = [_run_saving(run_cli, tmp_path, monkeypatch, [*extra, "-o", fmt, *nocache])
+                    for nocache in ([], ["--no-cache"])]
+            assert seen[0] == seen[1], (fmt, extra)
+    assert full_plans == ["vms"] + ["vms"] * 15  # the --no-cache runs only
+
+
+def _run_saving(run_cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                args: list[str]) -> tuple[object, ...]:
+    """`plan vms --base pr` with `args`, where "--out-file" saves to a file and "github"
+    runs as under GitHub Actions; what it printed, and the files it wrote."""
+    written = tmp_path / "written"
+    written.unlink(missing_ok=True)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    if "github" in args:
+        monkeypatch.setenv("GITHUB_ACTIONS", "true")
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(written))
+        args = [a for a in args if a != "github"]
+    if "--out-file" in args:
+        args = [a for a in args if a != "--out-file"] + ["--out-file", str(written)]
+    base = (tmp_path / "base").read_text()
+    got = run_cli("plan", "vms", "--base", base, *args)
+    assert got[0] in (1, 2) and "vms/b.yaml" in got[1], got  # a plan, not a usage error
+    return (*got, written.read_bytes() if written.exists() else None)
 
 
 def _full(run_cli: Run, *args: str) -> tuple[int, str, str]:
@@ -92,7 +114,10 @@ def test_a_moved_base_ref_is_planned_again(repo: Repo, pr: str, run_cli: Run,
     code, out, err = run_cli("plan", "vms", "--base", "main", "-o", "json")
     assert (code, out, err) == _full(run_cli, "vms", "--base", "main", "-o", "json")
     assert code == 0 and '"changes": 0' in out
-    assert len(full_plans) == 3
+    assert run_cli("plan", "vms", "--base", "main", "-o", "json") == (code, out, err)
+    assert run_cli("plan", "vms", "--base", "main", "--detailed-exitcode")[0] == 0
+    assert run_cli("plan", "vms", "--base", pr, "--detailed-exitcode")[0] == 2
+    assert len(full_plans) == 4  # main moved; then the pr base, planned once
 
 
 def test_a_moved_head_is_planned_again(repo: Repo, pr: str, run_cli: Run,
