@@ -75,17 +75,18 @@ def run(args: argparse.Namespace) -> ExitCode:
         # An unchanged tree against unchanged commits: the plan a run stored (issue 13),
         # printed as stored when this run would only print it.
         probe = settledplan.probe(args.path, args.base, args.target)
-        shown = settledplan.stored_output(probe, args.output) \
+        printed = settledplan.stored_output(probe, args.output) \
             if probe is not None and _only_printed(args) else None
-        if shown is not None:
-            sys.stdout.write(shown[0])
-            return _exit_code(shown[1], args.detailed_exitcode)
+        if printed is not None:
+            sys.stdout.write(printed[0])
+            return _exit_code(printed[1], args.detailed_exitcode)
+    storable = False
     try:
         if args.base is None:
             plan = plan_from_host(args.path, prune=args.prune, target=args.target,
                                   use_cache=not args.no_cache)
         else:
-            plan = _git_mode(args, probe)
+            plan, storable = _git_mode(args, probe)
     except VirtsyncError as exc:
         if not args.detailed_exitcode:
             raise
@@ -96,8 +97,14 @@ def run(args: argparse.Namespace) -> ExitCode:
         from reconciler.planning.plan_codec import save_plan
 
         save_plan(plan, Path(args.out_file))
-    sys.stdout.write(render(plan, args.output, args.color))
+    shown = render(plan, args.output, args.color)
+    sys.stdout.write(shown)
     _github_step_summary(plan)
+    if storable and probe is not None:
+        from reconciler.planning import settledplan
+
+        # The plan, and this rendering for a later run that only prints it.
+        settledplan.remember(probe, plan, {} if _colored(args) else {args.output: shown})
     return _exit_code(plan.empty, args.detailed_exitcode)
 
 
@@ -107,24 +114,26 @@ def _exit_code(empty: bool, detailed: bool) -> ExitCode:
     return ExitCode.CHANGES if detailed else ExitCode.FINDINGS
 
 
-# The renderings a stored plan keeps: each output without colour.
-_STORED_OUTPUTS = ("text", "markdown", "json")
+def _colored(args: argparse.Namespace) -> bool:
+    from reconciler.render.color import want_color
+
+    return args.output == "text" and want_color(args.color, sys.stdout.isatty())
 
 
 def _only_printed(args: argparse.Namespace) -> bool:
-    """Does this run only print the plan, in a rendering a stored plan keeps?"""
-    from reconciler.render.color import want_color
-
-    return (not args.out_file and not _step_summary_file()
-            and not (args.output == "text" and want_color(args.color, sys.stdout.isatty())))
+    """Does this run only print the plan, in a rendering a stored plan keeps (none
+    coloured)?"""
+    return not args.out_file and not _step_summary_file() and not _colored(args)
 
 
-def _git_mode(args: argparse.Namespace, probe: Probe | None) -> Plan:
+def _git_mode(args: argparse.Namespace, probe: Probe | None) -> tuple[Plan, bool]:
+    """The plan, and whether it may be stored (made in full by a run that printed
+    nothing else)."""
     from reconciler.planning import settledplan
 
     known = settledplan.stored(probe) if probe is not None else None
     if known is not None:
-        return known
+        return known, False
     from reconciler.planning.gitplan import plan_from_git  # host mode never needs it
 
     result = plan_from_git(args.path, args.base,
@@ -136,11 +145,7 @@ def _git_mode(args: argparse.Namespace, probe: Probe | None) -> Plan:
         print(f.as_text(), file=sys.stderr)
     for warning in result.warnings:
         print(f"virtsync: warning: {warning}", file=sys.stderr)
-    if probe is not None and not result.findings and not result.warnings:
-        # A run that printed nothing else; every rendering a later run may only print.
-        settledplan.remember(probe, result.plan, {
-            out: render(result.plan, out, "never") for out in _STORED_OUTPUTS})
-    return result.plan
+    return result.plan, probe is not None and not result.findings and not result.warnings
 
 
 def render(plan: Plan, output: str, color: str) -> str:

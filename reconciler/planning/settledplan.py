@@ -11,11 +11,11 @@ listing and parsing (issue 13: `plan --base` warm ≤ 0.2 s at 10,000 files). An
 else — a link, an ignore file, a finding, a moved ref, a touched index, another code
 version — takes the full path, as does `--no-cache`.
 
-Stored are the plan's JSON form and its renderings without colour (what `plan -o
-text|markdown|json` prints): secrets are already masked in them (safety rule 10). A run
-that only prints prints the stored rendering; one that also saves the plan, writes a
-GitHub step summary or colours decodes the stored plan. One row per (working dir, PATH,
-REV, target).
+Stored are the plan's JSON form and the storing run's rendering when it was not
+coloured (what `plan -o text|markdown|json` printed): secrets are already masked in both
+(safety rule 10). A later run that only prints that rendering prints it as stored; any
+other run (another output, `--out-file`, colour, a GitHub step summary) decodes the
+stored plan. One row per (working dir, PATH, REV, target).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def stored(p: Probe) -> Plan | None:
 
 
 def remember(p: Probe, plan: Plan, outputs: Mapping[str, str]) -> None:
-    """Store a plan made from `p`'s inputs with its `outputs` (rendering → text), when
+    """Store a plan made from `p`'s inputs with `outputs` (output name → its text), when
     every file had settled, git still says what it said before the plan was made (a ref
     or the index moving meanwhile leaves nothing stored) and the plan's JSON form decodes
     to this very plan (what a later run renders). A cache that cannot be written is
@@ -186,7 +186,10 @@ def remember(p: Probe, plan: Plan, outputs: Mapping[str, str]) -> None:
     if not stats or _inputs(p.path, p.base) != p.inputs:
         return
     text = json.dumps(to_document(plan))
-    if from_document(json.loads(text)) != plan:
+    try:
+        if from_document(json.loads(text)) != plan:
+            return
+    except VirtsyncError:
         return
     db_path = _db()
     try:

@@ -52,12 +52,13 @@ def pr(repo: Repo) -> str:
     return base
 
 
+@pytest.mark.parametrize("stored_as", ["text", "markdown", "json"])
 def test_an_unchanged_tree_is_planned_once_then_answered_from_the_stored_plan(
         repo: Repo, pr: str, run_cli: Run, full_plans: list[str], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    first = run_cli("plan", "vms", "--base", pr, "-o", "json")
-    assert first[0] == 1 and '"name": "b"' in first[1], first[2]
-    assert run_cli("plan", "vms", "--base", pr, "-o", "json") == first
+        monkeypatch: pytest.MonkeyPatch, stored_as: str) -> None:
+    first = run_cli("plan", "vms", "--base", pr, "-o", stored_as)
+    assert first[0] == 1 and "vms/b.yaml" in first[1], first[2]
+    assert run_cli("plan", "vms", "--base", pr, "-o", stored_as) == first
     assert full_plans == ["vms"]
     assert (tmp_path / "state" / "cache" / settledplan.DB_NAME).is_file()
     # Every rendering, exit code, saved plan and step summary as a full plan gives
@@ -211,3 +212,12 @@ def test_the_stored_plan_holds_no_secret(repo: Repo, run_cli: Run, tmp_path: Pat
     for path in (tmp_path / "state").rglob("*"):
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
+
+
+def test_a_coloured_run_stores_no_rendering(repo: Repo, pr: str, run_cli: Run,
+                                            full_plans: list[str]) -> None:
+    coloured = run_cli("plan", "vms", "--base", pr, "--color", "always")
+    assert "\x1b[" in coloured[1]
+    plain = run_cli("plan", "vms", "--base", pr)  # from the stored plan, uncoloured
+    assert plain == _full(run_cli, "vms", "--base", pr) and "\x1b[" not in plain[1]
+    assert full_plans == ["vms", "vms"]  # the first and the --no-cache run
