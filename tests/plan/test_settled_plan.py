@@ -221,3 +221,15 @@ def test_a_coloured_run_stores_no_rendering(repo: Repo, pr: str, run_cli: Run,
     plain = run_cli("plan", "vms", "--base", pr)  # from the stored plan, uncoloured
     assert plain == _full(run_cli, "vms", "--base", pr) and "\x1b[" not in plain[1]
     assert full_plans == ["vms", "vms"]  # the first and the --no-cache run
+
+
+def test_the_code_digest_covers_every_schema(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    schemas = tmp_path / "schemas"
+    shutil.copytree(settledplan.SCHEMA_DIR, schemas)
+    monkeypatch.setattr(settledplan, "SCHEMA_DIR", schemas)
+    digest = settledplan.code_digest.__wrapped__
+    before = digest()
+    vm_schema = schemas / "virtualmachine.schema.json"
+    vm_schema.write_text(vm_schema.read_text().replace('"type"', '"type" ', 1))
+    assert digest() != before
