@@ -15,11 +15,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from reconciler.backends.base import Backend, BackendProfile
-from reconciler.core.model import Manifest, VirtsyncError
+from reconciler.core.errors import VirtsyncError
 
 if TYPE_CHECKING:
     from node.identity.metadata import Scope
+    from reconciler.backends.base import Backend, BackendProfile
+    from reconciler.core.model import Manifest
+
+# The protocol and the model are imported where used: `plan`'s parser lists the names,
+# and a plan printed as stored needs nothing else from here (issue 13).
 
 DEFAULT = "libvirt"
 CLUSTER_KIND = "Cluster"
@@ -61,6 +65,8 @@ def _entry(name: str, where: str = "") -> Entry:
 
 
 def profile(name: str, where: str = "") -> BackendProfile:
+    from reconciler.backends.base import BackendProfile
+
     module = _entry(name, where).profile
     found = getattr(importlib.import_module(module, __package__), "PROFILE", None)
     if not isinstance(found, BackendProfile):
@@ -131,4 +137,4 @@ def open_backend(manifests: Sequence[Manifest], scope: Scope,
     if not callable(opener):
         raise VirtsyncError(f"{where}backend {name!r} only plans (virtsync plan --base); "
                             "it cannot observe or apply")
-    return cast(Backend, opener(manifests, scope))
+    return cast("Backend", opener(manifests, scope))

@@ -14,12 +14,18 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.backends import registry
 from reconciler.cli.summaries import SUMMARIES
-from reconciler.core.model import ExitCode, VirtsyncError
-from reconciler.planning.plan_codec import save_plan
-from reconciler.planning.plan_model import Plan
+from reconciler.core.errors import ExitCode, VirtsyncError
+
+if TYPE_CHECKING:
+    from reconciler.planning.plan_model import Plan
+    from reconciler.planning.settledplan import Probe
+
+# The plan model is imported when a plan is made or decoded: a plan printed as stored
+# (reconciler/planning/settledplan.py) needs neither (issue 13).
 
 NAME = "plan"
 HELP = SUMMARIES[NAME]
@@ -62,12 +68,25 @@ def preload(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    probe = None
+    if args.base is not None and not args.no_cache:
+        from reconciler.planning import settledplan
+
+        # An unchanged tree against unchanged commits: the plan a run stored (issue 13),
+        # printed as stored when this run would only print it.
+        probe = settledplan.probe(args.path, args.base, args.target)
+        printed = settledplan.stored_output(probe, args.output) \
+            if probe is not None and _only_printed(args) else None
+        if printed is not None:
+            sys.stdout.write(printed[0])
+            return _exit_code(printed[1], args.detailed_exitcode)
+    storable = False
     try:
         if args.base is None:
             plan = plan_from_host(args.path, prune=args.prune, target=args.target,
                                   use_cache=not args.no_cache)
         else:
-            plan = _git_mode(args)
+            plan, storable = _git_mode(args, probe)
     except VirtsyncError as exc:
         if not args.detailed_exitcode:
             raise
@@ -75,26 +94,58 @@ def run(args: argparse.Namespace) -> ExitCode:
         print(f"virtsync: error: {exc}", file=sys.stderr)
         return ExitCode.ERROR
     if args.out_file:
+        from reconciler.planning.plan_codec import save_plan
+
         save_plan(plan, Path(args.out_file))
-    sys.stdout.write(render(plan, args.output, args.color))
+    shown = render(plan, args.output, args.color)
+    sys.stdout.write(shown)
     _github_step_summary(plan)
-    if plan.empty:
+    if storable and probe is not None:
+        from reconciler.planning import settledplan
+
+        # The plan, and this rendering for a later run that only prints it.
+        settledplan.remember(probe, plan, {} if _colored(args) else {args.output: shown})
+    return _exit_code(plan.empty, args.detailed_exitcode)
+
+
+def _exit_code(empty: bool, detailed: bool) -> ExitCode:
+    if empty:
         return ExitCode.OK
-    return ExitCode.CHANGES if args.detailed_exitcode else ExitCode.FINDINGS
+    return ExitCode.CHANGES if detailed else ExitCode.FINDINGS
 
 
-def _git_mode(args: argparse.Namespace) -> Plan:
+def _colored(args: argparse.Namespace) -> bool:
+    from reconciler.render.color import want_color
+
+    return args.output == "text" and want_color(args.color, sys.stdout.isatty())
+
+
+def _only_printed(args: argparse.Namespace) -> bool:
+    """Does this run only print the plan, in a rendering a stored plan keeps (none
+    coloured)?"""
+    return not args.out_file and not _step_summary_file() and not _colored(args)
+
+
+def _git_mode(args: argparse.Namespace, probe: Probe | None) -> tuple[Plan, bool]:
+    """The plan, and whether it may be stored (made in full by a run that printed
+    nothing else)."""
+    from reconciler.planning import settledplan
+
+    known = settledplan.stored(probe) if probe is not None else None
+    if known is not None:
+        return known, False
     from reconciler.planning.gitplan import plan_from_git  # host mode never needs it
 
     result = plan_from_git(args.path, args.base,
                            profile=lambda clusters: registry.for_tree(
                                clusters, args.target).classification,
-                           use_cache=not args.no_cache)
+                           use_cache=not args.no_cache,
+                           walked=probe.walked if probe is not None else None)
     for f in result.findings:
         print(f.as_text(), file=sys.stderr)
     for warning in result.warnings:
         print(f"virtsync: warning: {warning}", file=sys.stderr)
-    return result.plan
+    return result.plan, probe is not None and not result.findings and not result.warnings
 
 
 def render(plan: Plan, output: str, color: str) -> str:
@@ -106,14 +157,21 @@ def render(plan: Plan, output: str, color: str) -> str:
         from reconciler.render.markdown import render_markdown
 
         return render_markdown(plan)
-    from reconciler.render.text import render_text, want_color
+    from reconciler.render.color import want_color
+    from reconciler.render.text import render_text
 
     return render_text(plan, color=want_color(color, sys.stdout.isatty()))
 
 
-def _github_step_summary(plan: Plan) -> None:
+def _step_summary_file() -> str | None:
+    """Where GitHub Actions wants the markdown plan too (None: not under Actions)."""
     target = os.environ.get("GITHUB_STEP_SUMMARY")
-    if os.environ.get("GITHUB_ACTIONS") != "true" or not target:
+    return target if os.environ.get("GITHUB_ACTIONS") == "true" and target else None
+
+
+def _github_step_summary(plan: Plan) -> None:
+    target = _step_summary_file()
+    if target is None:
         return
     from reconciler.render.markdown import render_markdown
 

@@ -35,6 +35,7 @@ from reconciler.tree.gitsource import (
     repo_root,
 )
 from reconciler.tree.loader import SourceFile, read_source
+from reconciler.tree.settled import PlainWalk
 from reconciler.tree.source import FileVersions
 
 
@@ -74,14 +75,15 @@ ProfileChooser = Callable[[Sequence[Manifest]], ClassificationProfile]
 
 def plan_from_git(path: str, base: str | None, *,
                   profile: ClassificationProfile | ProfileChooser,
-                  use_cache: bool = True) -> GitPlan:
+                  use_cache: bool = True, walked: PlainWalk | None = None) -> GitPlan:
     """The plan from the work tree at `path` against `path` at git revision `base`,
     classified by `profile` (or the one chosen from the work tree's Cluster objects).
+    `walked`: the plain walk of `path` the caller made already (tree/settled.py).
     Raises InvalidWorkTree when the work tree is invalid."""
     if base is None:
         raise VirtsyncError("git mode needs a base revision (--base REV); without it, "
                             "`virtsync plan` compares with the live VMs (host mode)")
-    report = validate_paths([path], use_cache=use_cache, keep_parsed=True)
+    report = validate_paths([path], use_cache=use_cache, keep_parsed=True, walked=walked)
     if not report.valid:
         raise InvalidWorkTree(f"{len(report.errors)} validation error"
                               f"{'s' if len(report.errors) != 1 else ''} in {path}; "

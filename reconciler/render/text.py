@@ -8,10 +8,10 @@ no escape sequences.
 from __future__ import annotations
 
 import io
-import os
 
 from reconciler.planning.classify import Disruption
 from reconciler.planning.plan_model import ObjectChange, Plan
+from reconciler.render.color import want_color as want_color
 from reconciler.render.common import (
     LEGEND,
     Line,
@@ -34,15 +34,6 @@ CLASS_STYLE = {
     Disruption.NONE: "", Disruption.LIVE: "cyan", Disruption.RESTART: "yellow",
     Disruption.REPLACE: "magenta", Disruption.DATA_LOSS: "bold red",
 }
-
-
-def want_color(choice: str, stream_is_tty: bool) -> bool:
-    """--color auto|always|never; auto honours NO_COLOR and whether stdout is a terminal."""
-    if choice == "always":
-        return True
-    if choice == "never":
-        return False
-    return stream_is_tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
 
 def render_text(plan: Plan, *, color: bool = False) -> str:

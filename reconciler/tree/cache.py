@@ -460,7 +460,7 @@ class ValidationCache:
     def save_results(self) -> None:
         """The results `put` this run, in their own transaction, for a reader that keeps
         no tree of its own here (the desired-state library); never in the way."""
-        rows = [(self.namespace, sha, encode(e)) for sha, e in self._new.items()]
+        rows = [(self.namespace, sha, encode(e)) for sha, e in sorted(self._new.items())]
         if self._db is None or not rows:
             return
         try:
@@ -570,8 +570,10 @@ class ValidationCache:
         if (row[0] if row else None) != (self.tree.generation if self.tree else None):
             db.execute("ROLLBACK")
             return
+        # In key order: the rows append to the table's b-tree instead of splitting pages
+        # at random (a cold run: ~3× less CPU for this insert, a smaller file; issue 13).
         db.executemany("INSERT OR IGNORE INTO results VALUES(?,?,?)",
-                       [(self.namespace, sha, encode(e)) for sha, e in self._new.items()])
+                       [(self.namespace, sha, encode(e)) for sha, e in sorted(self._new.items())])
         gone = [*removed, *(u.path for u in updates if u.result is not None)]
         db.executemany("DELETE FROM claims WHERE scope=? AND path=?",
                        [(self.scope, p) for p in gone])
