@@ -22,9 +22,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from reconciler import __version__
 from reconciler.tree.walk import IGNORE_FILE, Entry, Unreadable, display_path, utf8, walk
@@ -40,6 +42,7 @@ ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
 DB_NAME = "validate.sqlite3"  # the cache database, in state_dir()/cache (tree/cache.py)
 
 Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
+_F = TypeVar("_F", bound=tuple[Any, ...])
 
 
 def _source_of(name: str) -> bytes:
@@ -67,10 +70,59 @@ def scope_of(namespace: str, paths: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
 
 
+def stat_lines(files: Iterable[tuple[str, Stat]]) -> Iterator[str]:
+    """What the stats digest of (display path, stat) pairs hashes, a line per file."""
+    return (f"{shown}\0{m}\0{s}\0{i}\n" for shown, (m, s, i) in files)
+
+
 def stats_digest(files: Iterable[tuple[str, Stat]]) -> str:
     """Of (display path, stat) pairs in display order."""
-    return hashlib.sha256("".join(
-        f"{shown}\0{m}\0{s}\0{i}\n" for shown, (m, s, i) in files).encode()).hexdigest()
+    return hashlib.sha256("".join(stat_lines(files)).encode()).hexdigest()
+
+
+# A tree's files fall into this many buckets by a hash of their display path. Each bucket
+# stores the stats digest of its files (once settled) and the digest of their contents,
+# so a run whose walk differs in a few buckets reads only those buckets' file rows
+# (check/incremental.py `edited`, issue 13: a one-file edit costs one bucket, not 10,000
+# rows).
+BUCKETS = 256
+
+
+def bucket_of(shown: str) -> int:
+    """A file's bucket: fixed by its display path alone (the same in every run)."""
+    return zlib.crc32(shown.encode()) % BUCKETS
+
+
+def by_bucket(files: Iterable[_F]) -> dict[int, list[_F]]:
+    """Files (tuples whose first item is the display path) grouped by bucket, in order."""
+    members: dict[int, list[_F]] = {}
+    for f in files:
+        members.setdefault(bucket_of(f[0]), []).append(f)
+    return members
+
+
+def bucket_stats(files: Iterable[tuple[str, Stat | None]], since_ns: int,
+                 racy_ns: int) -> dict[int, str]:
+    """Each non-empty bucket's settled stats digest ('' when one of its files has no stat
+    or has not settled), of (display path, stat) pairs; as PlainWalk.buckets."""
+    return {b: settled_stats(sorted(group), since_ns, racy_ns)
+            for b, group in by_bucket(files).items()}
+
+
+def content_digests(shas: Mapping[str, str]) -> dict[int, str]:
+    """Each non-empty bucket's digest of its files' (display path, content sha256)."""
+    members: dict[int, list[str]] = {}
+    for shown in sorted(shas):
+        members.setdefault(bucket_of(shown), []).append(f"{shown}\0{shas[shown]}\n")
+    return {b: hashlib.sha256("".join(lines).encode()).hexdigest()
+            for b, lines in members.items()}
+
+
+def tree_digest_of(contents: Mapping[int, str]) -> str:
+    """The digest of a tree's every (path, content) pair, from its buckets' digests: a run
+    that read a few buckets updates it from theirs."""
+    return hashlib.sha256("".join(f"{b}\0{contents[b]}\n"
+                                  for b in sorted(contents)).encode()).hexdigest()
 
 
 def settled_stats(files: Sequence[tuple[str, Stat | None]], since_ns: int,
@@ -88,11 +140,34 @@ class PlainWalk:
     stat) in display order; and when the walk began. A miss hands it to validate_paths,
     so the tree is walked once either way."""
 
-    __slots__ = ("files", "since_ns")
+    __slots__ = ("_lines", "files", "since_ns")
 
     def __init__(self, files: list[tuple[str, str, Stat]], since_ns: int) -> None:
         self.files = files
         self.since_ns = since_ns
+        self._lines: list[str] | None = None
+
+    def stat_lines(self) -> list[str]:
+        """Each file's stat line (stat_lines), made once: the settled check hashes them
+        all, a miss hashes them again by bucket."""
+        if self._lines is None:
+            self._lines = list(stat_lines((shown, st) for shown, _, st in self.files))
+        return self._lines
+
+    def stats(self) -> str:
+        """stats_digest of every file."""
+        return hashlib.sha256("".join(self.stat_lines()).encode()).hexdigest()
+
+    def buckets(self, racy_ns: int) -> tuple[dict[int, str], dict[int, list[int]]]:
+        """Each non-empty bucket's settled stats digest (as bucket_stats gives it), and the
+        indexes in `files` of its files."""
+        members: dict[int, list[int]] = {}
+        for i, (shown, _, _) in enumerate(self.files):
+            members.setdefault(bucket_of(shown), []).append(i)
+        lines, files, limit = self.stat_lines(), self.files, self.since_ns - racy_ns
+        return {b: "" if any(files[i][2][0] >= limit for i in idx) else
+                hashlib.sha256("".join([lines[i] for i in idx]).encode()).hexdigest()
+                for b, idx in members.items()}, members
 
 
 def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
@@ -147,6 +222,5 @@ def settled_tree(walked: PlainWalk, paths: Sequence[str], ignore_unknown: bool,
     """(files, objects, stored findings) of the unchanged, settled tree `walked` (the
     plain walk of `paths`); None: validate it."""
     scope = scope_of(namespace_digest(__version__, ignore_unknown, CACHED_CODE, schema_dir), paths)
-    found = stored_answer(db_path, scope,
-                          stats_digest((shown, st) for shown, _, st in walked.files))
+    found = stored_answer(db_path, scope, walked.stats())
     return None if found is None else (len(walked.files), *found)
