@@ -25,7 +25,6 @@ unknown key inside a secret is reported at its parent without its name.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -238,6 +237,8 @@ def _unknown_keys(root: Mapping[str, Any], body: Mapping[str, JSON],
 
 
 def _closest(key: str, allowed: Sequence[str]) -> str | None:
+    import difflib  # only for a finding: a valid file never needs it (issue 13)
+
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:
         return close[0]
@@ -325,6 +326,8 @@ def _enum_message(path: JSONPath, value: JSON, options: Sequence[JSON]) -> str:
     if isinstance(value, str) and not is_sensitive_path(path):
         names = [o for o in options if isinstance(o, str)]
         lowered = {o.lower(): o for o in names}
+        import difflib  # only for a finding
+
         close = ([lowered[value.lower()]] if value.lower() in lowered
                  else difflib.get_close_matches(value, names, n=1, cutoff=0.6))
         if close:

@@ -23,7 +23,8 @@ import os
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,14 +71,22 @@ def scope_of(namespace: str, paths: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
 
 
-def stat_lines(files: Iterable[tuple[str, Stat]]) -> Iterator[str]:
-    """What the stats digest of (display path, stat) pairs hashes, a line per file."""
-    return (f"{shown}\0{m}\0{s}\0{i}\n" for shown, (m, s, i) in files)
-
-
-def stats_digest(files: Iterable[tuple[str, Stat]]) -> str:
+def stats_digest(files: Sequence[tuple[str, Stat]]) -> str:
     """Of (display path, stat) pairs in display order."""
-    return hashlib.sha256("".join(stat_lines(files)).encode()).hexdigest()
+    return _stats_digest([shown for shown, _ in files], [st for _, st in files])
+
+
+def _stats_digest(shown: Sequence[str], stats: Sequence[Stat]) -> str:
+    """How many files, their paths (no path holds a NUL), then their numbers as 64-bit
+    words: formatting 30,000 numbers as text costs more than the walk's own Python
+    (issue 13). A number beyond a signed word (an inode, say) is hashed as text."""
+    h = hashlib.sha256(len(shown).to_bytes(8, "little"))
+    h.update("\0".join(shown).encode())
+    try:
+        h.update(array("q", [n for st in stats for n in st]).tobytes())
+    except OverflowError:
+        h.update(b"\1" + "\0".join([f"{m}\0{s}\0{i}" for m, s, i in stats]).encode())
+    return h.hexdigest()
 
 
 # A tree's files fall into this many buckets by a hash of their display path. Each bucket
@@ -132,7 +141,7 @@ def settled_stats(files: Sequence[tuple[str, Stat | None]], since_ns: int,
     limit = since_ns - racy_ns
     if any(st is None or st[0] >= limit for _, st in files):
         return ""
-    return stats_digest((shown, st) for shown, st in files if st is not None)
+    return stats_digest([(shown, st) for shown, st in files if st is not None])
 
 
 class PlainWalk:
@@ -140,33 +149,26 @@ class PlainWalk:
     stat) in display order; and when the walk began. A miss hands it to validate_paths,
     so the tree is walked once either way."""
 
-    __slots__ = ("_lines", "files", "since_ns")
+    __slots__ = ("files", "since_ns")
 
     def __init__(self, files: list[tuple[str, str, Stat]], since_ns: int) -> None:
         self.files = files
         self.since_ns = since_ns
-        self._lines: list[str] | None = None
-
-    def stat_lines(self) -> list[str]:
-        """Each file's stat line (stat_lines), made once: the settled check hashes them
-        all, a miss hashes them again by bucket."""
-        if self._lines is None:
-            self._lines = list(stat_lines((shown, st) for shown, _, st in self.files))
-        return self._lines
 
     def stats(self) -> str:
         """stats_digest of every file."""
-        return hashlib.sha256("".join(self.stat_lines()).encode()).hexdigest()
+        return _stats_digest([f[0] for f in self.files], [f[2] for f in self.files])
 
     def buckets(self, racy_ns: int) -> tuple[dict[int, str], dict[int, list[int]]]:
         """Each non-empty bucket's settled stats digest (as bucket_stats gives it), and the
         indexes in `files` of its files."""
+        shown, stats = [f[0] for f in self.files], [f[2] for f in self.files]
         members: dict[int, list[int]] = {}
-        for i, (shown, _, _) in enumerate(self.files):
-            members.setdefault(bucket_of(shown), []).append(i)
-        lines, files, limit = self.stat_lines(), self.files, self.since_ns - racy_ns
-        return {b: "" if any(files[i][2][0] >= limit for i in idx) else
-                hashlib.sha256("".join([lines[i] for i in idx]).encode()).hexdigest()
+        for i, name in enumerate(shown):
+            members.setdefault(bucket_of(name), []).append(i)
+        limit = self.since_ns - racy_ns
+        return {b: "" if any(stats[i][0] >= limit for i in idx) else
+                _stats_digest([shown[i] for i in idx], [stats[i] for i in idx])
                 for b, idx in members.items()}, members
 
 
