@@ -163,11 +163,13 @@ class PlainWalk:
         """Each non-empty bucket's settled stats digest (as bucket_stats gives it), and the
         indexes in `files` of its files."""
         shown, stats = [f[0] for f in self.files], [f[2] for f in self.files]
+        keys = list(map(bucket_of, shown))
         members: dict[int, list[int]] = {}
-        for i, name in enumerate(shown):
-            members.setdefault(bucket_of(name), []).append(i)
+        for i, b in enumerate(keys):
+            members.setdefault(b, []).append(i)
         limit = self.since_ns - racy_ns
-        return {b: "" if any(stats[i][0] >= limit for i in idx) else
+        unsettled = {keys[i] for i, st in enumerate(stats) if st[0] >= limit}
+        return {b: "" if b in unsettled else
                 _stats_digest([shown[i] for i in idx], [stats[i] for i in idx])
                 for b, idx in members.items()}, members
 

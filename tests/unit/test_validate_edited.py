@@ -274,3 +274,20 @@ def test_a_cache_without_bucket_rows_takes_the_full_path(
     assert first_warm(capsys, tree, paths_taken) == "full"
     (tree / "sub" / "vm-05.yaml").write_text(vm("vm-05", 5))
     assert first_warm(capsys, tree, paths_taken) == "edited"  # the full run wrote them
+
+
+def test_ignore_unknown_keeps_its_own_answers(
+        tree: Path, paths_taken: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The option is part of the cache's namespace: each setting has its own stored tree,
+    and an edit is answered for each as an uncached run with that option would."""
+    for flag in ((), ("--ignore-unknown",)):
+        assert run(capsys, str(tree), *flag)[0] == 0
+    paths_taken.clear()
+    (tree / "sub" / "vm-05.yaml").write_text(
+        vm("vm-05", 5) + "---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n"
+        "  name: w\n")
+    for flag, code in (((), 1), (("--ignore-unknown",), 0)):
+        warm = run(capsys, str(tree), *flag)
+        assert paths_taken == ["edited"] and warm[0] == code
+        assert warm == run(capsys, "--no-cache", str(tree), *flag)
+        paths_taken.clear()
