@@ -420,7 +420,8 @@ class ValidationCache:
                 "SELECT path, mtime_ns, size, ino, sha256, seen_ns, flags, objects FROM files"
                 " INDEXED BY files_bucket WHERE scope=? AND bucket=?", (self.scope, b))]
             self._db.execute("COMMIT")
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError, TypeError):
+            # Locked or damaged: the full read decides (uncached, or rebuilt).
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             return False

@@ -291,3 +291,30 @@ def test_ignore_unknown_keeps_its_own_answers(
         assert paths_taken == ["edited"] and warm[0] == code
         assert warm == run(capsys, "--no-cache", str(tree), *flag)
         paths_taken.clear()
+
+
+@pytest.mark.parametrize("damage", ["tree-row", "file"])
+def test_a_damaged_cache_is_never_fatal(
+        tree: Path, paths_taken: list[str], capsys: pytest.CaptureFixture[str],
+        tmp_path: Path, damage: str) -> None:
+    """A trees row that does not decode, or a file that is no database: each edit is
+    answered as an uncached run would answer it, and the cache is rebuilt (the damaged
+    database is removed by the run that finds it, made anew by the next)."""
+    prime(capsys, tree, paths_taken)
+    path = tmp_path / "state" / "cache" / cache_module.DB_NAME
+    if damage == "tree-row":
+        db = sqlite3.connect(path)
+        db.execute("UPDATE trees SET findings='not json'")
+        db.commit()
+        db.close()
+    else:
+        for name in (path.name + "-wal", path.name + "-shm"):
+            (path.parent / name).unlink(missing_ok=True)
+        path.write_bytes(b"\x00garbage" * 1000)
+    (tree / "sub" / "vm-05.yaml").write_text(vm("vm-05", 5, mac=0))
+    assert first_warm(capsys, tree, paths_taken) == "full"
+    (tree / "sub" / "vm-05.yaml").write_text(vm("vm-05", 5))
+    assert first_warm(capsys, tree, paths_taken) == ("full" if damage == "tree-row"
+                                                     else "edited")
+    (tree / "sub" / "vm-05.yaml").write_text(vm("vm-05", 5, mac=1))
+    assert first_warm(capsys, tree, paths_taken) == "edited"
