@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler import __version__
 from reconciler.check import SCHEMA_DIR
@@ -67,8 +67,7 @@ _CACHED_CODE = settled.CACHED_CODE
 PARALLEL_THRESHOLD = 96
 
 
-@dataclass(frozen=True)
-class FileReport:
+class FileReport(NamedTuple):  # not a dataclass: cheaper to define (cache.py)
     path: str
     sha256: str
     result: CachedFile
@@ -281,8 +280,7 @@ def validate_paths(
                    {} if keep_manifests and not keep_parsed else parsed)
 
 
-@dataclass(frozen=True)
-class _Checker:
+class _Checker(NamedTuple):  # not a dataclass: cheaper to define (cache.py)
     """How this run checks the files whose content the cache cannot vouch for."""
 
     ignore_unknown: bool

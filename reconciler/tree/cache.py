@@ -33,7 +33,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -89,19 +88,19 @@ HOST = 2  # a Cluster or a hostDisk path (the hostDisk tree check reads these)
 
 Slot = tuple[str, str]  # a unique claim: (what, value)
 Stat = tuple[int, int, int]
-Bucket = tuple[str, str]  # (settled stats digest or '', content digest)
+Bucket = tuple[str, str]
+# The records below are NamedTuples, not frozen dataclasses: each dataclass costs ~0.5 ms
+# of generated code at import, which every run that checks a file pays (issue 13).  # (settled stats digest or '', content digest)
 
 
-@dataclass(frozen=True)
-class CachedFacts:
+class CachedFacts(NamedTuple):
     doc: int
     key: ObjectKey
     claims: tuple[UniqueClaim, ...]
     host_paths: tuple[HostPath, ...] = ()
 
 
-@dataclass(frozen=True)
-class CachedFile:
+class CachedFile(NamedTuple):
     """A file's validation result with its path stripped (the same bytes may move)."""
 
     objects: tuple[tuple[int, ObjectKey], ...]
@@ -229,8 +228,7 @@ class Objects(Sequence[tuple[SourceRef, ObjectKey]]):
     __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
-class TreeResult:
+class TreeResult(NamedTuple):
     """The assembled result for an exact set of (path, content) pairs."""
 
     objects: Sequence[tuple[SourceRef, ObjectKey]]
@@ -248,8 +246,7 @@ class FileRow(NamedTuple):
     objects: str
 
 
-@dataclass(frozen=True)
-class StoredTree:
+class StoredTree(NamedTuple):
     digest: str
     findings: tuple[Finding, ...]
     dups: frozenset[Slot]
@@ -258,8 +255,7 @@ class StoredTree:
     stats: str = ""  # settled.stats_digest of the files, '' until every one has settled
 
 
-@dataclass(frozen=True)
-class FileUpdate:
+class FileUpdate(NamedTuple):
     """What a run learnt about one file of the scope: written in one transaction."""
 
     path: str
