@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema_rs
 
@@ -102,8 +101,7 @@ _PRIORITY: Mapping[str, int] = {
 }
 
 
-@dataclass(frozen=True)
-class _Compiled:
+class _Compiled(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (tree/cache.py)
     schema: Mapping[str, Any]
     validator: Any  # a jsonschema_rs validator; the library ships no type stubs
     api_versions: frozenset[str]
