@@ -25,12 +25,10 @@ unknown key inside a secret is reported at its parent without its name.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema_rs
 
@@ -103,8 +101,7 @@ _PRIORITY: Mapping[str, int] = {
 }
 
 
-@dataclass(frozen=True)
-class _Compiled:
+class _Compiled(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (tree/cache.py)
     schema: Mapping[str, Any]
     validator: Any  # a jsonschema_rs validator; the library ships no type stubs
     api_versions: frozenset[str]
@@ -238,6 +235,8 @@ def _unknown_keys(root: Mapping[str, Any], body: Mapping[str, JSON],
 
 
 def _closest(key: str, allowed: Sequence[str]) -> str | None:
+    import difflib  # only for a finding: a valid file never needs it (issue 13)
+
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:
         return close[0]
@@ -325,6 +324,8 @@ def _enum_message(path: JSONPath, value: JSON, options: Sequence[JSON]) -> str:
     if isinstance(value, str) and not is_sensitive_path(path):
         names = [o for o in options if isinstance(o, str)]
         lowered = {o.lower(): o for o in names}
+        import difflib  # only for a finding
+
         close = ([lowered[value.lower()]] if value.lower() in lowered
                  else difflib.get_close_matches(value, names, n=1, cutoff=0.6))
         if close:

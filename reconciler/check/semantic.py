@@ -13,7 +13,6 @@ occurrence for a duplicate, the deprecated `running` when it is combined with
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -165,6 +164,8 @@ def _unique_names(vmi: Mapping[str, Any], devices: Mapping[str, Any]) -> list[Is
 
 
 def _suggest(name: str, candidates: Sequence[str]) -> str:
+    import difflib  # only for a finding: a valid file never needs it (issue 13)
+
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f'; did you mean "{close[0]}"?' if close else ""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler import __version__
 from reconciler.check import SCHEMA_DIR
@@ -67,8 +67,7 @@ _CACHED_CODE = settled.CACHED_CODE
 PARALLEL_THRESHOLD = 96
 
 
-@dataclass(frozen=True)
-class FileReport:
+class FileReport(NamedTuple):  # not a dataclass: cheaper to define (cache.py)
     path: str
     sha256: str
     result: CachedFile
@@ -225,12 +224,6 @@ def _stat(src: SourceFile) -> Stat | None:
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def tree_digest(shas: Mapping[str, str]) -> str:
-    # One update of the whole text: the same digest as one update per line, for less.
-    return hashlib.sha256("".join(f"{display}\0{shas[display]}\n"
-                                  for display in sorted(shas)).encode()).hexdigest()
-
-
 def cache_scope(namespace: str, paths: Sequence[str]) -> str:
     """The tree a cached index belongs to: display paths depend on the working dir."""
     return settled.scope_of(namespace, paths)
@@ -287,8 +280,7 @@ def validate_paths(
                    {} if keep_manifests and not keep_parsed else parsed)
 
 
-@dataclass(frozen=True)
-class _Checker:
+class _Checker(NamedTuple):  # not a dataclass: cheaper to define (cache.py)
     """How this run checks the files whose content the cache cannot vouch for."""
 
     ignore_unknown: bool
@@ -414,15 +406,24 @@ def _finish(paths: Sequence[str], sources: Sequence[SourceFile],
             path_findings: Sequence[Finding], tree: TreeResult,
             manifests: tuple[Manifest, ...],
             parsed: Mapping[str, tuple[Manifest, ...]]) -> ValidationReport:
-    findings = [*path_findings, *tree.findings]
-    if not tree.objects and not any(f.severity == "error" for f in findings):
+    return ValidationReport(tuple(s.display for s in sources),
+                            final_findings(paths, path_findings, tree.findings,
+                                           bool(tree.objects)),
+                            tree.objects, manifests, parsed,
+                            frozenset(s.display for s in sources if s.stat is not None))
+
+
+def final_findings(paths: Sequence[str], path_findings: Sequence[Finding],
+                   tree_findings: Sequence[Finding], has_objects: bool) -> tuple[Finding, ...]:
+    """What `validate` reports: the walk's and the tree's findings, sorted, and a tree
+    without objects refused when nothing else is an error."""
+    findings = [*path_findings, *tree_findings]
+    if not has_objects and not any(f.severity == "error" for f in findings):
         findings.append(Finding(", ".join(paths), 0, 0, ".",
                                 "no objects found: the tree holds no VirtualMachine or other "
                                 "virtsync object; refusing to treat it as valid",
                                 "tree.no-objects"))
-    return ValidationReport(tuple(s.display for s in sources), tuple(sorted(set(findings))),
-                            tree.objects, manifests, parsed,
-                            frozenset(s.display for s in sources if s.stat is not None))
+    return tuple(sorted(set(findings)))
 
 
 def tree_findings(facts: Sequence[ManifestFacts],

@@ -49,20 +49,21 @@ class Report(Protocol):
     def valid(self) -> bool: ...
 
 
-class _Settled:
-    """A tree the cache vouches for as unchanged since a run found it valid without a
-    single finding: its counts are all there is to report."""
+class _Counted:
+    """A tree answered from the cache: an unchanged one (a run found it valid without a
+    single finding), or one with a few files edited (check/incremental.py `edited`,
+    findings as the full path gives them). Counts and findings are all there is to
+    report."""
 
-    findings: tuple[Finding, ...] = ()
-    errors: tuple[Finding, ...] = ()
-    valid = True
-
-    def __init__(self, files: int, objects: int) -> None:
+    def __init__(self, files: int, objects: int, findings: tuple[Finding, ...] = ()) -> None:
         self.files = range(files)
         self.objects = range(objects)
+        self.findings = findings
+        self.errors = tuple(f for f in findings if f.severity == "error")
+        self.valid = not self.errors
 
 
-def _settled(args: argparse.Namespace, walked: PlainWalk) -> _Settled | None:
+def _settled(args: argparse.Namespace, walked: PlainWalk) -> _Counted | None:
     from reconciler.check import SCHEMA_DIR
     from reconciler.core.statedir import state_dir
     from reconciler.tree.settled import DB_NAME, settled_tree
@@ -73,14 +74,23 @@ def _settled(args: argparse.Namespace, walked: PlainWalk) -> _Settled | None:
         return None
     files, objects, findings = found
     # Findings (sorted, located, with the empty-tree one added) come from the full path.
-    return _Settled(files, objects) if objects and not findings else None
+    return _Counted(files, objects) if objects and not findings else None
+
+
+def _edited(args: argparse.Namespace, walked: PlainWalk) -> _Counted | None:
+    from reconciler.check.incremental import edited
+
+    found = edited(walked, args.paths, args.ignore_unknown)
+    return None if found is None else _Counted(*found)
 
 
 def run(args: argparse.Namespace) -> ExitCode:
     from reconciler.tree.settled import plain_walk
 
     walked = None if args.no_cache else plain_walk(args.paths)
-    report: Report | None = _settled(args, walked) if walked is not None else None
+    report: Report | None = None
+    if walked is not None:
+        report = _settled(args, walked) or _edited(args, walked)
     if report is None:
         from reconciler.check.validate import validate_paths
 

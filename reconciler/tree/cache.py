@@ -16,6 +16,9 @@ one-file edit reads and writes that file's rows, not the whole cache:
 - `trees`: per scope, the digest of the last assembled tree, its findings, the claims
   made more than once, and (once every file has settled) the digest of every file's
   stat, which answers an unchanged tree without reading the rest (tree/settled.py).
+- `buckets`: per scope, the files split by a hash of their path (settled.bucket_of):
+  each bucket's settled stats digest and content digest, so a run that finds a few
+  buckets changed reads only their `files` rows (`partial`, check/incremental.py).
 
 The `namespace` (virtsync version, schema and rule-code digest, options) is part of
 every key: change any of them and nothing cached is used. A damaged or foreign database
@@ -30,7 +33,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
@@ -45,9 +47,10 @@ from reconciler.core.model import (
 )
 from reconciler.core.sensitive import digest_sensitive
 from reconciler.tree.settled import DB_NAME as DB_NAME
+from reconciler.tree.settled import bucket_of
 
 # Bump on any change of the tables or of a row's encoding.
-FORMAT = 6
+FORMAT = 7
 # Scopes (trees validated from some directory) kept; the least recently used go first.
 MAX_SCOPES = 16
 # How long a writer waits for another one before giving up its (optional) write.
@@ -61,7 +64,12 @@ _TABLES = (
     "CREATE TABLE IF NOT EXISTS files(scope TEXT NOT NULL, path TEXT NOT NULL,"
     " mtime_ns INTEGER NOT NULL, size INTEGER NOT NULL, ino INTEGER NOT NULL,"
     " sha256 TEXT NOT NULL, seen_ns INTEGER NOT NULL, flags INTEGER NOT NULL,"
-    " objects TEXT NOT NULL, PRIMARY KEY(scope, path)) WITHOUT ROWID",
+    " objects TEXT NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY(scope, path)) WITHOUT ROWID",
+    # Named in the queries (INDEXED BY): without statistics the planner scans the scope.
+    "CREATE INDEX IF NOT EXISTS files_bucket ON files(scope, bucket)",
+    "CREATE INDEX IF NOT EXISTS files_flagged ON files(scope) WHERE flags != 0",
+    "CREATE TABLE IF NOT EXISTS buckets(scope TEXT NOT NULL, bucket INTEGER NOT NULL,"
+    " stats TEXT NOT NULL, content TEXT NOT NULL, PRIMARY KEY(scope, bucket)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS claims(scope TEXT NOT NULL, what TEXT NOT NULL,"
     " value TEXT NOT NULL, path TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS claims_slot ON claims(scope, what, value)",
@@ -80,18 +88,19 @@ HOST = 2  # a Cluster or a hostDisk path (the hostDisk tree check reads these)
 
 Slot = tuple[str, str]  # a unique claim: (what, value)
 Stat = tuple[int, int, int]
+Bucket = tuple[str, str]
+# The records below are NamedTuples, not frozen dataclasses: each dataclass costs ~0.5 ms
+# of generated code at import, which every run that checks a file pays (issue 13).  # (settled stats digest or '', content digest)
 
 
-@dataclass(frozen=True)
-class CachedFacts:
+class CachedFacts(NamedTuple):
     doc: int
     key: ObjectKey
     claims: tuple[UniqueClaim, ...]
     host_paths: tuple[HostPath, ...] = ()
 
 
-@dataclass(frozen=True)
-class CachedFile:
+class CachedFile(NamedTuple):
     """A file's validation result with its path stripped (the same bytes may move)."""
 
     objects: tuple[tuple[int, ObjectKey], ...]
@@ -219,8 +228,7 @@ class Objects(Sequence[tuple[SourceRef, ObjectKey]]):
     __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(frozen=True)
-class TreeResult:
+class TreeResult(NamedTuple):
     """The assembled result for an exact set of (path, content) pairs."""
 
     objects: Sequence[tuple[SourceRef, ObjectKey]]
@@ -238,8 +246,7 @@ class FileRow(NamedTuple):
     objects: str
 
 
-@dataclass(frozen=True)
-class StoredTree:
+class StoredTree(NamedTuple):
     digest: str
     findings: tuple[Finding, ...]
     dups: frozenset[Slot]
@@ -248,8 +255,7 @@ class StoredTree:
     stats: str = ""  # settled.stats_digest of the files, '' until every one has settled
 
 
-@dataclass(frozen=True)
-class FileUpdate:
+class FileUpdate(NamedTuple):
     """What a run learnt about one file of the scope: written in one transaction."""
 
     path: str
@@ -258,6 +264,9 @@ class FileUpdate:
     result: CachedFile | None  # None: the stat changed, the content did not
     host: bool = False
 
+
+# A partial read that finds more buckets changed than this reads the whole index instead.
+PARTIAL_MAX = 32
 
 # A file modified within this window of the row's write may share its cached mtime and
 # size while holding new bytes (git's "racily clean" problem): always re-hash those.
@@ -340,7 +349,12 @@ def open_reader(path: Path) -> sqlite3.Connection | None:
 class ValidationCache:
     """One run's view of the cache for one scope: read in one snapshot, write once."""
 
-    def __init__(self, path: Path, namespace: str, scope: str) -> None:
+    def __init__(self, path: Path, namespace: str, scope: str,
+                 buckets: Mapping[int, str] | None = None) -> None:
+        """`buckets`: each bucket's stats digest from this run's walk (settled.bucket_stats)
+        for a partial read: only the rows of buckets whose stored stats digest differs
+        (or was not settled) are read (`examined`), the others are vouched for by it.
+        `partial` says whether that worked; else nothing was read (read in full)."""
         self.path = path
         self.namespace = namespace
         self.scope = scope
@@ -348,8 +362,14 @@ class ValidationCache:
         self._new: dict[str, CachedFile] = {}
         self.rows: dict[str, FileRow] = {}
         self.tree: StoredTree | None = None
+        self.buckets: dict[int, Bucket] = {}  # as stored
+        self.examined: frozenset[int] | None = None  # None: every row was read
         self._last_row: tuple[str, tuple[str] | None] | None = None
-        self._read_index()
+        self.partial = False
+        if buckets is None:
+            self._read_index()
+        else:
+            self.partial = self._read_partial(buckets)
 
     def _fail(self) -> None:
         """A damaged database found mid-run: forget it (rebuilt by the next run)."""
@@ -368,25 +388,77 @@ class ValidationCache:
             rows = self._db.execute(
                 "SELECT path, mtime_ns, size, ino, sha256, seen_ns, flags, objects FROM files"
                 " WHERE scope=?", (self.scope,)).fetchall()
-            tree = self._db.execute(
-                "SELECT digest, findings, dups, objects, generation, stats FROM trees"
-                " WHERE scope=?",
-                (self.scope,)).fetchone()
+            tree = self._tree_row()
             self._db.execute("COMMIT")
             self.rows = {p: FileRow((m, s, i), sha, seen, fl, obj)
                          for p, m, s, i, sha, seen, fl, obj in rows}
-            if tree is not None:
-                digest, findings, dups, objects, generation, stats = tree
-                self.tree = StoredTree(
-                    digest,
-                    tuple(Finding(f, int(ln), int(c), p, m, r, sev)
-                          for f, ln, c, p, m, r, sev in json.loads(findings)),
-                    frozenset((w, v) for w, v in json.loads(dups)),
-                    int(objects), int(generation), str(stats))
+            self.tree = tree
         except sqlite3.OperationalError:
             self.rows, self.tree = {}, None  # locked: this run is uncached
         except (sqlite3.DatabaseError, ValueError, TypeError):
             self._fail()
+
+    def _read_partial(self, current: Mapping[int, str]) -> bool:
+        if self._db is None:
+            return False
+        try:
+            self._db.execute("BEGIN")  # one snapshot, as _read_index
+            tree = self._tree_row()
+            stored = {b: (st, c) for b, st, c in self._db.execute(
+                "SELECT bucket, stats, content FROM buckets WHERE scope=?", (self.scope,))}
+            examined = frozenset(
+                {b for b, st in current.items() if not st or stored.get(b, ("",))[0] != st}
+                | (stored.keys() - current.keys()))
+            if tree is None or not stored or len(examined) > PARTIAL_MAX:
+                self._db.execute("COMMIT")
+                return False
+            rows = [r for b in sorted(examined) for r in self._db.execute(
+                "SELECT path, mtime_ns, size, ino, sha256, seen_ns, flags, objects FROM files"
+                " INDEXED BY files_bucket WHERE scope=? AND bucket=?", (self.scope, b))]
+            self._db.execute("COMMIT")
+        except (sqlite3.Error, ValueError, TypeError):
+            # Locked or damaged: the full read decides (uncached, or rebuilt).
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            return False
+        self.rows = {p: FileRow((m, s, i), sha, seen, fl, obj)
+                     for p, m, s, i, sha, seen, fl, obj in rows}
+        self.tree, self.buckets, self.examined = tree, stored, examined
+        return True
+
+    def _tree_row(self) -> StoredTree | None:
+        assert self._db is not None
+        tree = self._db.execute(
+            "SELECT digest, findings, dups, objects, generation, stats FROM trees"
+            " WHERE scope=?", (self.scope,)).fetchone()
+        if tree is None:
+            return None
+        digest, findings, dups, objects, generation, stats = tree
+        return StoredTree(
+            digest,
+            tuple(Finding(f, int(ln), int(c), p, m, r, sev)
+                  for f, ln, c, p, m, r, sev in json.loads(findings)),
+            frozenset((w, v) for w, v in json.loads(dups)),
+            int(objects), int(generation), str(stats))
+
+    def flagged_elsewhere(self) -> dict[str, str]:
+        """Files with a flag (findings of their own, host paths) in the buckets a partial
+        read vouched for: path → content sha256. Empty after a full read (`rows` has
+        them all)."""
+        if self.examined is None or self._db is None:
+            return {}
+        return {p: sha for p, sha, b in self._db.execute(
+            "SELECT path, sha256, bucket FROM files INDEXED BY files_flagged"
+            " WHERE scope=? AND flags != 0",
+            (self.scope,)) if b not in self.examined}
+
+    def stored_sha(self, path: str) -> str | None:
+        """The stored content sha256 of a file in a bucket a partial read vouched for."""
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT sha256 FROM files WHERE scope=? AND path=?",
+                               (self.scope, path)).fetchone()
+        return str(row[0]) if row is not None else None
 
     def known_sha(self, display: str, stat: Stat) -> str | None:
         """The cached sha256 of a file whose (mtime_ns, size, inode) are unchanged."""
@@ -538,20 +610,27 @@ class ValidationCache:
         return out
 
     def save(self, updates: Sequence[FileUpdate], removed: Iterable[str], digest: str,
-             tree: StoredTree | None, stats: str = "") -> None:
+             tree: StoredTree | None, stats: str = "",
+             buckets: Mapping[int, Bucket] | None = None) -> None:
         """Write what changed, in one transaction; skipped when another process changed
         this scope since it was read (its rows are as good as ours) or holds the lock.
         `stats`: the files' settled stats digest ('' : not all settled); with `tree`
-        None it is stored only for the unchanged tree read (the caller checked that)."""
+        None it is stored only for the unchanged tree read (the caller checked that).
+        `buckets`: every bucket's row after a full read, the examined ones' after a
+        partial read; written with the rows they vouch for, never without them."""
         if self._db is None:
             return
         removed = list(removed)
+        buckets = dict(buckets or {})
         new_stats = tree is None and stats != "" and self.tree is not None \
             and self.tree.stats != stats
-        if not updates and not removed and not new_stats and (tree is None or self.tree == tree):
+        new_buckets = self.examined is not None and any(
+            self.buckets.get(b) != buckets.get(b) for b in self.examined)
+        if not updates and not removed and not new_stats and not new_buckets \
+                and (tree is None or self.tree == tree):
             return  # an unchanged tree writes nothing
         try:
-            self._write(updates, removed, digest, tree, stats)
+            self._write(updates, removed, digest, tree, stats, buckets)
         except sqlite3.OperationalError as exc:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
@@ -561,7 +640,7 @@ class ValidationCache:
             self._fail()
 
     def _write(self, updates: Sequence[FileUpdate], removed: list[str], digest: str,
-               tree: StoredTree | None, stats: str) -> None:
+               tree: StoredTree | None, stats: str, buckets: Mapping[int, Bucket]) -> None:
         db = self._db
         assert db is not None
         now = time.time_ns()
@@ -582,9 +661,16 @@ class ValidationCache:
         db.executemany("INSERT INTO claims VALUES(?,?,?,?)",
                        [(self.scope, w, v, u.path) for u in updates if u.result is not None
                         for w, v in u.result.slots()])
-        db.executemany("INSERT OR REPLACE INTO files VALUES(?,?,?,?,?,?,?,?,?)", [
+        db.executemany("INSERT OR REPLACE INTO files VALUES(?,?,?,?,?,?,?,?,?,?)", [
             (self.scope, u.path, *(u.stat or (0, -1, 0)), u.sha256, now,
-             *self._derived(u)) for u in updates])
+             *self._derived(u), bucket_of(u.path)) for u in updates])
+        if self.examined is None:
+            db.execute("DELETE FROM buckets WHERE scope=?", (self.scope,))
+        else:
+            db.executemany("DELETE FROM buckets WHERE scope=? AND bucket=?",
+                           [(self.scope, b) for b in self.examined])
+        db.executemany("INSERT INTO buckets VALUES(?,?,?,?)",
+                       [(self.scope, b, st, c) for b, (st, c) in sorted(buckets.items())])
         if tree is None and stats:
             db.execute("UPDATE trees SET stats=? WHERE scope=?", (stats, self.scope))
         if tree is not None:
@@ -609,7 +695,7 @@ class ValidationCache:
         file refers to any more."""
         stale = [s for (s,) in db.execute(
             "SELECT scope FROM trees ORDER BY used_ns DESC LIMIT -1 OFFSET ?", (MAX_SCOPES,))]
-        for table in ("trees", "files", "claims"):
+        for table in ("trees", "files", "claims", "buckets"):
             db.executemany(f"DELETE FROM {table} WHERE scope=?", [(s,) for s in stale])
         for table in ("results", "manifests"):
             db.execute(f"DELETE FROM {table} WHERE sha256 NOT IN (SELECT sha256 FROM files)")

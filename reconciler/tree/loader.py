@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from reconciler.core.model import (
     CLUSTER_SCOPED_KINDS,
@@ -46,8 +46,7 @@ if TYPE_CHECKING:
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class IgnoreRules:
+class IgnoreRules(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (tree/cache.py)
     patterns: tuple[str, ...] = ()
 
     @classmethod
@@ -77,8 +76,7 @@ class IgnoreRules:
         return False
 
 
-@dataclass(frozen=True)
-class LoadedFile:
+class LoadedFile(NamedTuple):
     """One file's parse result. `findings` are YAML/structure problems of this file."""
 
     path: str
@@ -100,8 +98,7 @@ class SourceFile:
     stat: tuple[int, int, int] | None = dataclasses.field(default=None, compare=False)
 
 
-@dataclass(frozen=True)
-class LoadResult:
+class LoadResult(NamedTuple):
     files: tuple[LoadedFile, ...]
     findings: tuple[Finding, ...]
 

@@ -22,9 +22,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+import zlib
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, TypeVar
 
 from reconciler import __version__
 from reconciler.tree.walk import IGNORE_FILE, Entry, Unreadable, display_path, utf8, walk
@@ -40,6 +43,7 @@ ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
 DB_NAME = "validate.sqlite3"  # the cache database, in state_dir()/cache (tree/cache.py)
 
 Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
+_F = TypeVar("_F", bound=tuple[Any, ...])
 
 
 def _source_of(name: str) -> bytes:
@@ -67,10 +71,67 @@ def scope_of(namespace: str, paths: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps([namespace, os.getcwd(), list(paths)]).encode()).hexdigest()
 
 
-def stats_digest(files: Iterable[tuple[str, Stat]]) -> str:
+def stats_digest(files: Sequence[tuple[str, Stat]]) -> str:
     """Of (display path, stat) pairs in display order."""
-    return hashlib.sha256("".join(
-        f"{shown}\0{m}\0{s}\0{i}\n" for shown, (m, s, i) in files).encode()).hexdigest()
+    return _stats_digest([shown for shown, _ in files], [st for _, st in files])
+
+
+def _stats_digest(shown: Sequence[str], stats: Sequence[Stat]) -> str:
+    """How many files, their paths (no path holds a NUL), then their numbers as 64-bit
+    words: formatting 30,000 numbers as text costs more than the walk's own Python
+    (issue 13). A number beyond a signed word (an inode, say) is hashed as text."""
+    h = hashlib.sha256(len(shown).to_bytes(8, "little"))
+    h.update("\0".join(shown).encode())
+    try:
+        h.update(array("q", [n for st in stats for n in st]).tobytes())
+    except OverflowError:
+        h.update(b"\1" + "\0".join([f"{m}\0{s}\0{i}" for m, s, i in stats]).encode())
+    return h.hexdigest()
+
+
+# A tree's files fall into this many buckets by a hash of their display path. Each bucket
+# stores the stats digest of its files (once settled) and the digest of their contents,
+# so a run whose walk differs in a few buckets reads only those buckets' file rows
+# (check/incremental.py `edited`, issue 13: a one-file edit costs one bucket, not 10,000
+# rows).
+BUCKETS = 256
+
+
+def bucket_of(shown: str) -> int:
+    """A file's bucket: fixed by its display path alone (the same in every run)."""
+    return zlib.crc32(shown.encode()) % BUCKETS
+
+
+def by_bucket(files: Iterable[_F]) -> dict[int, list[_F]]:
+    """Files (tuples whose first item is the display path) grouped by bucket, in order."""
+    members: dict[int, list[_F]] = {}
+    for f in files:
+        members.setdefault(bucket_of(f[0]), []).append(f)
+    return members
+
+
+def bucket_stats(files: Iterable[tuple[str, Stat | None]], since_ns: int,
+                 racy_ns: int) -> dict[int, str]:
+    """Each non-empty bucket's settled stats digest ('' when one of its files has no stat
+    or has not settled), of (display path, stat) pairs; as PlainWalk.buckets."""
+    return {b: settled_stats(sorted(group), since_ns, racy_ns)
+            for b, group in by_bucket(files).items()}
+
+
+def content_digests(shas: Mapping[str, str]) -> dict[int, str]:
+    """Each non-empty bucket's digest of its files' (display path, content sha256)."""
+    members: dict[int, list[str]] = {}
+    for shown in sorted(shas):
+        members.setdefault(bucket_of(shown), []).append(f"{shown}\0{shas[shown]}\n")
+    return {b: hashlib.sha256("".join(lines).encode()).hexdigest()
+            for b, lines in members.items()}
+
+
+def tree_digest_of(contents: Mapping[int, str]) -> str:
+    """The digest of a tree's every (path, content) pair, from its buckets' digests: a run
+    that read a few buckets updates it from theirs."""
+    return hashlib.sha256("".join(f"{b}\0{contents[b]}\n"
+                                  for b in sorted(contents)).encode()).hexdigest()
 
 
 def settled_stats(files: Sequence[tuple[str, Stat | None]], since_ns: int,
@@ -80,7 +141,7 @@ def settled_stats(files: Sequence[tuple[str, Stat | None]], since_ns: int,
     limit = since_ns - racy_ns
     if any(st is None or st[0] >= limit for _, st in files):
         return ""
-    return stats_digest((shown, st) for shown, st in files if st is not None)
+    return stats_digest([(shown, st) for shown, st in files if st is not None])
 
 
 class PlainWalk:
@@ -93,6 +154,24 @@ class PlainWalk:
     def __init__(self, files: list[tuple[str, str, Stat]], since_ns: int) -> None:
         self.files = files
         self.since_ns = since_ns
+
+    def stats(self) -> str:
+        """stats_digest of every file."""
+        return _stats_digest([f[0] for f in self.files], [f[2] for f in self.files])
+
+    def buckets(self, racy_ns: int) -> tuple[dict[int, str], dict[int, list[int]]]:
+        """Each non-empty bucket's settled stats digest (as bucket_stats gives it), and the
+        indexes in `files` of its files."""
+        shown, stats = [f[0] for f in self.files], [f[2] for f in self.files]
+        keys = list(map(bucket_of, shown))
+        members: dict[int, list[int]] = {}
+        for i, b in enumerate(keys):
+            members.setdefault(b, []).append(i)
+        limit = self.since_ns - racy_ns
+        unsettled = {keys[i] for i, st in enumerate(stats) if st[0] >= limit}
+        return {b: "" if b in unsettled else
+                _stats_digest([shown[i] for i in idx], [stats[i] for i in idx])
+                for b, idx in members.items()}, members
 
 
 def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
@@ -147,6 +226,5 @@ def settled_tree(walked: PlainWalk, paths: Sequence[str], ignore_unknown: bool,
     """(files, objects, stored findings) of the unchanged, settled tree `walked` (the
     plain walk of `paths`); None: validate it."""
     scope = scope_of(namespace_digest(__version__, ignore_unknown, CACHED_CODE, schema_dir), paths)
-    found = stored_answer(db_path, scope,
-                          stats_digest((shown, st) for shown, _, st in walked.files))
+    found = stored_answer(db_path, scope, walked.stats())
     return None if found is None else (len(walked.files), *found)

@@ -16,8 +16,7 @@ Aliases stay shared objects, as with PyYAML: the alias budget counts them by ide
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -34,8 +33,7 @@ class Unusual(Exception):
     """The node needs the loader's own constructor (or its located error)."""
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(NamedTuple):  # a NamedTuple: cheaper to define than a dataclass (tree/cache.py)
     """What yamlsafe's shape check would count walking the built document, computed
     while building it (once per distinct node, so an alias bomb costs nothing here):
     `visits`, every value once per place it appears with aliases expanded; `height`,

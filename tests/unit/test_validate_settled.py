@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import reconciler.check.validate as validate_mod
+from reconciler.check import incremental
 from reconciler.check.validate import ValidationReport
 from reconciler.cli import main
 from reconciler.tree import settled
@@ -59,15 +60,24 @@ def settle(root: Path) -> None:
 
 @pytest.fixture()
 def full_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """One entry per run that took the full path (validate_paths)."""
+    """One entry per run not answered from the settled row: the full path
+    (validate_paths), or the changed buckets' (incremental.edited)."""
     runs: list[int] = []
     real = validate_mod.validate_paths
+    real_edited = incremental.edited
 
     def counting(*args: Any, **kwargs: Any) -> ValidationReport:
         runs.append(1)
         return real(*args, **kwargs)
 
+    def counting_edited(*args: Any, **kwargs: Any) -> incremental.EditedTree | None:
+        found = real_edited(*args, **kwargs)
+        if found is not None:
+            runs.append(1)
+        return found
+
     monkeypatch.setattr(validate_mod, "validate_paths", counting)
+    monkeypatch.setattr(incremental, "edited", counting_edited)
     return runs
 
 
