@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.check import SCHEMA_DIR
 from reconciler.core.errors import VirtsyncError
 from reconciler.core.statedir import state_dir
-from reconciler.tree.settled import PlainWalk, plain_walk, settled_stats, stats_digest
+from reconciler.tree.settled import PlainWalk, plain_walk, settled_stats
 
 if TYPE_CHECKING:
     from reconciler.planning.plan_model import Plan
@@ -134,7 +134,7 @@ def _row(p: Probe) -> tuple[str, str, int] | None:
     db_path = _db()
     if not db_path.is_file():
         return None
-    key = _digest([p.inputs, stats_digest((shown, st) for shown, _, st in p.walked.files)])
+    key = _digest([p.inputs, p.walked.stats()])
     try:
         db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.5)
     except sqlite3.Error:
