@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import libvirt
 from lxml import etree
 
 from node.cluster.config import NodeConfig, node_facts
+from node.cluster.definitions import Definition, DefinitionMemo
 from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
 from node.domain.model import NodeFacts
 from node.domain.naming import domain_name, parse_domain_name
@@ -41,7 +43,6 @@ from node.identity.cluster_store import NodeIdentities
 from node.identity.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
 from node.identity.node_store import IdentityStore
 from node.identity.records import (
-    APPLIED_NS,
     RUNTIME_NS,
     RUNTIME_PREFIX,
     Applied,
@@ -49,9 +50,6 @@ from node.identity.records import (
     Effective,
     applied_element,
     decorate,
-    domain_facts,
-    parse_applied,
-    parse_runtime,
     runtime_xml,
 )
 from node.lifecycle.decide import INTENT_NONE
@@ -158,10 +156,8 @@ def _statuses(conn: Any) -> list[tuple[Any, Status]]:
             for dom, s in stats]
 
 
-def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element,
+def _read_record(dom: Any, owner: OwnerMetadata, definition: Definition,
                  status: Status | None = None) -> DomainRecord:
-    applied_el = inactive.find(f"metadata/{{{APPLIED_NS}}}applied")
-    runtime_el = inactive.find(f"metadata/{{{RUNTIME_NS}}}runtime")
     state, reason, active = status if status is not None else _status(dom)
     live_hash = None
     migration = None
@@ -169,19 +165,18 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element,
         live = parse_owner_metadata(dom.XMLDesc(0))
         live_hash = live.spec_hash if live is not None else ""
         migration = _outgoing(dom)
-    serial = inactive.findtext("sysinfo/system/entry[@name='serial']") or ""
     return DomainRecord(
         key=owner.key,
         domain=dom.name(),
         owner=owner,
-        applied=parse_applied(applied_el) if applied_el is not None else None,
-        runtime=parse_runtime(runtime_el),
+        applied=definition.applied,
+        runtime=definition.runtime,
         state=state,
         reason=reason,
         live_hash=live_hash,
-        facts=domain_facts(inactive),
+        facts=definition.facts,
         uuid=dom.UUIDString(),
-        serial=serial,
+        serial=definition.serial,
         migration=migration,
     )
 
@@ -236,6 +231,9 @@ class NodeHost:
         # Other node entries on this same libvirt daemon (same URI): only their domains
         # are someone else's here. The backend fills it in.
         self.co_tenants: frozenset[str] = frozenset()
+        # Each domain's last definition text, parsed (a watch's resync reparses only
+        # what changed; node.cluster.definitions).
+        self._definitions = DefinitionMemo()
 
     # ------------------------------------------------------------ connection and facts
 
@@ -333,19 +331,21 @@ class NodeHost:
             domains = _statuses(self.conn())
         except libvirt.libvirtError as exc:
             raise NodeError(f"{self.where()}: listing domains failed: {exc}") from exc
+        self._definitions.begin()
         for dom, status in domains:
             try:
-                inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-                owner = parse_owner_metadata(inactive)
+                name = dom.name()
+                owner, definition = self._definitions.read(
+                    name, dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
+                    partial(self._readable, domain=name))
                 if owner is not None and not self._mine(owner):
                     continue  # another node entry's domain on a shared daemon
-                if owner is None or not self.scope.manages(owner) \
-                        or not _named_for(dom.name(), owner):
-                    parsed = parse_domain_name(dom.name())
+                if owner is None or definition is None or not self._readable(owner, name):
+                    parsed = parse_domain_name(name)
                     if parsed is not None:
                         conflicts.append(ObjectKey(VM_KIND, *parsed))
                     continue
-                records.append(_read_record(dom, owner, inactive, status))
+                records.append(_read_record(dom, owner, definition, status))
             except libvirt.libvirtError as exc:
                 # Undefined between the listing and the read: it no longer exists.
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
@@ -354,6 +354,7 @@ class NodeHost:
                                 f"{exc}") from exc
             except VirtsyncError as exc:
                 raise NodeError(f"{self.where()}: {exc}") from exc
+        self._definitions.end()
         return Scan(tuple(records), tuple(conflicts))
 
     def lookup(self, key: ObjectKey) -> Any | None:
@@ -384,11 +385,17 @@ class NodeHost:
     def _mine(self, owner: OwnerMetadata) -> bool:
         return owns(owner.node, self.config.name, self.co_tenants)
 
+    def _readable(self, owner: OwnerMetadata | None, domain: str) -> bool:
+        """Whether a scan reads the domain as one of this node's managed VMs (rules 3
+        and 18), so its definition is parsed: otherwise only its marker is."""
+        return owner is not None and self._mine(owner) and self.scope.manages(owner) \
+            and _named_for(domain, owner)
+
     def record(self, dom: Any) -> DomainRecord:
-        inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        owner = parse_owner_metadata(inactive)
-        assert owner is not None  # lookup() checked it
-        return _read_record(dom, owner, inactive)
+        owner, definition = self._definitions.read(
+            dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), lambda o: o is not None)
+        assert owner is not None and definition is not None  # lookup() checked it
+        return _read_record(dom, owner, definition)
 
     # ------------------------------------------------------------ writing
 
