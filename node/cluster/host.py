@@ -137,6 +137,10 @@ def _root(xml: str) -> etree._Element:
     return etree.fromstring(xml.encode(), _PARSER)
 
 
+# A VM's disks as (name, source, file, claim), and its own directory (None: its names
+# cannot make one): what `NodeHost.disk_files` stats.
+_DiskRefs = tuple[tuple[tuple[str, str, str, str], ...], str | None]
+
 # (state, reason, active): what a record needs of a domain's run state.
 Status = tuple[int, int, bool]
 
@@ -234,6 +238,8 @@ class NodeHost:
         # Each domain's last definition text, parsed (a watch's resync reparses only
         # what changed; node.cluster.definitions).
         self._definitions = DefinitionMemo()
+        self._disk_memo: dict[ObjectKey, tuple[Mapping[str, JSON], Mapping[str, str],
+                                               _DiskRefs]] = {}
 
     # ------------------------------------------------------------ connection and facts
 
@@ -355,6 +361,8 @@ class NodeHost:
             except VirtsyncError as exc:
                 raise NodeError(f"{self.where()}: {exc}") from exc
         self._definitions.end()
+        listed = {r.key for r in records}
+        self._disk_memo = {k: v for k, v in self._disk_memo.items() if k in listed}
         return Scan(tuple(records), tuple(conflicts))
 
     def lookup(self, key: ObjectKey) -> Any | None:
@@ -524,8 +532,23 @@ class NodeHost:
         with their volume's source as applied, whether each exists, and leftovers in its
         own directory: what a plan needs to report a missing disk and to prune (rule 13).
         hostDisk files are the operator's: never listed. Lookups and stats only."""
+        refs, vm_dir = self._disk_refs(key, applied_body, used)
+        out = [DiskFile(name, source, path, os.path.exists(path), claim)
+               for name, source, path, claim in refs]
+        if vm_dir is not None:
+            out += [DiskFile("", "file", p, True) for p in own_leftovers(vm_dir, used.values())]
+        return tuple(out)
+
+    def _disk_refs(self, key: ObjectKey, applied_body: Mapping[str, JSON],
+                   used: Mapping[str, str]) -> _DiskRefs:
+        """What `disk_files` reads from the applied body and the definition, the same
+        while both are the same objects (an unchanged definition's parse is reused:
+        node.cluster.definitions); only the file system is asked again every time."""
+        known = self._disk_memo.get(key)
+        if known is not None and known[0] is applied_body and known[1] is used:
+            return known[2]
         volumes = VmSpec(key.namespace, key.name, applied_body).raw_volumes
-        out: list[DiskFile] = []
+        refs: list[tuple[str, str, str, str]] = []
         for name, path in sorted(used.items()):
             vol = volumes.get(name, {})
             source = next((k for k in vol if k in CLAIM_SOURCES or k in OWN_FILES), "")
@@ -533,18 +556,18 @@ class NodeHost:
                 continue
             ref = vol.get(source)
             claim = ref.get("claimName", ref.get("name", "")) if isinstance(ref, Mapping) else ""
-            out.append(DiskFile(name, source, path, os.path.exists(path),
-                                claim if source in CLAIM_SOURCES else ""))
+            refs.append((name, source, path, claim if source in CLAIM_SOURCES else ""))
         # Checked names, joined but not resolved (cheap: this runs for every VM on every
         # observe); remove_files confines each path before deleting.
         try:
-            vm_dir = os.path.join(self.storage.storage_dir,
-                                  safe_component(key.namespace, "namespace"), "vms",
-                                  safe_component(key.name, "VM name"))
+            vm_dir: str | None = os.path.join(
+                self.storage.storage_dir, safe_component(key.namespace, "namespace"), "vms",
+                safe_component(key.name, "VM name"))
         except VirtsyncError:
-            return tuple(out)
-        out += [DiskFile("", "file", p, True) for p in own_leftovers(vm_dir, used.values())]
-        return tuple(out)
+            vm_dir = None
+        found = (tuple(refs), vm_dir)
+        self._disk_memo[key] = (applied_body, used, found)
+        return found
 
     def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:
         """Delete exactly the planned files (call after undefining the VM's domain) and

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import libvirt
 import pytest
-from watch_helpers import Rig, make_rig
+import yaml
+from lxml import etree
+from watch_helpers import Rig, make_rig, vm_body
 
 from reconciler.watch.watcher import Watcher
 
@@ -103,4 +105,36 @@ def test_a_warm_resync_sees_a_changed_secret(rig: Rig) -> None:
     report = w.resync()
     assert _applied(report) == [("vm0", "configured")]
     assert "two" not in str(report)
+    assert w.resync().changes == 0
+
+
+def test_a_warm_resync_sees_a_disk_file_removed_out_of_band(rig: Rig) -> None:
+    """The disk facts read from an unchanged definition are reused; whether the file is
+    there is asked again every time (a missing disk is never up to date)."""
+    rig.write_vm("vm2", user_data="#cloud-config\nhostname: two\n")
+    w = _warm(rig)
+    xml = rig.domain("vm2").XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    (iso,) = [p for p in etree.fromstring(xml.encode()).xpath("//disk/source/@file")]
+    Path(iso).unlink()
+    report = w.resync()
+    assert _applied(report) == [("vm2", "configured")]
+    assert Path(iso).exists()
+    assert w.resync().changes == 0
+
+
+def test_a_warm_resync_reads_the_disks_of_a_redefined_domain_again(rig: Rig) -> None:
+    """A VM whose disk moved to another file (here: its cloud-init disk renamed) is
+    observed with the new file, not the one its earlier definition named."""
+    rig.write_vm("vm1", user_data="#cloud-config\nhostname: one\n")
+    w = _warm(rig)
+    body = vm_body("vm1", rig.ns, user_data="#cloud-config\nhostname: one\n")
+    tmpl = body["spec"]["template"]["spec"]
+    tmpl["domain"]["devices"]["disks"][0]["name"] = "seed"
+    tmpl["volumes"][0]["name"] = "seed"
+    rig.write("vm1.yaml", yaml.safe_dump(body))
+    assert _applied(w.resync()) == [("vm1", "configured")]
+    listed = [d for o in w.backend.observe().objects  # type: ignore[union-attr]
+              if o.key.name == "vm1" for d in o.disks]
+    assert [d.volume for d in listed if d.volume] == ["seed"]
+    assert all(d.exists for d in listed)
     assert w.resync().changes == 0
