@@ -408,7 +408,8 @@ class Watcher:
     # ------------------------------------------------------------------ backend, agents
 
     def _ensure_backend(self, snap: Snapshot) -> Backend:
-        cluster = "|".join(sorted(h for k, h in snap.hashes.items() if k.kind == CLUSTER_KIND))
+        # The Cluster objects' hashes (snap.clusters: not a pass over every key per cycle)
+        cluster = "|".join(sorted(snap.hashes[k] for k in snap.clusters if k in snap.hashes))
         if self.backend is not None and cluster == self._cluster:
             return self.backend
         if self.backend is not None:

@@ -138,3 +138,32 @@ def test_a_warm_resync_reads_the_disks_of_a_redefined_domain_again(rig: Rig) -> 
     assert [d.volume for d in listed if d.volume] == ["seed"]
     assert all(d.exists for d in listed)
     assert w.resync().changes == 0
+
+
+def _cluster(rig: Rig, memory_mib: int) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "virtsync.io/v1alpha1", "kind": "Cluster", "metadata": {"name": "local"},
+        "spec": {"nodes": [{"name": "n1", "uri": "test:///default",
+                            "storageDir": str(rig.base / "storage"),
+                            "imageDir": str(rig.base / "images"), "memoryMiB": memory_mib}]},
+    })
+
+
+def test_a_changed_cluster_object_reloads_the_backend_on_a_saved_file(rig: Rig) -> None:
+    w = _warm(rig)
+    first = w.backend
+    path = rig.write("cluster.yaml", _cluster(rig, 32768))
+    assert w.on_change({str(path)}).result == "ok"
+    assert w.backend is not first and rig.events("backend.reload")
+    assert w.resync().changes == 0
+    assert len(rig.events("backend.reload")) == 1  # an unchanged Cluster keeps it
+
+
+def test_a_cluster_object_moved_to_another_file_is_seen_by_a_resync(rig: Rig) -> None:
+    """Seen by the resync's re-read (no event), in a file of another name and shape."""
+    w = _warm(rig)
+    first = w.backend
+    (rig.tree / "cluster.yaml").unlink()
+    rig.write("nodes.yaml", "# the nodes\n" + _cluster(rig, 16384))
+    assert w.resync().result == "ok"
+    assert w.backend is not first and len(rig.events("backend.reload")) == 1
