@@ -86,8 +86,9 @@ class DefinitionMemo:
             read = (owner, read_definition(root) if needs(owner) else None)
         entry = (digest, read)
         self._by_name[name] = entry
-        if self._seen is not None:
-            self._seen[name] = entry
+        seen = self._seen  # once: a scan on another thread may end meanwhile
+        if seen is not None:
+            seen[name] = entry
         return read
 
     def begin(self) -> None:
