@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +35,15 @@ import libvirt
 from lxml import etree
 
 from node.cluster.config import NodeConfig, node_facts
+from node.cluster.definitions import Definition, DefinitionMemo
 from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
 from node.domain.model import NodeFacts
 from node.domain.naming import domain_name, parse_domain_name
 from node.domain.xml import to_xml
 from node.identity.cluster_store import NodeIdentities
-from node.identity.metadata import (
-    EVERY_INSTALLATION,
-    MARKER_TAG,
-    OwnerMetadata,
-    Scope,
-    owner_of,
-    parse_owner_metadata,
-)
+from node.identity.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
 from node.identity.node_store import IdentityStore
 from node.identity.records import (
-    APPLIED_NS,
     RUNTIME_NS,
     RUNTIME_PREFIX,
     Applied,
@@ -57,9 +51,6 @@ from node.identity.records import (
     Effective,
     applied_element,
     decorate,
-    domain_facts,
-    parse_applied,
-    parse_runtime,
     runtime_xml,
 )
 from node.lifecycle.decide import INTENT_NONE
@@ -149,6 +140,10 @@ def _root(xml: str) -> etree._Element:
     return etree.fromstring(xml.encode(), _PARSER)
 
 
+# A VM's disks as (name, source, file, claim), and its own directory (None: its names
+# cannot make one): what `NodeHost.disk_files` stats.
+_DiskRefs = tuple[tuple[tuple[str, str, str, str], ...], str | None]
+
 # (state, reason, active): what a record needs of a domain's run state.
 Status = tuple[int, int, bool]
 
@@ -168,39 +163,8 @@ def _statuses(conn: Any) -> list[tuple[Any, Status]]:
             for dom, s in stats]
 
 
-_APPLIED_TAG = f"{{{APPLIED_NS}}}applied"
-_RUNTIME_TAG = f"{{{RUNTIME_NS}}}runtime"
-
-
-def _metadata(root: etree._Element) -> dict[str, etree._Element]:
-    """The first element of each tag in the domain's <metadata> (what
-    root.find("metadata/TAG") gives), in one walk instead of one path lookup per part
-    (issue 13: this runs for every domain of every observe)."""
-    first: dict[str, etree._Element] = {}
-    for child in root:
-        if child.tag == "metadata":
-            for el in child:
-                if isinstance(el.tag, str):
-                    first.setdefault(el.tag, el)
-    return first
-
-
-def _serial(root: etree._Element) -> str:
-    """root.findtext("sysinfo/system/entry[@name='serial']") or "", in one walk."""
-    for entry in (e for info in root if info.tag == "sysinfo"
-                  for system in info if system.tag == "system"
-                  for e in system if e.tag == "entry" and e.get("name") == "serial"):
-        return entry.text or ""
-    return ""
-
-
-def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element,
-                 status: Status | None = None,
-                 metadata: dict[str, etree._Element] | None = None) -> DomainRecord:
-    """`metadata`: _metadata(inactive), when the caller has it already."""
-    marked = _metadata(inactive) if metadata is None else metadata
-    applied_el = marked.get(_APPLIED_TAG)
-    runtime_el = marked.get(_RUNTIME_TAG)
+def _read_record(dom: Any, owner: OwnerMetadata, definition: Definition,
+                 status: Status | None = None) -> DomainRecord:
     state, reason, active = status if status is not None else _status(dom)
     live_hash = None
     migration = None
@@ -208,19 +172,18 @@ def _read_record(dom: Any, owner: OwnerMetadata, inactive: etree._Element,
         live = parse_owner_metadata(dom.XMLDesc(0))
         live_hash = live.spec_hash if live is not None else ""
         migration = _outgoing(dom)
-    serial = _serial(inactive)
     return DomainRecord(
         key=owner.key,
         domain=dom.name(),
         owner=owner,
-        applied=parse_applied(applied_el) if applied_el is not None else None,
-        runtime=parse_runtime(runtime_el),
+        applied=definition.applied,
+        runtime=definition.runtime,
         state=state,
         reason=reason,
         live_hash=live_hash,
-        facts=domain_facts(inactive),
+        facts=definition.facts,
         uuid=dom.UUIDString(),
-        serial=serial,
+        serial=definition.serial,
         migration=migration,
     )
 
@@ -281,6 +244,11 @@ class NodeHost:
         # Specs prepare_identities parsed, for render to reuse: key → (expanded body, spec),
         # valid only for that very body.
         self._specs: dict[ObjectKey, tuple[Mapping[str, JSON], VmSpec]] = {}
+        # Each domain's last definition text, parsed (a watch's resync reparses only
+        # what changed; node.cluster.definitions).
+        self._definitions = DefinitionMemo()
+        self._disk_memo: dict[ObjectKey, tuple[Mapping[str, JSON], Mapping[str, str],
+                                               _DiskRefs]] = {}
 
     # ------------------------------------------------------------ connection and facts
 
@@ -378,20 +346,21 @@ class NodeHost:
             domains = _statuses(self.conn())
         except libvirt.libvirtError as exc:
             raise NodeError(f"{self.where()}: listing domains failed: {exc}") from exc
+        self._definitions.begin()
         for dom, status in domains:
             try:
-                inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-                marked = _metadata(inactive)
-                owner = owner_of(marked.get(MARKER_TAG))
+                name = dom.name()
+                owner, definition = self._definitions.read(
+                    name, dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
+                    partial(self._readable, domain=name))
                 if owner is not None and not self._mine(owner):
                     continue  # another node entry's domain on a shared daemon
-                if owner is None or not self.scope.manages(owner) \
-                        or not _named_for(dom.name(), owner):
-                    parsed = parse_domain_name(dom.name())
+                if owner is None or definition is None or not self._readable(owner, name):
+                    parsed = parse_domain_name(name)
                     if parsed is not None:
                         conflicts.append(ObjectKey(VM_KIND, *parsed))
                     continue
-                records.append(_read_record(dom, owner, inactive, status, marked))
+                records.append(_read_record(dom, owner, definition, status))
             except libvirt.libvirtError as exc:
                 # Undefined between the listing and the read: it no longer exists.
                 if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
@@ -400,6 +369,9 @@ class NodeHost:
                                 f"{exc}") from exc
             except VirtsyncError as exc:
                 raise NodeError(f"{self.where()}: {exc}") from exc
+        self._definitions.end()
+        listed = {r.key for r in records}
+        self._disk_memo = {k: v for k, v in self._disk_memo.items() if k in listed}
         return Scan(tuple(records), tuple(conflicts))
 
     def lookup(self, key: ObjectKey) -> Any | None:
@@ -430,11 +402,17 @@ class NodeHost:
     def _mine(self, owner: OwnerMetadata) -> bool:
         return owns(owner.node, self.config.name, self.co_tenants)
 
+    def _readable(self, owner: OwnerMetadata | None, domain: str) -> bool:
+        """Whether a scan reads the domain as one of this node's managed VMs (rules 3
+        and 18), so its definition is parsed: otherwise only its marker is."""
+        return owner is not None and self._mine(owner) and self.scope.manages(owner) \
+            and _named_for(domain, owner)
+
     def record(self, dom: Any) -> DomainRecord:
-        inactive = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        owner = parse_owner_metadata(inactive)
-        assert owner is not None  # lookup() checked it
-        return _read_record(dom, owner, inactive)
+        owner, definition = self._definitions.read(
+            dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), lambda o: o is not None)
+        assert owner is not None and definition is not None  # lookup() checked it
+        return _read_record(dom, owner, definition)
 
     # ------------------------------------------------------------ writing
 
@@ -610,8 +588,23 @@ class NodeHost:
         with their volume's source as applied, whether each exists, and leftovers in its
         own directory: what a plan needs to report a missing disk and to prune (rule 13).
         hostDisk files are the operator's: never listed. Lookups and stats only."""
+        refs, vm_dir = self._disk_refs(key, applied_body, used)
+        out = [DiskFile(name, source, path, os.path.exists(path), claim)
+               for name, source, path, claim in refs]
+        if vm_dir is not None:
+            out += [DiskFile("", "file", p, True) for p in own_leftovers(vm_dir, used.values())]
+        return tuple(out)
+
+    def _disk_refs(self, key: ObjectKey, applied_body: Mapping[str, JSON],
+                   used: Mapping[str, str]) -> _DiskRefs:
+        """What `disk_files` reads from the applied body and the definition, the same
+        while both are the same objects (an unchanged definition's parse is reused:
+        node.cluster.definitions); only the file system is asked again every time."""
+        known = self._disk_memo.get(key)
+        if known is not None and known[0] is applied_body and known[1] is used:
+            return known[2]
         volumes = VmSpec(key.namespace, key.name, applied_body).raw_volumes
-        out: list[DiskFile] = []
+        refs: list[tuple[str, str, str, str]] = []
         for name, path in sorted(used.items()):
             vol = volumes.get(name, {})
             source = next((k for k in vol if k in CLAIM_SOURCES or k in OWN_FILES), "")
@@ -619,18 +612,18 @@ class NodeHost:
                 continue
             ref = vol.get(source)
             claim = ref.get("claimName", ref.get("name", "")) if isinstance(ref, Mapping) else ""
-            out.append(DiskFile(name, source, path, os.path.exists(path),
-                                claim if source in CLAIM_SOURCES else ""))
+            refs.append((name, source, path, claim if source in CLAIM_SOURCES else ""))
         # Checked names, joined but not resolved (cheap: this runs for every VM on every
         # observe); remove_files confines each path before deleting.
         try:
-            vm_dir = os.path.join(self.storage.storage_dir,
-                                  safe_component(key.namespace, "namespace"), "vms",
-                                  safe_component(key.name, "VM name"))
+            vm_dir: str | None = os.path.join(
+                self.storage.storage_dir, safe_component(key.namespace, "namespace"), "vms",
+                safe_component(key.name, "VM name"))
         except VirtsyncError:
-            return tuple(out)
-        out += [DiskFile("", "file", p, True) for p in own_leftovers(vm_dir, used.values())]
-        return tuple(out)
+            vm_dir = None
+        found = (tuple(refs), vm_dir)
+        self._disk_memo[key] = (applied_body, used, found)
+        return found
 
     def remove_files(self, key: ObjectKey, paths: tuple[str, ...]) -> tuple[str, ...]:
         """Delete exactly the planned files (call after undefining the VM's domain) and

@@ -20,6 +20,7 @@ operator would change, so the planner's diff shows them and the next apply resto
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,10 +88,21 @@ def parse_applied(xml: str | bytes | etree._Element) -> Applied:
     """Read the `<applied>` element as `virDomainGetMetadata` returns it."""
     try:
         el = _element(xml)
-        data = json.loads(el.text or "")
+        data = json.loads(el.text or "", object_pairs_hook=_shared_strings)
         return Applied(body=data["body"], effective=Effective.from_json(data["effective"]))
     except (etree.XMLSyntaxError, ValueError, KeyError, TypeError) as exc:
         raise VirtsyncError(f"virtsync applied-spec metadata is unreadable: {exc}") from exc
+
+
+def _shared_strings(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys and short string values are interned: every domain's
+    applied body repeats the same keys and enum-like values, and a watch keeps one body
+    per domain (issue 13: 10,000 of them)."""
+    return {sys.intern(k): sys.intern(v) if isinstance(v, str) and len(v) <= _SHORT else v
+            for k, v in pairs}
+
+
+_SHORT = 40
 
 
 def runtime_element(rt: RuntimeRecord, *, namespaced: bool = True) -> etree._Element:

@@ -69,6 +69,9 @@ class LiveObject:
     # The files its disks use and leftovers in its own directory (what prune may delete,
     # rule 13; a missing one is reported, never "up to date").
     disks: tuple[DiskFile, ...] = ()
+    # reconciler.tree.desired.body_hash(body), when the backend already has it (a
+    # watch's resync reuses an unchanged domain's body; issue 13); "" when unknown
+    body_hash: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)

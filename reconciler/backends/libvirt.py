@@ -31,7 +31,7 @@ from node.cluster.networks import NetworkMap
 from node.identity.cluster_store import ClusterIdentities
 from node.identity.metadata import EVERY_INSTALLATION, Scope
 from node.identity.node_store import IdentityStore
-from node.identity.records import overlay_drift
+from node.identity.records import Applied, DomainFacts, overlay_drift
 from node.lifecycle.decide import INTENT_HOLD, INTENT_NONE, INTENT_STOP
 from node.lifecycle.pending import Pending, PendingStore
 from node.lifecycle.status import (
@@ -64,6 +64,7 @@ from reconciler.core.statedir import state_dir
 from reconciler.core.status import Condition, VMStatus
 from reconciler.core.vmspec import VmSpec
 from reconciler.planning.schedule import UNSCHEDULABLE, NodeCapacity, Placement, place, request_of
+from reconciler.tree.desired import body_hash
 
 PVC_NOT_FOUND = PrintableStatus.ERROR_PVC_NOT_FOUND
 
@@ -114,6 +115,11 @@ class LibvirtBackend:
         # (manifest, refs, expanded body), valid only for those very objects.
         self._expanded: dict[ObjectKey, tuple[Manifest, Mapping[ObjectKey, Manifest],
                                               Mapping[str, JSON]]] = {}
+        # Each VM's last observed body, reused while its definition is unchanged
+        # (`_observed_body`; a watch's resync, issue 13); a full observe keeps only
+        # the VMs it saw.
+        self._bodies: dict[ObjectKey, tuple[Applied, DomainFacts, tuple[str, str],
+                                            Mapping[str, JSON], str]] = {}
 
     @classmethod
     def from_manifests(cls, manifests: Iterable[Manifest], **kw: Any) -> LibvirtBackend:
@@ -164,6 +170,7 @@ class LibvirtBackend:
         for p in pending:
             if p.key not in objects:
                 objects[p.key] = _pending_live(p)
+        self._bodies = {k: v for k, v in self._bodies.items() if k in objects}
         ordered = tuple(objects[k] for k in sorted(objects))
         return Observation(ordered, tuple(sorted(set(conflicts))), self._nodes())
 
@@ -208,10 +215,10 @@ class LibvirtBackend:
 
     def _live(self, rec: DomainRecord, node: str, now: float) -> LiveObject:
         body: Mapping[str, JSON] = {}
+        digest = ""
         disks: tuple[DiskFile, ...] = ()
         if rec.applied is not None:
-            body = overlay_drift(rec.applied.body, rec.applied.effective, rec.facts,
-                                 uuid=rec.uuid, serial=rec.serial)
+            body, digest = self._observed_body(rec, rec.applied)
             disks = self.hosts[node].disk_files(rec.key, rec.applied.body,
                                                 rec.facts.disk_files)
         view = DomainView(rec.state, rec.reason, rec.owner.spec_hash, rec.live_hash, rec.runtime,
@@ -229,7 +236,23 @@ class LibvirtBackend:
             status=replace(_with_missing_disks(status, disks),
                            stop_requested=rec.runtime.intent == INTENT_STOP),
             disks=disks,
+            body_hash=digest,
         )
+
+    def _observed_body(self, rec: DomainRecord,
+                       applied: Applied) -> tuple[Mapping[str, JSON], str]:
+        """The applied body with drift written over it, and its body hash; the VM's last
+        ones while its definition reads the same (the node reuses an unchanged text's
+        parse, so the same objects: node.cluster.definitions)."""
+        known = self._bodies.get(rec.key)
+        if known is not None and known[0] is applied and known[1] is rec.facts \
+                and known[2] == (rec.uuid, rec.serial):
+            return known[3], known[4]
+        body = overlay_drift(applied.body, applied.effective, rec.facts, uuid=rec.uuid,
+                             serial=rec.serial)
+        digest = body_hash(body)  # every plan hashes the live bodies: once here instead
+        self._bodies[rec.key] = (applied, rec.facts, (rec.uuid, rec.serial), body, digest)
+        return body, digest
 
     def _nodes(self) -> tuple[NodeCapacity, ...]:
         """The nodes as the scheduler sees them (the plan's placement step)."""

@@ -79,3 +79,24 @@ def digest_sensitive(value: JSON, path: Sequence[str | int] = ()) -> JSON:
     if is_sensitive_path(path):
         return sensitive_digest(value)
     return _below(value, sensitive_digest)
+
+
+def digest_sensitive_shared(value: JSON) -> JSON:
+    """`digest_sensitive(value)` for a caller that never mutates the result: a subtree
+    holding no secret is `value`'s own object, not a copy. A long-lived planner keeps
+    one per desired object (issue 13: watch at 10,000 VMs), so copies would double the
+    tree's memory."""
+    if isinstance(value, dict):
+        out = None
+        for k, v in value.items():
+            new = sensitive_digest(v) if isinstance(k, str) and is_sensitive_key(k) \
+                else digest_sensitive_shared(v)
+            if new is not v:
+                if out is None:
+                    out = dict(value)
+                out[k] = new
+        return value if out is None else out
+    if isinstance(value, list):
+        items = [digest_sensitive_shared(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value

@@ -24,6 +24,7 @@ from reconciler.execute.journal import Journal, JournalEntry, resolve
 from reconciler.execute.planmemo import plan_whole
 from reconciler.planning.ownership import claim_users
 from reconciler.planning.plan_model import ObjectChange, Plan
+from reconciler.planning.planned import PlannedBodies
 from reconciler.planning.reconcile import Desired, observe_live, plan_live
 from reconciler.planning.unchanged import UnchangedMemo
 
@@ -52,11 +53,13 @@ def observe_some(backend: Backend, keys: Collection[ObjectKey]) -> Observation:
 
 def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prune: bool,
                keys: Collection[ObjectKey] | None = None,
-               memo: UnchangedMemo | None = None) -> tuple[Plan, Observation]:
+               memo: UnchangedMemo | None = None,
+               bodies: PlannedBodies | None = None) -> tuple[Plan, Observation]:
     """Observe and plan. With `keys`, only those objects: desired, live and inventory are
     all narrowed to them, so objects outside the set are neither touched nor pruned.
     A whole plan skips what planned as unchanged before: with `memo` as the caller keeps
-    it, else as the state's cache remembers it (reconciler.execute.planmemo)."""
+    it, else as the state's cache remembers it (reconciler.execute.planmemo); with
+    `bodies` (a long-lived caller's), unchanged desired bodies are not digested again."""
     if keys is None:
         observation = observe(backend)
         profile = backend.profile.classification
@@ -64,7 +67,7 @@ def plan_cycle(desired: Desired, backend: Backend, inventory: Inventory, *, prun
             return plan_whole(desired, observation, inventory, prune=prune,
                               profile=profile), observation
         return plan_live(desired, observation, inventory, prune=prune, profile=profile,
-                         memo=memo), observation
+                         memo=memo, bodies=bodies), observation
     wanted = set(keys)
     narrowed = Desired(tuple(m for m in desired.manifests if m.key in wanted),
                        desired.revision, desired.desired_hash, desired.root)

@@ -33,6 +33,7 @@ class Observed:
     disks: tuple[DiskFile, ...] = ()  # the files it uses on its node, when known
     operator_stop: bool = False
     backoff: bool = False
+    known_hash: str = field(default="", compare=False, repr=False)  # body_hash, if known
 
     @property
     def key(self) -> ObjectKey:
@@ -40,7 +41,7 @@ class Observed:
 
     @cached_property  # the live hash and the unchanged memo both ask (issue 13)
     def body_hash(self) -> str:
-        return body_hash(self.manifest.body)
+        return self.known_hash or body_hash(self.manifest.body)
 
 
 # --- the plan model -------------------------------------------------------------------

@@ -29,7 +29,8 @@ from reconciler.planning.plan import make_plan
 from reconciler.planning.plan_facts import PlanFacts
 from reconciler.planning.plan_model import Fingerprints, Observed, Plan, content_hash
 from reconciler.planning.plan_pairing import Pair
-from reconciler.planning.schedule import Placement, schedule
+from reconciler.planning.planned import PlannedBodies
+from reconciler.planning.schedule import Placement, RequestOf, request_of, schedule
 from reconciler.planning.unchanged import UnchangedMemo
 
 # The desired side is the tree library's; named here too, where planning always had it.
@@ -56,7 +57,8 @@ def _observed_vm(o: LiveObject) -> Observed:
                  SourceRef(f"<live:{o.node or '?'}>", 0))
     return Observed(m, o.node or None, o.status.printable_status in RUNNING_STATES, o.disks,
                     operator_stop=o.status.stop_requested,
-                    backoff=o.status.printable_status == PrintableStatus.CRASH_LOOP_BACK_OFF)
+                    backoff=o.status.printable_status == PrintableStatus.CRASH_LOOP_BACK_OFF,
+                    known_hash=o.body_hash)
 
 
 def observe_live(observation: Observation, inventory: Inventory) -> list[Observed]:
@@ -80,11 +82,13 @@ def live_hash(observed: Sequence[Observed]) -> str:
 
 def plan_live(desired: Desired, observation: Observation, inventory: Inventory, *,
               prune: bool, profile: ClassificationProfile,
-              claim_refs: ClaimRefs | None = None, memo: UnchangedMemo | None = None) -> Plan:
+              claim_refs: ClaimRefs | None = None, memo: UnchangedMemo | None = None,
+              bodies: PlannedBodies | None = None) -> Plan:
     """The plan that makes live match desired, classified by the backend's `profile`.
     Pure. `claim_refs` (default: from
     `desired` and everything observed) says who references each claim (rule 13).
-    `memo` skips objects that planned as unchanged with the same inputs before.
+    `memo` skips objects that planned as unchanged with the same inputs before;
+    `bodies` keeps the desired side's digested bodies between a caller's plans.
 
     Live objects are considered only when desired names them or the inventory holds
     them (virtsync applied them from this source); with `prune` off, objects that left
@@ -102,8 +106,9 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
                             "installation (rule 18); rename the VM in git or remove the other "
                             "domain yourself")
     # Backends hold secrets only as digests: compare the desired side the same way.
-    planned = [m if m.key in desired.digested else replace(m, body=digest_sensitive(dict(m.body)))
-               for m in desired.manifests]
+    planned = bodies.of(desired) if bodies is not None else [
+        m if m.key in desired.digested else replace(m, body=digest_sensitive(dict(m.body)))
+        for m in desired.manifests]
     fingerprints = Fingerprints(
         desired_commit=desired.revision or None, desired_tree=None,
         desired_hash=desired.desired_hash,
@@ -118,12 +123,14 @@ def plan_live(desired: Desired, observation: Observation, inventory: Inventory, 
     moves = (move_context(desired.manifests, observation.nodes, live=profile.live_migration)
              if observation.nodes else None)
     return make_plan(planned, observed, fingerprints=fingerprints, profile=profile,
-                     claim_refs=refs, placement=place_vms(desired, facts.pairs, observation),
+                     claim_refs=refs,
+                     placement=place_vms(desired, facts.pairs, observation,
+                                         bodies.request if bodies is not None else request_of),
                      moves=moves, memo=memo, facts=facts)
 
 
-def place_vms(desired: Desired, pairs: Sequence[Pair],
-              observation: Observation) -> dict[ObjectKey, Placement] | None:
+def place_vms(desired: Desired, pairs: Sequence[Pair], observation: Observation,
+              request: RequestOf = request_of) -> dict[ObjectKey, Placement] | None:
     """The placement step, before the diff: None when the backend reports no nodes.
     `pairs`: desired paired with observed (`pair`); a renamed VM counts as being on its
     old domain's node."""
@@ -131,6 +138,6 @@ def place_vms(desired: Desired, pairs: Sequence[Pair],
         return None
     current = {p.key: p.live.node for p in pairs
                if p.desired is not None and p.live is not None and p.live.node}
-    return schedule(desired.manifests, current, observation.nodes, desired.by_key)
+    return schedule(desired.manifests, current, observation.nodes, desired.by_key, request)
 
 

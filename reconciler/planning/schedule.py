@@ -30,7 +30,7 @@ exists keeps its node then (nothing is torn down for a move that cannot happen).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -233,13 +233,18 @@ def place(nodes: Sequence[NodeCapacity], req: Request, current: str | None = Non
 # --- what a VM asks for ---------------------------------------------------------------
 
 
-def _instancetype(vm: VmSpec, refs: Mapping[ObjectKey, Manifest]) -> Mapping[str, JSON]:
+def instancetype_of(vm: VmSpec, refs: Mapping[ObjectKey, Manifest]) -> Manifest | None:
+    """The instancetype object the VM refers to, None without one (or not in `refs`)."""
     ref = vm.reference("instancetype")
     if not isinstance(ref, Mapping) or not isinstance(ref.get("name"), str):
-        return {}
+        return None
     kind = str(ref.get("kind") or "VirtualMachineClusterInstancetype")
     namespace = "" if kind.startswith("VirtualMachineCluster") else vm.namespace
-    found = refs.get(ObjectKey(kind, namespace, str(ref["name"])))
+    return refs.get(ObjectKey(kind, namespace, str(ref["name"])))
+
+
+def _instancetype(vm: VmSpec, refs: Mapping[ObjectKey, Manifest]) -> Mapping[str, JSON]:
+    found = instancetype_of(vm, refs)
     spec = found.body.get("spec") if found is not None else None
     return spec if isinstance(spec, Mapping) else {}
 
@@ -279,18 +284,22 @@ def _vcpus(spec: VmSpec, itype: Mapping[str, JSON]) -> int:
     return spec.cpu.vcpus
 
 
+RequestOf = Callable[[Manifest, Mapping[ObjectKey, Manifest]], Request]
+
+
 def schedule(vms: Sequence[Manifest], current: Mapping[ObjectKey, str],
-             nodes: Sequence[NodeCapacity],
-             refs: Mapping[ObjectKey, Manifest]) -> dict[ObjectKey, Placement]:
+             nodes: Sequence[NodeCapacity], refs: Mapping[ObjectKey, Manifest],
+             request: RequestOf = request_of) -> dict[ObjectKey, Placement]:
     """Every desired VM's placement. VMs that stay are placed first (they hold their
     memory already), then the others in key order, each counting against the nodes
-    chosen before it. `current`: the node each existing VM is on."""
+    chosen before it. `current`: the node each existing VM is on; `request`: how a
+    VM's demand is read (`request_of`, or a caller's memo of it)."""
     out: dict[ObjectKey, Placement] = {}
     used: dict[str, Used] = {}
     wanted = sorted((m for m in vms if m.kind == VM_KIND),
                     key=lambda m: (m.key not in current, m.key))
     for vm in wanted:
-        req = request_of(vm, refs)
+        req = request(vm, refs)
         here = current.get(vm.key)
         chosen = place(nodes, req, here, used)
         out[vm.key] = chosen

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -55,9 +56,25 @@ def desired_hash(hashes: Iterable[tuple[ObjectKey, str]]) -> str:
 
 def git_revision(path: Path) -> str:
     """The commit checked out at `path`, or '' when it is not in a git work tree."""
+    if _outside_git(path):
+        return ""  # what git would answer, without starting it (every watch cycle asks)
     try:
         done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
                               capture_output=True, text=True, check=False)
     except OSError:
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
+
+
+_GIT_LOCATIONS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
+
+
+def _outside_git(path: Path) -> bool:
+    """Whether git surely finds no repository for `path`: no `.git` (nor a bare
+    repository's `HEAD`) in its real folder or any above, and no variable that sends
+    git to a repository elsewhere. Anything else is left to git itself."""
+    if any(name in os.environ for name in _GIT_LOCATIONS):
+        return False
+    real = path.resolve()
+    return not any(os.path.lexists(d / ".git") or os.path.lexists(d / "HEAD")
+                   for d in (real, *real.parents))

@@ -101,6 +101,8 @@ class Snapshot(HasFindings):
     files: int
     # keys read with their secrets digested (WorkdirTree(digested=True): planning only)
     digested: frozenset[ObjectKey] = frozenset()
+    # keys of the Cluster objects (the nodes), found without going over every key
+    clusters: frozenset[ObjectKey] = frozenset()
     _whole: list[Desired] = field(default_factory=list, repr=False, compare=False)
 
     def desired(self, keys: Iterable[ObjectKey] | None = None) -> Desired:
@@ -301,8 +303,11 @@ class DesiredTree:
                                     "other virtsync object; refusing to treat it as valid",
                                     "tree.no-objects"))
         digested = frozenset(m.key for d in self._digested for m in self._files[d].manifests)
+        # A file holding a Cluster is one of the few host files (see `host_facts`).
+        clusters = frozenset(c.key for d in self._host_files for c in self._files[d].result.facts
+                             if c.key.kind == hostdisk.CLUSTER_KIND)
         return Snapshot(tuple(sorted(set(findings))), dict(self._by_key), dict(self._hashes),
-                        self.revision(), self.root, len(self._files), digested)
+                        self.revision(), self.root, len(self._files), digested, clusters=clusters)
 
     def _tree_findings(self) -> list[Finding]:
         duplicated = self._dups

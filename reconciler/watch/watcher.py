@@ -44,6 +44,7 @@ from reconciler.execute.inventory_store import load_inventory
 from reconciler.execute.journal import unfinished
 from reconciler.execute.planmemo import load_memo, save_memo
 from reconciler.planning.plan_model import Plan
+from reconciler.planning.planned import PlannedBodies
 from reconciler.planning.revisions import dependents
 from reconciler.planning.unchanged import Notes, UnchangedMemo
 from reconciler.tree.source import Desired, Snapshot, TreeSource, changed_keys, open_tree
@@ -130,6 +131,7 @@ class Watcher:
         # memory between full cycles; read from, and written to, the state's cache only
         # at start-up, so resyncs of an unchanged tree write nothing (rule 12).
         self._unchanged: dict[str, Notes] | None = None
+        self._bodies = PlannedBodies()  # the desired side as whole plans compare it
 
     # ------------------------------------------------------------------ control
 
@@ -302,7 +304,8 @@ class Watcher:
         desired = snap.desired(keys)
         memo = self._memo(desired) if keys is None else None
         plan, observation = plan_cycle(desired, backend, self.inventory,
-                                       prune=self.options.apply.prune, keys=keys, memo=memo)
+                                       prune=self.options.apply.prune, keys=keys, memo=memo,
+                                       bodies=self._bodies)
         if memo is not None:
             if self._unchanged is None:
                 save_memo(self.state, self.inventory.source, memo)
@@ -405,7 +408,8 @@ class Watcher:
     # ------------------------------------------------------------------ backend, agents
 
     def _ensure_backend(self, snap: Snapshot) -> Backend:
-        cluster = "|".join(sorted(h for k, h in snap.hashes.items() if k.kind == CLUSTER_KIND))
+        # The Cluster objects' hashes (snap.clusters: not a pass over every key per cycle)
+        cluster = "|".join(sorted(snap.hashes[k] for k in snap.clusters if k in snap.hashes))
         if self.backend is not None and cluster == self._cluster:
             return self.backend
         if self.backend is not None:

@@ -10,7 +10,7 @@ import itertools
 import pytest
 from lxml import etree
 
-from node.cluster import host
+from node.cluster import definitions
 from node.identity import metadata
 from node.identity.metadata import NS, OwnerMetadata, parse_owner_element
 from node.identity.records import APPLIED_NS, RUNTIME_NS, DomainFacts, _kib, domain_facts
@@ -175,14 +175,14 @@ SYSINFO = ["<sysinfo><system><entry name='serial'>S1</entry></system></sysinfo>"
 @pytest.mark.parametrize("combo", list(itertools.product(*META.values())))
 def test_domain_metadata_and_serial_read_what_the_path_lookups_read(
         combo: tuple[str, ...], split: bool, sysinfo: str) -> None:
-    """node.cluster.host reads the marker, applied and runtime elements and the serial in
+    """node.cluster.definitions reads the marker, applied and runtime elements and the serial in
     one walk each; `split`: the metadata parts in two <metadata> elements."""
     parts = [f"<metadata>{p}</metadata>" for p in combo] if split \
         else [f"<metadata>{''.join(combo)}</metadata>"]
     root = etree.fromstring(
         f"<domain xmlns:v='{NS}' xmlns:p='{APPLIED_NS}' xmlns:r='{RUNTIME_NS}'><name>x</name>"
         f"{parts[0]}{sysinfo}{''.join(parts[1:])}</domain>")
-    marked = host._metadata(root)
+    marked = definitions._metadata(root)
     for tag in (metadata.MARKER_TAG, APPLIED, RUNTIME):
         assert marked.get(tag) is root.find(f"metadata/{tag}")
-    assert host._serial(root) == (root.findtext("sysinfo/system/entry[@name='serial']") or "")
+    assert definitions._serial(root) == (root.findtext("sysinfo/system/entry[@name='serial']") or "")
