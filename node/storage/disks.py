@@ -30,6 +30,7 @@ Layout (every name checked as a DNS-1123 component, every path confined):
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -583,11 +584,8 @@ def sweep_temp_files(storage: NodeStorage, now: float,
     """Delete temp files of interrupted disk creations in the claims and VM folders
     (`<ns>/claims/`, `<ns>/vms/<vm>/`) older than `min_age`. Call only once the state
     has converged, under the state lock. Returns what went."""
-    folders = [*storage.storage_dir.glob("*/claims"), *storage.storage_dir.glob("*/vms/*")]
     removed: list[str] = []
-    for folder in folders:
-        if not _real_dir(folder):
-            continue
+    for folder in sweep_folders(str(storage.storage_dir)):
         # os.scandir, not pathlib: this visits every VM's folder after each apply (issue 13)
         with os.scandir(folder) as it:
             temps = [e.path for e in it
@@ -598,6 +596,39 @@ def sweep_temp_files(storage: NodeStorage, now: float,
                     os.unlink(entry)
                     removed.append(entry)
     return tuple(sorted(removed))
+
+
+_SKIPPED = (FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def _listed(folder: str) -> list[os.DirEntry[str]]:
+    """os.scandir(folder) as pathlib's glob reads it: nothing for a folder that is not
+    there, not one, or not readable."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except _SKIPPED:
+        return []
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return []
+        raise
+
+
+def sweep_folders(root: str) -> list[str]:
+    """The real folders (no link) among root.glob("*/claims") and root.glob("*/vms/*"),
+    listed with os.scandir instead (issue 13: pathlib made a Path per VM folder after
+    every apply). As the glob does, any name matches `*` (hidden ones too) and links are
+    followed on the way (a linked namespace or `vms` folder), never at the end."""
+    claims: list[str] = []
+    vms: list[str] = []
+    for ns in _listed(root):
+        if not ns.is_dir():  # follows a link, as the glob does on the way
+            continue
+        claims.append(os.path.join(ns.path, "claims"))
+        vms += [e.path for e in _listed(os.path.join(ns.path, "vms"))
+                if e.is_dir(follow_symlinks=False)]
+    return [c for c in claims if _real_dir(Path(c))] + vms
 
 
 def _real_dir(path: Path) -> bool:

@@ -433,7 +433,10 @@ class WorkdirTree(DesiredTree):
 
     def _job(self, src: SourceFile) -> Job | None:
         """The check to run for this file, None when its content is already known."""
-        st = _stat(src.absolute)
+        # The walk's own lstat of the file, taken before it is read as this one would be
+        # (issue 13: one stat per file, not two); a file named directly or through a
+        # link comes without one.
+        st = src.stat if src.stat is not None else _stat(src.absolute)
         known = self._files.get(src.display)
         if known is not None and st is not None and known.stat == st:
             return None

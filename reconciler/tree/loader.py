@@ -228,7 +228,14 @@ def read_source(src: SourceFile) -> bytes:
     """Read a file, refusing ones over MAX_FILE_BYTES before reading them whole."""
     try:
         with open(src.absolute, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+            # Asking for the size the file has, not MAX_FILE_BYTES + 1 at once: read(n)
+            # allocates n bytes first (issue 13: 2 MiB per file, ~20 µs each at 10,000
+            # files). One that has more than it said (it grew, a pipe, /proc) is read on
+            # to the same limit.
+            want = min(os.fstat(fh.fileno()).st_size, MAX_FILE_BYTES) + 1
+            data = fh.read(want)
+            if len(data) == want <= MAX_FILE_BYTES:
+                data += fh.read(MAX_FILE_BYTES + 1 - want)
     except OSError as exc:
         raise VirtsyncError(f"{src.display}: cannot read: {exc.strerror}") from None
     return data

@@ -68,6 +68,15 @@ PARTS = {
         "<devices><disk><alias name='ua-b'/><serial>S2</serial></disk>"
         "<interface><alias name='ua-n'/><mac/></interface></devices>",
         "<devices><disk><alias name='ua-a'/><source dev='/dev/sda'/><serial/></disk></devices>",
+        # Each device's children read in one walk too (issue 13): the first of each
+        # wins, comments and other namespaces are skipped, a disk's <mac> and an
+        # interface's <source> are not what the other reads.
+        "<devices><interface><!-- c --><alias name='ua-x'/><alias name='ua-y'/>"
+        "<source network='n'/><mac address='02:00:00:00:00:0A'/><mac address='0B'/>"
+        "</interface><disk><x:serial xmlns:x='urn:x'>Z</x:serial><mac address='m'/>"
+        "<x:alias xmlns:x='urn:x' name='ua-q'/><alias name='ua-d'/><alias name='ua-e'/>"
+        "<source file='/1'/><source file='/2'/><serial>S3</serial><serial>S4</serial>"
+        "</disk><disk><serial>S5</serial><alias name='ua-f'/><source/></disk></devices>",
         "",
     ],
 }

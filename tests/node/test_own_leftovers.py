@@ -64,3 +64,37 @@ def test_the_temp_sweep_takes_old_temp_files_only_and_follows_no_link(
     assert sweep_temp_files(storage, time.time()) == tuple(sorted(str(p) for p in old))
     assert all(p.exists() for p in kept) and not any(p.exists() for p in old)
     assert (vm_dir / ".cidata-linked12").is_symlink()
+
+
+def test_the_sweep_lists_the_folders_the_glob_did(tmp_path: Path) -> None:
+    """sweep_folders (os.scandir, issue 13) gives the real folders among
+    root.glob("*/claims") and root.glob("*/vms/*"), the glob it replaces: hidden names
+    match `*`, a linked namespace or `vms` folder is followed, a linked VM or claims
+    folder, a file, a missing `vms` are not."""
+    from node.storage.disks import _real_dir, sweep_folders
+
+    root = tmp_path / "storage"
+    outside = tmp_path / "outside"
+    (outside / "vms" / "far").mkdir(parents=True)
+    (outside / "claims").mkdir()
+    for ns in ("team", ".hidden", "only-claims", "only-vms"):
+        (root / ns).mkdir(parents=True)
+    for ns in ("team", ".hidden", "only-vms"):
+        for vm in ("web", ".tmp-vm"):
+            (root / ns / "vms" / vm).mkdir(parents=True)
+    for ns in ("team", ".hidden", "only-claims"):
+        (root / ns / "claims").mkdir()
+    (root / "team" / "vms" / "a-file").write_bytes(b"x")
+    (root / "team" / "vms" / "linked-vm").symlink_to(outside / "vms" / "far")
+    (root / "linked-ns").symlink_to(outside)
+    (root / "linked-claims").mkdir()
+    (root / "linked-claims" / "claims").symlink_to(outside / "claims")
+    (root / "vms-link").mkdir()
+    (root / "vms-link" / "vms").symlink_to(outside / "vms")
+    (root / "vms-file").mkdir()
+    (root / "vms-file" / "vms").write_bytes(b"x")
+    (root / "stray-file").write_bytes(b"x")
+    globbed = [p for p in [*root.glob("*/claims"), *root.glob("*/vms/*")] if _real_dir(p)]
+    assert sorted(sweep_folders(str(root))) == sorted(str(p) for p in globbed)
+    assert str(root / ".hidden" / "vms" / ".tmp-vm") in sweep_folders(str(root))
+    assert sweep_folders(str(tmp_path / "absent")) == []

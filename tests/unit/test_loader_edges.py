@@ -4,6 +4,8 @@ too-deep later document is reported."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from reconciler.tree.loader import MAX_FILE_BYTES, load_bytes
 
 VM = b"apiVersion: kubevirt.io/v1\nkind: VirtualMachine\nmetadata:\n  name: a\n"
@@ -43,3 +45,41 @@ def test_documents_are_counted_and_empty_ones_skipped() -> None:
 def test_too_deep_later_document_is_reported_at_its_start() -> None:
     deep = b"[" * 65 + b"]" * 65
     assert located(VM + b"---\n# deep one\n" + deep + b"\n") == [(7, 1, "yaml.too-deep")]
+
+
+def test_read_source_reads_what_one_bounded_read_did(tmp_path: Path) -> None:
+    """read_source asks for the size the file reports (issue 13), and gives the same
+    bytes as one read of MAX_FILE_BYTES + 1: the whole of a small, empty or limit-sized
+    file, one byte past the limit of a bigger one, and all of what a file that reports
+    less than it has (a pipe, a file in /proc, one that grew) holds, up to that limit."""
+    import os
+    import threading
+
+    from reconciler.tree.loader import SourceFile, read_source
+
+    def bounded(path: str) -> bytes:
+        with open(path, "rb") as fh:
+            return fh.read(MAX_FILE_BYTES + 1)
+
+    for size in (0, 1, 4096, MAX_FILE_BYTES, MAX_FILE_BYTES + 1, MAX_FILE_BYTES + 5000):
+        path = tmp_path / f"f{size}.yaml"
+        path.write_bytes(bytes(i % 251 for i in range(size)))
+        data = read_source(SourceFile(path.name, str(path)))
+        assert data == bounded(str(path)) and len(data) == min(size, MAX_FILE_BYTES + 1)
+    for size in (10_000, MAX_FILE_BYTES + 3):
+        fifo = tmp_path / f"pipe{size}"
+        os.mkfifo(fifo)
+        body = b"k: v\n" * (size // 5) + b"x" * (size % 5)
+
+        def write(fifo: str = str(fifo), body: bytes = body) -> None:
+            with open(fifo, "wb") as fh:
+                try:
+                    fh.write(body)
+                except BrokenPipeError:  # the reader stopped at the limit
+                    pass
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        data = read_source(SourceFile(fifo.name, str(fifo)))
+        writer.join(timeout=30)
+        assert data == body[:MAX_FILE_BYTES + 1]

@@ -183,3 +183,35 @@ def test_virtsyncignore_holds_for_file_events_too(tmp_path: Path) -> None:
         assert tree.refresh_paths([str(tmp_path / ignored)]) == 0
     assert tree.snapshot().valid
     assert tree.classify_event(str(tmp_path / ".virtsyncignore")) == ""
+
+
+def test_a_whole_read_keeps_the_walks_stat_and_still_sees_every_edit(tmp_path: Path) -> None:
+    """refresh_all takes each walked file's (mtime, size, inode) from the walk (issue 13):
+    the same as a stat of the file; an edit that keeps the size (another mtime) or a
+    file replaced by another inode with the same size and mtime is read again."""
+    from reconciler.tree.desired_state import _stat
+
+    (tmp_path / "sub").mkdir()
+    files = [tmp_path / "a.yaml", tmp_path / "sub" / "b.yaml"]
+    for i, f in enumerate(files):
+        f.write_text(_vm(f"vm{i}"))
+    tree = WorkdirTree(str(tmp_path))
+    assert tree.refresh_all() == 2
+    assert sorted(s.stat for s in tree._files.values()) == sorted(_stat(f) for f in files)
+
+    def label(name: str) -> object:
+        return tree.snapshot().by_key[ObjectKey("VirtualMachine", NS, name)].body[
+            "metadata"]["labels"]
+
+    os.utime(files[0], ns=(1, 1))
+    files[0].write_text(_vm("vm0").replace("l: a", "l: b"))  # same size, new mtime
+    assert tree.refresh_all() == 1
+    assert label("vm0") == {"l": "b"}
+    old = os.stat(files[1])
+    new = tmp_path / "sub" / "b.new"
+    new.write_text(_vm("vm1").replace("l: a", "l: c"))
+    os.utime(new, ns=(old.st_atime_ns, old.st_mtime_ns))
+    os.replace(new, files[1])  # only the inode tells
+    assert tree.refresh_all() == 1
+    assert label("vm1") == {"l": "c"}
+    assert tree.refresh_all() == 0
