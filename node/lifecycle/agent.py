@@ -273,7 +273,7 @@ class LifecycleAgent:
 def main(argv: list[str] | None = None) -> int:
     from node.cluster.config import NodeConfig
     from node.cluster.networks import NetworkMap
-    from reconciler.core.signals import wait_for_stop_signal
+    from reconciler.core.signals import StopSignals
     from reconciler.core.statedir import installation_id, state_dir
 
     p = argparse.ArgumentParser(prog="python -m node.lifecycle.agent", description=__doc__, allow_abbrev=False,
@@ -292,11 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     host = NodeHost(NodeConfig(args.name, args.uri, args.storage_dir, args.image_dir),
                     NetworkMap({}), scope=scope)
     agent = LifecycleAgent(host)
-    agent.start()
-    try:
-        wait_for_stop_signal()
-    finally:
-        agent.stop()
+    with StopSignals() as stop:  # before the start: a signal sent meanwhile is kept
+        agent.start()
+        try:
+            stop.wait()
+        finally:
+            agent.stop()
     return 0
 
 

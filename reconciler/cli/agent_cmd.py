@@ -15,7 +15,7 @@ from reconciler.backends.base import Backend, NodeAgent
 from reconciler.cli.common import add_scope_argument, open_backend
 from reconciler.cli.summaries import SUMMARIES
 from reconciler.core.model import ExitCode, VirtsyncError
-from reconciler.core.signals import wait_for_stop_signal
+from reconciler.core.signals import StopSignals
 from reconciler.planning.reconcile import load_desired
 
 NAME = "agent"
@@ -31,9 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> ExitCode:
     desired = load_desired([args.path])
     # The backend's scope already covers every installation when asked to.
-    with open_backend(desired, args, every_installation=args.all_installations) as backend:
+    # Signals are caught before the agents start: one sent as soon as the first says it
+    # runs still stops them all.
+    with open_backend(desired, args, every_installation=args.all_installations) as backend, \
+            StopSignals() as stop:
         agents = _start_agents(backend)
-        wait_for_stop_signal()
+        stop.wait()
         for agent in agents:
             agent.stop()
     print("virtsync agent: stopped", file=sys.stderr)

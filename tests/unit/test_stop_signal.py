@@ -31,3 +31,23 @@ def test_a_stop_signal_delivered_to_another_thread_ends_the_wait(sig: str) -> No
                           capture_output=True, text=True, timeout=20, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == sig
+
+
+# A signal sent while what it must stop is still starting (after the `with`, before the
+# wait): `virtsync agent` said it ran, and a SIGTERM then ended it by the default action.
+_EARLY = textwrap.dedent("""
+    import os, signal
+    from reconciler.core.signals import StopSignals
+
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)  # "starting the agents"
+        print(stop.wait().name, flush=True)
+    print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+""")
+
+
+def test_a_stop_signal_before_the_wait_is_kept_for_it() -> None:
+    done = subprocess.run([sys.executable, "-c", _EARLY], capture_output=True, text=True,
+                          timeout=20, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["SIGTERM", "True"]  # and the old handler is back
