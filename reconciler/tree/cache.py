@@ -548,7 +548,7 @@ class ValidationCache:
         run tries again."""
         self._last_row = None  # rows change: ask again
         rows = [(self.namespace, sha, text if (text := encode_manifests(ms)) is not None
-                 else NOT_STORED) for sha, ms in entries.items()]
+                 else NOT_STORED) for sha, ms in sorted(entries.items())]  # key order: _write
         if self._db is None or not rows:
             return
         try:
@@ -601,7 +601,7 @@ class ValidationCache:
         rows = [(self.namespace, sha, DIGESTED + json.dumps(
                     [[m.api_version, m.kind, m.namespace, m.name, m.source.doc, m.body, h]
                      for m, h in zip(ms, hs, strict=True)], separators=(",", ":")))
-                for sha, (ms, hs) in entries.items()]
+                for sha, (ms, hs) in sorted(entries.items())]  # key order: see _write
         if self._db is None or not rows:
             return
         try:
