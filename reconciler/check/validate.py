@@ -294,12 +294,18 @@ class _Checker(NamedTuple):  # not a dataclass: cheaper to define (cache.py)
             return [], {}
         keep_here = self.keep_manifests or (
             self.keep_parsed and not _parallel(len(todo), self.workers))
-        reports = list(_run_checks(todo, cache, self.ignore_unknown, keep_here, self.workers))
+        reports, new = [], []
+        for r in _run_checks(todo, cache, self.ignore_unknown, keep_here, self.workers):
+            reports.append(r)
+            if cache is not None and not r.cached and _cacheable(r):
+                # Encoded while the workers check the rest (issue 13); `put` only after
+                # all are in, so that this run's own checks never answer each other.
+                cache.encode_ahead(r.sha256, r.result)
+                new.append(r)
         parsed = {r.path: r.manifests for r in reports if keep_here and not r.cached}
         if cache is not None:
-            for r in reports:
-                if not r.cached and _cacheable(r):
-                    cache.put(r.sha256, r.result)
+            for r in new:
+                cache.put(r.sha256, r.result)
         return reports, parsed
 
 

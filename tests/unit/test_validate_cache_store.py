@@ -237,6 +237,50 @@ def test_foreign_database_is_replaced(tree: Path, parses: list[str], tmp_path: P
     assert len(validate_paths([str(tree)]).objects) == 4 and parses == []
 
 
+def test_claims_of_two_trees_are_kept_apart(tree: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two trees with the same display paths (each validated as `.` from its own
+    directory) share the database, each scope's claims under its own id (format 8): an
+    edit in one never drops or counts the other's claims, so a duplicate made later in
+    the other is still found."""
+    other = tmp_path / "other"
+    other.mkdir()
+    for n, name in enumerate(("a", "b", "c", "d"), start=1):
+        (other / f"{name}.yaml").write_text(vm(name, n + 60, mac=n))  # a: MAC 1 here too
+    here = Path(".")
+    monkeypatch.chdir(tree)
+    assert agree(here).valid
+    monkeypatch.chdir(other)
+    assert agree(here).valid
+    # the first tree's a.yaml gives up MAC 1 ...
+    monkeypatch.chdir(tree)
+    (tree / "a.yaml").write_text(vm("a", 1, mac=9))
+    assert agree(here).valid
+    # ... the other's b.yaml takes MAC 1, which its own a.yaml still has: a duplicate
+    monkeypatch.chdir(other)
+    (other / "b.yaml").write_text(vm("b", 62, mac=1))
+    assert rules(agree(here)) == [("b.yaml", "semantic.duplicate-mac")]
+    # ... and in the first tree, c.yaml taking MAC 9 from a.yaml is one too.
+    monkeypatch.chdir(tree)
+    (tree / "c.yaml").write_text(vm("c", 3, mac=9))
+    assert rules(agree(here)) == [("c.yaml", "semantic.duplicate-mac")]
+
+
+def test_cold_write_leaves_the_claims_indexed(tree: Path, tmp_path: Path) -> None:
+    """A cold write builds the claims indexes after the rows; they are there afterwards,
+    and a warm write (rows in the table) keeps them."""
+    def indexes() -> set[str]:
+        with sqlite3.connect(db(tmp_path)) as conn:
+            return {n for (n,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='claims'")}
+
+    validate_paths([str(tree)])
+    assert indexes() == {"claims_slot", "claims_path"}
+    (tree / "a.yaml").write_text(vm("a", 9))
+    validate_paths([str(tree)])
+    assert indexes() == {"claims_slot", "claims_path"}
+
+
 def _writer(root: str, state: str, name: str, rounds: int) -> None:
     import os
 
