@@ -30,7 +30,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_watch
@@ -87,8 +87,11 @@ def rows(files: int, runs: int, work: Path, hosts: Sequence[str] = ("file", "dae
         out += _cases(_moved(Host(tree, env, f"test://{host_xml}", "", "test driver")),
                       files, runs)
     if "daemon" in hosts:
-        with _kept(DAEMON_URI) as conn:
-            _define_all(conn, host_xml)
+        with _kept(DAEMON_URI):
+            # In a child: parsing host.xml here would raise this process's peak RSS, which
+            # every later child inherits in its own ru_maxrss (fork copies the high-water
+            # mark), so each row's peak would be this process's.
+            measure.run([sys.executable, __file__, "--define", DAEMON_URI, str(host_xml)])
             out += _cases(_moved(Host(tree, env, DAEMON_URI, "-daemon",
                                       "test driver in libvirtd")), files, runs)
     return out
@@ -104,37 +107,35 @@ def _moved(host: Host) -> Host:
 
 
 @contextlib.contextmanager
-def _kept(uri: str) -> Iterator[Any]:
-    """A connection to `uri`, with a second one held by a child process while the block
-    runs, so that libvirtd keeps test:///default between virtsync's connections."""
-    import libvirt
-
+def _kept(uri: str) -> Iterator[None]:
+    """A connection to `uri` held by a child process while the block runs, so that
+    libvirtd keeps test:///default between virtsync's connections."""
     keeper = subprocess.Popen([sys.executable, "-c", KEEPER, uri], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
-    conn = None
     try:
         assert keeper.stdout is not None
         if keeper.stdout.readline().strip() != "ready":
             raise SystemExit(f"cannot hold {uri}: is libvirtd running?")
-        conn = libvirt.open(uri)
-        yield conn
+        yield
     finally:
-        if conn is not None:
-            conn.close()
         assert keeper.stdin is not None
         keeper.stdin.close()
         keeper.wait(timeout=60)
 
 
-def _define_all(conn: Any, host_xml: Path) -> None:
-    """The populated domains, as they are in host.xml, defined on `conn`'s host (Halted:
+def _define_all(uri: str, host_xml: Path) -> None:
+    """The populated domains, as they are in host.xml, defined on `uri`'s host (Halted:
     bench_watch.cheap_vm), so that the identity store and inventory still match."""
+    import libvirt
     from lxml import etree
+
+    conn = libvirt.open(uri)
 
     for el in etree.parse(str(host_xml)).getroot().iterfind("domain"):
         for state in el.findall(f"{{{TEST_NS}}}runstate"):
             el.remove(state)
         conn.defineXML(etree.tostring(el, encoding="unicode"))
+    conn.close()
 
 
 class Host(NamedTuple):
@@ -183,9 +184,13 @@ def main() -> int:
     measure.add_common_arguments(ap)
     ap.add_argument("--hosts", default="file,daemon",
                     help="which hosts: file (test-driver file), daemon (libvirtd)")
+    ap.add_argument("--define", nargs=2, metavar=("URI", "HOST_XML"), help=argparse.SUPPRESS)
     ap.add_argument("--populate", nargs=2, type=Path, metavar=("TREE", "HOST_XML"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.define:
+        _define_all(args.define[0], Path(args.define[1]))
+        return 0
     if args.populate:
         os.environ["VIRTSYNC_LIBVIRT_URI"] = "test:///default"
         populate(*args.populate)
