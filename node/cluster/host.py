@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import libvirt
-from lxml import etree
 
 from node.cluster.config import NodeConfig, node_facts
-from node.cluster.definitions import Definition, DefinitionMemo
+from node.cluster.definitions import Definition, DefinitionMemo, parse_root
 from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
 from node.domain.model import NodeFacts
 from node.domain.naming import domain_name, parse_domain_name
@@ -78,7 +77,6 @@ from reconciler.core.vmspec import TEMPLATE_PATH, VmSpec
 from reconciler.planning.schedule import NodeCapacity
 
 VM_KIND = "VirtualMachine"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 def _quiet(_ctx: object, _err: object) -> None:
@@ -134,10 +132,6 @@ class DomainRecord:
 class Scan:
     records: tuple[DomainRecord, ...]
     conflicts: tuple[ObjectKey, ...]
-
-
-def _root(xml: str) -> etree._Element:
-    return etree.fromstring(xml.encode(), _PARSER)
 
 
 # A VM's disks as (name, source, file, claim), and its own directory (None: its names
@@ -543,7 +537,7 @@ class NodeHost:
         if dom.isActive():
             return
         own = dom.name()
-        root = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        root = parse_root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         used = files_of_running_domains(self.conn())
         for src in root.iterfind("devices/disk/source"):
             path = src.get("file")
@@ -571,7 +565,7 @@ class NodeHost:
             raise NodeError(f"{self.where()}: stopping {dom.name()}: {exc}") from exc
 
     def undefine(self, dom: Any) -> None:
-        root = _root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        root = parse_root(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         flags = 0
         if root.find("os/nvram") is not None or root.find("os").get("firmware") == "efi":  # type: ignore[union-attr]
             flags |= libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
