@@ -27,11 +27,11 @@ import sqlite3
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.check import SCHEMA_DIR
+from reconciler.core.digest import PACKAGE, code_digest, package_modules
 from reconciler.core.errors import VirtsyncError
 from reconciler.core.statedir import state_dir
 from reconciler.tree.settled import PlainWalk, plain_walk, settled_stats
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 DB_NAME = "gitplan.sqlite3"  # in state_dir()/cache, beside the validation cache
 _TABLE = "plans_1"  # a new column set gets a new name: an older table is left unread
-_PACKAGE = Path(__file__).resolve().parents[1]  # reconciler (virtsync/reconciler in the wheel)
+_PACKAGE = PACKAGE  # reconciler (virtsync/reconciler in the wheel)
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,9 @@ class Probe:
     inputs: str  # digest of everything but the files' stats
 
 
-@lru_cache(maxsize=1)
-def code_digest() -> str:
+def package_digest() -> str:
     """Every module of the package and every schema: a plan depends on most of them."""
-    h = hashlib.sha256()
-    for folder, dirs, files in sorted(os.walk(_PACKAGE)):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                h.update(f"{os.path.relpath(folder, _PACKAGE)}/{name}\0".encode())
-                h.update(Path(folder, name).read_bytes())
-    for schema in sorted(SCHEMA_DIR.glob("*.json")):
-        h.update(schema.name.encode())
-        h.update(schema.read_bytes())
-    return h.hexdigest()
+    return code_digest("", package_modules(_PACKAGE), SCHEMA_DIR, _PACKAGE)
 
 
 def _stat(path: str) -> list[int] | None:
@@ -117,7 +106,7 @@ def probe(path: str, base: str, target: str | None) -> Probe | None:
 def _inputs(path: str, base: str) -> str | None:
     """Digest of the code, the folder and git's state (the files' stats aside)."""
     git = _git_state(path, base)
-    return None if git is None else _digest([code_digest(), os.path.abspath(path), *git])
+    return None if git is None else _digest([package_digest(), os.path.abspath(path), *git])
 
 
 def _digest(parts: list[Any]) -> str:

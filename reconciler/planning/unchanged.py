@@ -16,13 +16,11 @@ Pure: the remembered digests are read and written by the caller (reconciler.exec
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 from reconciler import __version__
+from reconciler.core.digest import code_digest
 from reconciler.core.model import Manifest, ObjectKey
 from reconciler.planning.plan_model import Observed
 
@@ -30,18 +28,10 @@ from reconciler.planning.plan_model import Observed
 _PLANNER_CODE = ("planning.plan", "planning.normalize", "planning.diff", "planning.ownership",
                  "planning.moves", "planning.unchanged", "core.power", "core.quantity",
                  "core.sensitive")
-_ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler in the wheel
 
 
-@lru_cache(maxsize=1)
 def planner_digest() -> str:
-    h = hashlib.sha256(__version__.encode())
-    for name in _PLANNER_CODE:
-        spec = importlib.util.find_spec(f"{_ROOT}.{name}")  # the file, not importing it
-        h.update(name.encode())
-        if spec is not None and spec.origin:
-            h.update(Path(spec.origin).read_bytes())
-    return h.hexdigest()
+    return code_digest(__version__, _PLANNER_CODE)
 
 
 # What a plan lists for an unchanged object all the same: its unpinned identity fields

@@ -17,7 +17,6 @@ files. A link, a name that is not UTF-8, an ignore file or a file named directly
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import sqlite3
@@ -25,11 +24,11 @@ import time
 import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 from reconciler import __version__
+from reconciler.core.digest import code_digest
 from reconciler.tree.walk import IGNORE_FILE, Entry, Unreadable, display_path, utf8, walk
 
 # The code a cached per-file result depends on besides check/validate.py itself: a change
@@ -46,24 +45,13 @@ Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
 _F = TypeVar("_F", bound=tuple[Any, ...])
 
 
-def _source_of(name: str) -> bytes:
-    spec = importlib.util.find_spec(f"{ROOT}.{name}")  # the file, not importing it
-    return Path(spec.origin if spec is not None and spec.origin else "").read_bytes()
-
-
-@lru_cache(maxsize=8)  # `validate` asks twice per run: here on a miss, then validate.py
 def namespace_digest(version: str, ignore_unknown: bool, code: tuple[str, ...],
                      schema_dir: Path) -> str:
-    """Digest of everything a cached result depends on besides the file's bytes."""
-    h = hashlib.sha256(f"{version}|ignore_unknown={ignore_unknown}".encode())
-    h.update(_source_of("check.validate"))
-    for name in code:
-        h.update(name.encode())
-        h.update(_source_of(name))
-    for schema_file in sorted(schema_dir.glob("*.json")):
-        h.update(schema_file.name.encode())
-        h.update(schema_file.read_bytes())
-    return h.hexdigest()
+    """Digest of everything a cached result depends on besides the file's bytes
+    (`validate` asks twice per run: here on a miss, then validate.py; code_digest
+    remembers it)."""
+    return code_digest(f"{version}|ignore_unknown={ignore_unknown}",
+                       ("check.validate", *code), schema_dir)
 
 
 def scope_of(namespace: str, paths: Sequence[str]) -> str:

@@ -63,9 +63,9 @@ def test_a_changed_file_or_placement_misses_and_no_hash_never_skips() -> None:
 def test_another_virtsync_version_misses(monkeypatch: pytest.MonkeyPatch) -> None:
     memo = _known(_desired(), _observed(), "n1")
     monkeypatch.setattr(unchanged, "__version__", "99.0")
-    unchanged.planner_digest.cache_clear()
+    unchanged.code_digest.cache_clear()
     try:
         assert memo.hit(memo.digest(_desired(), _observed(), "n1")) is None
     finally:
         monkeypatch.undo()
-        unchanged.planner_digest.cache_clear()
+        unchanged.code_digest.cache_clear()
