@@ -1,0 +1,138 @@
+"""`qemu-img create` runs made ahead for a batch of new VMs (issue 13).
+
+An apply of N new VMs spent most of its time starting `qemu-img create` one after the
+other, each create step waiting for its own. The creations are independent, so a batch
+starts them early, in a small pool, each into a temp file of its target's folder (the
+name `disks._create_atomically` gives its own temp files). A step that reaches the same
+creation (same target, same arguments) takes the made file: a rename instead of a run.
+
+The disk becomes real only in its own step, in the same order, after the same checks:
+journal, outcomes and files after a failure are those of a serial run (rules 7 and 17).
+A creation that failed ahead is simply run again by its step, which reports its own
+error as before. A base image that changed since (its identity: device, inode, size,
+mtime) is not trusted: the step runs qemu-img itself. What no step took is removed
+(`discard`), and so are the folders only the pool made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from node.storage.base_facts import stamps
+from reconciler.core.model import ObjectKey, VirtsyncError
+
+# qemu-img runs at once: on a 2-core node, process start-up overlaps with the steps'
+# own work; more only queue for the CPU.
+WORKERS = 2
+
+_Key = tuple[str, tuple[str, ...]]  # target, qemu-img arguments ("{}" for the file)
+
+
+def qemu_img(*args: str) -> None:
+    try:
+        done = subprocess.run(
+            ["qemu-img", *args], capture_output=True, text=True, timeout=120, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise VirtsyncError(f"qemu-img {args[0]} failed: {exc}") from exc
+    if done.returncode != 0:
+        raise VirtsyncError(f"qemu-img {args[0]} failed: {done.stderr.strip()}")
+
+
+def made_temp(target: Path, make: Sequence[str]) -> str:
+    """Run `qemu-img create ... TMP ...` into a new temp file beside `target` (`make`
+    holds "{}" where the file name goes) and return its name; nothing is left on failure."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        qemu_img(*[tmp if a == "{}" else a for a in make])
+        os.chmod(tmp, 0o600)  # guest data: not world-readable
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+class _Made:
+    """One creation started ahead: for whom, what it read, which folders it made."""
+
+    def __init__(self, owner: ObjectKey, inputs: Sequence[Path], folders: Sequence[Path],
+                 future: Future[str]) -> None:
+        self.owner = owner
+        self.inputs = inputs
+        self.read = stamps(str(p) for p in inputs)
+        self.folders = tuple(folders)
+        self.future = future
+
+    def unchanged(self) -> bool:
+        now = stamps(str(p) for p in self.inputs)
+        return now is not None and now == self.read
+
+
+class Stager:
+    """The creations of one batch started ahead, until their steps take them."""
+
+    def __init__(self, workers: int = WORKERS) -> None:
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._made: dict[_Key, _Made] = {}
+
+    def start(self, owner: ObjectKey, target: Path, make: Sequence[str],
+              inputs: Sequence[Path] = ()) -> None:
+        """Begin making `target` with `make` for `owner`'s step. `inputs`: the files
+        qemu-img reads (a base image); a change to one voids the result."""
+        key = (str(target), tuple(make))
+        if self.workers < 1 or key in self._made:  # a claim two new VMs share: once
+            return
+        missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="qemu-img")
+        read = _Made(owner, inputs, missing, Future())  # stamped before the run starts
+        read.future = self._pool.submit(made_temp, target, list(make))
+        self._made[key] = read
+
+    def take(self, target: Path, make: Sequence[str]) -> str | None:
+        """The temp file made ahead for exactly this creation, or None: then the caller
+        runs qemu-img itself (never started, failed, or an input changed since)."""
+        made = self._made.pop((str(target), tuple(make)), None)
+        if made is None:
+            return None
+        try:
+            tmp = made.future.result()
+        except (VirtsyncError, OSError):
+            return None
+        if not made.unchanged() or not os.path.exists(tmp):
+            Path(tmp).unlink(missing_ok=True)
+            return None
+        return tmp
+
+    def discard(self, owner: ObjectKey | None = None) -> None:
+        """Remove what no step took (of `owner`'s step, or all): the temp files, then
+        the folders only the pool made, when empty."""
+        left = [(k, m) for k, m in self._made.items() if owner is None or m.owner == owner]
+        for key, made in left:
+            del self._made[key]
+            if made.future.cancel():
+                continue
+            with contextlib.suppress(VirtsyncError, OSError):
+                Path(made.future.result()).unlink(missing_ok=True)
+        for _key, made in left:
+            for folder in made.folders:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+
+    def close(self) -> None:
+        self.discard()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+__all__ = ["WORKERS", "Stager", "made_temp", "qemu_img"]
