@@ -18,8 +18,8 @@ from pathlib import Path
 from node.storage.paths import ImageInfo, checked_chain, image_info
 from reconciler.core.model import VirtsyncError
 
-_Stamp = tuple[str, int, int, int, int]
-_MEMO: dict[tuple[str, str], tuple[str, tuple[_Stamp, ...]]] = {}
+Stamp = tuple[str, int, int, int, int]
+_MEMO: dict[tuple[str, str], tuple[str, tuple[Stamp, ...]]] = {}
 _MEMO_MAX = 1024  # base images on one node; a bound so a long watch can't grow it
 
 
@@ -49,9 +49,9 @@ def _chain_files(chain: tuple[ImageInfo, ...]) -> list[str]:
     return files
 
 
-def stamps(paths: Iterable[str]) -> tuple[_Stamp, ...] | None:
+def stamps(paths: Iterable[str]) -> tuple[Stamp, ...] | None:
     """Each file's identity, or None when one is gone (then nothing is reused)."""
-    out: list[_Stamp] = []
+    out: list[Stamp] = []
     for p in paths:
         try:
             st = os.stat(p)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from node.storage.base_facts import stamps
+from node.storage.base_facts import Stamp, stamps
 from reconciler.core.model import ObjectKey, VirtsyncError
 
 # qemu-img runs at once: on a 2-core node, process start-up overlaps with the steps'
@@ -61,14 +61,13 @@ def made_temp(target: Path, make: Sequence[str]) -> str:
 
 
 class _Made:
-    """One creation started ahead: for whom, what it read, which folders it made."""
+    """One creation started ahead: for whom, and the identity of what it reads."""
 
-    def __init__(self, owner: ObjectKey, inputs: Sequence[Path], folders: Sequence[Path],
-                 future: Future[str]) -> None:
+    def __init__(self, owner: ObjectKey, inputs: Sequence[Path],
+                 read: tuple[Stamp, ...] | None, future: Future[str]) -> None:
         self.owner = owner
         self.inputs = inputs
-        self.read = stamps(str(p) for p in inputs)
-        self.folders = tuple(folders)
+        self.read = read
         self.future = future
 
     def unchanged(self) -> bool:
@@ -77,12 +76,14 @@ class _Made:
 
 
 class Stager:
-    """The creations of one batch started ahead, until their steps take them."""
+    """The creations of one batch started ahead, until their steps take them. Only the
+    caller's thread makes or removes folders; the pool only runs qemu-img."""
 
-    def __init__(self, workers: int = WORKERS) -> None:
-        self.workers = workers
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = WORKERS if workers is None else workers
         self._pool: ThreadPoolExecutor | None = None
         self._made: dict[_Key, _Made] = {}
+        self._folders: set[Path] = set()  # made for the pool, no step has reached yet
 
     def start(self, owner: ObjectKey, target: Path, make: Sequence[str],
               inputs: Sequence[Path] = ()) -> None:
@@ -92,15 +93,21 @@ class Stager:
         if self.workers < 1 or key in self._made:  # a claim two new VMs share: once
             return
         missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return  # the step makes it, or says why not
+        self._folders.update(missing)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="qemu-img")
-        read = _Made(owner, inputs, missing, Future())  # stamped before the run starts
-        read.future = self._pool.submit(made_temp, target, list(make))
-        self._made[key] = read
+        read = stamps(str(p) for p in inputs)  # before the run: a change during it counts
+        future = self._pool.submit(made_temp, target, list(make))
+        self._made[key] = _Made(owner, inputs, read, future)
 
     def take(self, target: Path, make: Sequence[str]) -> str | None:
         """The temp file made ahead for exactly this creation, or None: then the caller
         runs qemu-img itself (never started, failed, or an input changed since)."""
+        self._folders.difference_update((target.parent, *target.parent.parents))
         made = self._made.pop((str(target), tuple(make)), None)
         if made is None:
             return None
@@ -115,18 +122,22 @@ class Stager:
 
     def discard(self, owner: ObjectKey | None = None) -> None:
         """Remove what no step took (of `owner`'s step, or all): the temp files, then
-        the folders only the pool made, when empty."""
-        left = [(k, m) for k, m in self._made.items() if owner is None or m.owner == owner]
-        for key, made in left:
-            del self._made[key]
+        the folders made for the pool that no step reached, when empty and no other
+        creation still needs them."""
+        left = [k for k, m in self._made.items() if owner is None or m.owner == owner]
+        for key in left:
+            made = self._made.pop(key)
             if made.future.cancel():
                 continue
             with contextlib.suppress(VirtsyncError, OSError):
                 Path(made.future.result()).unlink(missing_ok=True)
-        for _key, made in left:
-            for folder in made.folders:  # deepest first
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+        needed = {q for target, _make in self._made for q in Path(target).parents}
+        for folder in sorted(self._folders - needed, key=lambda p: len(p.parts),
+                             reverse=True):  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if owner is None:
+            self._folders.clear()
 
     def close(self) -> None:
         self.discard()
