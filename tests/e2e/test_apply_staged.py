@@ -28,13 +28,14 @@ TEMP = re.compile(r"\.[a-z0-9.-]+\.qcow2\.[a-z0-9_]{8}")
 
 def _batch(tree: Tree) -> None:
     """Six new VMs: three fine, one whose claim qemu-img refuses (after its scratch disk
-    was made), one on a missing image, one whose domain name an unmarked domain takes
+    was made and its claims folder), one on a missing image, one whose domain name an unmarked domain takes
     once the batch started (refused before any disk), and one overlay on a base image."""
     for name in ("alpha", "charlie", "echo"):
         tree.put(vm(name, run="Halted"))
     huge = vm("bravo", run="Halted")
     huge["spec"]["dataVolumeTemplates"][0]["spec"]["storage"]["resources"]["requests"][
         "storage"] = "1Ei"  # too large for qcow2: `qemu-img create` itself fails
+    huge["metadata"]["namespace"] = "big"  # its claims folder: made for it alone
     tree.put(huge)
     for name, image in (("delta", "nowhere.qcow2"), ("golf", "base.qcow2")):
         body = vm(name, run="Halted")
@@ -98,10 +99,11 @@ def test_a_batch_with_failing_creates_ends_as_a_serial_one(
     # The case is what it claims: three refused at different points, the rest created.
     assert serial["code"] == 1
     failed = {k for _s, phase, _a, k, _d, _b in serial["journal"] if phase == "failed"}
-    assert failed == {"VirtualMachine/e2e/bravo", "VirtualMachine/e2e/delta",
+    assert failed == {"VirtualMachine/big/bravo", "VirtualMachine/e2e/delta",
                       "VirtualMachine/e2e/foxtrot"}
     assert "too large" in serial["out"] + serial["err"]
-    assert "storage/e2e/vms/bravo/empty-scratch.qcow2" in serial["paths"]  # made first
+    assert "storage/big/vms/bravo/empty-scratch.qcow2" in serial["paths"]  # made first
+    assert "storage/big/claims" in serial["paths"]  # made, then qemu-img failed
     assert not any(p.startswith(("storage/e2e/vms/delta", "storage/e2e/vms/foxtrot"))
                    for p in serial["paths"])
     assert serial["disks"]["storage/e2e/vms/golf/containerdisk-scratch.qcow2"] == (
