@@ -61,13 +61,16 @@ def made_temp(target: Path, make: Sequence[str]) -> str:
 
 
 class _Made:
-    """One creation started ahead: for whom, and the identity of what it reads."""
+    """One creation started ahead: for whom, the identity of what it reads, and the
+    folders made for it."""
 
     def __init__(self, owner: ObjectKey, inputs: Sequence[Path],
-                 read: tuple[Stamp, ...] | None, future: Future[str]) -> None:
+                 read: tuple[Stamp, ...] | None, folders: Sequence[Path],
+                 future: Future[str]) -> None:
         self.owner = owner
         self.inputs = inputs
         self.read = read
+        self.folders = folders
         self.future = future
 
     def unchanged(self) -> bool:
@@ -102,7 +105,7 @@ class Stager:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="qemu-img")
         read = stamps(str(p) for p in inputs)  # before the run: a change during it counts
         future = self._pool.submit(made_temp, target, list(make))
-        self._made[key] = _Made(owner, inputs, read, future)
+        self._made[key] = _Made(owner, inputs, read, missing, future)
 
     def take(self, target: Path, make: Sequence[str]) -> str | None:
         """The temp file made ahead for exactly this creation, or None: then the caller
@@ -125,17 +128,20 @@ class Stager:
         the folders made for the pool that no step reached, when empty and no other
         creation still needs them."""
         left = [k for k, m in self._made.items() if owner is None or m.owner == owner]
+        folders = set(self._folders) if owner is None else set()
         for key in left:
             made = self._made.pop(key)
+            folders.update(f for f in made.folders if f in self._folders)
             if made.future.cancel():
                 continue
             with contextlib.suppress(VirtsyncError, OSError):
                 Path(made.future.result()).unlink(missing_ok=True)
-        needed = {q for target, _make in self._made for q in Path(target).parents}
-        for folder in sorted(self._folders - needed, key=lambda p: len(p.parts),
-                             reverse=True):  # deepest first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+        if folders:
+            needed = {q for target, _make in self._made for q in Path(target).parents}
+            for folder in sorted(folders - needed, key=lambda p: len(p.parts),
+                                 reverse=True):  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
         if owner is None:
             self._folders.clear()
 
