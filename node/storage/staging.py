@@ -11,7 +11,8 @@ journal, outcomes and files after a failure are those of a serial run (rules 7 a
 A creation that failed ahead is simply run again by its step, which reports its own
 error as before. A base image that changed since (its identity: device, inode, size,
 mtime) is not trusted: the step runs qemu-img itself. What no step took is removed
-(`discard`), and so are the folders only the pool made.
+(`discard`), and so are the folders only the pool made. At most `WINDOW` creations are
+made ahead at any time (the next ones in plan order), so a stop or a crash leaves few.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextlib
 import os
 import subprocess
 import tempfile
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -30,6 +32,7 @@ from reconciler.core.model import ObjectKey, VirtsyncError
 # qemu-img runs at once: on a 2-core node, process start-up overlaps with the steps'
 # own work; more only queue for the CPU.
 WORKERS = 2
+WINDOW = 8  # creations started and not yet taken: keeps the pool fed, bounds leftovers
 
 _Key = tuple[str, tuple[str, ...]]  # target, qemu-img arguments ("{}" for the file)
 
@@ -87,13 +90,25 @@ class Stager:
         self._pool: ThreadPoolExecutor | None = None
         self._made: dict[_Key, _Made] = {}
         self._folders: set[Path] = set()  # made for the pool, no step has reached yet
+        self._queued: deque[tuple[ObjectKey, Path, tuple[str, ...], Sequence[Path]]] = deque()
 
     def start(self, owner: ObjectKey, target: Path, make: Sequence[str],
               inputs: Sequence[Path] = ()) -> None:
-        """Begin making `target` with `make` for `owner`'s step. `inputs`: the files
-        qemu-img reads (a base image); a change to one voids the result."""
-        key = (str(target), tuple(make))
-        if self.workers < 1 or key in self._made:  # a claim two new VMs share: once
+        """Make `target` with `make` for `owner`'s step, once earlier ones are taken
+        (`WINDOW`). `inputs`: the files qemu-img reads (a base image); a change to one
+        voids the result."""
+        if self.workers >= 1:
+            self._queued.append((owner, target, tuple(make), inputs))
+            self._fill()
+
+    def _fill(self) -> None:
+        while self._queued and len(self._made) < WINDOW:
+            self._submit(*self._queued.popleft())
+
+    def _submit(self, owner: ObjectKey, target: Path, make: tuple[str, ...],
+                inputs: Sequence[Path]) -> None:
+        key = (str(target), make)
+        if key in self._made:  # a claim two new VMs share: made once
             return
         missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
         try:
@@ -112,6 +127,10 @@ class Stager:
         runs qemu-img itself (never started, failed, or an input changed since)."""
         self._folders.difference_update((target.parent, *target.parent.parents))
         made = self._made.pop((str(target), tuple(make)), None)
+        if made is None:  # not started yet (a step out of plan order): never will be
+            self._queued = deque(q for q in self._queued
+                                 if (q[1], q[2]) != (target, tuple(make)))
+        self._fill()
         if made is None:
             return None
         try:
@@ -127,6 +146,7 @@ class Stager:
         """Remove what no step took (of `owner`'s step, or all): the temp files, then
         the folders made for the pool that no step reached, when empty and no other
         creation still needs them."""
+        self._queued = deque(q for q in self._queued if owner is not None and q[0] != owner)
         left = [k for k, m in self._made.items() if owner is None or m.owner == owner]
         folders = set(self._folders) if owner is None else set()
         for key in left:
@@ -144,6 +164,7 @@ class Stager:
                     folder.rmdir()
         if owner is None:
             self._folders.clear()
+        self._fill()
 
     def close(self) -> None:
         self.discard()
@@ -152,4 +173,4 @@ class Stager:
             self._pool = None
 
 
-__all__ = ["WORKERS", "Stager", "made_temp", "qemu_img"]
+__all__ = ["WINDOW", "WORKERS", "Stager", "made_temp", "qemu_img"]

@@ -110,3 +110,33 @@ def test_a_create_refused_before_its_disks_leaves_none_made_ahead(
     finally:
         b.close()
     assert left == []
+
+
+def test_only_the_next_few_creations_are_made_ahead(
+        conn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash leaves at most WINDOW temp files of a batch, however large; each create
+    that takes its files lets the next ones start."""
+    monkeypatch.setattr(staging, "WORKERS", 2)
+    b = backend(tmp_path)
+    host = b.hosts["n1"]
+    storage = Path(host.config.storage_dir)
+    vms = [manifest(yaml.safe_load(yaml.safe_dump(vm(f"w{i}", run="Halted"))))
+           for i in range(10)]  # 20 creations
+    refs = {m.key: m for m in vms}
+
+    def temps() -> int:
+        for made in list(host.staged._made.values()):
+            made.future.exception()  # wait until it ran
+        return len([p for p in storage.rglob(".*.qcow2.*") if p.is_file()])
+
+    try:
+        b.prepare_creates([(m, "n1") for m in vms], refs)
+        assert temps() == staging.WINDOW
+        b.create(vms[0], revision="r1", refs=refs, node="n1")
+        assert temps() == staging.WINDOW  # its two taken, the next two started
+        for m in vms[1:]:
+            b.create(m, revision="r1", refs=refs, node="n1")
+        assert temps() == 0
+    finally:
+        b.close()
+    assert len(list(storage.rglob("*.qcow2"))) == 20
