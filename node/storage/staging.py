@@ -135,7 +135,7 @@ class Stager:
             return None
         try:
             tmp = made.future.result()
-        except (VirtsyncError, OSError):
+        except Exception:  # whatever it was, the step's own run meets it again and reports it
             return None
         if not made.unchanged() or not os.path.exists(tmp):
             Path(tmp).unlink(missing_ok=True)
