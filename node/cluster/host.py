@@ -62,6 +62,7 @@ from node.storage.disks import (
     NodeStorage,
     claim_sizes,
     files_of_running_domains,
+    new_disk_files,
     new_seeds,
     own_leftovers,
     prepare_disks,
@@ -69,6 +70,7 @@ from node.storage.disks import (
 )
 from node.storage.paths import safe_component
 from node.storage.qemu_access import describe_blocks, is_local_system, qemu_account
+from node.storage.staging import Stager
 from reconciler.core.migration import MigrationProgress
 from reconciler.core.model import CLAIM_SOURCES, JSON, DiskFile, Manifest, ObjectKey, VirtsyncError
 from reconciler.core.sensitive import digest_sensitive
@@ -243,6 +245,8 @@ class NodeHost:
         self._definitions = DefinitionMemo()
         self._disk_memo: dict[ObjectKey, tuple[Mapping[str, JSON], Mapping[str, str],
                                                _DiskRefs]] = {}
+        # The disk files a batch of creates started making ahead (node.storage.staging).
+        self.staged = Stager()
 
     # ------------------------------------------------------------ connection and facts
 
@@ -288,6 +292,7 @@ class NodeHost:
             raise NodeError(f"{self.where()}: " + "; ".join(problems))
 
     def close(self) -> None:
+        self.staged.close()
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -459,17 +464,22 @@ class NodeHost:
         then their new cloud-init seeds (rules 17: both on disk before any domain exists).
         A VM `render` would refuse before its identity (a claim not found) is left out,
         and so is one whose identity or seed cannot be made: its own define reports why,
-        as before."""
+        as before. Their new disk files start being made in a small pool, as temp files
+        only their own define turns into disks (node.storage.staging)."""
         wanted = []
         self._specs = {}
+        self.staged.discard()  # an earlier batch's, that no step took
         for vm, expanded in vms:
             try:
                 spec = VmSpec.from_body(vm.namespace, vm.name, expanded)
-                self.checked_claims(spec, refs)
+                sizes = self.checked_claims(spec, refs)
             except VirtsyncError:
                 continue
             self._specs[vm.key] = (expanded, spec)
             wanted.append((vm.key, spec))
+            # Their disk files start now, in plan order; each define takes its own.
+            for target, make, inputs in new_disk_files(spec, self.storage, sizes):
+                self.staged.start(vm.key, target, make, inputs)
         identities = self.identities.ensure_many(wanted)
         seeds = []
         for key, spec in wanted:
@@ -511,7 +521,7 @@ class NodeHost:
         sizes = self.checked_claims(spec, refs)
         identity = self.identities.ensure(vm.key, spec)
         prepared = prepare_disks(spec, identity, self.storage, sizes=sizes,
-                                 fresh_scratch=fresh_scratch)
+                                 fresh_scratch=fresh_scratch, staged=self.staged)
         interfaces = resolve_interfaces(spec, identity, self.networks)
         problems = check_sources(self.conn(), interfaces)
         if problems:

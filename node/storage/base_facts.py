@@ -18,8 +18,8 @@ from pathlib import Path
 from node.storage.paths import ImageInfo, checked_chain, image_info
 from reconciler.core.model import VirtsyncError
 
-_Stamp = tuple[str, int, int, int, int]
-_MEMO: dict[tuple[str, str], tuple[str, tuple[_Stamp, ...]]] = {}
+Stamp = tuple[str, int, int, int, int]
+_MEMO: dict[tuple[str, str], tuple[str, tuple[Stamp, ...]]] = {}
 _MEMO_MAX = 1024  # base images on one node; a bound so a long watch can't grow it
 
 
@@ -28,7 +28,7 @@ def base_format(candidate: Path, image_dir: Path, where: str) -> str:
     `image_dir` (node.storage.paths.checked_chain); qcow2 or raw, else VirtsyncError."""
     key = (str(candidate), str(image_dir))
     hit = _MEMO.get(key)
-    if hit is not None and _stamps(p for p, *_ in hit[1]) == hit[1]:
+    if hit is not None and stamps(p for p, *_ in hit[1]) == hit[1]:
         return hit[0]
     top = image_info(candidate, None)
     if top.format not in ("qcow2", "raw"):
@@ -36,9 +36,9 @@ def base_format(candidate: Path, image_dir: Path, where: str) -> str:
     chain = checked_chain(candidate, top.format, [image_dir], where, top=top)
     if len(_MEMO) >= _MEMO_MAX:
         _MEMO.clear()
-    stamps = _stamps(_chain_files(chain))
-    if stamps is not None:
-        _MEMO[key] = (top.format, stamps)
+    stamped = stamps(_chain_files(chain))
+    if stamped is not None:
+        _MEMO[key] = (top.format, stamped)
     return top.format
 
 
@@ -49,9 +49,9 @@ def _chain_files(chain: tuple[ImageInfo, ...]) -> list[str]:
     return files
 
 
-def _stamps(paths: Iterable[str]) -> tuple[_Stamp, ...] | None:
+def stamps(paths: Iterable[str]) -> tuple[Stamp, ...] | None:
     """Each file's identity, or None when one is gone (then nothing is reused)."""
-    out: list[_Stamp] = []
+    out: list[Stamp] = []
     for p in paths:
         try:
             st = os.stat(p)

@@ -34,8 +34,6 @@ import errno
 import os
 import re
 import stat
-import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +46,7 @@ from node.identity.node_store import Identity
 from node.storage.base_facts import base_format
 from node.storage.cloudinit import SeedFiles, seed_files, write_seed
 from node.storage.paths import UnsafePath, checked_chain, confine, safe_component
+from node.storage.staging import Stager, made_temp, qemu_img
 from reconciler.core.hostdisk import dir_conflict
 from reconciler.core.model import CLAIM_SOURCES, JSON, Manifest, VirtsyncError, format_path
 from reconciler.core.quantity import byte_size
@@ -194,34 +193,33 @@ def claim_sizes(vm: VmSpec, datavolumes: Iterable[Manifest] = ()) -> dict[str, i
 # ---------------------------------------------------------------- qemu-img
 
 
-def _qemu_img(*args: str) -> None:
-    try:
-        done = subprocess.run(
-            ["qemu-img", *args], capture_output=True, text=True, timeout=120, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise VirtsyncError(f"qemu-img {args[0]} failed: {exc}") from exc
-    if done.returncode != 0:
-        raise VirtsyncError(f"qemu-img {args[0]} failed: {done.stderr.strip()}")
+_qemu_img = qemu_img
 
 
-def _create_atomically(target: Path, make: list[str]) -> None:
+def _create_atomically(target: Path, make: list[str], staged: Stager | None = None) -> None:
     """Run `qemu-img create ... TMP ...` into a temp name, then rename onto `target`.
-    `make` holds the arguments with "{}" where the file name goes."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
+    `make` holds the arguments with "{}" where the file name goes. With `staged`, a
+    temp file made ahead for exactly this creation is taken instead (node.storage.staging)."""
+    tmp = staged.take(target, make) if staged is not None else None
+    if tmp is None:
+        tmp = made_temp(target, make)
     try:
-        _qemu_img(*[tmp if a == "{}" else a for a in make])
-        os.chmod(tmp, 0o600)  # guest data: not world-readable
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _new_qcow2(path: Path, size: int) -> None:
-    _create_atomically(path, ["create", "-q", "-f", "qcow2", "{}", str(size)])
+def _qcow2_make(size: int) -> list[str]:
+    return ["create", "-q", "-f", "qcow2", "{}", str(size)]
+
+
+def _overlay_make(base: Path, base_fmt: str) -> list[str]:
+    return ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_fmt, "{}"]
+
+
+def _new_qcow2(path: Path, size: int, staged: Stager | None = None) -> None:
+    _create_atomically(path, _qcow2_make(size), staged)
 
 
 def new_blank(path: Path, fmt: str, size: int) -> None:
@@ -231,8 +229,7 @@ def new_blank(path: Path, fmt: str, size: int) -> None:
 
 def new_overlay(path: Path, base: Path, base_fmt: str) -> None:
     """A qcow2 overlay on `base` (a live migration's copy target for a containerDisk)."""
-    _create_atomically(path, ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_fmt,
-                              "{}"])
+    _create_atomically(path, _overlay_make(base, base_fmt))
 
 
 # ---------------------------------------------------------------- per-volume preparation
@@ -246,7 +243,8 @@ class _Volume:
 
 
 def _prepare_claim(
-    vm: VmSpec, vol: VolumeSpec, storage: NodeStorage, sizes: Mapping[str, int], where: str
+    vm: VmSpec, vol: VolumeSpec, storage: NodeStorage, sizes: Mapping[str, int], where: str,
+    staged: Stager | None = None,
 ) -> _Volume:
     claim = vol.claim_name
     if not claim:
@@ -260,7 +258,7 @@ def _prepare_claim(
                 f"declare a DataVolume named {claim!r} (spec.storage.resources.requests.storage) "
                 "or a dataVolumeTemplate"
             )
-        _new_qcow2(path, wanted)
+        _new_qcow2(path, wanted, staged)
         return _Volume(path, "qcow2", "created")
     info = checked_chain(path, "qcow2", [storage.storage_dir], where)[0]
     if wanted is None or wanted == info.virtual_size:
@@ -297,26 +295,27 @@ def _base_image(storage: NodeStorage, image: str, where: str) -> tuple[Path, str
 
 
 def _prepare_container_disk(
-    vm: VmSpec, vol: VolumeSpec, storage: NodeStorage, where: str
+    vm: VmSpec, vol: VolumeSpec, storage: NodeStorage, where: str, staged: Stager | None = None
 ) -> _Volume:
     if not vol.image:
         raise VirtsyncError(f"{where}: image missing")
     base, base_fmt = _base_image(storage, vol.image, where)
     path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
-    make = ["create", "-q", "-f", "qcow2", "-b", str(base), "-F", base_fmt, "{}"]
+    make = _overlay_make(base, base_fmt)
     if path.exists():
         chain = checked_chain(path, "qcow2", [storage.storage_dir, storage.image_dir], where)
         if len(chain) > 1 and Path(chain[1].path) == base and chain[1].format == base_fmt:
             return _Volume(path, "qcow2", "kept")
         # The image changed: an overlay only makes sense on the base it was made on.
-        _create_atomically(path, make)
+        _create_atomically(path, make, staged)
         return _Volume(path, "qcow2", "recreated")
-    _create_atomically(path, make)
+    _create_atomically(path, make, staged)
     return _Volume(path, "qcow2", "created")
 
 
 def _prepare_empty_disk(
-    vm: VmSpec, vol: VolumeSpec, storage: NodeStorage, fresh: bool, where: str
+    vm: VmSpec, vol: VolumeSpec, storage: NodeStorage, fresh: bool, where: str,
+    staged: Stager | None = None,
 ) -> _Volume:
     if not vol.capacity_bytes:
         raise VirtsyncError(f"{where}: capacity missing")
@@ -326,7 +325,7 @@ def _prepare_empty_disk(
         if info.virtual_size == vol.capacity_bytes:
             return _Volume(path, "qcow2", "kept")
     existed = path.exists()
-    _new_qcow2(path, vol.capacity_bytes)
+    _new_qcow2(path, vol.capacity_bytes, staged)
     return _Volume(path, "qcow2", "recreated" if existed else "created")
 
 
@@ -375,6 +374,39 @@ def new_seeds(vm: VmSpec, identity: Identity, storage: NodeStorage) -> list[tupl
             if not path.exists():
                 out.append((path, seed))
     return out
+
+
+def new_disk_files(vm: VmSpec, storage: NodeStorage, sizes: Mapping[str, int]
+                   ) -> list[tuple[Path, list[str], tuple[Path, ...]]]:
+    """The `qemu-img create` runs `prepare_disks(..., fresh_scratch=True)` would make for
+    the VM's disks where no file is yet: (target, arguments, files read), for a batch to
+    start ahead (node.storage.staging). A volume it would refuse is left out; a wrong
+    guess costs only the time: a step takes a creation only when it makes the same one."""
+    out: list[tuple[Path, list[str], tuple[Path, ...]]] = []
+    for disk in vm.disks:
+        vol = vm.volume(disk.name)
+        if vol is None:
+            continue
+        with contextlib.suppress(VirtsyncError):
+            made = _new_disk_file(vm, vol, storage, sizes, disk.name)
+            if made is not None and not made[0].exists():
+                out.append(made)
+    return out
+
+
+def _new_disk_file(vm: VmSpec, vol: VolumeSpec, storage: NodeStorage,
+                   sizes: Mapping[str, int], where: str
+                   ) -> tuple[Path, list[str], tuple[Path, ...]] | None:
+    if vol.kind in CLAIM_SOURCES and vol.claim_name and vol.claim_name in sizes:
+        return (storage.claim_path(vm.namespace, vol.claim_name),
+                _qcow2_make(sizes[vol.claim_name]), ())
+    own = storage.vm_dir(vm.namespace, vm.name)
+    if vol.kind == "containerDisk" and vol.image:
+        base, base_fmt = _base_image(storage, vol.image, where)
+        return storage.own_file(own, vol.kind, vol.name), _overlay_make(base, base_fmt), (base,)
+    if vol.kind == "emptyDisk" and vol.capacity_bytes:
+        return storage.own_file(own, vol.kind, vol.name), _qcow2_make(vol.capacity_bytes), ()
+    return None
 
 
 def _cloud_init_seed(
@@ -463,13 +495,15 @@ def prepare_disks(
     *,
     sizes: Mapping[str, int] | None = None,
     fresh_scratch: bool = False,
+    staged: Stager | None = None,
 ) -> PreparedDisks:
     """Create or check every volume the VM's disks use and return them resolved.
 
     `sizes` maps claim names to bytes (see `claim_sizes`). `fresh_scratch` recreates
     emptyDisks: pass it when a new incarnation starts, never while the domain runs.
     The caller must make sure no other running domain uses these files
-    (`ensure_not_attached_elsewhere`) before starting the domain.
+    (`ensure_not_attached_elsewhere`) before starting the domain. `staged`: creations
+    a batch started ahead (`new_disk_files`), taken where this makes the same one.
     """
     sizes = sizes or {}
     disks: list[ResolvedDisk] = []
@@ -484,11 +518,11 @@ def prepare_disks(
         where = format_path((*base, "volumes", vindex, vol.kind))
         device, bus = _device_and_bus(disk, vol, dwhere)
         if vol.kind in CLAIM_SOURCES:
-            v = _prepare_claim(vm, vol, storage, sizes, where)
+            v = _prepare_claim(vm, vol, storage, sizes, where, staged)
         elif vol.kind == "containerDisk":
-            v = _prepare_container_disk(vm, vol, storage, where)
+            v = _prepare_container_disk(vm, vol, storage, where, staged)
         elif vol.kind == "emptyDisk":
-            v = _prepare_empty_disk(vm, vol, storage, fresh_scratch, where)
+            v = _prepare_empty_disk(vm, vol, storage, fresh_scratch, where, staged)
         elif vol.kind == "hostDisk":
             v = _prepare_host_disk(vol, storage, where)
         elif vol.kind == "cloudInitNoCloud":
@@ -665,6 +699,7 @@ __all__ = [
     "claim_sizes",
     "ensure_not_attached_elsewhere",
     "files_of_running_domains",
+    "new_disk_files",
     "new_seeds",
     "own_leftovers",
     "prepare_disks",

@@ -299,6 +299,9 @@ class LibvirtBackend:
             if isinstance(exc, BackendError):
                 raise
             raise BackendError(f"{vm.key}: {exc}") from exc
+        finally:
+            for host in self.hosts.values():  # what its step did not take (a failed one)
+                host.staged.discard(vm.key)
 
     def _create(self, vm: Manifest, revision: str, refs: Mapping[ObjectKey, Manifest],
                 node: str | None = None) -> None:
