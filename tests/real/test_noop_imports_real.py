@@ -21,11 +21,14 @@ from . import tinyguest
 NS = f"vsnoop{tinyguest.SUFFIX}"
 URI = "qemu:///system"
 # Imported where a VM is created (domain model, XML, base-image facts, cloud-init seeds),
-# stopped, migrated, or where a saved plan is read.
+# stopped, migrated or moved, where a saved plan or a git revision is read; socket: the
+# lock note names the host without it.
 CREATE_STOP_MIGRATE = (
     "node.domain.model", "node.domain.xml", "node.domain.builder", "node.lifecycle.stop",
     "node.storage.cloudinit", "node.storage.base_facts", "node.cluster.migration",
     "reconciler.planning.savedplan", "reconciler.planning.plan_codec",
+    "reconciler.planning.eviction", "reconciler.planning.migratable",
+    "reconciler.tree.gitsource", "socket",
 )
 PROBE = f"""
 import sys
