@@ -34,7 +34,6 @@ import errno
 import os
 import re
 import stat
-import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -196,6 +195,8 @@ def claim_sizes(vm: VmSpec, datavolumes: Iterable[Manifest] = ()) -> dict[str, i
 
 
 def _qemu_img(*args: str) -> None:
+    import subprocess  # only a create runs qemu-img: not a no-op (issue 13)
+
     try:
         done = subprocess.run(
             ["qemu-img", *args], capture_output=True, text=True, timeout=120, check=False

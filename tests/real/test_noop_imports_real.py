@@ -22,13 +22,14 @@ NS = f"vsnoop{tinyguest.SUFFIX}"
 URI = "qemu:///system"
 # Imported where a VM is created (domain model, XML, base-image facts, cloud-init seeds),
 # stopped, migrated or moved, where a saved plan or a git revision is read; socket: the
-# lock note names the host without it.
+# lock note names the host without it; subprocess: only qemu-img and git need it (the
+# repo here is no git work tree).
 CREATE_STOP_MIGRATE = (
     "node.domain.model", "node.domain.xml", "node.domain.builder", "node.lifecycle.stop",
     "node.storage.cloudinit", "node.storage.base_facts", "node.cluster.migration",
     "reconciler.planning.savedplan", "reconciler.planning.plan_codec",
     "reconciler.planning.eviction", "reconciler.planning.migratable",
-    "reconciler.tree.gitsource", "socket",
+    "reconciler.tree.gitsource", "socket", "subprocess",
 )
 PROBE = f"""
 import sys

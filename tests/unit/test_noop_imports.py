@@ -17,12 +17,13 @@ import yaml
 NEVER = ("ruamel.yaml", "reconciler.tree.positions", "uuid", "platform", "traceback",
          "node.domain.builder",
          # what only a create, stop, migration, move, saved plan or git revision needs
+         # (subprocess: qemu-img and git; the tree here is no git work tree)
          # (tests/real/test_noop_imports_real.py: the same with VMs defined)
          "node.domain.model", "node.domain.xml", "node.lifecycle.stop",
          "node.storage.cloudinit", "node.storage.base_facts", "node.cluster.migration",
          "reconciler.planning.savedplan", "reconciler.planning.plan_codec",
          "reconciler.planning.eviction", "reconciler.planning.migratable",
-         "reconciler.tree.gitsource", "socket")
+         "reconciler.tree.gitsource", "socket", "subprocess")
 HOST_MODE = ("reconciler.execute.planmemo", "reconciler.execute.cordons",
              "reconciler.execute.inventory_store", "libvirt")
 PROBE = f"""
