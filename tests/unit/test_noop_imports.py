@@ -72,6 +72,11 @@ def test_noop_host_plan_loads_no_round_trip_parser_uuid_traceback_or_builder(
     code, loaded, err = _probe(tree, tmp_path / "state", "plan")
     assert code == "0", err
     assert loaded == ""
+    # A no-op apply likewise (its lock note names the host without socket).
+    code, loaded, err = _probe(tree, tmp_path / "state", "apply", "--auto-approve")
+    assert code == "0", err
+    assert "No changes." in err, err
+    assert loaded == ""
 
 
 def test_a_git_mode_plan_loads_none_of_host_modes_stack(tmp_path: Path) -> None:
