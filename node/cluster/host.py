@@ -29,16 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import libvirt
 
 from node.cluster.config import NodeConfig, node_facts
 from node.cluster.definitions import Definition, DefinitionMemo, parse_root
 from node.cluster.networks import NetworkMap, check_sources, resolve_interfaces
-from node.domain.model import NodeFacts
 from node.domain.naming import domain_name, parse_domain_name
-from node.domain.xml import to_xml
 from node.identity.cluster_store import NodeIdentities
 from node.identity.metadata import EVERY_INSTALLATION, OwnerMetadata, Scope, parse_owner_metadata
 from node.identity.node_store import IdentityStore
@@ -55,8 +53,6 @@ from node.identity.records import (
 from node.lifecycle.decide import INTENT_NONE
 from node.lifecycle.migrating import outgoing_migration
 from node.lifecycle.status import RuntimeRecord
-from node.lifecycle.stop import StopResult, graceful_stop
-from node.storage.cloudinit import write_seeds
 from node.storage.disks import (
     OWN_FILES,
     NodeStorage,
@@ -77,6 +73,11 @@ from reconciler.core.sensitive import digest_sensitive
 from reconciler.core.statedir import state_dir
 from reconciler.core.vmspec import TEMPLATE_PATH, VmSpec
 from reconciler.planning.schedule import NodeCapacity
+
+if TYPE_CHECKING:  # made or called only where a VM is created or stopped (issue 13:
+    # a no-op plan or apply does not import them)
+    from node.domain.model import NodeFacts
+    from node.lifecycle.stop import StopResult
 
 VM_KIND = "VirtualMachine"
 
@@ -301,6 +302,8 @@ class NodeHost:
             self._conn = None
 
     def facts(self) -> NodeFacts:
+        from node.domain.model import NodeFacts
+
         conn = self.conn()
         test = conn.getType() == "TEST"
         domain_type = "test" if test else os.environ.get("VIRTSYNC_DOMAIN_TYPE", "qemu")
@@ -486,6 +489,8 @@ class NodeHost:
             if key in identities:
                 with contextlib.suppress(VirtsyncError):
                     seeds.extend(new_seeds(spec, identities[key], self.storage))
+        from node.storage.cloudinit import write_seeds
+
         with contextlib.suppress(OSError):  # then each define writes its own, as before
             write_seeds(seeds)
 
@@ -514,6 +519,7 @@ class NodeHost:
         """Create what the VM needs on this node (identity, disks, checks of its networks)
         and return its domain XML; nothing is defined yet."""
         from node.domain.builder import build_domain  # only a define renders (issue 13)
+        from node.domain.xml import to_xml
 
         hit = self._specs.pop(vm.key, None)
         spec = hit[1] if hit and hit[0] is expanded else \
@@ -567,6 +573,8 @@ class NodeHost:
 
     def stop(self, dom: Any, grace: int, *, force: bool, intent: str) -> StopResult:
         """Record the intent (so the agent does not restart it), then stop gracefully."""
+        from node.lifecycle.stop import graceful_stop
+
         rt = self.record(dom).runtime
         self.set_runtime(dom, replace(rt, intent=intent))
         try:

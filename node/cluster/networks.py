@@ -14,13 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.cluster.config import NetworkConfig
-from node.domain.model import Bridge, InterfaceSource, LibvirtNetwork, ResolvedInterface, UserNet
 from node.identity.node_store import Identity
 from reconciler.core.model import VirtsyncError, format_path
 from reconciler.core.vmspec import VmSpec
+
+if TYPE_CHECKING:  # imported where made: a no-op plan of a Cluster without networks
+    # never makes one (issue 13)
+    from node.domain.model import InterfaceSource, ResolvedInterface
 
 # Bindings that fit a user-mode NIC on the pod network. `bridge` on the pod network is
 # accepted too: with no pod IP to hand over, it behaves like masquerade here.
@@ -39,8 +42,7 @@ class NetworkMap:
     @classmethod
     def from_config(cls, networks: Iterable[NetworkConfig]) -> NetworkMap:
         """The Cluster's networks as node.cluster.config.parse_cluster read them (and checked)."""
-        return cls({n.name: LibvirtNetwork(n.libvirt_network) if n.libvirt_network
-                    else Bridge(n.bridge or "") for n in networks})
+        return cls({n.name: _source(n) for n in networks})
 
     def lookup(self, network_name: str) -> InterfaceSource | None:
         # Multus allows "namespace/name"; the Cluster config names networks without one.
@@ -50,10 +52,19 @@ class NetworkMap:
         return found
 
 
+def _source(network: NetworkConfig) -> InterfaceSource:
+    from node.domain.model import Bridge, LibvirtNetwork  # only a Cluster with networks
+
+    return LibvirtNetwork(network.libvirt_network) if network.libvirt_network \
+        else Bridge(network.bridge or "")
+
+
 def resolve_interfaces(
     vm: VmSpec, identity: Identity, networks: NetworkMap
 ) -> tuple[ResolvedInterface, ...]:
     """One ResolvedInterface per `spec.domain.devices.interfaces[]`, in spec order."""
+    from node.domain.model import ResolvedInterface, UserNet
+
     base = ("spec", "template", "spec", "domain", "devices", "interfaces")
     out: list[ResolvedInterface] = []
     for iface in vm.interfaces:
@@ -117,6 +128,8 @@ def check_sources(
     """What is missing on the node for these NICs (`conn` is a libvirt.virConnect):
     an undefined or inactive libvirt network, or a host bridge that does not exist."""
     import libvirt
+
+    from node.domain.model import Bridge, LibvirtNetwork
 
     problems: list[NetworkProblem] = []
     for iface in interfaces:

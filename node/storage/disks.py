@@ -37,20 +37,21 @@ import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from node.domain.model import DiskBus, KernelBoot, ResolvedDisk
 from node.identity.node_store import Identity
-from node.storage.base_facts import base_format
-from node.storage.cloudinit import SeedFiles, seed_files, write_seed
 from node.storage.paths import UnsafePath, checked_chain, confine, safe_component
 from node.storage.staging import Stager, made_temp, qemu_img
 from reconciler.core.hostdisk import dir_conflict
 from reconciler.core.model import CLAIM_SOURCES, JSON, Manifest, VirtsyncError, format_path
 from reconciler.core.quantity import byte_size
 from reconciler.core.vmspec import DiskSpec, VmSpec, VolumeSpec
+
+if TYPE_CHECKING:  # imported where a VM's disks are prepared: not on a no-op (issue 13)
+    from node.domain.model import DiskBus, KernelBoot, ResolvedDisk
+    from node.storage.cloudinit import SeedFiles
 
 KERNEL_NAMES = ("vmlinux", "vmlinuz", "kernel", "bzImage")
 _BUSES: dict[str, DiskBus] = {"virtio": "virtio", "sata": "sata", "scsi": "scsi", "usb": "usb"}
@@ -275,6 +276,8 @@ def _prepare_claim(
 
 def _base_image(storage: NodeStorage, image: str, where: str) -> tuple[Path, str]:
     """(path, format) of a containerDisk base image in the node's image directory."""
+    from node.storage.base_facts import base_format
+
     candidate = confine(storage.image_dir, image, where)
     if candidate.is_dir():
         found = [candidate / n for n in BASE_IMAGE_NAMES if (candidate / n).is_file()]
@@ -356,6 +359,8 @@ def _prepare_host_disk(vol: VolumeSpec, storage: NodeStorage, where: str) -> _Vo
 def _prepare_cloud_init(
     vm: VmSpec, vol: VolumeSpec, identity: Identity, storage: NodeStorage, where: str
 ) -> _Volume:
+    from node.storage.cloudinit import write_seed
+
     path, seed = _cloud_init_seed(vm, vol, identity, storage, where)
     existed = path.exists()
     wrote = write_seed(path, seed)
@@ -420,6 +425,8 @@ def _cloud_init_seed(
             f"{where}: secretRef is not supported on libvirt nodes (there is no Kubernetes "
             "Secret to read); put the data in userData/networkData"
         )
+    from node.storage.cloudinit import seed_files
+
     path = storage.own_file(storage.vm_dir(vm.namespace, vm.name), vol.kind, vol.name)
     seed = seed_files(
         instance_id=identity.uuid,
@@ -436,6 +443,8 @@ def _cloud_init_seed(
 def resolve_kernel(vm: VmSpec, storage: NodeStorage) -> KernelBoot | None:
     """Host paths of firmware.kernelBoot: `container.image` names a folder in the node's
     image directory; kernelPath/initrdPath are paths inside that folder."""
+    from node.domain.model import KernelBoot
+
     kb = vm.firmware.kernel_boot
     if kb is None:
         return None
@@ -505,6 +514,8 @@ def prepare_disks(
     (`ensure_not_attached_elsewhere`) before starting the domain. `staged`: creations
     a batch started ahead (`new_disk_files`), taken where this makes the same one.
     """
+    from node.domain.model import ResolvedDisk
+
     sizes = sizes or {}
     disks: list[ResolvedDisk] = []
     actions: list[DiskAction] = []

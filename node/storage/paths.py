@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +82,8 @@ def image_info(path: str | os.PathLike[str], fmt: str | None) -> ImageInfo:
             raise VirtsyncError(f"{path}: unsupported disk format {fmt!r}")
         argv += ["-f", fmt]
     argv.append(str(path))
+    import subprocess  # only where qemu-img runs: not a no-op (issue 13)
+
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import tempfile
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from node.storage.base_facts import Stamp, stamps
 from reconciler.core.model import ObjectKey, VirtsyncError
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from node.storage.base_facts import Stamp
+
+# subprocess, tempfile, the pool and base-image facts are imported where a creation runs: a no-op plan or
+# apply imports this module (through disks) and never creates a disk (issue 13).
 
 # qemu-img runs at once: on a 2-core node, process start-up overlaps with the steps'
 # own work; more only queue for the CPU.
@@ -38,6 +43,8 @@ _Key = tuple[str, tuple[str, ...]]  # target, qemu-img arguments ("{}" for the f
 
 
 def qemu_img(*args: str) -> None:
+    import subprocess
+
     try:
         done = subprocess.run(
             ["qemu-img", *args], capture_output=True, text=True, timeout=120, check=False
@@ -51,6 +58,8 @@ def qemu_img(*args: str) -> None:
 def made_temp(target: Path, make: Sequence[str]) -> str:
     """Run `qemu-img create ... TMP ...` into a new temp file beside `target` (`make`
     holds "{}" where the file name goes) and return its name; nothing is left on failure."""
+    import tempfile
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
@@ -77,6 +86,8 @@ class _Made:
         self.future = future
 
     def unchanged(self) -> bool:
+        from node.storage.base_facts import stamps
+
         now = stamps(str(p) for p in self.inputs)
         return now is not None and now == self.read
 
@@ -117,7 +128,11 @@ class Stager:
             return  # the step makes it, or says why not
         self._folders.update(missing)
         if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="qemu-img")
+        from node.storage.base_facts import stamps
+
         read = stamps(str(p) for p in inputs)  # before the run: a change during it counts
         future = self._pool.submit(made_temp, target, list(make))
         self._made[key] = _Made(owner, inputs, read, missing, future)

@@ -26,7 +26,6 @@ import libvirt
 
 from node.cluster.config import ClusterConfig, cluster_from_manifests
 from node.cluster.host import ClaimNotFound, DomainRecord, NodeError, NodeHost, NotOurs
-from node.cluster.migration import abort_migration, live_migrate
 from node.cluster.networks import NetworkMap
 from node.identity.cluster_store import ClusterIdentities
 from node.identity.metadata import EVERY_INSTALLATION, Scope
@@ -475,6 +474,8 @@ class LibvirtBackend:
             raise BackendError(f"{key}: runs on {host.config.name}, not {source}; plan again")
         if not dom.isActive():
             raise BackendError(f"{key}: not running on {source}; only a running VM migrates")
+        from node.cluster.migration import live_migrate  # only a migration pays for it
+
         try:
             return live_migrate(src, dst, dom, policy, on_progress=progress)
         except VirtsyncError as exc:
@@ -482,6 +483,8 @@ class LibvirtBackend:
 
     def cancel_migration(self, key: ObjectKey) -> bool:
         _host, dom = self._require(key)
+        from node.cluster.migration import abort_migration
+
         try:
             return abort_migration(dom)
         except VirtsyncError as exc:

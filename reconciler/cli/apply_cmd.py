@@ -41,10 +41,8 @@ from reconciler.execute.inventory import Inventory, source_id
 from reconciler.execute.inventory_store import load_inventory
 from reconciler.execute.journal import JournalEntry, unfinished
 from reconciler.execute.lock import StateLock
-from reconciler.planning.plan_codec import read_plan_document
 from reconciler.planning.plan_model import Plan
 from reconciler.planning.reconcile import Desired, load_desired
-from reconciler.planning.savedplan import check_saved_plan
 
 NAME = "apply"
 # The summary line's words, in this order; unchanged objects are not reported.
@@ -90,6 +88,9 @@ def run(args: argparse.Namespace) -> ExitCode:
         for note in observation.notes:
             print(f"virtsync: note: {note}", file=sys.stderr)
         if args.plan:
+            from reconciler.planning.plan_codec import read_plan_document
+            from reconciler.planning.savedplan import check_saved_plan
+
             # Rule 15: the file only pins the plan; what runs (and what the gates below
             # judge) is the plan re-derived here, executed only if the file equals it.
             check_saved_plan(read_plan_document(Path(args.plan)), plan,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -52,7 +51,9 @@ class StateLock:
         except LockTimeout:
             raise LockHeld(f"another virtsync holds {self.path.parent}: {self.holder()}; "
                            "wait for it to finish or stop it") from None
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
+        # os.uname's node name is what socket.gethostname() returns on Linux (glibc reads
+        # it from uname), without importing socket on every apply (issue 13).
+        info = {"pid": os.getpid(), "host": os.uname().nodename, "command": self.command,
                 "started": time.time()}
         # Not fsync'd: the note only names a live holder in a loser's message; a power
         # cut ends its holder too, and a torn note reads as "an unknown process".

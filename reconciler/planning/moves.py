@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from reconciler.core.expand import expand
 from reconciler.core.migration import (
@@ -25,10 +26,13 @@ from reconciler.core.power import run_strategy
 from reconciler.core.vmspec import VmSpec
 from reconciler.planning.classify import Disruption
 from reconciler.planning.diff import NODE, FieldDiff, plain_path
-from reconciler.planning.eviction import DrainAction, DrainStep, drain_step
-from reconciler.planning.migratable import Blocker, Migratability, migratability
 from reconciler.planning.plan_model import Observed
 from reconciler.planning.schedule import DRAIN_HELD, NodeCapacity, Placement, place, request_of
+
+if TYPE_CHECKING:  # imported where a move is weighed: a plan where nothing moves does not
+    # load the migratability and eviction rules (issue 13)
+    from reconciler.planning.eviction import DrainStep
+    from reconciler.planning.migratable import Migratability
 
 CLUSTER_KIND = "Cluster"
 TEMPLATE = ("spec", "template", "spec")
@@ -62,6 +66,8 @@ def move_context(desired: Sequence[Manifest], nodes: Sequence[NodeCapacity], *,
 def vm_migratability(vm: Manifest, source: str | None, target: str | None,
                      ctx: MoveContext) -> Migratability:
     """Whether `vm` (as desired) can live-migrate from `source` to `target`."""
+    from reconciler.planning.migratable import Blocker, Migratability, migratability
+
     if not ctx.live:
         return Migratability((Blocker(NotMigratable.UNSUPPORTED,
                                       "this backend does not live-migrate yet"),))
@@ -77,6 +83,8 @@ def migration_targets(vm: Manifest, source: str, ctx: MoveContext
     nodes it fits on, by the placement rules) and the verdict: the first target's when
     one works, else the first candidate's blockers (KubeVirt's LiveMigratable condition,
     computed before the fact)."""
+    from reconciler.planning.migratable import Blocker, Migratability
+
     req = replace(request_of(vm, ctx.refs), will_run=True)
     fits = [n.name for n in ctx.nodes.values() if n.name != source
             and place([n], req).scheduled]
@@ -90,6 +98,8 @@ def migration_targets(vm: Manifest, source: str, ctx: MoveContext
 
 def drain_decision(vm: Manifest, running: bool, verdict: Migratability) -> DrainStep:
     """What draining its cordoned node does to `vm`, by its eviction strategy."""
+    from reconciler.planning.eviction import drain_step
+
     return drain_step(eviction_strategy(vm.body), running=running, migration=verdict,
                       run_strategy=run_strategy(vm.body))
 
@@ -120,6 +130,8 @@ def decide_move(scored: list[Scored], vm: Manifest, source: str, target: str,
     is migratable and nothing else in the change needs a restart; otherwise it stays a
     replace, its reason saying why not. Returns the rescored fields and whether it
     migrates."""
+    from reconciler.planning.eviction import DrainAction
+
     at = next((i for i, s in enumerate(scored) if s[0].path == (NODE,)), None)
     if at is None:
         return scored, False

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +57,8 @@ def git_revision(path: Path) -> str:
     """The commit checked out at `path`, or '' when it is not in a git work tree."""
     if _outside_git(path):
         return ""  # what git would answer, without starting it (every watch cycle asks)
+    import subprocess  # only where git runs: not a no-op of a folder outside git (issue 13)
+
     try:
         done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
                               capture_output=True, text=True, check=False)

@@ -47,16 +47,6 @@ from reconciler.planning.revisions import with_revisions
 from reconciler.tree.cache import CachedFile
 from reconciler.tree.desired import Desired, body_hash, desired_hash, git_revision
 from reconciler.tree.doccache import DocumentCache
-from reconciler.tree.gitsource import (
-    GitListing,
-    git_dirs,
-    list_tree,
-    read_blobs,
-    relative_to_root,
-    repo_root,
-    resolve_commit,
-)
-from reconciler.tree.gitsource import display_path as git_display_path
 from reconciler.tree.loader import (
     IGNORE_FILE,
     SKIP_DIRS,
@@ -531,7 +521,11 @@ class GitTree(DesiredTree):
     """The committed tree under PATH at a ref (HEAD by default): what was committed,
     never a half-written working tree."""
 
+    # gitsource is imported where a GitTree uses it: a plan of a working tree never
+    # does (issue 13).
     def __init__(self, path: str, ref: str = "HEAD") -> None:
+        from reconciler.tree.gitsource import relative_to_root, repo_root
+
         self.repo = repo_root(path)
         self.subpath = relative_to_root(self.repo, path)
         self.ref = ref
@@ -542,6 +536,8 @@ class GitTree(DesiredTree):
         self.commit = ""
 
     def watch_points(self) -> list[WatchPoint]:
+        from reconciler.tree.gitsource import git_dirs
+
         return [WatchPoint(d, True, names_a_ref) for d in git_dirs(self.repo)]
 
     def revision(self) -> str:
@@ -551,19 +547,26 @@ class GitTree(DesiredTree):
         s = self._files.get(display)
         if s is None:
             return ""
+        from reconciler.tree.gitsource import read_blobs
+
         blob = read_blobs(self.repo, [s.digest]).get(s.digest, b"")
         return blob.decode("utf-8", errors="replace").lstrip("\ufeff")
 
     def head(self) -> str:
+        from reconciler.tree.gitsource import resolve_commit
+
         return resolve_commit(self.repo, self.ref)
 
     def refresh(self, paths: Collection[str] | None = None) -> int:
         """Read the ref's commit; re-check only blobs that changed since the last one
         (which paths an event named does not matter: the ref says what changed)."""
+        from reconciler.tree.gitsource import display_path as git_display_path
+        from reconciler.tree.gitsource import list_tree, read_blobs
+
         commit = self.head()
         if commit == self.commit:
             return 0
-        listing: GitListing = list_tree(self.repo, commit, self.subpath)
+        listing = list_tree(self.repo, commit, self.subpath)
         wanted = {git_display_path(self.repo, e.path): e for e in listing.entries}
         changed = 0
         for gone in [d for d in self._files if d not in wanted]:

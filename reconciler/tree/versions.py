@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.core.model import KNOWN_KINDS, Manifest
-from reconciler.tree.gitsource import TreeEntry, display_path, read_blobs
 from reconciler.tree.loader import load_bytes
+
+if TYPE_CHECKING:  # git is read only at a revision: not by a plan of the working tree
+    from reconciler.tree.gitsource import TreeEntry
 
 
 def known(m: Manifest) -> bool:
@@ -50,6 +53,8 @@ class FileVersions:
     def at_revision(self, root: Path, entries: Sequence[TreeEntry]) -> list[Manifest]:
         """The manifests of these entries of a git listing (blobs read in one batch);
         a broken file is a warning, not an error."""
+        from reconciler.tree.gitsource import display_path, read_blobs
+
         todo = [e for e in entries if (display_path(root, e.path), e.sha) not in self._known]
         blobs = read_blobs(root, (e.sha for e in todo))
         return [m for e in entries

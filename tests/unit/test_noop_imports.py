@@ -1,7 +1,8 @@
 """A host-mode `plan` with nothing to do loads only what planning needs (issue 13: a no-op
 plan is mostly start-up): not ruamel's round-trip parser (only a finding's position needs
 it), not uuid (it imports platform; only a new id or a journal needs it), not traceback
-(an internal error's report), not the domain builder (only a define renders). Findings
+(an internal error's report), not the domain builder (only a define renders), nor what
+only a create, stop, migration, move, saved plan or git revision needs. Findings
 that need a position still get one (the duplicate-name case below)."""
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from pathlib import Path
 import yaml
 
 NEVER = ("ruamel.yaml", "reconciler.tree.positions", "uuid", "platform", "traceback",
-         "node.domain.builder")
+         "node.domain.builder",
+         # what only a create, stop, migration, move, saved plan or git revision needs
+         # (subprocess: qemu-img and git; the tree here is no git work tree)
+         # (tests/real/test_noop_imports_real.py: the same with VMs defined)
+         "node.domain.model", "node.domain.xml", "node.lifecycle.stop",
+         "node.storage.cloudinit", "node.storage.base_facts", "node.cluster.migration",
+         "reconciler.planning.savedplan", "reconciler.planning.plan_codec",
+         "reconciler.planning.eviction", "reconciler.planning.migratable",
+         "reconciler.tree.gitsource", "socket", "subprocess")
 HOST_MODE = ("reconciler.execute.planmemo", "reconciler.execute.cordons",
              "reconciler.execute.inventory_store", "libvirt")
 PROBE = f"""
@@ -62,6 +71,11 @@ def test_noop_host_plan_loads_no_round_trip_parser_uuid_traceback_or_builder(
     assert code == "0", err
     code, loaded, err = _probe(tree, tmp_path / "state", "plan")
     assert code == "0", err
+    assert loaded == ""
+    # A no-op apply likewise (its lock note names the host without socket).
+    code, loaded, err = _probe(tree, tmp_path / "state", "apply", "--auto-approve")
+    assert code == "0", err
+    assert "No changes." in err, err
     assert loaded == ""
 
 
