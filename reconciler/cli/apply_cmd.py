@@ -24,6 +24,7 @@ from reconciler.cli.common import (
     read_for_planning,
 )
 from reconciler.cli.summaries import SUMMARIES
+from reconciler.core import collector
 from reconciler.core.model import ApplyWord, ExitCode
 from reconciler.core.statedir import state_dir
 from reconciler.execute.apply import Outcome, describe_refusals, gate
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> ExitCode:
     options = apply_options(args)
     state = state_dir()
     with StateLock(state), ExitStack() as opened:
+        opened.enter_context(collector.paused())  # the bulk phase (core.collector)
         desired = read_for_planning(args.path, args.target)
         earlier = unfinished(state)
         for entry in earlier:

@@ -188,6 +188,7 @@ def plan_from_host(path: str, *, prune: bool, target: str | None = None,
     """Host mode: desired is the tree at PATH, live is what the tree's backend observes
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
     from reconciler.cli.common import open_backend, read_for_planning
+    from reconciler.core import collector
     from reconciler.core.statedir import state_dir
     from reconciler.execute.cordons import observe
     from reconciler.execute.inventory import source_id
@@ -197,12 +198,13 @@ def plan_from_host(path: str, *, prune: bool, target: str | None = None,
 
     # A plan is never applied from these bodies: secrets may stay digested (rule 10).
     # --no-cache: every file checked and parsed, every VM planned in full.
-    desired = read_for_planning(path, target, use_cache=use_cache)
-    with open_backend(desired, argparse.Namespace(target=target)) as backend:
-        inventory = load_inventory(state_dir(), source_id(desired.root), backend)
-        observation = observe(backend)
-        for note in observation.notes:
-            print(f"virtsync: note: {note}", file=sys.stderr)
-        plan = plan_whole if use_cache else plan_live
-        return plan(desired, observation, inventory, prune=prune,
-                    profile=backend.profile.classification)
+    with collector.paused():  # the bulk phase (reconciler.core.collector)
+        desired = read_for_planning(path, target, use_cache=use_cache)
+        with open_backend(desired, argparse.Namespace(target=target)) as backend:
+            inventory = load_inventory(state_dir(), source_id(desired.root), backend)
+            observation = observe(backend)
+            for note in observation.notes:
+                print(f"virtsync: note: {note}", file=sys.stderr)
+            plan = plan_whole if use_cache else plan_live
+            return plan(desired, observation, inventory, prune=prune,
+                        profile=backend.profile.classification)
