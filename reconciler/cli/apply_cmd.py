@@ -71,10 +71,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    # The bulk phase (reconciler.core.collector): it ends once the call's frame, with
+    # the tree, the observation and the plan, is gone.
+    with collector.paused():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> ExitCode:
     options = apply_options(args)
     state = state_dir()
     with StateLock(state), ExitStack() as opened:
-        opened.enter_context(collector.paused())  # the bulk phase (core.collector)
         desired = read_for_planning(args.path, args.target)
         earlier = unfinished(state)
         for entry in earlier:

@@ -187,8 +187,17 @@ def plan_from_host(path: str, *, prune: bool, target: str | None = None,
                    use_cache: bool = True) -> Plan:
     """Host mode: desired is the tree at PATH, live is what the tree's backend observes
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
-    from reconciler.cli.common import open_backend, read_for_planning
     from reconciler.core import collector
+
+    # The bulk phase (reconciler.core.collector): it ends once the call's frame, with
+    # the tree and the observation, is gone.
+    with collector.paused():
+        return _plan_from_host(path, prune=prune, target=target, use_cache=use_cache)
+
+
+def _plan_from_host(path: str, *, prune: bool, target: str | None,
+                    use_cache: bool) -> Plan:
+    from reconciler.cli.common import open_backend, read_for_planning
     from reconciler.core.statedir import state_dir
     from reconciler.execute.cordons import observe
     from reconciler.execute.inventory import source_id
@@ -198,13 +207,12 @@ def plan_from_host(path: str, *, prune: bool, target: str | None = None,
 
     # A plan is never applied from these bodies: secrets may stay digested (rule 10).
     # --no-cache: every file checked and parsed, every VM planned in full.
-    with collector.paused():  # the bulk phase (reconciler.core.collector)
-        desired = read_for_planning(path, target, use_cache=use_cache)
-        with open_backend(desired, argparse.Namespace(target=target)) as backend:
-            inventory = load_inventory(state_dir(), source_id(desired.root), backend)
-            observation = observe(backend)
-            for note in observation.notes:
-                print(f"virtsync: note: {note}", file=sys.stderr)
-            plan = plan_whole if use_cache else plan_live
-            return plan(desired, observation, inventory, prune=prune,
-                        profile=backend.profile.classification)
+    desired = read_for_planning(path, target, use_cache=use_cache)
+    with open_backend(desired, argparse.Namespace(target=target)) as backend:
+        inventory = load_inventory(state_dir(), source_id(desired.root), backend)
+        observation = observe(backend)
+        for note in observation.notes:
+            print(f"virtsync: note: {note}", file=sys.stderr)
+        plan = plan_whole if use_cache else plan_live
+        return plan(desired, observation, inventory, prune=prune,
+                    profile=backend.profile.classification)
