@@ -24,6 +24,7 @@ from reconciler.cli.common import (
     read_for_planning,
 )
 from reconciler.cli.summaries import SUMMARIES
+from reconciler.core import collector
 from reconciler.core.model import ApplyWord, ExitCode
 from reconciler.core.statedir import state_dir
 from reconciler.execute.apply import Outcome, describe_refusals, gate
@@ -68,6 +69,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    # The bulk phase (reconciler.core.collector): it ends once the call's frame, with
+    # the tree, the observation and the plan, is gone.
+    with collector.paused():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> ExitCode:
     options = apply_options(args)
     state = state_dir()
     with StateLock(state), ExitStack() as opened:

@@ -187,6 +187,16 @@ def plan_from_host(path: str, *, prune: bool, target: str | None = None,
                    use_cache: bool = True) -> Plan:
     """Host mode: desired is the tree at PATH, live is what the tree's backend observes
     (libvirt: on the Cluster's nodes); the same plan `virtsync apply` would execute."""
+    from reconciler.core import collector
+
+    # The bulk phase (reconciler.core.collector): it ends once the call's frame, with
+    # the tree and the observation, is gone.
+    with collector.paused():
+        return _plan_from_host(path, prune=prune, target=target, use_cache=use_cache)
+
+
+def _plan_from_host(path: str, *, prune: bool, target: str | None,
+                    use_cache: bool) -> Plan:
     from reconciler.cli.common import open_backend, read_for_planning
     from reconciler.core.statedir import state_dir
     from reconciler.execute.cordons import observe
