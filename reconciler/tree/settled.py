@@ -26,6 +26,7 @@ import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -180,6 +181,7 @@ def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
     decides, and names what is not plain)."""
     since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
     found: dict[str, tuple[str, str, Stat]] = {}
+    file = Entry.FILE  # once, not per file (an enum member's lookup is slow)
     for given in paths:
         if not utf8(given):
             return None
@@ -188,14 +190,15 @@ def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
             return None
         try:
             for what, shown, entry in walk(str(top.resolve()), display_path(top), None):
-                if what is not Entry.FILE:
+                if what is not file:
                     return None
-                st = entry.stat(follow_symlinks=False)
-                found.setdefault(entry.path, (shown, entry.path,
-                                              (st.st_mtime_ns, st.st_size, st.st_ino)))
+                real = entry.path
+                if real not in found:  # a folder named twice (or inside another)
+                    st = entry.stat(follow_symlinks=False)
+                    found[real] = (shown, real, (st.st_mtime_ns, st.st_size, st.st_ino))
         except (Unreadable, OSError):
             return None
-    return PlainWalk(sorted(found.values(), key=lambda f: f[0]), since_ns)
+    return PlainWalk(sorted(found.values(), key=itemgetter(0)), since_ns)
 
 
 def stored_answer(db_path: Path, scope: str, stats: str,
