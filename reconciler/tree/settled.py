@@ -39,7 +39,8 @@ from reconciler.tree.walk import IGNORE_FILE, Entry, Unreadable, display_path, u
 CACHED_CODE = ("tree.yamlsafe", "tree.loader", "tree.positions", "check.schema",
                "check.semantic", "check.metanames", "core.model", "core.sensitive",
                "tree.cache", "core.hostdisk", "check.incremental", "tree.settled",
-               "tree.walk")
+               "tree.walk", "tree.yamlbuild", "core.migration", "core.quantity",
+               "core.errors")
 ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
 DB_NAME = "validate.sqlite3"  # the cache database, in state_dir()/cache (tree/cache.py)
 
