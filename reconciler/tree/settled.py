@@ -26,7 +26,6 @@ import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -199,7 +198,7 @@ def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
                     found[real] = (shown, real, (st.st_mtime_ns, st.st_size, st.st_ino))
         except (Unreadable, OSError):
             return None
-    return PlainWalk(sorted(found.values(), key=itemgetter(0)), since_ns)
+    return PlainWalk(sorted(found.values(), key=lambda f: f[0]), since_ns)
 
 
 def stored_answer(db_path: Path, scope: str, stats: str,
