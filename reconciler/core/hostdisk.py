@@ -15,15 +15,18 @@ from typing import Any
 
 from reconciler.core.model import (
     KUBEVIRT_GROUP,
+    TEMPLATE_PATH,
     VIRTSYNC_GROUP,
     HostPath,
     HostPathKind,
     Issue,
+    JSONPath,
     Manifest,
     ManifestFacts,
     SourceRef,
+    get_path,
+    template_spec_of,
 )
-from reconciler.core.vmspec import VmSpec
 
 
 def normal(path: str) -> str:
@@ -86,7 +89,21 @@ def host_paths(m: Manifest) -> tuple[HostPath, ...]:
                                     ("spec", "nodes", i, HostPathKind.HOST_DISK_DIR)))
     elif m.group == KUBEVIRT_GROUP and m.kind == "VirtualMachine":
         out += [HostPath(HostPathKind.HOST_DISK, value, where)
-                for value, where in VmSpec.of(m).host_disks]
+                for value, where in vm_host_disks(template_spec_of(m.body))]
+    return tuple(out)
+
+
+def vm_host_disks(template_spec: Mapping[str, Any]) -> tuple[tuple[str, JSONPath], ...]:
+    """(path, where it is written) of every hostDisk volume of a VM whose
+    spec.template.spec is `template_spec` (VmSpec.host_disks). Here, not in the VM model
+    (core/vmspec.py): `validate` reads every file's hostDisk paths, and a warm run after an
+    edit should not import the model's typed parts for one list (issue 13)."""
+    volumes = template_spec.get("volumes")
+    out: list[tuple[str, JSONPath]] = []
+    for i, vol in enumerate(volumes if isinstance(volumes, list) else ()):
+        path = get_path(vol, ("hostDisk", "path"))
+        if isinstance(path, str):
+            out.append((path, (*TEMPLATE_PATH, "volumes", i, "hostDisk", "path")))
     return tuple(out)
 
 

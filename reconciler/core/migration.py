@@ -21,7 +21,9 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.model import JSON, Issue, JSONPath, VirtsyncError, format_path
-from reconciler.core.quantity import parse_quantity
+
+# core.quantity (and fractions) only where a quantity is read: `validate` reads every VM's
+# annotations, and few name a migration bandwidth (issue 13: a warm run after an edit).
 
 POLICY_ANNOTATION_PREFIX = "migration.virtsync.io/"
 CONDITION_TYPE = "LiveMigratable"
@@ -102,6 +104,8 @@ class MigrationPolicy:
     def bandwidth_bytes(self) -> int | None:
         if self.bandwidth_per_migration is None:
             return None
+        from reconciler.core.quantity import parse_quantity
+
         value = parse_quantity(self.bandwidth_per_migration)
         return int(value) if value is not None else None
 
@@ -138,6 +142,8 @@ def _value(raw: JSON, kind: str, *, text: bool) -> Any:
         if isinstance(number, bool) or not isinstance(number, int) or number < 1:
             raise ValueError("expected a positive integer")
         return number
+    from reconciler.core.quantity import parse_quantity
+
     amount = None if isinstance(raw, bool) or not isinstance(raw, str | int) \
         else parse_quantity(str(raw))
     if amount is None or amount <= 0:

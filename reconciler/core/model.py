@@ -20,6 +20,8 @@ from reconciler.core.errors import VirtsyncError as VirtsyncError
 JSON: TypeAlias = Any
 # A path into a document: mapping keys (str) and list indexes (int).
 JSONPath: TypeAlias = tuple[str | int, ...]
+# Where a VirtualMachine's instance spec (domain, volumes, networks...) is.
+TEMPLATE_PATH: tuple[str, ...] = ("spec", "template", "spec")
 
 
 def get_path(doc: JSON, path: tuple[str, ...]) -> JSON:
@@ -31,6 +33,12 @@ def get_path(doc: JSON, path: tuple[str, ...]) -> JSON:
             return None
         doc = doc.get(part)
     return doc
+
+
+def template_spec_of(body: Mapping[str, JSON]) -> Mapping[str, JSON]:
+    """A VirtualMachine body's spec.template.spec, {} when absent or not a mapping."""
+    tspec = get_path(body, TEMPLATE_PATH)
+    return tspec if isinstance(tspec, Mapping) else {}
 
 DEFAULT_NAMESPACE = "default"
 

@@ -25,12 +25,20 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from reconciler.core.model import JSON, JSONPath, Manifest, VirtsyncError, format_path
+from reconciler.core.hostdisk import vm_host_disks
+from reconciler.core.model import (
+    JSON,
+    JSONPath,
+    Manifest,
+    VirtsyncError,
+    format_path,
+    template_spec_of,
+)
+from reconciler.core.model import TEMPLATE_PATH as TEMPLATE_PATH
 from reconciler.core.power import RunStrategy, run_strategy
 from reconciler.core.quantity import byte_size
 
 DOMAIN_PATH: JSONPath = ("spec", "template", "spec", "domain")
-TEMPLATE_PATH: tuple[str, ...] = ("spec", "template", "spec")
 # KubeVirt's default when terminationGracePeriodSeconds is not set.
 DEFAULT_GRACE_SECONDS = 180
 
@@ -263,8 +271,7 @@ class VmSpec:
     @cached_property  # every other planner part starts here
     def template_spec(self) -> Mapping[str, JSON]:
         """spec.template.spec, {} when absent."""
-        tspec = _lenient(self.body, *TEMPLATE_PATH)
-        return tspec if isinstance(tspec, Mapping) else {}
+        return template_spec_of(self.body)
 
     def reference(self, kind_field: str) -> JSON:
         """spec.instancetype or spec.preference as written; None when absent."""
@@ -314,13 +321,7 @@ class VmSpec:
     @property
     def host_disks(self) -> tuple[tuple[str, JSONPath], ...]:
         """(path, where it is written) of every hostDisk volume."""
-        volumes = self.template_spec.get("volumes")
-        out: list[tuple[str, JSONPath]] = []
-        for i, vol in enumerate(volumes if isinstance(volumes, list) else ()):
-            path = _lenient(vol, "hostDisk", "path")
-            if isinstance(path, str):
-                out.append((path, (*TEMPLATE_PATH, "volumes", i, "hostDisk", "path")))
-        return tuple(out)
+        return vm_host_disks(self.template_spec)
 
     @property
     def host_disk_paths(self) -> tuple[str, ...]:

@@ -37,7 +37,8 @@ from reconciler.tree.walk import IGNORE_FILE, Entry, Unreadable, display_path, u
 CACHED_CODE = ("tree.yamlsafe", "tree.loader", "tree.positions", "check.schema",
                "check.semantic", "check.metanames", "core.model", "core.sensitive",
                "tree.cache", "core.hostdisk", "check.incremental", "tree.settled",
-               "tree.walk")
+               "tree.walk", "tree.yamlbuild", "core.migration", "core.quantity",
+               "core.errors")
 ROOT = __name__.rsplit(".", 2)[0]  # reconciler, or virtsync.reconciler
 DB_NAME = "validate.sqlite3"  # the cache database, in state_dir()/cache (tree/cache.py)
 
@@ -168,6 +169,7 @@ def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
     decides, and names what is not plain)."""
     since_ns = time.time_ns()  # before the walk: a file changed later has a newer mtime
     found: dict[str, tuple[str, str, Stat]] = {}
+    file = Entry.FILE  # once, not per file (an enum member's lookup is slow)
     for given in paths:
         if not utf8(given):
             return None
@@ -176,11 +178,12 @@ def plain_walk(paths: Sequence[str]) -> PlainWalk | None:
             return None
         try:
             for what, shown, entry in walk(str(top.resolve()), display_path(top), None):
-                if what is not Entry.FILE:
+                if what is not file:
                     return None
-                st = entry.stat(follow_symlinks=False)
-                found.setdefault(entry.path, (shown, entry.path,
-                                              (st.st_mtime_ns, st.st_size, st.st_ino)))
+                real = entry.path
+                if real not in found:  # a folder named twice (or inside another)
+                    st = entry.stat(follow_symlinks=False)
+                    found[real] = (shown, real, (st.st_mtime_ns, st.st_size, st.st_ino))
         except (Unreadable, OSError):
             return None
     return PlainWalk(sorted(found.values(), key=lambda f: f[0]), since_ns)

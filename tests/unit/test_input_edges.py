@@ -196,6 +196,19 @@ def test_non_utf8_file_and_folder_names_are_refused_and_named(
     assert "internal error" not in capsys.readouterr().err
 
 
+def test_non_ascii_utf8_names_are_specs_like_any_other(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The walk asks only a non-ASCII name whether it is UTF-8 (issue 13): such a name that
+    # is valid UTF-8 is a spec like any other, in the full, the cached and the plain walk.
+    root = tmp_path / "t"
+    put(root / "vm-é.yaml", vm("e"))
+    put(root / "dossier-ü" / "虚拟机.yaml", vm("u"))
+    assert validate(capsys, root) == (0, set())
+    for _ in range(2):  # cold cache, then the plain walk's warm path
+        assert main(["validate", str(root)]) == 0
+        assert "2 objects in 2 files: valid" in capsys.readouterr().err
+
+
 def test_folder_link_leaving_the_root_is_refused_and_named(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     outside = tmp_path / "outside"

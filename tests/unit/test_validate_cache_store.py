@@ -9,6 +9,8 @@ import multiprocessing
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -181,6 +183,59 @@ def test_rule_code_change_rechecks_every_file(tree: Path, parses: list[str],
         assert len(parses) == 4
     finally:
         validate_mod.cache_namespace.cache_clear()
+
+
+# Loaded by the per-file checks but no part of a result: the packages, the state dir's
+# location, the digest that makes the namespace (core.digest, where it exists).
+# (reconciler's own __init__ holds the version, which the namespace names.)
+NOT_RESULT_CODE = {"", "check", "core", "tree", "core.statedir", "core.digest"}
+EVERY_BRANCH = """\
+apiVersion: kubevirt.io/v1
+kind: VirtualMachine
+metadata:
+  name: a
+  annotations:
+    migration.virtsync.io/bandwidthPerMigration: 64Mi
+spec:
+  runStrategy: Halted
+  template:
+    spec:
+      domain:
+        memory: {guest: 64Mi}
+        devices: {disks: [{name: d, disk: {bus: virtio}}]}
+      volumes: [{name: d, hostDisk: {path: /srv/d.img, type: Disk}}]
+---
+apiVersion: virtsync.io/v1alpha1
+kind: Cluster
+metadata: {name: c}
+spec:
+  nodes: [{name: n, uri: "test:///default", storageDir: /s, imageDir: /i, hostDiskDir: /s}]
+---
+apiVersion: cdi.kubevirt.io/v1beta1
+kind: DataVolume
+metadata: {name: &x dv, labels: {a: *x}}
+spec: {source: {blank: {}}, storage: {resources: {requests: {storage: 1Gi}}}}
+---
+kind: Unknown
+"""
+CHECK_IT = """
+import sys
+from reconciler.check.validate import check_bytes
+from reconciler.tree.settled import CACHED_CODE, ROOT
+assert check_bytes(sys.stdin.buffer.read(), "x.yaml").result.findings  # overlap, kind
+loaded = {m[len(ROOT) + 1:] for m in sys.modules if m == ROOT or m.startswith(ROOT + ".")}
+print(",".join(sorted(loaded - set(CACHED_CODE) - {"check.validate"})))
+"""
+
+
+def test_every_module_a_result_depends_on_is_in_the_namespace() -> None:
+    """A cached result is reused only while the code that made it is the same (a changed
+    rule re-checks every file): every module the per-file checks load, on a file that
+    takes every branch they have (a migration annotation, a hostDisk, a Cluster, a
+    DataVolume, YAML anchors, an unknown kind), is digested in the namespace."""
+    done = subprocess.run([sys.executable, "-c", CHECK_IT], input=EVERY_BRANCH.encode(),
+                          capture_output=True, timeout=120, check=True)
+    assert set(filter(None, done.stdout.decode().strip().split(","))) <= NOT_RESULT_CODE
 
 
 def test_locked_database_is_not_fatal(tree: Path, parses: list[str], tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -318,3 +320,34 @@ def test_a_damaged_cache_is_never_fatal(
                                                      else "edited")
     (tree / "sub" / "vm-05.yaml").write_text(vm("vm-05", 5, mac=1))
     assert first_warm(capsys, tree, paths_taken) == "edited"
+
+
+# What a one-file edit must not load (issue 13: every module is start-up paid by the warm
+# run): the VM model's typed parts (core.vmspec, with core.power), quantities (fractions),
+# ruamel's round-trip parser (only a finding's position needs it).
+EDIT_NEVER = ("reconciler.core.vmspec", "reconciler.core.power", "reconciler.core.quantity",
+              "fractions", "ruamel.yaml", "reconciler.tree.positions")
+PROBE = f"""
+import sys
+from reconciler.cli import main
+print("CODE", main(sys.argv[1:]))
+print("LOADED", ",".join(m for m in {EDIT_NEVER!r} + ("reconciler.check.schema",)
+                         if m in sys.modules))
+"""
+
+
+def test_an_edit_is_checked_without_the_vm_model(tree: Path, tmp_path: Path) -> None:
+    """The edited file is checked (the schema is loaded) and found valid, in a process
+    that loaded none of EDIT_NEVER: a VM's hostDisk paths are read without the VM model,
+    a migration annotation's quantity only when one is written."""
+    env = dict(os.environ, VIRTSYNC_STATE_DIR=str(tmp_path / "state"))
+
+    def probe() -> tuple[str, str]:
+        done = subprocess.run([sys.executable, "-c", PROBE, "validate", str(tree)],
+                              capture_output=True, text=True, env=env, timeout=120)
+        lines = dict(ln.split(" ", 1) for ln in done.stdout.splitlines() if " " in ln)
+        return lines.get("CODE", done.stderr), lines.get("LOADED", "")
+
+    assert probe()[0] == "0"
+    (tree / "sub" / "vm-05.yaml").write_text(vm("vm-05", 5) + "  # edited\n")
+    assert probe() == ("0", "reconciler.check.schema")
