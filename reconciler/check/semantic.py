@@ -58,7 +58,9 @@ CLAIM_RULES: Mapping[str, str] = {
 
 def _get(node: Any, *keys: str | int) -> Any:
     for key in keys:
-        if not isinstance(node, Mapping):
+        # A parsed document's mappings are dicts: the exact-type test first spares the
+        # ABC's isinstance (~0.3 µs, ~100 per VM; issue 13), with the same answer.
+        if node.__class__ is not dict and not isinstance(node, Mapping):
             return None
         node = node.get(key)
     return node
@@ -69,7 +71,7 @@ def _items(node: Any) -> list[Any]:
 
 
 def _map(node: Any) -> Mapping[str, Any]:
-    return node if isinstance(node, Mapping) else {}
+    return node if node.__class__ is dict or isinstance(node, Mapping) else {}
 
 
 def _is_vm(m: Manifest) -> bool:

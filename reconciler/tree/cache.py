@@ -754,8 +754,17 @@ class ValidationCache:
             db.execute(f"DELETE FROM {table} WHERE sha256 NOT IN (SELECT sha256 FROM files)")
 
     def reader_args(self) -> tuple[Path, str] | None:
-        """What a worker process needs to open its own reader (None: no cache)."""
-        return (self.path, self.namespace) if self._db is not None else None
+        """What a worker process needs to open its own reader (None: no cache, or no
+        result stored for this namespace: a cold run's workers would only miss, one
+        query per file; issue 13)."""
+        if self._db is None:
+            return None
+        try:
+            stored = self._db.execute("SELECT 1 FROM results WHERE namespace=? LIMIT 1",
+                                      (self.namespace,)).fetchone()
+        except sqlite3.Error:
+            return None  # damaged or locked: a worker's lookups would miss as well
+        return (self.path, self.namespace) if stored is not None else None
 
     def close(self) -> None:
         if self._db is not None:

@@ -27,6 +27,7 @@ _SEQ = "tag:yaml.org,2002:seq"
 # Scalar tags built by the loader's registered constructors (bool, int, float: they
 # parse the value); a tag outside this set is left to the loader.
 _SCALARS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_SCALAR_NODE = yaml.ScalarNode  # one global lookup per node, not a global and an attribute
 
 
 class Unusual(Exception):
@@ -99,6 +100,13 @@ class _Walk:
                 name = key_node.value
                 if name in data:
                     raise Unusual("duplicate key")
+                if value_node.__class__ is _SCALAR_NODE and value_node.tag == _STR:
+                    # Most values are plain strings: what value() returns for them,
+                    # (value, 1, 0), without a call per scalar (issue 13: cold CPU).
+                    data[name] = value_node.value
+                    visits += 1
+                    scalars += 1
+                    continue
                 data[name], v, h = self.value(value_node)
                 visits += v
                 height = max(height, h)
@@ -106,6 +114,11 @@ class _Walk:
         elif cls is yaml.SequenceNode and tag == _SEQ:
             data = []
             for item in n.value:
+                if item.__class__ is _SCALAR_NODE and item.tag == _STR:
+                    data.append(item.value)  # as in the mapping loop above
+                    visits += 1
+                    scalars += 1
+                    continue
                 d, v, h = self.value(item)
                 data.append(d)
                 visits += v

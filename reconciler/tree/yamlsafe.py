@@ -79,9 +79,18 @@ class _Loader(yaml.CSafeLoader):
                 if len(self._resolved) < _RESOLVE_MEMO_SIZE:
                     self._resolved[value] = tag
             return tag
+        if not self.yaml_path_resolvers and (kind is not yaml.ScalarNode or not implicit[0]):
+            # The base class's answer without its call (a third of the calls, issue 13):
+            # with no path resolvers, a collection or a quoted scalar gets its kind's tag.
+            return _DEFAULT_TAGS.get(kind)
         return super().resolve(kind, value, implicit)  # type: ignore[no-untyped-call]
 
 
+_DEFAULT_TAGS = {
+    yaml.ScalarNode: yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG,
+    yaml.SequenceNode: yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
+    yaml.MappingNode: yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+}
 _RESOLVE_MEMO_LENGTH = 64
 _RESOLVE_MEMO_SIZE = 50_000
 

@@ -193,3 +193,35 @@ def test_a_built_document_is_freed_without_the_collector() -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def _all_tags(loader: type[Any], text: str) -> list[tuple[str, str]] | str:
+    """Every node's kind and tag, collections included (or the error composing gives)."""
+    try:
+        docs = list(yaml.compose_all(text, Loader=loader))
+    except yaml.YAMLError as exc:
+        return str(exc)
+    out, stack = [], [d for d in docs if d is not None]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        out.append((type(node).__name__, node.tag))
+        if id(node) in seen:
+            continue  # an alias: its node once (the bombs below would not fit in memory)
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return out
+
+
+def test_every_node_gets_the_resolvers_tag() -> None:
+    """The loader's resolver answers collections and quoted scalars itself (issue 13):
+    every node, in every hand-picked text and seed, gets the tag the base resolver
+    gives (plain, quoted, explicit tags, empty and flow collections)."""
+    long_int, long_float = "1" * 70, "2." + "5" * 70  # past the memo's length: resolved afresh
+    texts = [*CASES, *SEEDS, "a: []\nb: {}\nc: ''\nd: \"\"\ne:\n- - x\n- {f: [g]}\n",
+             f"a: {long_int}\nb: '{long_int}'\nc: [{long_float}, \"{long_float}\"]\n"]
+    for text in texts:
+        assert _all_tags(yamlsafe._Loader, text) == _all_tags(_Unremembered, text), text

@@ -115,3 +115,24 @@ def test_parallel_and_serial_agree(tree: Path) -> None:
     parallel = validate_paths([str(tree)], use_cache=False, workers=2)
     assert serial.findings == parallel.findings and serial.objects == parallel.objects
     assert not serial.valid
+
+
+def test_workers_answer_touched_files_from_the_cache(
+        tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files whose stat moved but whose bytes did not are looked up by the worker
+    processes, not checked again. (A cold cache gives the workers no reader at all:
+    issue 13; that shortcut must not reach a cache that has the results.)"""
+    import os
+
+    for i in range(100):
+        (tree / f"x{i:03d}.yaml").write_text(VM.format(name=f"x{i:03d}"))
+    first = validate_paths([str(tree)], workers=2)
+    for f in tree.iterdir():
+        os.utime(f, ns=(f.stat().st_atime_ns, f.stat().st_mtime_ns + 5_000_000_000))
+
+    def refuse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a file with cached content was checked again")
+
+    monkeypatch.setattr(validate_mod, "check_bytes", refuse)  # inherited by the fork
+    second = validate_paths([str(tree)], workers=2)
+    assert second.objects == first.objects and second.findings == first.findings
