@@ -151,6 +151,9 @@ class IdentityStore:
         self.root = self.storage_dir / STORE_DIRNAME
         self._lock = FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_SECONDS)
         self._cache: dict[Path, tuple[tuple[int, int, int], Identity]] = {}
+        # key → its record's path, checked once (issue 13: joining and checking it took
+        # a third of a new VM's allocation, which looks it up four times or more)
+        self._paths: dict[ObjectKey, Path] = {}
         # MAC → owner ("ns/name") of every record, valid while the store's generation file
         # still holds `_index_gen`: every write bumps it, so a write by another process
         # (or another IdentityStore object) is noticed and the index rebuilt. Without
@@ -168,10 +171,14 @@ class IdentityStore:
     # -- reading ---------------------------------------------------------------
 
     def record_path(self, key: ObjectKey) -> Path:
+        known = self._paths.get(key)
+        if known is not None:
+            return known
         for part, what in ((key.namespace, "namespace"), (key.name, "name")):
             if not _NAME.match(part) or len(part) > 253:
                 raise VirtsyncError(f"{key}: {what} {part!r} is not a valid object name")
-        return self.root / key.namespace / f"{key.name}.json"
+        path = self._paths[key] = self.root / key.namespace / f"{key.name}.json"
+        return path
 
     def get(self, key: ObjectKey) -> Identity | None:
         """The stored identity, or None when the VM has none yet."""
@@ -304,9 +311,10 @@ class IdentityStore:
             # Fast path: nothing to allocate and every pin agrees, so no other VM's
             # record has to be read (pins equal to stored values were checked when
             # they were first stored).
-            ident, conflicts = _merge(key, vm, stored, {}, reserved_macs, force=force)
-            if stored is not None and ident == stored and not conflicts:
-                return stored
+            if stored is not None:  # (a new VM has nothing stored to agree with)
+                ident, conflicts = _merge(key, vm, stored, {}, reserved_macs, force=force)
+                if ident == stored and not conflicts:
+                    return stored
             others = self._macs_of_others(key)
             ident, conflicts = _merge(key, vm, stored, others, reserved_macs, force=force)
             if conflicts:

@@ -79,3 +79,15 @@ def test_a_batch_then_each_define_reads_the_same_identities(tmp_path: Path) -> N
         store._read = counting  # type: ignore[method-assign]
     assert {k: node.ensure(k, s) for k, s in wanted} == first
     assert reads == []
+
+
+def test_record_paths_follow_the_whole_key_and_bad_names_stay_refused(tmp_path: Path) -> None:
+    store = IdentityStore(tmp_path)
+    a, b = ObjectKey("VirtualMachine", "team", "web"), ObjectKey("VirtualMachine", "ops", "web")
+    assert store.ensure(a, _spec()) != store.ensure(b, _spec())
+    assert store.record_path(b) == tmp_path / ".virtsync-identity" / "ops" / "web.json"
+    assert store.get(a) != store.get(b)
+    bad = ObjectKey("VirtualMachine", "team", "../web")
+    for _ in range(2):  # refused every time, not remembered
+        with pytest.raises(VirtsyncError, match="not a valid object name"):
+            store.record_path(bad)
