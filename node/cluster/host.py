@@ -547,7 +547,7 @@ class NodeHost:
         if not runtime.created:
             runtime = replace(runtime, created=self.clock())
         decorate(element, applied_element(vm.body, effective), runtime)
-        return to_xml(element)
+        return to_xml(element, owned=True)  # built here, dropped after
 
     def start(self, dom: Any) -> None:
         """Start the domain (no-op when running) once no running domain holds its disks."""
