@@ -106,17 +106,19 @@ class DefinitionMemo:
         self._seen: dict[str, tuple[bytes, Read]] | None = None
 
     def read(self, name: str, xml: str,
-             needs: Callable[[OwnerMetadata | None], bool]) -> Read:
+             needs: Callable[[OwnerMetadata | None], bool],
+             root: etree._Element | None = None) -> Read:
         """The owner marker of `xml` and, when `needs` says so for that marker, the rest
         of the definition; the earlier read when the domain's text is unchanged. Raises
-        what parsing raises (nothing is remembered then)."""
+        what parsing raises (nothing is remembered then). `root`: `xml` already parsed
+        by the caller (parse_root), used instead of parsing it again."""
         digest = hashlib.blake2b(xml.encode(), digest_size=20).digest()
         known = self._by_name.get(name)
         if known is not None and known[0] == digest and (
                 known[1][1] is not None or not needs(known[1][0])):
             read = known[1]
         else:
-            root = parse_root(xml)
+            root = parse_root(xml) if root is None else root
             owner, marked = read_owner(root)
             read = (owner, read_definition(root, marked) if needs(owner) else None)
         entry = (digest, read)

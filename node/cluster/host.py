@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import libvirt
+from lxml import etree
 
 from node.cluster.config import NodeConfig, node_facts
 from node.cluster.definitions import Definition, DefinitionMemo, parse_root
@@ -160,6 +161,14 @@ def _statuses(conn: Any) -> list[tuple[Any, Status]]:
             for dom, s in stats]
 
 
+def _parsed(xml: str) -> Any:
+    """parse_root, failing as parse_owner_metadata does on XML that is not well-formed."""
+    try:
+        return parse_root(xml)
+    except etree.XMLSyntaxError as exc:
+        raise VirtsyncError(f"domain XML is not well-formed: {exc}") from exc
+
+
 def _read_record(dom: Any, owner: OwnerMetadata, definition: Definition,
                  status: Status | None = None) -> DomainRecord:
     state, reason, active = status if status is not None else _status(dom)
@@ -244,6 +253,7 @@ class NodeHost:
         # Each domain's last definition text, parsed (a watch's resync reparses only
         # what changed; node.cluster.definitions).
         self._definitions = DefinitionMemo()
+        self._looked_up: dict[str, tuple[str, Any]] = {}  # the last lookup's (text, parse)
         self._disk_memo: dict[ObjectKey, tuple[Mapping[str, JSON], Mapping[str, str],
                                                _DiskRefs]] = {}
         # The disk files a batch of creates started making ahead (node.storage.staging).
@@ -385,7 +395,11 @@ class NodeHost:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
             raise NodeError(f"{self.where()}: looking up {name}: {exc}") from exc
-        owner = parse_owner_metadata(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        xml = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        root = _parsed(xml)
+        owner = parse_owner_metadata(root)
+        # record() of this same text (observe_keys: right after) parses it no more
+        self._looked_up = {name: (xml, root)}
         if owner is None or not owner.is_ours or owner.key != ObjectKey(
             VM_KIND, key.namespace, key.name
         ):
@@ -411,8 +425,11 @@ class NodeHost:
             and _named_for(domain, owner)
 
     def record(self, dom: Any) -> DomainRecord:
+        name, xml = dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        parsed = self._looked_up.pop(name, None)
         owner, definition = self._definitions.read(
-            dom.name(), dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE), lambda o: o is not None)
+            name, xml, lambda o: o is not None,
+            parsed[1] if parsed is not None and parsed[0] == xml else None)
         assert owner is not None and definition is not None  # lookup() checked it
         return _read_record(dom, owner, definition)
 
@@ -546,7 +563,7 @@ class NodeHost:
         if not runtime.created:
             runtime = replace(runtime, created=self.clock())
         decorate(element, applied_element(vm.body, effective), runtime)
-        return to_xml(element)
+        return to_xml(element, owned=True)  # built here, dropped after
 
     def start(self, dom: Any) -> None:
         """Start the domain (no-op when running) once no running domain holds its disks."""

@@ -30,10 +30,11 @@ def child(parent: etree._Element, tag: str) -> etree._Element:
     return found if found is not None else etree.SubElement(parent, tag)
 
 
-def to_xml(element: etree._Element) -> str:
+def to_xml(element: etree._Element, *, owned: bool = False) -> str:
     """Stable, indented serialization (two spaces, trailing newline); `element` is
-    left untouched."""
-    copy = copy_element(element)
+    left untouched, unless the caller `owned` it and drops it after: then it is indented
+    in place, the same text without a copy (issue 13: a define per VM at start-up)."""
+    copy = element if owned else copy_element(element)
     etree.indent(copy, space="  ")
     return etree.tostring(copy, encoding="unicode") + "\n"
 

@@ -151,6 +151,9 @@ class IdentityStore:
         self.root = self.storage_dir / STORE_DIRNAME
         self._lock = FileLock(str(self.root / ".lock"), timeout=LOCK_TIMEOUT_SECONDS)
         self._cache: dict[Path, tuple[tuple[int, int, int], Identity]] = {}
+        # key → its record's path, checked once (issue 13: joining and checking it took
+        # a third of a new VM's allocation, which looks it up four times or more)
+        self._paths: dict[ObjectKey, Path] = {}
         # MAC → owner ("ns/name") of every record, valid while the store's generation file
         # still holds `_index_gen`: every write bumps it, so a write by another process
         # (or another IdentityStore object) is noticed and the index rebuilt. Without
@@ -168,14 +171,18 @@ class IdentityStore:
     # -- reading ---------------------------------------------------------------
 
     def record_path(self, key: ObjectKey) -> Path:
+        known = self._paths.get(key)
+        if known is not None:
+            return known
         for part, what in ((key.namespace, "namespace"), (key.name, "name")):
             if not _NAME.match(part) or len(part) > 253:
                 raise VirtsyncError(f"{key}: {what} {part!r} is not a valid object name")
-        return self.root / key.namespace / f"{key.name}.json"
+        path = self._paths[key] = self.root / key.namespace / f"{key.name}.json"
+        return path
 
     def get(self, key: ObjectKey) -> Identity | None:
         """The stored identity, or None when the VM has none yet."""
-        return self._read(self.record_path(key))
+        return self._load(self.record_path(key))
 
     def items(self) -> Iterator[tuple[ObjectKey, Identity]]:
         """Every readable stored identity, sorted by namespace and name (corrupt records
@@ -208,6 +215,23 @@ class IdentityStore:
         if ident is not None:
             self._cache[path] = (stamp, ident)
         return ident
+
+    def _load(self, path: Path) -> Identity | None:
+        """The record at `path`: a write pending in this transaction, else `_read_cached`
+        (issue 13: a 10,000-VM start-up read and parsed each new record three more times
+        between writing it and defining its domain)."""
+        if self._pending is not None and path in self._pending:
+            return self._pending[path][0]
+        return self._read_cached(path)
+
+    def _remember(self, path: Path, ident: Identity) -> None:
+        """After writing `ident` to `path` under the lock: what reading it back would give,
+        kept under the file's new stamp (the next read of that file is a stat)."""
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return
+        self._cache[path] = ((st.st_ino, st.st_size, st.st_mtime_ns), ident)
 
     def _read(self, path: Path) -> Identity | None:
         if self._pending is not None and path in self._pending:
@@ -264,6 +288,8 @@ class IdentityStore:
             if pending:
                 write_atomic_many([(path, _record_bytes(ident), durable)
                                    for path, (ident, durable) in pending.items()])
+                for path, (ident, _durable) in pending.items():
+                    self._remember(path, ident)
                 self._index_gen = self._new_generation()
 
     def ensure(
@@ -281,13 +307,14 @@ class IdentityStore:
         """
         path = self.record_path(key)
         with self.locked():
-            stored = self._read(path)
+            stored = self._load(path)
             # Fast path: nothing to allocate and every pin agrees, so no other VM's
             # record has to be read (pins equal to stored values were checked when
             # they were first stored).
-            ident, conflicts = _merge(key, vm, stored, {}, reserved_macs, force=force)
-            if stored is not None and ident == stored and not conflicts:
-                return stored
+            if stored is not None:  # (a new VM has nothing stored to agree with)
+                ident, conflicts = _merge(key, vm, stored, {}, reserved_macs, force=force)
+                if ident == stored and not conflicts:
+                    return stored
             others = self._macs_of_others(key)
             ident, conflicts = _merge(key, vm, stored, others, reserved_macs, force=force)
             if conflicts:
@@ -431,6 +458,7 @@ class IdentityStore:
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, _record_bytes(ident), durable_dir=durable_dir)
+            self._remember(path, ident)
         self._bump(f"{path.parent.name}/{path.stem}", ident.macs.values())
 
 

@@ -72,6 +72,9 @@ def build_parser(only: str | None = None, *, summary: bool = False) -> argparse.
     return parser
 
 
+GC_THRESHOLD = (100_000, 20, 10)  # the collector's thresholds in a virtsync process
+
+
 def process_main() -> int:
     """The process's entry point (the console script, `python -m`): `main` with the
     garbage collector kept out of start-up. Importing a command makes only objects that
@@ -82,7 +85,7 @@ def process_main() -> int:
     with the default threshold (700) the collector rescanned them all a dozen times,
     ~4 s of a host-mode plan (issue 13); garbage cycles are rare here."""
     gc.disable()
-    gc.set_threshold(100_000, 20, 10)
+    gc.set_threshold(*GC_THRESHOLD)
     return main(settle_gc=True)
 
 

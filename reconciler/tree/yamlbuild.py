@@ -15,6 +15,7 @@ Aliases stay shared objects, as with PyYAML: the alias budget counts them by ide
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -24,6 +25,10 @@ _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+# Keys and string values up to this long are interned: 10,000 manifests repeat the same
+# few dozen keys and enum-like values, and a long-lived watch keeps every one (issue 13:
+# ~47 MiB of 10,000 VMs' bodies); a worker's results then pickle each once per chunk.
+_SHORT = 40
 # Scalar tags built by the loader's registered constructors (bool, int, float: they
 # parse the value); a tag outside this set is left to the loader.
 _SCALARS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
@@ -77,7 +82,8 @@ class _Walk:
         cls = n.__class__
         if cls is yaml.ScalarNode:
             if tag == _STR:
-                return n.value, 1, 0
+                text = n.value
+                return (sys.intern(text) if len(text) <= _SHORT else text), 1, 0
             if tag == _NULL:
                 return None, 1, 0
             make = self.scalar.get(tag)
@@ -97,7 +103,7 @@ class _Walk:
             for key_node, value_node in n.value:
                 if key_node.__class__ is not yaml.ScalarNode or key_node.tag != _STR:
                     raise Unusual("key")
-                name = key_node.value
+                name = sys.intern(key_node.value)
                 if name in data:
                     raise Unusual("duplicate key")
                 if value_node.__class__ is _SCALAR_NODE and value_node.tag == _STR:

@@ -311,3 +311,21 @@ def test_broken_owner_marker_fails_observe(be: LibvirtBackend, conn) -> None:
                                "<virtsync:generation>x</virtsync:generation>"))
     with pytest.raises(BackendError, match="generation"):
         be.observe()
+
+
+def test_a_record_after_a_lookup_reads_a_definition_changed_in_between(
+        be: LibvirtBackend, conn) -> None:
+    """record() reuses lookup()'s parse only for the very same text (issue 13): a domain
+    redefined between the two is read as it is now."""
+    be.create(manifest(vm_body(cores=2, run_strategy="Halted")), revision="r", refs={})
+    host = be.hosts["n1"]
+    dom = host.lookup(KEY)
+    assert dom is not None
+    assert host.record(dom).facts.cores == 2  # the lookup's parse, same text
+    dom = host.lookup(KEY)
+    root = etree.fromstring(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    root.find("cpu/topology").set("cores", "3")
+    root.find("vcpu").text = "3"
+    conn.defineXML(etree.tostring(root).decode())
+    assert host.record(dom).facts.cores == 3
+    assert obj(be).body["spec"]["template"]["spec"]["domain"]["cpu"]["cores"] == 3

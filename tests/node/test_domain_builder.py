@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
-from domain_cases import FULL, MINIMAL, ROOT
+from domain_cases import CASES, FULL, MINIMAL, ROOT
 from lxml import etree
 
 from node.domain.builder import build_domain, build_from_inputs, to_xml
@@ -13,6 +14,8 @@ from node.domain.configure.disks import target_names, target_suffix
 from node.domain.model import ResolvedInterface, UserNet
 from node.domain.naming import domain_name, parse_domain_name
 from node.identity.metadata import OwnerMetadata
+from node.identity.records import Effective, applied_element, decorate
+from node.lifecycle.status import RuntimeRecord
 from reconciler.core.model import VirtsyncError
 
 
@@ -106,3 +109,22 @@ def test_xml_special_characters_are_escaped_not_injected() -> None:
     el = build_from_inputs(dataclasses.replace(MINIMAL, disks=(nasty,)).inputs())
     reparsed = etree.fromstring(to_xml(el).encode())
     assert reparsed.find("devices/disk/source").get("file") == "/s/a'b\"<c>&.qcow2"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_an_owned_element_serializes_as_a_copy_does(case: Any) -> None:
+    """render() indents its own element in place instead of a copy (issue 13): the same
+    text, with the applied and runtime records and their namespaces, as to_xml of the
+    untouched element."""
+    def built() -> etree._Element:
+        el = build_from_inputs(case.inputs())
+        effective = Effective(sockets=1, cores=2, threads=1, memory_kib=65536,
+                              macs={"default": "02:00:00:00:00:01"})
+        body = {"kind": "VirtualMachine", "metadata": {"name": "web & <co>"},
+                "spec": {"userData": "#cloud-config\npassword: x\n"}}
+        decorate(el, applied_element(body, effective), RuntimeRecord(created=1.5))
+        return el
+    el = built()
+    copied = to_xml(el)
+    assert el.text is None  # untouched: not indented in place
+    assert to_xml(built(), owned=True) == copied
