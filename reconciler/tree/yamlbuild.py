@@ -109,7 +109,8 @@ class _Walk:
                 if value_node.__class__ is _SCALAR_NODE and value_node.tag == _STR:
                     # Most values are plain strings: what value() returns for them,
                     # (value, 1, 0), without a call per scalar (issue 13: cold CPU).
-                    data[name] = value_node.value
+                    text = value_node.value
+                    data[name] = sys.intern(text) if len(text) <= _SHORT else text
                     visits += 1
                     scalars += 1
                     continue
@@ -121,7 +122,8 @@ class _Walk:
             data = []
             for item in n.value:
                 if item.__class__ is _SCALAR_NODE and item.tag == _STR:
-                    data.append(item.value)  # as in the mapping loop above
+                    text = item.value  # as in the mapping loop above
+                    data.append(sys.intern(text) if len(text) <= _SHORT else text)
                     visits += 1
                     scalars += 1
                     continue
