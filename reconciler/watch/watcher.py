@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.backends.base import Backend, InventoryKeeper, NodeAgent, Observation
-from reconciler.core import collector, signals
+from reconciler.core import signals
 from reconciler.core.model import ApplyWord, Manifest, ObjectKey, VirtsyncError
 from reconciler.execute.apply import ApplyOptions, Outcome, Refusal
 from reconciler.execute.cycle import (
@@ -202,10 +202,6 @@ class Watcher:
     def startup(self, *, observe_files: bool = False) -> CycleReport:
         """Read the whole tree and reconcile everything. File events are watched from
         just after the read, so a save during a long first apply is not missed."""
-        with collector.paused():  # the bulk phase (reconciler.core.collector)
-            return self._startup(observe_files)
-
-    def _startup(self, observe_files: bool) -> CycleReport:
         start = self.clock()
         earlier = unfinished(self.state)
         for entry in earlier:
