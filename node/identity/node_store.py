@@ -143,6 +143,15 @@ class Conflict:
 GENERATION_FILE = ".generation"
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """A record file's (inode, size, mtime): a cached parse stands while it is unchanged."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class IdentityStore:
     """Identity records of all VMs on one node storage directory."""
 
@@ -203,11 +212,9 @@ class IdentityStore:
     def _read_cached(self, path: Path) -> Identity | None:
         """`_read`, reusing the parse while the file's inode, size and mtime are unchanged
         (allocation scans every record; a long-lived agent should not re-parse them)."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+        stamp = _stamp(path)
+        if stamp is None:
             return None
-        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
         hit = self._cache.get(path)
         if hit is not None and hit[0] == stamp:
             return hit[1]
@@ -227,11 +234,9 @@ class IdentityStore:
     def _remember(self, path: Path, ident: Identity) -> None:
         """After writing `ident` to `path` under the lock: what reading it back would give,
         kept under the file's new stamp (the next read of that file is a stat)."""
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return
-        self._cache[path] = ((st.st_ino, st.st_size, st.st_mtime_ns), ident)
+        stamp = _stamp(path)
+        if stamp is not None:
+            self._cache[path] = (stamp, ident)
 
     def _read(self, path: Path) -> Identity | None:
         if self._pending is not None and path in self._pending:

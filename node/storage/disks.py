@@ -194,9 +194,6 @@ def claim_sizes(vm: VmSpec, datavolumes: Iterable[Manifest] = ()) -> dict[str, i
 # ---------------------------------------------------------------- qemu-img
 
 
-_qemu_img = qemu_img
-
-
 def _create_atomically(target: Path, make: list[str], staged: Stager | None = None) -> None:
     """Run `qemu-img create ... TMP ...` into a temp name, then rename onto `target`.
     `make` holds the arguments with "{}" where the file name goes. With `staged`, a
@@ -270,7 +267,7 @@ def _prepare_claim(
             f"{wanted} bytes (shrinking destroys guest data)"
         )
     # qemu-img takes QEMU's write lock, so this fails instead of corrupting a running disk.
-    _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(wanted))
+    qemu_img("resize", "-q", "-f", "qcow2", str(path), str(wanted))
     return _Volume(path, "qcow2", "grown")
 
 
